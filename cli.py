@@ -1,0 +1,155 @@
+"""The ``isgame`` command: typed options and one library call per command.
+
+Library code raises :class:`scoring.errors.IsgameError`; only this module turns it into a
+one-line message on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from scoring.errors import IsgameError
+
+app = typer.Typer(
+    name="isgame",
+    help="Audit Inception Scores: score samples, game the score, probe what it cannot see.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+EXIT_USER_ERROR = 2
+
+
+class InputKind(str, Enum):
+    images = "images"
+    logits = "logits"
+    probs = "probs"
+
+
+ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help="Classifier: digits or digits-b.")]
+WeightsOption = Annotated[Path | None, typer.Option("--weights", help="Weights file (safetensors) replacing the shipped ones.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed for noise sources and the split shuffle.")]
+JsonOption = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to PATH, or to stdout with '-'.")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Report folder (default: outputs/<run-id>).")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def run_or_exit(call: Callable[[], T]) -> T:
+    """Run a library call; turn a user error into one line on stderr and exit code 2."""
+    try:
+        return call()
+    except IsgameError as error:
+        typer.echo(f"isgame: error: {error}", err=True)
+        raise typer.Exit(code=EXIT_USER_ERROR) from None
+
+
+def emit_json(payload: dict, destination: str | None) -> None:
+    """Write JSON to stdout ('-') or atomically to a file."""
+    if destination is None:
+        return
+    if destination == "-":
+        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        return
+    from scoring.atomic_io import write_json_atomic
+
+    run_or_exit(lambda: _write_json_file(Path(destination), payload, write_json_atomic))
+
+
+def _write_json_file(path: Path, payload: dict, writer) -> None:
+    from scoring.errors import InvalidInputError
+
+    if path.is_dir():
+        raise InvalidInputError(f"--json {path} is a folder; pass a file path such as {path / 'score.json'}")
+    try:
+        writer(path, payload)
+    except OSError as error:
+        raise InvalidInputError(f"cannot write --json {path} ({error.strerror}); choose a writable path") from None
+
+
+def console_for(json_destination: str | None) -> Console:
+    """Tables go to stdout, or to stderr when stdout carries JSON."""
+    from scoring.tables import make_console
+
+    return make_console(stderr=json_destination == "-")
+
+
+@app.command()
+def score(
+    source: Annotated[str, typer.Argument(help="Folder of images, .npy/.npz, digits:train|test or noise:uniform|gaussian.")],
+    classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
+    splits: Annotated[int, typer.Option("--splits", help="Number of contiguous splits for the classic IS.")] = 10,
+    shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) before splitting.")] = False,
+    seed: SeedOption = 0,
+    n: Annotated[int | None, typer.Option("--n", help="Number of samples (noise) or the first N of SOURCE.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per batch.")] = None,
+    input_kind: Annotated[InputKind, typer.Option("--input", help="What SOURCE holds.")] = InputKind.images,
+    json_out: JsonOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies."""
+    from scoring.commands import score_source
+
+    report = run_or_exit(lambda: score_source(
+        source, classifier_name=classifier, weights=weights, splits=splits, shuffle=shuffle, seed=seed, n=n,
+        batch_size=batch_size, input_kind=input_kind.value, progress=not quiet,
+    ))
+    from scoring.tables import score_table
+
+    console_for(json_out).print(score_table([report]))
+    emit_json(report.to_dict(), json_out)
+
+
+@app.command()
+def audit(
+    out: OutOption = None,
+    seed: SeedOption = 0,
+    json_out: JsonOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Run every score on the embedded digits default and write outputs/<run-id>/."""
+    from probes.audit import run_audit
+
+    report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet))
+    from scoring.tables import score_table
+
+    console = console_for(json_out)
+    console.print(score_table(report.scores, title="isgame audit: digits"))
+    console.print(f"report written to {report.out_dir} ({report.seconds:.1f} s)")
+    emit_json(report.to_dict(), json_out)
+
+
+@app.command("train-digits")
+def train_digits(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the safetensors weights.")],
+    seed: Annotated[int, typer.Option("--seed", help="Training seed: 0 reproduces digits, 1 digits-b.")] = 0,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 30,
+    json_out: JsonOption = None,
+) -> None:
+    """Retrain the embedded digits CNN from a seed (reproduces the shipped weights)."""
+    from scoring.classifiers.digits import save_digits_network, train_digits_cnn
+
+    result = run_or_exit(lambda: train_digits_cnn(seed, epochs=epochs))
+    run_or_exit(lambda: save_digits_network(result, out))
+    console_for(json_out).print(
+        f"seed {seed}: held-out accuracy {100 * result.held_out_accuracy:.2f}% after {epochs} epochs; weights in {out}"
+    )
+    emit_json({**result.to_dict(), "weights": str(out)}, json_out)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

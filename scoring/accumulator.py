@@ -1,0 +1,157 @@
+"""Streaming Inception Score: an accumulator with ``update`` / ``compute`` / ``reset``.
+
+The accumulator keeps float64 sufficient statistics, never the rows themselves:
+
+* per split s: the sum of p(y|x_i) over its rows (K,), the sum of
+  ``a_i = sum_k p_ik log p_ik`` (i.e. minus the conditional entropy) and the row count;
+* for the standard error of the mutual information: ``sum_i p_i p_i^T`` (K, K),
+  ``sum_i a_i p_i`` (K,) and ``sum_i a_i^2``. This is what the per-sample KL terms
+  ``KL_i = a_i - p_i . log p(y)`` need once the marginal p(y) is known at the end;
+* the histogram of top-1 classes (K,).
+
+Memory is O(K * splits + K^2) and flat in N (8 MiB for K = 1000), except that
+``shuffle=True`` stores one split id per row (4 bytes * N) for the seeded permutation.
+All statistics are sums, so accumulators on several processes combine with a sum.
+
+Split convention (the original improved-GAN code): with N rows and s splits, split i holds
+rows ``i*N//s`` to ``(i+1)*N//s - 1`` of the (optionally shuffled) order. With
+``shuffle=True`` the order is ``rows[numpy.random.default_rng(seed).permutation(N)]``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from scoring.entropy import negative_entropy_per_row, probabilities_and_log_probabilities
+from scoring.errors import InvalidInputError
+from scoring.score_result import InceptionScoreResult, statistics_to_result
+from scoring.validation import PredictionKind, check_splits
+
+
+class InceptionScoreAccumulator:
+    """Accumulate class predictions batch by batch and compute IS and mutual information.
+
+    Args:
+        num_classes: K, the number of classes (>= 2).
+        splits: number of contiguous splits for the classic IS (>= 1).
+        total: the number of rows that will be fed, N. Required when ``splits > 1`` or
+            ``shuffle=True``, because split boundaries are ``i*N//s``.
+        shuffle: assign rows to splits through a seeded permutation of 0..N-1.
+        seed: seed of that permutation.
+        kind: ``"logits"`` or ``"probs"``; what ``update`` receives.
+        track_stderr: keep the (K, K) statistics that the standard error needs.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        splits: int = 1,
+        total: int | None = None,
+        shuffle: bool = False,
+        seed: int = 0,
+        kind: PredictionKind = "logits",
+        track_stderr: bool = True,
+    ) -> None:
+        if num_classes < 2:
+            raise InvalidInputError(f"num_classes must be >= 2, got {num_classes}")
+        if total is not None:
+            if total < 1:
+                raise InvalidInputError(f"total must be >= 1, got {total}")
+            check_splits(total, splits)
+        elif splits != 1 or shuffle:
+            raise InvalidInputError("total (the number of rows N) is required when splits > 1 or shuffle is on")
+        if kind not in ("logits", "probs"):
+            raise InvalidInputError(f"kind must be 'logits' or 'probs', got {kind!r}")
+        self.num_classes = num_classes
+        self.splits = splits
+        self.total = total
+        self.shuffle = shuffle
+        self.seed = seed
+        self.kind: PredictionKind = kind
+        self.track_stderr = track_stderr
+        self._split_of_row = self._make_split_assignment()
+        self.reset()
+
+    def _make_split_assignment(self) -> np.ndarray | None:
+        """Split id of every row, stored only for shuffle (the permutation needs O(N) memory)."""
+        if self.total is None or not self.shuffle:
+            return None
+        # Row permutation[j] sits at position j of the shuffled order.
+        permutation = np.random.default_rng(self.seed).permutation(self.total)
+        positions = np.empty(self.total, dtype=np.int64)
+        positions[permutation] = np.arange(self.total, dtype=np.int64)
+        return self._split_of_position(positions).astype(np.int32)
+
+    def _split_of_position(self, positions: np.ndarray) -> np.ndarray:
+        """Split i holds positions i*N//s .. (i+1)*N//s - 1."""
+        bounds = np.array([i * self.total // self.splits for i in range(self.splits + 1)], dtype=np.int64)
+        return np.searchsorted(bounds, positions, side="right") - 1
+
+    def reset(self) -> None:
+        """Forget every row fed so far."""
+        k, s = self.num_classes, self.splits
+        self.prob_sum = torch.zeros((s, k), dtype=torch.float64)
+        self.neg_entropy_sum = torch.zeros(s, dtype=torch.float64)
+        self.count = torch.zeros(s, dtype=torch.int64)
+        self.class_counts = torch.zeros(k, dtype=torch.int64)
+        if self.track_stderr:
+            self.gram = torch.zeros((k, k), dtype=torch.float64)
+            self.neg_entropy_weighted_prob_sum = torch.zeros(k, dtype=torch.float64)
+            self.neg_entropy_sq_sum = torch.zeros((), dtype=torch.float64)
+        self.rows_seen = 0
+
+    def update(self, values: object) -> None:
+        """Add a batch of logits or probabilities of shape (B, K); rows are numbered in feed order."""
+        p, log_p = probabilities_and_log_probabilities(values, kind=self.kind, row_offset=self.rows_seen)
+        batch = p.shape[0]
+        if p.shape[1] != self.num_classes:
+            raise InvalidInputError(
+                f"batch at row {self.rows_seen} has K = {p.shape[1]} classes, expected {self.num_classes}; "
+                "all rows must come from the same classifier"
+            )
+        if self.total is not None and self.rows_seen + batch > self.total:
+            raise InvalidInputError(f"received more than total = {self.total} rows; pass the right total")
+        a = negative_entropy_per_row(p, log_p)
+        if self.splits == 1 and self._split_of_row is None:
+            self.prob_sum[0] += p.sum(dim=0)
+            self.neg_entropy_sum[0] += a.sum()
+            self.count[0] += batch
+        else:
+            if self._split_of_row is not None:
+                ids = self._split_of_row[self.rows_seen : self.rows_seen + batch]
+            else:
+                ids = self._split_of_position(np.arange(self.rows_seen, self.rows_seen + batch, dtype=np.int64))
+            split_ids = torch.from_numpy(ids).long()
+            self.prob_sum.index_add_(0, split_ids, p)
+            self.neg_entropy_sum.index_add_(0, split_ids, a)
+            self.count.index_add_(0, split_ids, torch.ones(batch, dtype=torch.int64))
+        self.class_counts += torch.bincount(p.argmax(dim=1), minlength=self.num_classes)
+        if self.track_stderr:
+            self.gram += p.T @ p
+            self.neg_entropy_weighted_prob_sum += a @ p
+            self.neg_entropy_sq_sum += (a * a).sum()
+        self.rows_seen += batch
+
+    def compute(self) -> InceptionScoreResult:
+        """The scores of every row fed since the last reset."""
+        if self.rows_seen == 0:
+            raise InvalidInputError("no rows were fed; pass at least one sample")
+        if self.total is not None and self.rows_seen != self.total:
+            raise InvalidInputError(
+                f"received {self.rows_seen} rows but total = {self.total}; split boundaries depend on N, pass the right total"
+            )
+        return statistics_to_result(
+            prob_sum=self.prob_sum,
+            neg_entropy_sum=self.neg_entropy_sum,
+            count=self.count,
+            class_counts=self.class_counts,
+            gram=self.gram if self.track_stderr else None,
+            neg_entropy_weighted_prob_sum=self.neg_entropy_weighted_prob_sum if self.track_stderr else None,
+            neg_entropy_sq_sum=float(self.neg_entropy_sq_sum) if self.track_stderr else math.nan,
+            shuffle=self.shuffle,
+            seed=self.seed,
+        )

@@ -1,0 +1,31 @@
+"""Classifiers that give p(y|x) and features; :func:`load_classifier` resolves a name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scoring.classifiers.base import INTERPOLATIONS, ImageClassifier
+from scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS, DigitsClassifier, load_digits_classifier
+from scoring.errors import InvalidInputError
+
+CLASSIFIER_NAMES = tuple(SHIPPED_DIGITS_WEIGHTS)
+
+
+def load_classifier(
+    name: str = "digits",
+    *,
+    weights: Path | None = None,
+    interpolation: str = "bilinear",
+    antialias: bool = True,
+) -> ImageClassifier:
+    """Load a classifier by name: ``digits`` (default) or ``digits-b``.
+
+    ``weights`` replaces the shipped weights file; ``interpolation`` and ``antialias`` set how
+    images of another size are resized on the way in.
+    """
+    if name in SHIPPED_DIGITS_WEIGHTS:
+        return load_digits_classifier(name, weights=weights, interpolation=interpolation, antialias=antialias)
+    raise InvalidInputError(f"unknown classifier {name!r}; choose one of: {', '.join(CLASSIFIER_NAMES)}")
+
+
+__all__ = ["CLASSIFIER_NAMES", "INTERPOLATIONS", "DigitsClassifier", "ImageClassifier", "load_classifier"]

@@ -1,0 +1,117 @@
+"""The classifier interface every scorer, attack and probe relies on.
+
+An :class:`ImageClassifier` is an ``nn.Module`` that
+
+* takes float images (N, C, H, W) in [0, 1] with C in {1, 3, 4} and any H, W;
+* owns its preprocessing (channel conversion, resize, normalisation) in ``preprocess``;
+* returns logits (N, K) from ``forward`` and penultimate activations (N, D) from ``features``;
+* declares ``num_classes`` (K), ``feature_dim`` (D), ``input_channels`` and ``input_size``;
+* is locked in eval mode: ``train(True)`` is ignored, as in torchmetrics' feature extractors.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from scoring.errors import InvalidInputError
+from scoring.validation import check_images
+
+#: ITU-R BT.601 luma weights, the ones PIL's ``convert("L")`` uses.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
+
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+
+
+def to_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert (N, C, H, W) images with C in {1, 3, 4} to ``channels`` in {1, 3}.
+
+    RGBA is composited over black (transparent = no ink); RGB to grey uses BT.601 luma.
+    """
+    if images.shape[1] == 4:
+        images = images[:, :3] * images[:, 3:4]
+    if images.shape[1] == channels:
+        return images
+    if channels == 1:
+        weights = torch.tensor(LUMA_WEIGHTS, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
+        return (images * weights).sum(dim=1, keepdim=True)
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1)
+    raise InvalidInputError(f"cannot convert to {channels} channels; expected 1 or 3")
+
+
+def resize(images: torch.Tensor, size: tuple[int, int], *, interpolation: str, antialias: bool) -> torch.Tensor:
+    """Resize (N, C, H, W) images to ``size``; a no-op when they already have it.
+
+    ``antialias`` applies to bilinear and bicubic only (torch ignores it for nearest).
+    The result is clamped to [0, 1] because bicubic overshoots.
+    """
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    if interpolation not in INTERPOLATIONS:
+        raise InvalidInputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+    if interpolation == "nearest":
+        out = torch.nn.functional.interpolate(images, size=size, mode="nearest")
+    else:
+        out = torch.nn.functional.interpolate(images, size=size, mode=interpolation, antialias=antialias, align_corners=False)
+    return out.clamp(0.0, 1.0)
+
+
+class ImageClassifier(nn.Module):
+    """Base class: subclasses set the declared attributes and implement ``_logits_and_features``."""
+
+    name: str = "classifier"
+    num_classes: int
+    feature_dim: int
+    input_channels: int
+    input_size: tuple[int, int]
+
+    def __init__(self, *, interpolation: str = "bilinear", antialias: bool = True) -> None:
+        super().__init__()
+        if interpolation not in INTERPOLATIONS:
+            raise InvalidInputError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {interpolation!r}")
+        self.interpolation = interpolation
+        self.antialias = antialias
+
+    def train(self, mode: bool = True) -> "ImageClassifier":
+        """Ignore ``mode``: a scoring classifier always stays in eval mode."""
+        return super().train(False)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) in [0, 1] -> the network's input (N, input_channels, *input_size), in the weights' dtype."""
+        images = check_images(images)
+        images = images.to(self.dtype)
+        images = to_channels(images, self.input_channels)
+        return resize(images, self.input_size, interpolation=self.interpolation, antialias=self.antialias)
+
+    def _logits_and_features(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K) of float images (N, C, H, W) in [0, 1]."""
+        return self._logits_and_features(self.preprocess(images))[0]
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Penultimate activations (N, feature_dim) of float images (N, C, H, W) in [0, 1]."""
+        return self._logits_and_features(self.preprocess(images))[1]
+
+    def logits_and_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both outputs from one forward pass."""
+        return self._logits_and_features(self.preprocess(images))
+
+    def describe(self) -> dict[str, object]:
+        """What the classifier provides, for reports and cache keys."""
+        return {
+            "name": self.name,
+            "num_classes": self.num_classes,
+            "feature_dim": self.feature_dim,
+            "input_channels": self.input_channels,
+            "input_size": list(self.input_size),
+            "interpolation": self.interpolation,
+            "antialias": self.antialias,
+            "dtype": str(self.dtype).replace("torch.", ""),
+        }

@@ -1,0 +1,193 @@
+"""The embedded default classifier: a small CNN on scikit-learn's 8x8 digits.
+
+Network: conv 3x3 (1->32) - ReLU - conv 3x3 (32->64) - ReLU - max-pool 2 - linear 1024->128 -
+ReLU (the features, D = 128) - linear 128->10 (the logits). Input: grey 8x8 in [0, 1], 1 = ink.
+
+Weights ship as safetensors in ``scoring/weights/`` and are reproduced by
+:func:`train_digits_cnn` from their seed (``isgame train-digits --seed S``): training runs
+single-threaded with deterministic algorithms so that the same seed gives the same weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from scoring.classifiers.base import ImageClassifier
+from scoring.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
+from scoring.errors import InvalidInputError, SourceNotFoundError
+
+#: name -> (weights file shipped in scoring/weights, training seed)
+SHIPPED_DIGITS_WEIGHTS = {"digits": ("digits.safetensors", 0), "digits-b": ("digits-b.safetensors", 1)}
+
+TRAIN_EPOCHS = 30
+TRAIN_BATCH_SIZE = 64
+TRAIN_LEARNING_RATE = 1e-3
+
+
+class DigitsCNN(nn.Module):
+    """The bare network on (N, 1, 8, 8) inputs; returns (logits (N, 10), features (N, 128))."""
+
+    feature_dim = 128
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, kernel_size=3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, kernel_size=3, padding=1)
+        self.fc1 = nn.Linear(64 * 4 * 4, self.feature_dim)
+        self.fc2 = nn.Linear(self.feature_dim, DIGITS_NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        x = torch.nn.functional.max_pool2d(x, 2).flatten(1)
+        features = torch.relu(self.fc1(x))
+        return self.fc2(features), features
+
+
+class DigitsClassifier(ImageClassifier):
+    """:class:`DigitsCNN` behind the :class:`ImageClassifier` interface (grey, 8x8, antialiased resize)."""
+
+    num_classes = DIGITS_NUM_CLASSES
+    feature_dim = DigitsCNN.feature_dim
+    input_channels = 1
+    input_size = DIGITS_IMAGE_SIZE
+
+    def __init__(self, network: DigitsCNN, *, name: str = "digits", weights_sha256: str = "", **preprocessing) -> None:
+        super().__init__(**preprocessing)
+        self.network = network
+        self.name = name
+        self.weights_sha256 = weights_sha256
+        self.train(False)
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+
+    def _logits_and_features(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.network(model_input)
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "weights_sha256": self.weights_sha256}
+
+
+def shipped_weights_path(name: str) -> Path:
+    """Path of the shipped safetensors file of ``digits`` or ``digits-b``."""
+    filename, _ = SHIPPED_DIGITS_WEIGHTS[name]
+    return Path(str(resources.files("scoring") / "weights" / filename))
+
+
+def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
+    """Load a :class:`DigitsCNN` from a safetensors file; return it and the file's sha256.
+
+    safetensors holds raw tensors only, so loading never executes code from the file.
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise SourceNotFoundError(f"digits weights not found at {path}; run `isgame train-digits --out {path}` to recreate them")
+    raw = path.read_bytes()
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise InvalidInputError(
+            f"{path} is not a valid safetensors file ({error}); weights must be saved with safetensors, not pickle"
+        ) from None
+    network = DigitsCNN()
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0] if str(error) else "mismatch"
+        raise InvalidInputError(f"{path} does not hold DigitsCNN weights ({first}); retrain with `isgame train-digits`") from None
+    return network.eval(), hashlib.sha256(raw).hexdigest()
+
+
+def load_digits_classifier(name: str = "digits", *, weights: Path | None = None, **preprocessing) -> DigitsClassifier:
+    """The shipped ``digits`` / ``digits-b`` classifier, or a DigitsCNN from ``weights``."""
+    if weights is None:
+        if name not in SHIPPED_DIGITS_WEIGHTS:
+            raise InvalidInputError(f"unknown digits classifier {name!r}; choose one of {', '.join(SHIPPED_DIGITS_WEIGHTS)}")
+        weights = shipped_weights_path(name)
+    network, digest = load_digits_network(Path(weights))
+    return DigitsClassifier(network, name=name, weights_sha256=digest, **preprocessing)
+
+
+@dataclass(frozen=True)
+class DigitsTrainingResult:
+    """A trained network and its held-out accuracy (fraction in [0, 1])."""
+
+    network: DigitsCNN
+    seed: int
+    epochs: int
+    held_out_accuracy: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"seed": self.seed, "epochs": self.epochs, "held_out_accuracy": self.held_out_accuracy}
+
+
+def held_out_accuracy(network: nn.Module) -> float:
+    """Top-1 accuracy of a (N,1,8,8) -> (logits, features) network on the held-out digits."""
+    split = digits_split()
+    with torch.no_grad():
+        logits, _ = network(split.test_images)
+    return float((logits.argmax(dim=1) == split.test_labels).float().mean())
+
+
+def train_digits_cnn(seed: int, *, epochs: int = TRAIN_EPOCHS) -> DigitsTrainingResult:
+    """Train a :class:`DigitsCNN` on the training part of the digits split, reproducibly from ``seed``.
+
+    Adam (lr 1e-3), batch 64, cross-entropy, random shifts of up to one pixel as augmentation.
+    Single-threaded with deterministic algorithms, so the same seed gives the same weights.
+    """
+    if epochs < 1:
+        raise InvalidInputError(f"epochs must be >= 1, got {epochs}")
+    split = digits_split()
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        generator = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        network = DigitsCNN()
+        optimiser = torch.optim.Adam(network.parameters(), lr=TRAIN_LEARNING_RATE)
+        images, labels = split.train_images, split.train_labels
+        network.train()
+        for _ in range(epochs):
+            order = torch.randperm(images.shape[0], generator=generator)
+            for start in range(0, images.shape[0], TRAIN_BATCH_SIZE):
+                index = order[start : start + TRAIN_BATCH_SIZE]
+                batch = _random_shift(images[index], generator)
+                logits, _ = network(batch)
+                loss = torch.nn.functional.cross_entropy(logits, labels[index])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+        network.eval()
+        accuracy = held_out_accuracy(network)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    return DigitsTrainingResult(network=network, seed=seed, epochs=epochs, held_out_accuracy=accuracy)
+
+
+def _random_shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Shift each (1, 8, 8) image by -1, 0 or +1 pixel on each axis, filling with 0 (no ink)."""
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1))
+    offsets = torch.randint(0, 3, (images.shape[0], 2), generator=generator)
+    return torch.stack([padded[i, :, dy : dy + 8, dx : dx + 8] for i, (dy, dx) in enumerate(offsets.tolist())])
+
+
+def save_digits_network(result: DigitsTrainingResult, path: Path) -> None:
+    """Write the network's weights as safetensors (atomically), with seed and accuracy as metadata."""
+    from safetensors.torch import save
+
+    from scoring.atomic_io import write_bytes_atomic
+
+    state = {key: value.contiguous() for key, value in result.network.state_dict().items()}
+    metadata = {key: str(value) for key, value in result.to_dict().items()}
+    write_bytes_atomic(Path(path), save(state, metadata=metadata))

@@ -1,0 +1,48 @@
+"""One-call Inception Score of an (N, K) array of logits or probabilities.
+
+This is the streaming accumulator fed in one batch, so the one-shot and streamed paths
+cannot drift apart. See :mod:`scoring.score_result` for every convention.
+"""
+
+from __future__ import annotations
+
+from scoring.accumulator import InceptionScoreAccumulator
+from scoring.score_result import InceptionScoreResult
+from scoring.validation import PredictionKind, check_predictions, check_splits
+
+
+def inception_score(
+    values: object,
+    *,
+    kind: PredictionKind = "logits",
+    splits: int = 10,
+    shuffle: bool = False,
+    seed: int = 0,
+    track_stderr: bool = True,
+) -> InceptionScoreResult:
+    """Classic IS over ``splits`` contiguous parts and the split-free mutual information.
+
+    Args:
+        values: (N, K) logits or probabilities (numpy array or tensor), K >= 2, N >= splits.
+        kind: ``"logits"`` or ``"probs"``.
+        splits: number of parts; part i is rows i*N//splits to (i+1)*N//splits - 1.
+        shuffle: split a seeded permutation of the rows instead of the given order.
+        seed: the permutation's seed (``numpy.random.default_rng(seed)``).
+        track_stderr: compute the standard error of I (costs O(N K^2) time).
+
+    Returns:
+        An :class:`InceptionScoreResult`; IS in [1, K], I in [0, log K] nats.
+    """
+    tensor = check_predictions(values, kind=kind)
+    check_splits(tensor.shape[0], splits)
+    accumulator = InceptionScoreAccumulator(
+        tensor.shape[1],
+        splits=splits,
+        total=tensor.shape[0],
+        shuffle=shuffle,
+        seed=seed,
+        kind=kind,
+        track_stderr=track_stderr,
+    )
+    accumulator.update(tensor)
+    return accumulator.compute()

@@ -1,0 +1,109 @@
+"""From a source of samples to scores: classify batch by batch, stream into the accumulator.
+
+Memory is one batch of images plus the accumulator's O(K * splits + K^2) statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from scoring.accumulator import InceptionScoreAccumulator
+from scoring.classifiers.base import ImageClassifier
+from scoring.errors import InvalidInputError
+from scoring.progress import progress_bar
+from scoring.samples import ImageSource, PredictionSource
+from scoring.score_result import InceptionScoreResult
+from scoring.validation import PredictionKind, check_splits
+
+DEFAULT_BATCH_SIZE = 256
+#: Rows of logits per batch: measured fastest on 2 cores for K = 1000 (benchmarks/accumulator_throughput.py).
+PREDICTION_BATCH_SIZE = 2048
+
+
+@dataclass(frozen=True)
+class ScoreReport:
+    """What was scored, by what, and the :class:`InceptionScoreResult`."""
+
+    source: str
+    input_kind: str
+    classifier: dict[str, object] | None
+    result: InceptionScoreResult
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": self.source, "input": self.input_kind, "classifier": self.classifier, **self.result.to_dict(), **self.extra}
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise InvalidInputError(f"--batch-size must be >= 1, got {batch_size}")
+
+
+def classify(classifier: ImageClassifier, images: torch.Tensor, *, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+    """Logits (N, K) of in-memory images (N, C, H, W) in [0, 1], without gradients."""
+    _check_batch_size(batch_size)
+    with torch.no_grad():
+        return torch.cat([classifier(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)])
+
+
+def score_images(
+    source: ImageSource,
+    classifier: ImageClassifier,
+    *,
+    splits: int = 10,
+    shuffle: bool = False,
+    seed: int = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: bool = True,
+) -> ScoreReport:
+    """Classify every image of ``source`` and score the logits (IS in [1, K], I in nats and bits)."""
+    _check_batch_size(batch_size)
+    check_splits(source.num_samples, splits)
+    accumulator = InceptionScoreAccumulator(
+        classifier.num_classes, splits=splits, total=source.num_samples, shuffle=shuffle, seed=seed, kind="logits"
+    )
+
+    def conform(image: torch.Tensor) -> torch.Tensor:
+        return classifier.preprocess(image).float()
+
+    batches = math.ceil(source.num_samples / batch_size)
+    with progress_bar(f"scoring {source.name}", total=source.num_samples, batches=batches, enabled=progress) as advance:
+        with torch.no_grad():
+            for batch in source.batches(batch_size, conform=conform):
+                accumulator.update(classifier(batch))
+                advance(batch.shape[0])
+    return ScoreReport(source=source.name, input_kind="images", classifier=classifier.describe(), result=accumulator.compute())
+
+
+def score_predictions(
+    source: PredictionSource,
+    *,
+    kind: PredictionKind,
+    splits: int = 10,
+    shuffle: bool = False,
+    seed: int = 0,
+    batch_size: int = PREDICTION_BATCH_SIZE,
+    progress: bool = True,
+    track_stderr: bool = True,
+) -> ScoreReport:
+    """Score (N, K) logits or probabilities streamed from ``source``; no classifier runs."""
+    _check_batch_size(batch_size)
+    check_splits(source.num_samples, splits)
+    accumulator = InceptionScoreAccumulator(
+        source.num_classes,
+        splits=splits,
+        total=source.num_samples,
+        shuffle=shuffle,
+        seed=seed,
+        kind=kind,
+        track_stderr=track_stderr,
+    )
+    batches = math.ceil(source.num_samples / batch_size)
+    with progress_bar(f"scoring {source.name}", total=source.num_samples, batches=batches, enabled=progress) as advance:
+        for batch in source.batches(batch_size):
+            accumulator.update(batch)
+            advance(batch.shape[0])
+    return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute())

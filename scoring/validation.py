@@ -1,0 +1,133 @@
+"""Input checks at the library boundary, in the manner of scikit-learn's ``check_array``.
+
+Each check validates once and raises :class:`~scoring.errors.InvalidInputError` (bad value)
+or :class:`~scoring.errors.InvalidTypeError` (bad type) with a one-line message.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+
+from scoring.errors import InvalidInputError, InvalidTypeError
+
+PredictionKind = Literal["logits", "probs"]
+
+#: Rows of probabilities must sum to 1 within this absolute tolerance.
+PROBABILITY_SUM_ATOL = 1e-4
+
+
+def as_float64_tensor(values: object, *, name: str) -> torch.Tensor:
+    """Convert a numpy array or tensor of real numbers to a float64 CPU tensor.
+
+    Raises InvalidTypeError for object, string, boolean or complex data.
+    """
+    if isinstance(values, torch.Tensor):
+        tensor = values.detach()
+        if tensor.is_complex() or tensor.dtype == torch.bool:
+            raise InvalidTypeError(f"{name}: expected real numbers, got dtype {tensor.dtype}; pass float logits or probabilities")
+        return tensor.to(device="cpu", dtype=torch.float64)
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "fiu":
+            raise InvalidTypeError(
+                f"{name}: expected a numeric array, got dtype {values.dtype}; save logits or probabilities as float32/float64"
+            )
+        return torch.from_numpy(np.array(values, dtype=np.float64))  # a writable copy (memory maps are read-only)
+    raise InvalidTypeError(f"{name}: expected a numpy array or torch tensor, got {type(values).__name__}")
+
+
+def first_bad_row(mask: torch.Tensor) -> int:
+    """Index of the first True row of a (N,) or (N, K) boolean mask."""
+    rows = mask.reshape(mask.shape[0], -1).any(dim=1)
+    return int(torch.nonzero(rows)[0, 0])
+
+
+def check_predictions(
+    values: object,
+    *,
+    kind: PredictionKind,
+    name: str = "predictions",
+    row_offset: int = 0,
+    atol: float = PROBABILITY_SUM_ATOL,
+) -> torch.Tensor:
+    """Validate logits or probabilities of shape (N, K) and return them as float64.
+
+    ``row_offset`` is added to row numbers in messages so that a streamed batch reports
+    the global row. Probabilities are renormalised exactly (divided by their row sum)
+    after the tolerance check, so that they agree with the logits they came from.
+    """
+    if kind not in ("logits", "probs"):
+        raise InvalidInputError(f"kind must be 'logits' or 'probs', got {kind!r}")
+    tensor = as_float64_tensor(values, name=name)
+    if tensor.ndim != 2:
+        raise InvalidInputError(
+            f"{name}: expected {kind} of shape (N, K) with K >= 2, got shape {tuple(tensor.shape)}; pass a 2-D array"
+        )
+    n, k = tensor.shape
+    if k < 2:
+        raise InvalidInputError(f"{name}: expected K >= 2 classes, got shape {(n, k)}; the score needs at least two classes")
+    if n == 0:
+        raise InvalidInputError(f"{name}: got 0 rows; pass at least one sample")
+    nonfinite = ~torch.isfinite(tensor)
+    if nonfinite.any():
+        row = first_bad_row(nonfinite)
+        bad = tensor[row][nonfinite[row]][0].item()
+        raise InvalidInputError(
+            f"{name}: row {row + row_offset} contains {bad} (NaN or inf); remove or fix that sample before scoring"
+        )
+    if kind == "probs":
+        negative = tensor < 0
+        if negative.any():
+            row = first_bad_row(negative)
+            raise InvalidInputError(
+                f"{name}: row {row + row_offset} has a negative probability ({tensor[row].min().item():.3g}); "
+                "pass probabilities in [0, 1], or use --input logits"
+            )
+        sums = tensor.sum(dim=1)
+        off = (sums - 1.0).abs() > atol
+        if off.any():
+            row = first_bad_row(off)
+            raise InvalidInputError(
+                f"{name}: row {row + row_offset} sums to {sums[row].item():.6g}, not 1 within {atol:g}; "
+                "pass softmax outputs, or use --input logits for unnormalised scores"
+            )
+        tensor = tensor / sums.unsqueeze(1)
+    return tensor
+
+
+def check_splits(n: int, splits: int) -> None:
+    """Require 1 <= splits <= n."""
+    if isinstance(splits, bool) or not isinstance(splits, int):
+        raise InvalidTypeError(f"splits must be an integer, got {type(splits).__name__}")
+    if splits < 1:
+        raise InvalidInputError(f"splits must be >= 1, got {splits}")
+    if n < splits:
+        raise InvalidInputError(f"N = {n} samples is fewer than splits = {splits}; use --splits {max(n, 1)} or fewer, or pass more samples")
+
+
+def check_images(images: object, *, name: str = "images", row_offset: int = 0) -> torch.Tensor:
+    """Validate float images (N, C, H, W) in [0, 1] with C in {1, 3, 4}; return them as a float tensor."""
+    if not isinstance(images, torch.Tensor):
+        raise InvalidTypeError(f"{name}: expected a torch.Tensor, got {type(images).__name__}")
+    if not images.is_floating_point():
+        raise InvalidTypeError(f"{name}: expected float images in [0, 1], got dtype {images.dtype}; divide uint8 images by 255")
+    if images.ndim != 4:
+        raise InvalidInputError(f"{name}: expected images of shape (N, C, H, W), got shape {tuple(images.shape)}")
+    if images.shape[1] not in (1, 3, 4):
+        raise InvalidInputError(
+            f"{name}: expected 1, 3 or 4 channels at axis 1 of (N, C, H, W), got shape {tuple(images.shape)}; "
+            "channels-last arrays must be uint8 (N, H, W, C)"
+        )
+    nonfinite = ~torch.isfinite(images)
+    if nonfinite.any():
+        raise InvalidInputError(f"{name}: image {first_bad_row(nonfinite) + row_offset} contains NaN or inf; fix that image")
+    outside = (images < 0) | (images > 1)
+    if outside.any():
+        row = first_bad_row(outside)
+        raise InvalidInputError(
+            f"{name}: image {row + row_offset} has values in [{images[row].min().item():.3g}, {images[row].max().item():.3g}], "
+            "expected [0, 1]; rescale float images to [0, 1]"
+        )
+    return images

@@ -1,0 +1,115 @@
+"""The embedded digits classifiers: shipped weights, accuracy, interface, preprocessing."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from scoring.classifiers import load_classifier
+from scoring.classifiers.digits import held_out_accuracy, shipped_weights_path, train_digits_cnn
+from scoring.digits_data import digits_split
+from scoring.errors import InvalidInputError
+from scoring.pipeline import classify
+
+
+def test_split_is_fixed_stratified_and_at_least_a_quarter_held_out():
+    split = digits_split()
+    n_train, n_test = split.train_images.shape[0], split.test_images.shape[0]
+    assert n_train + n_test == 1797
+    assert n_test / 1797 >= 0.25
+    assert split.train_images.shape[1:] == (1, 8, 8)
+    assert 0.0 <= float(split.train_images.min()) and float(split.train_images.max()) <= 1.0
+    assert torch.bincount(split.test_labels).min() >= 50  # every class is held out
+
+
+@pytest.mark.parametrize("name", ["digits", "digits-b"])
+def test_shipped_weights_load_and_reach_97_percent(name):
+    classifier = load_classifier(name)
+    split = digits_split()
+    predicted = classify(classifier, split.test_images).argmax(dim=1)
+    accuracy = float((predicted == split.test_labels).float().mean())
+    assert accuracy >= 0.97
+    assert held_out_accuracy(classifier.network) == pytest.approx(accuracy)
+
+
+def test_the_two_classifiers_are_independent():
+    a, b = load_classifier("digits"), load_classifier("digits-b")
+    assert a.weights_sha256 != b.weights_sha256
+    assert not torch.equal(a.network.conv1.weight, b.network.conv1.weight)
+
+
+def test_retraining_from_the_seed_reproduces_the_shipped_weights():
+    result = train_digits_cnn(0)
+    shipped = load_file(str(shipped_weights_path("digits")))
+    for key, value in result.network.state_dict().items():
+        assert torch.equal(value, shipped[key]), key
+
+
+def test_interface_shapes_and_eval_lock(digits_classifier):
+    images = digits_split().test_images[:7]
+    logits, features = digits_classifier.logits_and_features(images)
+    assert logits.shape == (7, digits_classifier.num_classes) == (7, 10)
+    assert features.shape == (7, digits_classifier.feature_dim)
+    assert torch.equal(digits_classifier.features(images), features)
+    digits_classifier.train(True)
+    assert not digits_classifier.training and not digits_classifier.network.training
+
+
+def test_grey_rgb_and_opaque_rgba_give_the_same_logits(digits_classifier):
+    grey = digits_split().test_images[:20]
+    rgb = grey.expand(-1, 3, -1, -1)
+    rgba = torch.cat([rgb, torch.ones_like(grey)], dim=1)
+    reference = digits_classifier(grey)
+    torch.testing.assert_close(digits_classifier(rgb), reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(digits_classifier(rgba), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_larger_images_are_resized_on_the_way_in(digits_classifier):
+    split = digits_split()
+    big = torch.nn.functional.interpolate(split.test_images, scale_factor=4, mode="nearest")
+    assert big.shape[-2:] == (32, 32)
+    accuracy = float((classify(digits_classifier, big).argmax(1) == split.test_labels).float().mean())
+    assert accuracy >= 0.95
+
+
+def test_preprocessing_options_take_effect():
+    big = torch.nn.functional.interpolate(digits_split().test_images[:50], scale_factor=3, mode="bilinear")
+    outputs = {
+        (mode, aa): classify(load_classifier("digits", interpolation=mode, antialias=aa), big)
+        for mode, aa in [("nearest", False), ("bilinear", True), ("bilinear", False), ("bicubic", True)]
+    }
+    values = list(outputs.values())
+    for i in range(len(values)):
+        for j in range(i + 1, len(values)):
+            assert not torch.allclose(values[i], values[j])
+
+
+def test_float64_option_takes_effect(digits_classifier):
+    classifier64 = load_classifier("digits").to(torch.float64)
+    images = digits_split().test_images[:10]
+    logits64 = classifier64(images)
+    assert logits64.dtype == torch.float64
+    torch.testing.assert_close(logits64.float(), digits_classifier(images), rtol=1e-4, atol=1e-4)
+
+
+def test_bad_images_and_pickled_weights_are_refused(tmp_path, digits_classifier):
+    with pytest.raises(InvalidInputError, match=r"values in \[.*expected \[0, 1\]"):
+        digits_classifier(torch.full((2, 1, 8, 8), 2.0))
+    with pytest.raises(InvalidInputError, match="1, 3 or 4 channels"):
+        digits_classifier(torch.zeros(2, 2, 8, 8))
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    weights = tmp_path / "evil.safetensors"
+    weights.write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(InvalidInputError, match="not a valid safetensors file"):
+        load_classifier("digits", weights=weights)
+    assert not marker.exists()
+    with pytest.raises(InvalidInputError, match="unknown classifier"):
+        load_classifier("resnet")

@@ -1,0 +1,146 @@
+"""The ``isgame`` CLI: JSON contract, user errors as one line, the audit report."""
+
+from __future__ import annotations
+
+import json
+from unittest import mock
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from scoring.atomic_io import write_json_atomic
+from tests.conftest import assert_one_line_error
+
+SCORE_KEYS = {
+    "n", "num_classes", "splits", "is_mean", "is_std", "mutual_information_nats", "mutual_information_bits",
+    "improved_is", "marginal_entropy_bits", "conditional_entropy_bits",
+}
+
+
+def test_score_json_to_stdout_is_pure_json(cli):
+    result = cli("score", "digits:test", "--json", "-", "--splits", "5")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert SCORE_KEYS <= payload.keys()
+    assert payload["n"] == 540 and payload["num_classes"] == 10 and payload["splits"] == 5
+    assert 1.0 <= payload["is_mean"] <= 10.0
+    assert "Inception Score" in result.stderr  # the table moved to stderr
+
+
+def test_score_logits_file_matches_the_library(cli, tmp_path):
+    from scoring.inception_score import inception_score
+
+    logits = np.random.default_rng(0).normal(size=(300, 12)) * 3
+    np.save(tmp_path / "logits.npy", logits)
+    result = cli("score", tmp_path / "logits.npy", "--input", "logits", "--splits", "3", "--json", tmp_path / "out.json")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads((tmp_path / "out.json").read_text())
+    expected = inception_score(logits, splits=3)
+    assert payload["is_mean"] == pytest.approx(expected.is_mean, rel=1e-12)
+    assert payload["mutual_information_bits"] == pytest.approx(expected.mutual_information_bits, rel=1e-12)
+
+
+def test_score_passes_its_options_through(cli):
+    with mock.patch("scoring.commands.score_source", side_effect=RuntimeError("stop")) as call:
+        cli("score", "noise:gaussian", "--n", "64", "--seed", "9", "--shuffle", "--splits", "4", "--batch-size", "8",
+            "--classifier", "digits-b", "--quiet")
+    kwargs = call.call_args.kwargs
+    assert call.call_args.args == ("noise:gaussian",)
+    assert (kwargs["n"], kwargs["seed"], kwargs["shuffle"], kwargs["splits"], kwargs["batch_size"]) == (64, 9, True, 4, 8)
+    assert kwargs["classifier_name"] == "digits-b" and kwargs["progress"] is False
+
+
+def test_shuffle_and_seed_take_effect(cli):
+    outputs = [json.loads(cli("score", "digits:test", "--json", "-", *extra).stdout)["split_scores"]
+               for extra in ([], ["--shuffle"], ["--shuffle", "--seed", "1"], ["--shuffle"])]
+    assert outputs[0] != outputs[1] != outputs[2]
+    assert outputs[1] == outputs[3]
+
+
+def _save(tmp_path, name, array):
+    np.save(tmp_path / name, array)
+    return tmp_path / name
+
+
+@pytest.mark.parametrize(
+    "make_args,fragments",
+    [
+        (lambda p: [_save(p, "nan.npy", np.array([[0.0, 1.0], [0.0, 1.0], [np.nan, 1.0]])), "--input", "logits", "--splits", "1"],
+         ["row 2", "NaN or inf"]),
+        (lambda p: [_save(p, "inf.npy", np.array([[0.0, np.inf], [0.0, 1.0]])), "--input", "logits", "--splits", "1"],
+         ["row 0"]),
+        (lambda p: [_save(p, "neg.npy", np.array([[0.5, 0.5], [1.5, -0.5]])), "--input", "probs", "--splits", "1"],
+         ["row 1", "negative probability"]),
+        (lambda p: [_save(p, "sum.npy", np.array([[0.5, 0.5], [0.3, 0.3]])), "--input", "probs", "--splits", "1"],
+         ["row 1", "within 0.0001"]),
+        (lambda p: [_save(p, "k1.npy", np.zeros((4, 1))), "--input", "logits", "--splits", "1"], ["K >= 2"]),
+        (lambda p: [_save(p, "few.npy", np.zeros((3, 5))), "--input", "logits", "--splits", "10"],
+         ["N = 3", "--splits 3"]),
+        (lambda p: [_save(p, "rank.npy", np.zeros(7)), "--input", "logits"], ["shape (N, K)", "(7,)"]),
+        (lambda p: ["digits:test", "--splits", "1000"], ["N = 540", "splits = 1000"]),
+        (lambda p: ["nowhere/at/all"], ["not found"]),
+        (lambda p: ["digits:test", "--classifier", "resnet"], ["unknown classifier", "digits-b"]),
+        (lambda p: ["noise:uniform", "--n", "0"], ["--n must be >= 1"]),
+        (lambda p: ["digits:test", "--splits", "0"], ["--splits must be >= 1"]),
+        (lambda p: ["digits:test", "--batch-size", "0"], ["--batch-size must be >= 1"]),
+        (lambda p: ["digits:test", "--input", "logits"], ["with --input logits/probs pass a .npy"]),
+    ],
+    ids=["nan", "inf", "negative-probs", "rows-not-summing", "k-below-2", "n-below-splits-array",
+         "wrong-rank", "n-below-splits-images", "missing", "unknown-classifier", "n-zero", "splits-zero",
+         "batch-zero", "logits-from-builtin"],
+)
+def test_bad_input_gives_one_line_error(cli, tmp_path, make_args, fragments):
+    assert_one_line_error(cli("score", *make_args(tmp_path)), *fragments)
+
+
+def test_text_file_named_png_and_truncated_png(cli, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "good.png")
+    (folder / "fake.png").write_text("this is not an image")
+    assert_one_line_error(cli("score", folder, "--splits", "1"), "fake.png", "not a readable image")
+    (folder / "fake.png").unlink()
+    data = (folder / "good.png").read_bytes()
+    (folder / "trunc.png").write_bytes(data[: len(data) // 2])
+    assert_one_line_error(cli("score", folder, "--splits", "1"), "trunc.png")
+
+
+def test_json_to_a_folder_is_refused_and_existing_reports_survive(cli, tmp_path):
+    assert_one_line_error(cli("score", "digits:test", "--json", tmp_path), "is a folder")
+    report = tmp_path / "report.json"
+    write_json_atomic(report, {"kept": True})
+    with pytest.raises(ValueError):
+        write_json_atomic(report, {"bad": float("nan")})
+    assert json.loads(report.read_text()) == {"kept": True}
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
+
+
+def test_audit_writes_report_and_figure(cli, tmp_path):
+    out = tmp_path / "run"
+    result = cli("audit", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert str(out) in result.stdout.replace("\n", "")
+    report = json.loads((out / "report.json").read_text())
+    sources = [s["source"] for s in report["scores"]]
+    assert sources == ["digits:test", "digits:train", "noise:uniform", "noise:gaussian"]
+    by_source = {s["source"]: s for s in report["scores"]}
+    # Real digits are confidently classified; noise is not.
+    assert by_source["digits:test"]["conditional_entropy_bits"] < by_source["noise:uniform"]["conditional_entropy_bits"]
+    with Image.open(out / report["figures"]["source_scores"]) as figure:
+        assert figure.size[0] > 300
+    again = json.loads(cli("audit", "--out", tmp_path / "run2", "--quiet", "--json", "-").stdout)
+    assert [s["is_mean"] for s in again["scores"]] == [s["is_mean"] for s in report["scores"]]
+
+
+def test_source_scores_display_draws_the_numbers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from probes.audit import SourceScoresDisplay
+
+    display = SourceScoresDisplay(["a", "b"], [2.0, 5.0], [0.1, 0.2], [2.5, 5.5], [1.0, 3.0], [0.5, 0.1], 10).plot()
+    heights = [patch.get_height() for patch in display.axes_[0].patches]
+    assert heights == [2.0, 5.0, 2.5, 5.5]
+    assert display.axes_[0].get_lines()[-1].get_ydata()[0] == 10  # the K line
+    assert display.figure_ is display.axes_[1].figure
