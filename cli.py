@@ -123,9 +123,126 @@ def audit(
     report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet))
     from scoring.tables import score_table
 
+    from probes.audit import print_audit_summary
+
+    print_audit_summary(report, console_for(json_out))
+    emit_json(report.to_dict(), json_out)
+
+
+attack_app = typer.Typer(help="Game the score: inflate IS from noise, or push real images within an ε-ball.",
+                         no_args_is_help=True)
+app.add_typer(attack_app, name="attack")
+
+
+class Noise(str, Enum):
+    uniform = "uniform"
+    gaussian = "gaussian"
+
+
+class Optimizer(str, Enum):
+    newton = "newton"
+    sign = "sign"
+    adam_logit = "adam-logit"
+
+
+class Norm(str, Enum):
+    linf = "linf"
+    l2 = "l2"
+    both = "both"
+
+
+@attack_app.command("inflate")
+def attack_inflate(
+    classifier: ClassifierOption = "digits",
+    n: Annotated[int, typer.Option("--n", help="Number of noise images to attack.")] = 1000,
+    noise: Annotated[Noise, typer.Option("--noise", help="Starting noise.")] = Noise.uniform,
+    steps: Annotated[int, typer.Option("--steps", help="Most gradient steps.")] = 50,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Step rule.")] = Optimizer.newton,
+    threshold: Annotated[float, typer.Option("--threshold", help="Stop a sample once p(target|x) reaches this.")] = 0.99995,
+    compare: Annotated[bool, typer.Option("--compare", help="Also run sign, adam-logit and the mutual-information objective.")] = False,
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+) -> None:
+    """Gradient-ascend noise toward cycling target classes until IS approaches K."""
+    from attacks.commands import run_inflate
+    from attacks.tables import inflate_table
+    from scoring.atomic_io import new_run_dir
+
+    report = run_or_exit(lambda: run_inflate(
+        out_dir=out or new_run_dir(Path("outputs"), label="inflate"), classifier_name=classifier, n=n, noise=noise.value,
+        steps=steps, seed=seed, optimizer=optimizer.value, threshold=threshold, compare=compare,
+    ))
     console = console_for(json_out)
-    console.print(score_table(report.scores, title="isgame audit: digits"))
-    console.print(f"report written to {report.out_dir} ({report.seconds:.1f} s)")
+    console.print(inflate_table(report))
+    emit_json(report.to_dict(), json_out)
+
+
+@attack_app.command("bounded")
+def attack_bounded(
+    classifier: ClassifierOption = "digits",
+    source: Annotated[str, typer.Option("--source", help="Real images to perturb.")] = "digits:test",
+    eps: Annotated[str | None, typer.Option("--eps", help="Comma-separated ε list, e.g. 0,1/255,8/255.")] = None,
+    norm: Annotated[Norm, typer.Option("--norm", help="Ball: linf, l2 or both.")] = Norm.linf,
+    n: Annotated[int | None, typer.Option("--n", help="Use the first N images.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="PGD steps (foolbox's default if unset).")] = None,
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+) -> None:
+    """Targeted PGD (foolbox) on real images within an ε-ball: IS and H(y|x) per ε."""
+    from attacks.bounded import parse_epsilons
+    from attacks.commands import run_bounded
+    from attacks.tables import bounded_table
+    from scoring.atomic_io import new_run_dir
+
+    norms = ("linf", "l2") if norm is Norm.both else (norm.value,)
+    report = run_or_exit(lambda: run_bounded(
+        out_dir=out or new_run_dir(Path("outputs"), label="bounded"), classifier_name=classifier, source=source,
+        norms=norms, epsilons=None if eps is None else parse_epsilons(eps), n=n, steps=steps, seed=seed,
+    ))
+    console_for(json_out).print(bounded_table(report))
+    emit_json(report.to_dict(), json_out)
+
+
+@app.command()
+def toy(
+    n: Annotated[int, typer.Option("--n", help="Monte Carlo samples per generator.")] = 100_000,
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+) -> None:
+    """The 1-D counter-example: generators that beat the data's IS."""
+    from attacks.commands import run_toy
+    from attacks.tables import toy_table
+    from scoring.atomic_io import new_run_dir
+
+    report = run_or_exit(lambda: run_toy(out_dir=out or new_run_dir(Path("outputs"), label="toy"), n=n, seed=seed))
+    console_for(json_out).print(toy_table(report))
+    emit_json(report.to_dict(), json_out)
+
+
+class ProbeName(str, Enum):
+    memorization = "memorization"
+    noise = "noise"
+    sensitivity = "sensitivity"
+    domain = "domain"
+
+
+@app.command()
+def probe(
+    name: Annotated[ProbeName, typer.Argument(help="Which probe to run.")],
+    classifier: ClassifierOption = "digits",
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+) -> None:
+    """Probe what IS cannot see: memorisation, noise baselines, sensitivity, domain mismatch."""
+    from probes.commands import run_probe
+    from probes.tables import PROBE_TABLES
+
+    report = run_or_exit(lambda: run_probe(name.value, out_dir=out, classifier_name=classifier, seed=seed))
+    console_for(json_out).print(PROBE_TABLES[name.value](report))
     emit_json(report.to_dict(), json_out)
 
 

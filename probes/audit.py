@@ -1,7 +1,7 @@
-"""``isgame audit``: run the scores on the embedded default and write one report.
+"""``isgame audit``: run every score, attack and probe on the embedded default; write one report.
 
-Writes ``report.json`` and ``source_scores.png`` into ``outputs/<run-id>/`` (or ``out``),
-each atomically. Sections added by later work plug in here.
+Writes into ``outputs/<run-id>/`` (or ``out``), each file atomically: ``report.json`` and the
+PNG figures of every section. A section that fails leaves the files of earlier sections intact.
 """
 
 from __future__ import annotations
@@ -9,18 +9,19 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-from scoring.atomic_io import save_figure_atomic, write_json_atomic
+from attacks.commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
+from probes.commands import PROBE_NAMES, ProbeReport, run_probe
+from scoring.atomic_io import close_figure, prepare_out_dir, save_figure_atomic, write_json_atomic
 from scoring.classifiers import load_classifier
-from scoring.errors import InvalidInputError
 from scoring.pipeline import ScoreReport, score_images
 from scoring.samples import open_images
 
 AUDIT_SOURCES = ("digits:test", "digits:train", "noise:uniform", "noise:gaussian")
 AUDIT_NOISE_SAMPLES = 1000
 AUDIT_SPLITS = 10
+AUDIT_TOY_SAMPLES = 100_000
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,28 @@ class AuditReport:
     classifier: dict[str, object]
     seed: int
     scores: list[ScoreReport]
+    inflate: InflateReport
+    bounded: BoundedReport
+    toy: ToyReport
+    probes: dict[str, ProbeReport]
     seconds: float
+    section_seconds: dict[str, float]
     figures: dict[str, str] = field(default_factory=dict)
+
+    def headline(self) -> dict[str, object]:
+        """How far IS was inflated, by what, and how fast."""
+        r = self.inflate.result
+        return {
+            "real_is": self.inflate.real_is,
+            "noise_is": r.initial_is,
+            "inflated_is": r.final_is,
+            "inflated_is_uint8": r.final_is_uint8,
+            "num_classes": r.num_classes,
+            "method": f"{r.optimizer} steps toward cycling targets from {self.inflate.noise} noise",
+            "steps": r.steps,
+            "seconds": r.seconds,
+            "gradient_evaluations_per_sample": r.gradient_evaluations_per_sample,
+        }
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -40,7 +61,13 @@ class AuditReport:
             "classifier": self.classifier,
             "seed": self.seed,
             "seconds": self.seconds,
+            "section_seconds": self.section_seconds,
+            "headline": self.headline(),
             "scores": [score.to_dict() for score in self.scores],
+            "inflate": self.inflate.to_dict(),
+            "bounded": self.bounded.to_dict(),
+            "toy": self.toy.to_dict(),
+            "probes": {name: probe.to_dict() for name, probe in self.probes.items()},
             "figures": self.figures,
         }
 
@@ -99,47 +126,83 @@ class SourceScoresDisplay:
         return self
 
 
-def new_run_dir(root: Path) -> Path:
-    """``root/<UTC timestamp>``, with a numeric suffix if that folder exists."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    candidate = root / stamp
-    suffix = 2
-    while candidate.exists():
-        candidate = root / f"{stamp}-{suffix}"
-        suffix += 1
-    return candidate
-
-
-def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
-              seed: int = 0, progress: bool = True) -> AuditReport:
-    """Score every audit source with ``classifier_name`` and write the report folder."""
-    started = time.perf_counter()
-    out_dir = Path(out) if out is not None else new_run_dir(Path(outputs_root))
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidInputError(f"--out {out_dir} exists and is not a folder; choose another path")
-    classifier = load_classifier(classifier_name)
+def _score_sources(classifier, folder: Path, *, seed: int, progress: bool) -> list[ScoreReport]:
     reports = []
     for spec in AUDIT_SOURCES:
         source = open_images(spec, n=AUDIT_NOISE_SAMPLES if spec.startswith("noise:") else None, seed=seed,
                              image_size=classifier.input_size)
         reports.append(score_images(source, classifier, splits=AUDIT_SPLITS, seed=seed, progress=progress))
-
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     display = SourceScoresDisplay.from_reports(reports).plot()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_figure_atomic(display.figure_, out_dir / "source_scores.png")
-    plt.close(display.figure_)
+    save_figure_atomic(display.figure_, folder / "source_scores.png")
+    close_figure(display.figure_)
+    return reports
+
+
+def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
+              seed: int = 0, progress: bool = True) -> AuditReport:
+    """Run every section with ``classifier_name`` and write the report folder."""
+    from scoring.progress import progress_bar
+
+    started = time.perf_counter()
+    folder = prepare_out_dir(out, outputs_root=outputs_root, label="audit")
+    classifier = load_classifier(classifier_name)
+    timings: dict[str, float] = {}
+    sections = {
+        "scores": lambda: _score_sources(classifier, folder, seed=seed, progress=False),
+        "inflate": lambda: run_inflate(out_dir=folder, classifier_name=classifier_name, n=AUDIT_NOISE_SAMPLES, seed=seed,
+                                       compare=True),
+        "bounded": lambda: run_bounded(out_dir=folder, classifier_name=classifier_name, norms=("linf", "l2"), seed=seed),
+        "toy": lambda: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed),
+    }
+    for probe_name in PROBE_NAMES:
+        # The noise baselines reuse the inflate section's attacked noise instead of attacking again.
+        sections[f"probe-{probe_name}"] = lambda probe_name=probe_name: run_probe(
+            probe_name, out_dir=folder, classifier_name=classifier_name, seed=seed,
+            inflated=results["inflate"].result.images if probe_name == "noise" else None)
+    results = {}
+    with progress_bar("audit", total=len(sections), batches=len(sections) + 10 if progress else 0, enabled=progress) as advance:
+        for name, run in sections.items():
+            tick = time.perf_counter()
+            results[name] = run()
+            timings[name] = time.perf_counter() - tick
+            advance(1)
+    figures = {"source_scores": "source_scores.png"}
+    figures.update({f"inflate_{k}": v for k, v in results["inflate"].files.items() if v.endswith(".png")})
+    figures.update({f"bounded_{k}": v for k, v in results["bounded"].files.items()})
+    figures.update({f"toy_{k}": v for k, v in results["toy"].files.items()})
+    probes = {name: results[f"probe-{name}"] for name in PROBE_NAMES}
+    for name, probe in probes.items():
+        figures.update({f"{name}_{k}": v for k, v in probe.files.items()})
     report = AuditReport(
-        out_dir=out_dir,
-        classifier=classifier.describe(),
-        seed=seed,
-        scores=reports,
-        seconds=time.perf_counter() - started,
-        figures={"source_scores": "source_scores.png"},
+        out_dir=folder, classifier=classifier.describe(), seed=seed, scores=results["scores"],
+        inflate=results["inflate"], bounded=results["bounded"], toy=results["toy"], probes=probes,
+        seconds=time.perf_counter() - started, section_seconds=timings, figures=figures,
     )
-    write_json_atomic(out_dir / "report.json", report.to_dict())
+    write_json_atomic(folder / "report.json", report.to_dict())
     return report
+
+
+def print_audit_summary(report: AuditReport, console) -> None:
+    """The headline, then one table per section, then where the report is."""
+    from attacks.tables import bounded_table, inflate_table, toy_table
+    from scoring.tables import score_table
+
+    h = report.headline()
+    console.print(
+        f"[bold]Headline:[/bold] {h['method']} lifted IS from {h['noise_is']:.3f} to {h['inflated_is']:.4f} "
+        f"(K = {h['num_classes']}; real held-out digits {h['real_is']:.3f}) in {h['steps']} steps, "
+        f"{h['seconds']:.2f} s, {h['gradient_evaluations_per_sample']:.2f} gradient evaluations per sample; "
+        f"saved as uint8 it still scores {h['inflated_is_uint8']:.4f}."
+    )
+    console.print(score_table(report.scores, title="scores on the digits default"))
+    console.print(inflate_table(report.inflate))
+    console.print(bounded_table(report.bounded))
+    console.print(toy_table(report.toy))
+    from probes.tables import PROBE_TABLES
+
+    for name, probe in report.probes.items():
+        console.print(PROBE_TABLES[name](probe))
+    console.print(f"report written to {report.out_dir}/report.json ({report.seconds:.1f} s)")

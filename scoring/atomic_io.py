@@ -49,3 +49,37 @@ def save_figure_atomic(figure, path: Path, *, dpi: int = 120) -> None:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def new_run_dir(root: Path, *, label: str = "") -> Path:
+    """``root/<UTC timestamp>[-label]``, with a numeric suffix if that folder exists (not created here)."""
+    from datetime import datetime, timezone
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S") + (f"-{label}" if label else "")
+    candidate = Path(root) / stamp
+    suffix = 2
+    while candidate.exists():
+        candidate = Path(root) / f"{stamp}-{suffix}"
+        suffix += 1
+    return candidate
+
+
+def prepare_out_dir(out: Path | None, *, outputs_root: Path = Path("outputs"), label: str = "") -> Path:
+    """The folder a command writes into: ``out`` if given, else a new run folder; created here."""
+    from scoring.errors import InvalidInputError
+
+    folder = Path(out) if out is not None else new_run_dir(outputs_root, label=label)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"--out {folder} exists and is not a folder; choose another path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(f"cannot create --out {folder} ({error.strerror}); choose a writable path") from None
+    return folder
+
+
+def close_figure(figure) -> None:
+    """Release a matplotlib figure once saved."""
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

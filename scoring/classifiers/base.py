@@ -91,6 +91,13 @@ class ImageClassifier(nn.Module):
     def _logits_and_features(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def logits_from_model_input(self, model_input: torch.Tensor) -> torch.Tensor:
+        """Logits of inputs already in the network's shape and range (``preprocess`` output).
+
+        Attacks iterate on the preprocessed input, so they skip the per-call validation and resize.
+        """
+        return self._logits_and_features(model_input)[0]
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, K) of float images (N, C, H, W) in [0, 1]."""
         return self._logits_and_features(self.preprocess(images))[0]

@@ -1,0 +1,175 @@
+"""Library entry points behind ``isgame attack inflate``, ``isgame attack bounded`` and ``isgame toy``.
+
+Each runs its experiment, writes its arrays and figures into a folder (atomically) and returns a
+result with ``to_dict()``. They raise :class:`~scoring.errors.IsgameError` and never exit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+from attacks.artifacts import save_image_grid, save_images_npz
+from attacks.bounded import BoundedSweepResult, EpsilonSweepDisplay, bounded_sweep
+from attacks.inflate import InflateAttack, InflateResult, InflateTraceDisplay
+from attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
+from scoring.atomic_io import close_figure, prepare_out_dir, save_figure_atomic
+from scoring.classifiers import load_classifier
+from scoring.errors import InvalidInputError
+from scoring.pipeline import classify
+from scoring.inception_score import inception_score
+from scoring.samples import open_images
+
+#: The variants ``--compare`` runs beside the default, with the settings measured best for each.
+COMPARISON_VARIANTS = {
+    "sign": {"optimizer": "sign", "step_size": 0.05},
+    "adam-logit": {"optimizer": "adam-logit", "step_size": 0.05},
+    "batch-MI": {"objective": "mutual-information", "step_size": 0.05},
+}
+
+
+def real_held_out_is(classifier, *, splits: int) -> float:
+    """Classic IS of the held-out digits under ``classifier`` with ``splits`` splits."""
+    images = open_images("digits:test").load_all()
+    return inception_score(classify(classifier, images), splits=splits, track_stderr=False).is_mean
+
+
+@dataclass(frozen=True)
+class InflateReport:
+    """The default attack, optional comparison runs, the real IS, and the files written."""
+
+    result: InflateResult
+    real_is: float
+    noise: str
+    seed: int
+    classifier: str
+    comparison: dict[str, InflateResult] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **self.result.to_dict(),
+            "classifier": self.classifier,
+            "noise": self.noise,
+            "seed": self.seed,
+            "real_is": self.real_is,
+            "comparison": {name: {k: v for k, v in r.to_dict().items() if k != "trace"} | {
+                "trace_is": [t.inception_score for t in r.trace]} for name, r in self.comparison.items()},
+            "files": self.files,
+        }
+
+
+def run_inflate(
+    *,
+    out_dir: Path | None = None,
+    classifier_name: str = "digits",
+    n: int = 1000,
+    noise: str = "uniform",
+    steps: int = 50,
+    seed: int = 0,
+    optimizer: str = "newton",
+    threshold: float = 0.99995,
+    splits: int = 10,
+    compare: bool = False,
+) -> InflateReport:
+    """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot."""
+    if n < 1:
+        raise InvalidInputError(f"--n must be >= 1, got {n}")
+    if noise not in ("uniform", "gaussian"):
+        raise InvalidInputError(f"--noise must be uniform or gaussian, got {noise!r}")
+    classifier = load_classifier(classifier_name)
+    start = open_images(f"noise:{noise}", n=n, seed=seed, image_size=classifier.input_size).load_all()
+    attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n))
+    result = attack(classifier, start)
+    comparison = {}
+    if compare:
+        for name, options in COMPARISON_VARIANTS.items():
+            comparison[name] = InflateAttack(steps=steps, threshold=threshold, splits=min(splits, n), **options)(classifier, start)
+    real_is = real_held_out_is(classifier, splits=splits)
+    files = {}
+    if out_dir is not None:
+        folder = prepare_out_dir(out_dir)
+        save_images_npz(folder / "inflated.npz", result.images, start=result.start.numpy(), targets=result.targets.numpy())
+        save_image_grid(folder / "inflated_grid.png", result.images)
+        save_image_grid(folder / "noise_grid.png", result.start)
+        matplotlib.use("Agg")
+        display = InflateTraceDisplay.from_results({result.optimizer: result, **comparison}, real_is).plot()
+        save_figure_atomic(display.figure_, folder / "inflate_trace.png")
+        close_figure(display.figure_)
+        files = {"images": "inflated.npz", "grid": "inflated_grid.png", "noise_grid": "noise_grid.png",
+                 "trace": "inflate_trace.png"}
+    return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed, classifier=classifier_name,
+                         comparison=comparison, files=files)
+
+
+@dataclass(frozen=True)
+class BoundedReport:
+    """One sweep per norm, and the files written."""
+
+    source: str
+    classifier: str
+    sweeps: list[BoundedSweepResult]
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": self.source, "classifier": self.classifier,
+                "sweeps": [s.to_dict() for s in self.sweeps], "files": self.files}
+
+
+def run_bounded(
+    *,
+    out_dir: Path | None = None,
+    classifier_name: str = "digits",
+    source: str = "digits:test",
+    norms: tuple[str, ...] = ("linf",),
+    epsilons: list[float] | None = None,
+    n: int | None = None,
+    steps: int | None = None,
+    splits: int = 10,
+    seed: int = 0,
+) -> BoundedReport:
+    """Sweep ε for each norm on real images from ``source``; write the IS-vs-ε plot and example grids."""
+    classifier = load_classifier(classifier_name)
+    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size).load_all(
+        conform=lambda image: classifier.preprocess(image).float())
+    sweeps = [bounded_sweep(classifier, images, norm=norm, epsilons=epsilons, steps=steps, splits=splits, seed=seed)
+              for norm in norms]
+    files = {}
+    if out_dir is not None:
+        folder = prepare_out_dir(out_dir)
+        matplotlib.use("Agg")
+        display = EpsilonSweepDisplay.from_results(sweeps).plot()
+        save_figure_atomic(display.figure_, folder / "bounded_is_vs_eps.png")
+        close_figure(display.figure_)
+        files["plot"] = "bounded_is_vs_eps.png"
+        for sweep in sweeps:
+            # One row per ε, the first ten images of each.
+            save_image_grid(folder / f"bounded_examples_{sweep.norm}.png", sweep.examples.flatten(0, 1), nrow=10)
+            files[f"examples_{sweep.norm}"] = f"bounded_examples_{sweep.norm}.png"
+    return BoundedReport(source=source, classifier=classifier_name, sweeps=sweeps, files=files)
+
+
+@dataclass(frozen=True)
+class ToyReport:
+    result: ToyResult
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.result.to_dict(), "files": self.files}
+
+
+def run_toy(*, out_dir: Path | None = None, n: int = 100_000, seed: int = 0) -> ToyReport:
+    """Score the 1-D counter-example's generators; write the density and bar figures."""
+    result = toy_counterexample(n=n, seed=seed)
+    files = {}
+    if out_dir is not None:
+        folder = prepare_out_dir(out_dir)
+        matplotlib.use("Agg")
+        for name, display in (("toy_densities.png", ToyDensityDisplay().plot()),
+                              ("toy_scores.png", ToyScoresDisplay.from_result(result).plot())):
+            save_figure_atomic(display.figure_, folder / name)
+            close_figure(display.figure_)
+        files = {"densities": "toy_densities.png", "scores": "toy_scores.png"}
+    return ToyReport(result=result, files=files)

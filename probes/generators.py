@@ -1,0 +1,60 @@
+"""Sample generators for the probes: training-set replay and an honest PCA + KDE generator.
+
+Every generator returns float32 images (M, 1, 8, 8) in [0, 1] and is seeded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+from sklearn.neighbors import KernelDensity
+
+from scoring.errors import InvalidInputError
+
+KDE_PCA_COMPONENTS = 30
+
+
+def replay(train: torch.Tensor, *, n: int | None = None, seed: int = 0, resample: bool = False,
+           pixel_noise: float = 0.0) -> torch.Tensor:
+    """The training set itself: all of it, or ``n`` rows drawn with repetition; optional Gaussian pixel noise."""
+    generator = torch.Generator().manual_seed(seed)
+    if resample:
+        images = train[torch.randint(0, train.shape[0], (n or train.shape[0],), generator=generator)]
+    else:
+        images = train if n is None else train[:n]
+    if pixel_noise > 0:
+        images = (images + pixel_noise * torch.randn(images.shape, generator=generator)).clamp(0, 1)
+    return images.clone()
+
+
+class KdeGenerator:
+    """Kernel density estimate in PCA space, fitted on the training digits.
+
+    ``PCA(n_components)`` then ``KernelDensity(bandwidth)`` (Gaussian kernel) in the PCA
+    coordinates, which keep pixel-space distances along the kept components. A sample is a
+    training point's coordinates plus N(0, bandwidth^2 I), mapped back to pixels and clipped to
+    [0, 1]. Bandwidth -> 0 copies (PCA reconstructions of) training digits; a large bandwidth
+    gives blurry novel digits. The bandwidth is the memorisation knob.
+    """
+
+    def __init__(self, train: torch.Tensor, *, n_components: int = KDE_PCA_COMPONENTS, seed: int = 0) -> None:
+        flat = train.reshape(train.shape[0], -1).double().numpy()
+        if not 1 <= n_components <= flat.shape[1]:
+            raise InvalidInputError(f"n_components must be in 1..{flat.shape[1]}, got {n_components}")
+        self.shape = tuple(train.shape[1:])
+        self.pca = PCA(n_components=n_components, random_state=seed).fit(flat)
+        self.coordinates = self.pca.transform(flat)
+
+    @property
+    def explained_variance(self) -> float:
+        return float(self.pca.explained_variance_ratio_.sum())
+
+    def sample(self, n: int, *, bandwidth: float, seed: int = 0) -> torch.Tensor:
+        """``n`` images (n, *shape) float32 in [0, 1]."""
+        if bandwidth <= 0:
+            raise InvalidInputError(f"bandwidth must be > 0, got {bandwidth}")
+        kde = KernelDensity(kernel="gaussian", bandwidth=bandwidth).fit(self.coordinates)
+        coordinates = kde.sample(n, random_state=seed)
+        pixels = np.clip(self.pca.inverse_transform(coordinates), 0.0, 1.0)
+        return torch.from_numpy(pixels.astype(np.float32)).reshape(n, *self.shape)

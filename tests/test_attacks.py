@@ -1,0 +1,149 @@
+"""The inflate attack and the foolbox ε-bounded sweep on the digits classifier."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from attacks.artifacts import to_uint8
+from attacks.bounded import bounded_sweep, parse_epsilons, targeted_pgd
+from attacks.inflate import InflateAttack, InflateTraceDisplay, cycling_targets, target_margin
+from scoring.digits_data import digits_split
+from scoring.errors import InvalidInputError
+from scoring.inception_score import inception_score
+from scoring.pipeline import classify
+from scoring.samples import open_images
+from tests.conftest import assert_one_line_error
+
+
+@pytest.fixture(scope="module")
+def uniform_noise():
+    return open_images("noise:uniform", n=1000, seed=0).load_all()
+
+
+def test_inflate_reaches_999_of_k_within_20_steps(digits_classifier, uniform_noise):
+    result = InflateAttack(steps=20)(digits_classifier, uniform_noise)
+    assert result.steps <= 20
+    assert result.final_is >= 0.999 * 10
+    assert result.initial_is < 3.0
+    # Independent re-score of the returned images, through the public classifier path, as saved PNGs.
+    rescored = inception_score(classify(digits_classifier, to_uint8(result.images)), splits=10)
+    assert rescored.is_mean == pytest.approx(result.final_is_uint8, rel=1e-9)
+    assert rescored.is_mean >= 0.999 * 10
+    assert float(result.images.min()) >= 0.0 and float(result.images.max()) <= 1.0
+    assert result.gradient_evaluations_per_sample <= 3.0
+    # The trace is monotone enough to be meaningful: it starts at the noise IS and ends at the final one.
+    assert result.trace[0].inception_score == pytest.approx(result.initial_is)
+    assert result.trace[-1].inception_score == pytest.approx(result.final_is)
+
+
+def test_inflate_is_deterministic_and_seed_sensitive(digits_classifier):
+    a = open_images("noise:uniform", n=100, seed=1).load_all()
+    b = open_images("noise:uniform", n=100, seed=2).load_all()
+    attack = InflateAttack(steps=5)
+    first, second = attack(digits_classifier, a), attack(digits_classifier, a)
+    assert torch.equal(first.images, second.images)
+    assert [t.inception_score for t in first.trace] == [t.inception_score for t in second.trace]
+    assert not torch.equal(first.images, attack(digits_classifier, b).images)
+
+
+@pytest.mark.parametrize("options", [{"optimizer": "sign"}, {"optimizer": "adam-logit"}, {"objective": "mutual-information"}])
+def test_every_variant_raises_the_score(digits_classifier, options):
+    start = open_images("noise:uniform", n=200, seed=0).load_all()
+    result = InflateAttack(steps=10, **options)(digits_classifier, start)
+    assert result.final_is > result.initial_is + 1.0
+    assert repr(InflateAttack(**options)).startswith("InflateAttack(")
+
+
+def test_target_margin_is_the_log_odds_of_the_target():
+    logits = torch.randn(20, 7, dtype=torch.float64)
+    targets = cycling_targets(20, 7)
+    p = torch.softmax(logits, 1)[torch.arange(20), targets]
+    torch.testing.assert_close(target_margin(logits, targets), torch.log(p) - torch.log1p(-p))
+
+
+@pytest.mark.parametrize("options,fragment", [({"steps": 0}, "--steps"), ({"threshold": 1.0}, "threshold"),
+                                              ({"optimizer": "lbfgs"}, "optimizer")])
+def test_inflate_rejects_bad_settings(options, fragment):
+    with pytest.raises(InvalidInputError, match=fragment):
+        InflateAttack(**options)
+
+
+@pytest.mark.parametrize("norm,epsilons", [("linf", [0.0, 2 / 255, 16 / 255, 0.3]), ("l2", [0.0, 0.1, 1.0, 3.0])])
+def test_bounded_attack_stays_in_the_ball_and_the_box(digits_classifier, norm, epsilons):
+    model_input = digits_split().test_images[:40]
+    _, clipped, success = targeted_pgd(digits_classifier, model_input, norm=norm, epsilons=epsilons, steps=10)
+    for epsilon, attacked in zip(epsilons, clipped):
+        delta = (attacked - model_input).flatten(1)
+        distance = delta.abs().max(dim=1).values if norm == "linf" else delta.norm(dim=1)
+        assert float(distance.max()) <= epsilon * (1 + 1e-5) + 1e-6
+        assert float(attacked.min()) >= 0.0 and float(attacked.max()) <= 1.0
+    assert float(success[-1].float().mean()) > float(success[0].float().mean())
+
+
+def test_bounded_sweep_reports_thresholds_from_its_own_grid(digits_classifier):
+    images = digits_split().test_images[:100]
+    sweep = bounded_sweep(digits_classifier, images, norm="linf", epsilons=[0.0, 0.05, 0.5])
+    assert sweep.scores[0].inception_score == pytest.approx(sweep.real_is)
+    assert sweep.scores[-1].inception_score >= 0.99 * 10
+    assert sweep.epsilon_for_99_percent_of_k == 0.5
+    first = bounded_sweep(digits_classifier, images, norm="linf", epsilons=[0.1], steps=5, seed=4)
+    again = bounded_sweep(digits_classifier, images, norm="linf", epsilons=[0.1], steps=5, seed=4)
+    assert first.scores == again.scores
+
+
+def test_parse_epsilons():
+    assert parse_epsilons("0, 8/255,0.5") == [0.0, 8 / 255, 0.5]
+    with pytest.raises(InvalidInputError, match=">= 0"):
+        parse_epsilons("0.1,-0.2")
+    with pytest.raises(InvalidInputError, match="cannot read"):
+        parse_epsilons("abc")
+
+
+def test_inflate_cli_json_and_files(cli, tmp_path):
+    result = cli("attack", "inflate", "--n", "100", "--steps", "10", "--out", tmp_path, "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert {"num_classes", "n", "initial_is", "final_is", "final_is_uint8", "real_is", "steps", "seconds", "trace"} <= payload.keys()
+    assert payload["n"] == 100 and payload["num_classes"] == 10 and isinstance(payload["trace"], list)
+    assert payload["final_is"] > payload["initial_is"]
+    with __import__("numpy").load(tmp_path / "inflated.npz", allow_pickle=False) as archive:
+        assert archive["images"].shape == (100, 1, 8, 8)
+    assert (tmp_path / "inflated_grid.png").is_file() and (tmp_path / "inflate_trace.png").is_file()
+    # The saved images score as the report says, through the public CLI.
+    again = json.loads(cli("score", tmp_path / "inflated.npz", "--json", "-").stdout)
+    assert again["is_mean"] == pytest.approx(payload["final_is"], rel=1e-5)
+
+
+def test_bounded_cli_json(cli, tmp_path):
+    result = cli("attack", "bounded", "--eps", "0,0.5", "--n", "60", "--steps", "10", "--out", tmp_path, "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    rows = payload["sweeps"][0]["epsilons"]
+    assert [r["epsilon"] for r in rows] == [0.0, 0.5]
+    assert {"inception_score", "conditional_entropy_bits", "success_rate"} <= rows[0].keys()
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["attack", "bounded", "--eps", "0,-0.1"], ["ε must be finite and >= 0"]),
+    (["attack", "inflate", "--n", "0"], ["--n must be >= 1"]),
+    (["attack", "inflate", "--classifier", "vgg"], ["unknown classifier"]),
+    (["attack", "bounded", "--classifier", "vgg"], ["unknown classifier"]),
+    (["toy", "--n", "1"], ["--n must be >= 2"]),
+    (["attack", "inflate", "--steps", "0"], ["--steps must be >= 1"]),
+])
+def test_attack_commands_reject_bad_input(cli, tmp_path, args, fragments):
+    assert_one_line_error(cli(*args, "--out", tmp_path / "o"), *fragments)
+
+
+def test_trace_display_draws_the_trace(digits_classifier):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    start = open_images("noise:uniform", n=50, seed=0).load_all()
+    result = InflateAttack(steps=3, splits=5)(digits_classifier, start)
+    display = InflateTraceDisplay.from_results({"newton": result}, real_is=8.0).plot()
+    line = display.axes_[0].get_lines()[0]
+    assert list(line.get_ydata()) == [t.inception_score for t in result.trace]
