@@ -246,6 +246,25 @@ def probe(
     emit_json(report.to_dict(), json_out)
 
 
+@app.command()
+def matrix(
+    classifier: ClassifierOption = "digits",
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+) -> None:
+    """The robustness matrix: every game against every metric, against held-out real data."""
+    from probes.commands import run_matrix
+    from probes.tables import matrix_table
+
+    report = run_or_exit(lambda: run_matrix(out_dir=out, classifier_name=classifier, seed=seed))
+    console = console_for(json_out)
+    console.print(matrix_table(report))
+    for paragraph in report.result.paragraphs().values():
+        console.print(paragraph)
+    emit_json(report.to_dict(), json_out)
+
+
 @app.command("train-digits")
 def train_digits(
     out: Annotated[Path, typer.Option("--out", help="Where to write the safetensors weights.")],

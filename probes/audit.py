@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from attacks.commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
-from probes.commands import PROBE_NAMES, ProbeReport, run_probe
-from scoring.atomic_io import close_figure, prepare_out_dir, save_figure_atomic, write_json_atomic
+from probes.commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
+from probes.report_html import render_report_html
+from scoring.atomic_io import close_figure, prepare_out_dir, save_figure_atomic, write_json_atomic, write_text_atomic
 from scoring.classifiers import load_classifier
 from scoring.pipeline import ScoreReport, score_images
 from scoring.samples import open_images
@@ -36,6 +37,7 @@ class AuditReport:
     bounded: BoundedReport
     toy: ToyReport
     probes: dict[str, ProbeReport]
+    matrix: ProbeReport
     seconds: float
     section_seconds: dict[str, float]
     figures: dict[str, str] = field(default_factory=dict)
@@ -51,6 +53,7 @@ class AuditReport:
             "num_classes": r.num_classes,
             "method": f"{r.optimizer} steps toward cycling targets from {self.inflate.noise} noise",
             "steps": r.steps,
+            "steps_to_999_of_k": r.steps_to_fraction_of_k(0.999),
             "seconds": r.seconds,
             "gradient_evaluations_per_sample": r.gradient_evaluations_per_sample,
         }
@@ -68,6 +71,7 @@ class AuditReport:
             "bounded": self.bounded.to_dict(),
             "toy": self.toy.to_dict(),
             "probes": {name: probe.to_dict() for name, probe in self.probes.items()},
+            "matrix": self.matrix.to_dict(),
             "figures": self.figures,
         }
 
@@ -162,6 +166,7 @@ def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), 
         sections[f"probe-{probe_name}"] = lambda probe_name=probe_name: run_probe(
             probe_name, out_dir=folder, classifier_name=classifier_name, seed=seed,
             inflated=results["inflate"].result.images if probe_name == "noise" else None)
+    sections["matrix"] = lambda: run_matrix(out_dir=folder, classifier_name=classifier_name, seed=seed)
     results = {}
     with progress_bar("audit", total=len(sections), batches=len(sections) + 10 if progress else 0, enabled=progress) as advance:
         for name, run in sections.items():
@@ -174,14 +179,17 @@ def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), 
     figures.update({f"bounded_{k}": v for k, v in results["bounded"].files.items()})
     figures.update({f"toy_{k}": v for k, v in results["toy"].files.items()})
     probes = {name: results[f"probe-{name}"] for name in PROBE_NAMES}
+    figures.update({f"matrix_{k}": v for k, v in results["matrix"].files.items()})
     for name, probe in probes.items():
         figures.update({f"{name}_{k}": v for k, v in probe.files.items()})
     report = AuditReport(
         out_dir=folder, classifier=classifier.describe(), seed=seed, scores=results["scores"],
-        inflate=results["inflate"], bounded=results["bounded"], toy=results["toy"], probes=probes,
+        inflate=results["inflate"], bounded=results["bounded"], toy=results["toy"], probes=probes, matrix=results["matrix"],
         seconds=time.perf_counter() - started, section_seconds=timings, figures=figures,
     )
-    write_json_atomic(folder / "report.json", report.to_dict())
+    payload = report.to_dict()
+    write_json_atomic(folder / "report.json", payload)
+    write_text_atomic(folder / "report.html", render_report_html(payload, folder))
     return report
 
 
@@ -193,7 +201,8 @@ def print_audit_summary(report: AuditReport, console) -> None:
     h = report.headline()
     console.print(
         f"[bold]Headline:[/bold] {h['method']} lifted IS from {h['noise_is']:.3f} to {h['inflated_is']:.4f} "
-        f"(K = {h['num_classes']}; real held-out digits {h['real_is']:.3f}) in {h['steps']} steps, "
+        f"(K = {h['num_classes']}; real held-out digits {h['real_is']:.3f}), past 0.999 K after {h['steps_to_999_of_k']} "
+        f"of {h['steps']} steps, "
         f"{h['seconds']:.2f} s, {h['gradient_evaluations_per_sample']:.2f} gradient evaluations per sample; "
         f"saved as uint8 it still scores {h['inflated_is_uint8']:.4f}."
     )
@@ -205,4 +214,7 @@ def print_audit_summary(report: AuditReport, console) -> None:
 
     for name, probe in report.probes.items():
         console.print(PROBE_TABLES[name](probe))
-    console.print(f"report written to {report.out_dir}/report.json ({report.seconds:.1f} s)")
+    from probes.tables import matrix_table
+
+    console.print(matrix_table(report.matrix))
+    console.print(f"report written to {report.out_dir}/report.json and report.html ({report.seconds:.1f} s)")

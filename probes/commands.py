@@ -15,6 +15,7 @@ import torch
 
 from attacks.artifacts import save_image_grid
 from probes.domain import DomainDisplay, domain_probe
+from probes.matrix import RobustnessMatrixDisplay, robustness_matrix
 from probes.memorization import MemorizationDisplay, memorization_probe
 from probes.noise_baselines import NoiseBaselineDisplay, noise_baselines
 from probes.sensitivity import SensitivityDisplay, sensitivity_probe
@@ -84,3 +85,15 @@ def run_probe(name: str, *, out_dir: Path | None = None, classifier_name: str = 
     matplotlib.use("Agg")
     result, files = PROBES[name](classifier, folder, seed, inflated)
     return ProbeReport(name=name, result=result, files=files)
+
+
+def run_matrix(*, out_dir: Path | None = None, classifier_name: str = "digits", seed: int = 0) -> ProbeReport:
+    """Play every game against every metric; write the heatmap and example grids."""
+    classifier = load_classifier(classifier_name)
+    folder = prepare_out_dir(out_dir, label="matrix")
+    matplotlib.use("Agg")
+    result = robustness_matrix(classifier, seed=seed)
+    files = {"heatmap": _save(RobustnessMatrixDisplay.from_result(result).plot(), folder, "matrix.png")}
+    save_image_grid(folder / "matrix_examples.png", torch.cat(list(result.examples.values())), nrow=10)
+    files["examples"] = "matrix_examples.png"
+    return ProbeReport(name="matrix", result=result, files=files)

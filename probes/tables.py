@@ -70,3 +70,15 @@ def domain_table(report: ProbeReport) -> Table:
 
 PROBE_TABLES = {"memorization": memorization_table, "noise": noise_table, "sensitivity": sensitivity_table,
                 "domain": domain_table}
+
+
+def matrix_table(report: ProbeReport) -> Table:
+    """Values per game and metric; a trailing ✗ marks a game that fools the metric."""
+    r = report.result
+    short = {"precision": "prec.", "recall": "rec.", "density": "dens.", "coverage": "cov.", "authenticity": "auth."}
+    table = _table("robustness matrix (✗: scores at least as well as held-out real data)",
+                   ["game"] + [short.get(m, m) for m in r.metrics])
+    for game in r.games:
+        table.add_row(game[:24], *[f"{r.cells[game][m].value:.3g}" + ("✗" if r.cells[game][m].fooled and game != r.games[0] else "")
+                                   for m in r.metrics])
+    return table

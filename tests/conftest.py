@@ -33,6 +33,16 @@ def cli():
     return invoke
 
 
+@pytest.fixture(scope="session")
+def audit_run(tmp_path_factory):
+    """One real end-to-end ``isgame audit``, shared by every test that inspects its report."""
+    from cli import app
+
+    out = tmp_path_factory.mktemp("audit") / "run"
+    result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet"])
+    return out, result
+
+
 def reference_scores(logits: np.ndarray, splits: int, *, order: np.ndarray | None = None) -> dict[str, float]:
     """Independent float64 reference written with scipy: softmax, then KL with scipy.stats.entropy.
 

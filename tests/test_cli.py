@@ -116,18 +116,6 @@ def test_json_to_a_folder_is_refused_and_existing_reports_survive(cli, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
 
 
-@pytest.fixture(scope="module")
-def audit_run(tmp_path_factory):
-    """One real end-to-end audit, shared by the audit tests (it takes about half a minute)."""
-    from typer.testing import CliRunner
-
-    from cli import app
-
-    out = tmp_path_factory.mktemp("audit") / "run"
-    result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet"])
-    return out, result
-
-
 def test_audit_writes_report_and_figures(audit_run):
     out, result = audit_run
     assert result.exit_code == 0, result.stderr

@@ -1,0 +1,166 @@
+"""The robustness matrix: every game against every metric, compared with held-out real data.
+
+A game "fools" a metric when it scores at least as well as the held-out real digits (higher
+for IS, exp(I), precision, recall, density, coverage, C_T and authenticity; lower for FID and
+KID, where a game within two standard errors of the reference's KID also counts, since KID is
+unbiased and fluctuates around 0). Distribution metrics run on the classifier's features against the training set, the
+data a generator learns from; C_T and authenticity run in pixel space against the training set.
+The margin is the signed relative amount by which a game beats (> 0) or trails (< 0) the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from probes.copy_detectors import authenticity, data_copying_test
+from probes.games import GAMES, REFERENCE_GAME
+from scoring.classifiers.base import ImageClassifier
+from scoring.digits_data import digits_split
+from scoring.fid import frechet_distance
+from scoring.inception_score import inception_score
+from scoring.kid import kernel_inception_distance
+from scoring.prdc import precision_recall_density_coverage
+
+MATRIX_SAMPLES = 540  # the size of the held-out set, so every game is compared at the same N
+HIGHER_IS_BETTER = {"IS": True, "exp(I)": True, "FID": False, "KID": False, "precision": True, "recall": True,
+                    "density": True, "coverage": True, "C_T": True, "authenticity": True}
+METRICS = tuple(HIGHER_IS_BETTER)
+KID_SUBSETS = 50
+
+
+@dataclass(frozen=True)
+class MatrixCell:
+    value: float
+    reference: float
+    fooled: bool
+    margin: float
+
+    def to_dict(self) -> dict[str, object]:
+        return dict(vars(self))
+
+
+@dataclass(frozen=True)
+class MatrixResult:
+    games: list[str]
+    metrics: list[str]
+    cells: dict[str, dict[str, MatrixCell]]
+    n: int
+    seed: int
+    examples: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+
+    def resisted(self, metric: str) -> list[str]:
+        return [g for g in self.games if g != REFERENCE_GAME and not self.cells[g][metric].fooled]
+
+    def fooled_by(self, metric: str) -> list[str]:
+        return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].fooled]
+
+    def paragraphs(self) -> dict[str, str]:
+        """One sentence per metric naming the games it resists and those that fool it."""
+        out = {}
+        for metric in self.metrics:
+            resisted, fooled = self.resisted(metric), self.fooled_by(metric)
+            out[metric] = (f"{metric} ({'higher' if HIGHER_IS_BETTER[metric] else 'lower'} is better) resists "
+                           f"{len(resisted)} of {len(self.games) - 1} games: {', '.join(resisted) or 'none'}. "
+                           f"Fooled by: {', '.join(fooled) or 'none'}.")
+        return out
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "n": self.n, "seed": self.seed, "reference_game": REFERENCE_GAME,
+            "games": self.games, "metrics": self.metrics,
+            "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in self.metrics},
+            "cells": {g: {m: c.to_dict() for m, c in row.items()} for g, row in self.cells.items()},
+            "paragraphs": self.paragraphs(),
+        }
+
+
+def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_features: np.ndarray,
+                  train_pixels: np.ndarray, held_out_pixels: np.ndarray, seed: int) -> dict[str, float]:
+    """All metrics of ``images`` (n, 1, 8, 8) in [0, 1]."""
+    with torch.no_grad():
+        logits, features = classifier.logits_and_features(images)
+    scores = inception_score(logits, splits=10, track_stderr=False)
+    features = features.double().numpy()
+    pixels = images.reshape(images.shape[0], -1).double().numpy()
+    manifold = precision_recall_density_coverage(train_features, features)
+    kid = kernel_inception_distance(train_features, features, subsets=KID_SUBSETS, subset_size=200, seed=seed)
+    return {
+        "IS": scores.is_mean,
+        "exp(I)": scores.improved_is,
+        "FID": frechet_distance(train_features, features),
+        "KID": kid.mean,
+        "KID_stderr": kid.std / math.sqrt(KID_SUBSETS),
+        "precision": manifold.precision,
+        "recall": manifold.recall,
+        "density": manifold.density,
+        "coverage": manifold.coverage,
+        "C_T": data_copying_test(train_pixels, held_out_pixels, pixels, seed=seed).ct_statistic,
+        "authenticity": authenticity(train_pixels, pixels),
+    }
+
+
+def compare(value: float, reference: float, higher_is_better: bool, *, tolerance: float = 0.0) -> MatrixCell:
+    """Fooled iff the game is at least as good as the reference, less ``tolerance``; margin relative to |reference|."""
+    gain = value - reference if higher_is_better else reference - value
+    scale = abs(reference) if abs(reference) > 1e-9 else 1.0
+    return MatrixCell(value=value, reference=reference, fooled=gain >= -tolerance, margin=gain / scale)
+
+
+def robustness_matrix(classifier: ImageClassifier, *, n: int = MATRIX_SAMPLES, seed: int = 0,
+                      games: dict | None = None) -> MatrixResult:
+    """Play every game and score it with every metric."""
+    games = GAMES if games is None else games
+    split = digits_split()
+    with torch.no_grad():
+        train_features = classifier.features(split.train_images).double().numpy()
+    train_pixels = split.train_images.reshape(split.train_images.shape[0], -1).double().numpy()
+    held_out_pixels = split.test_images.reshape(split.test_images.shape[0], -1).double().numpy()
+    images = {name: play(classifier, n, seed) for name, play in games.items()}
+    values = {name: metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
+                                  held_out_pixels=held_out_pixels, seed=seed) for name, batch in images.items()}
+    reference = values[REFERENCE_GAME]
+    # KID is unbiased and fluctuates around 0 for the reference's own distribution: a game within two
+    # standard errors of the reference's KID is not distinguishable from real data, so it fools KID.
+    tolerances = {m: 0.0 for m in METRICS} | {"KID": 2 * reference["KID_stderr"]}
+    cells = {name: {m: compare(v[m], reference[m], HIGHER_IS_BETTER[m], tolerance=tolerances[m]) for m in METRICS}
+             for name, v in values.items()}
+    return MatrixResult(games=list(games), metrics=list(METRICS), cells=cells, n=n, seed=seed,
+                        examples={name: batch[:10] for name, batch in images.items()})
+
+
+class RobustnessMatrixDisplay:
+    """Heatmap of games x metrics: red where the game fools the metric, blue where the metric resists;
+    colour depth is the margin (clipped to ±100%); each cell shows the value."""
+
+    def __init__(self, result: MatrixResult) -> None:
+        self.result = result
+
+    @classmethod
+    def from_result(cls, result: MatrixResult) -> "RobustnessMatrixDisplay":
+        return cls(result)
+
+    def plot(self, *, ax=None) -> "RobustnessMatrixDisplay":
+        import matplotlib.pyplot as plt
+
+        r = self.result
+        if ax is None:
+            _, ax = plt.subplots(figsize=(13, 6.5))
+        margins = np.array([[np.clip(r.cells[g][m].margin, -1, 1) for m in r.metrics] for g in r.games])
+        fooled = np.array([[r.cells[g][m].fooled for m in r.metrics] for g in r.games])
+        # Fooled cells are shown red (0.5..1 on the colormap), resisted cells blue (0..0.5).
+        shade = np.where(fooled, 0.55 + 0.45 * np.abs(margins), 0.45 - 0.45 * np.abs(margins))
+        ax.imshow(shade, cmap="coolwarm", vmin=0, vmax=1, aspect="auto")
+        for i, game in enumerate(r.games):
+            for j, metric in enumerate(r.metrics):
+                cell = r.cells[game][metric]
+                text = f"{cell.value:.3g}" + (" ✗" if cell.fooled and game != REFERENCE_GAME else "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(r.metrics)), [f"{m} {'↑' if HIGHER_IS_BETTER[m] else '↓'}" for m in r.metrics], fontsize=8)
+        ax.set_yticks(range(len(r.games)), r.games, fontsize=8)
+        ax.set_title("Robustness matrix: red ✗ = the game scores at least as well as held-out real data")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
