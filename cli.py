@@ -262,6 +262,8 @@ def matrix(
     console.print(matrix_table(report))
     for paragraph in report.result.paragraphs().values():
         console.print(paragraph)
+    caveat = ", ".join(f"N={n}: {v:.2f}" for n, v in zip(report.result.fid_sample_sizes, report.result.fid_of_real_subsets))
+    console.print(f"FID of real held-out subsets against the training set (finite-N bias): {caveat}")
     emit_json(report.to_dict(), json_out)
 
 

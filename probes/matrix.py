@@ -20,7 +20,7 @@ from probes.copy_detectors import authenticity, data_copying_test
 from probes.games import GAMES, REFERENCE_GAME
 from scoring.classifiers.base import ImageClassifier
 from scoring.digits_data import digits_split
-from scoring.fid import frechet_distance
+from scoring.fid import fid_sample_size_curve, frechet_distance
 from scoring.inception_score import inception_score
 from scoring.kid import kernel_inception_distance
 from scoring.prdc import precision_recall_density_coverage
@@ -30,6 +30,7 @@ HIGHER_IS_BETTER = {"IS": True, "exp(I)": True, "FID": False, "KID": False, "pre
                     "density": True, "coverage": True, "C_T": True, "authenticity": True}
 METRICS = tuple(HIGHER_IS_BETTER)
 KID_SUBSETS = 50
+FID_CAVEAT_SIZES = (25, 50, 100, 200, 400, 540)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class MatrixResult:
     cells: dict[str, dict[str, MatrixCell]]
     n: int
     seed: int
+    fid_sample_sizes: list[int] = field(default_factory=list)
+    fid_of_real_subsets: list[float] = field(default_factory=list)
     examples: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
 
     def resisted(self, metric: str) -> list[str]:
@@ -75,6 +78,11 @@ class MatrixResult:
             "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in self.metrics},
             "cells": {g: {m: c.to_dict() for m, c in row.items()} for g, row in self.cells.items()},
             "paragraphs": self.paragraphs(),
+            "fid_sample_size_caveat": {
+                "note": "FID of random subsets of the real held-out digits against the training set: the same "
+                        "distribution, so every value above 0 is finite-N bias; compare FIDs only at equal N",
+                "sizes": self.fid_sample_sizes, "fid": self.fid_of_real_subsets,
+            },
         }
 
 
@@ -123,12 +131,16 @@ def robustness_matrix(classifier: ImageClassifier, *, n: int = MATRIX_SAMPLES, s
     values = {name: metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
                                   held_out_pixels=held_out_pixels, seed=seed) for name, batch in images.items()}
     reference = values[REFERENCE_GAME]
+    with torch.no_grad():
+        held_out_features = classifier.features(split.test_images).double().numpy()
+    caveat = fid_sample_size_curve(train_features, held_out_features, FID_CAVEAT_SIZES, seed=seed)
     # KID is unbiased and fluctuates around 0 for the reference's own distribution: a game within two
     # standard errors of the reference's KID is not distinguishable from real data, so it fools KID.
     tolerances = {m: 0.0 for m in METRICS} | {"KID": 2 * reference["KID_stderr"]}
     cells = {name: {m: compare(v[m], reference[m], HIGHER_IS_BETTER[m], tolerance=tolerances[m]) for m in METRICS}
              for name, v in values.items()}
     return MatrixResult(games=list(games), metrics=list(METRICS), cells=cells, n=n, seed=seed,
+                        fid_sample_sizes=list(FID_CAVEAT_SIZES), fid_of_real_subsets=caveat,
                         examples={name: batch[:10] for name, batch in images.items()})
 
 

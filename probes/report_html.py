@@ -78,6 +78,9 @@ def render_report_html(report: dict, folder: Path) -> str:
                            for m in matrix["metrics"]] for g in matrix["games"]]
         parts.append(_table(["game"] + matrix["metrics"], rows, classes))
         parts.extend(f"<p>{html.escape(text)}</p>" for text in matrix["paragraphs"].values())
+        caveat = matrix["fid_sample_size_caveat"]
+        parts.append(f"<p><b>FID's sample-size caveat.</b> {html.escape(caveat['note'])}.</p>")
+        parts.append(_table(["N real samples"] + [str(n) for n in caveat["sizes"]], [["FID"] + caveat["fid"]]))
 
     parts.append("<h2>Scores of real data and noise</h2>")
     parts.append(_figure(folder, figures["source_scores"], "IS, exp(I) and entropies per source"))

@@ -62,6 +62,8 @@ def test_matrix_cli_json(cli, tmp_path):
     assert cells["training replay"]["IS"]["fooled"] and not cells["training replay"]["C_T"]["fooled"]
     assert cells["FID feature attack"]["FID"]["fooled"]
     assert (tmp_path / "matrix.png").is_file()
+    caveat = payload["fid_sample_size_caveat"]
+    assert caveat["fid"][0] > caveat["fid"][-1] > 0  # real data's FID shrinks with N but never reaches 0
 
 
 def _chromium() -> str | None:
