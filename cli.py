@@ -88,20 +88,35 @@ def score(
     source: Annotated[str, typer.Argument(help="Folder of images, .npy/.npz, digits:train|test or noise:uniform|gaussian.")],
     classifier: ClassifierOption = "digits",
     weights: WeightsOption = None,
-    splits: Annotated[int, typer.Option("--splits", help="Number of contiguous splits for the classic IS.")] = 10,
+    splits: Annotated[int | None, typer.Option("--splits", help="Contiguous splits for the classic IS [default: 10; "
+                                                 "with --dialect, the dialect's own].")] = None,
     shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) before splitting.")] = False,
-    seed: SeedOption = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for noise and the shuffle [default: 0; with "
+                                              "--dialect, the dialect's own].")] = None,
     n: Annotated[int | None, typer.Option("--n", help="Number of samples (noise) or the first N of SOURCE.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per batch.")] = None,
     input_kind: Annotated[InputKind, typer.Option("--input", help="What SOURCE holds.")] = InputKind.images,
+    dialect: Annotated[str | None, typer.Option("--dialect", help="Score as openai, torch-fidelity, torchmetrics, "
+                                                  "sbarratt or barratt-sharma do; 'all' for a side-by-side table.")] = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies."""
-    from scoring.commands import score_source
+    from scoring.commands import score_in_dialects, score_source
+
+    if dialect is not None:
+        from scoring.tables import dialect_table_view
+
+        table = run_or_exit(lambda: score_in_dialects(
+            source, dialect, splits=splits, seed=seed, noise_seed=0 if seed is None else seed,
+            classifier_name=classifier, weights=weights, n=n, batch_size=batch_size, input_kind=input_kind.value))
+        console_for(json_out).print(dialect_table_view(table))
+        emit_json(table.to_dict(), json_out)
+        return
 
     report = run_or_exit(lambda: score_source(
-        source, classifier_name=classifier, weights=weights, splits=splits, shuffle=shuffle, seed=seed, n=n,
+        source, classifier_name=classifier, weights=weights, splits=10 if splits is None else splits, shuffle=shuffle,
+        seed=0 if seed is None else seed, n=n,
         batch_size=batch_size, input_kind=input_kind.value, progress=not quiet,
     ))
     from scoring.tables import score_table

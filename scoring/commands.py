@@ -49,3 +49,35 @@ def score_source(
         images, classifier, splits=splits, shuffle=shuffle, seed=seed,
         batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress,
     )
+
+
+def collect_logits(source: str, *, classifier_name: str = "digits", weights: Path | None = None, n: int | None = None,
+                   seed: int = 0, batch_size: int | None = None, input_kind: str = "images"):
+    """All (N, K) logits of SOURCE in memory (the reference implementations hold them all too)."""
+    import numpy as np
+    import torch
+
+    if input_kind == "logits":
+        predictions = open_predictions(source)
+        array = predictions.array[:n] if n is not None else predictions.array
+        return torch.from_numpy(np.array(array, dtype=np.float64))
+    if input_kind != "images":
+        raise InvalidInputError("--dialect needs logits: use --input images (a classifier runs) or --input logits")
+    classifier = load_classifier(classifier_name, weights=weights)
+    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
+    with torch.no_grad():
+        return torch.cat([classifier(batch) for batch in images.batches(
+            batch_size or DEFAULT_BATCH_SIZE, conform=lambda image: classifier.preprocess(image).float())])
+
+
+def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,
+                      noise_seed: int = 0, **collect):
+    """One dialect's score, or with ``dialect="all"`` a :class:`~scoring.dialects.DialectTable`."""
+    from scoring.dialects import DIALECTS, DialectTable, dialect_table, score_dialect
+
+    if dialect != "all" and dialect not in DIALECTS:
+        raise InvalidInputError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)} or all")
+    logits = collect_logits(source, seed=noise_seed, **collect)
+    if dialect == "all":
+        return dialect_table(logits, splits=splits)
+    return DialectTable([score_dialect(logits, dialect, splits=splits, seed=seed)])

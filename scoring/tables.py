@@ -32,3 +32,16 @@ def score_table(reports: list[ScoreReport], *, title: str = "Inception Score") -
             f"{r.improved_is:.4f}", mi, f"{r.marginal_entropy_bits:.4f}", f"{r.conditional_entropy_bits:.4f}",
         )
     return table
+
+
+def dialect_table_view(table) -> Table:
+    """One row per dialect: IS, std in its convention, splits and rows used; the spread as caption."""
+    view = Table(title="Inception Score in each implementation's dialect (same logits)", box=box.SIMPLE_HEAD)
+    for column in ("dialect", "IS", "std", "splits", "rows used", "std convention"):
+        view.add_column(column, justify="left" if column in ("dialect", "std convention") else "right", no_wrap=True)
+    for s in table.scores:
+        view.add_row(s.dialect, f"{s.is_mean:.4f}", "-" if s.is_std != s.is_std else f"{s.is_std:.4f}", str(s.splits),
+                     str(s.rows_used), s.std_convention)
+    if len(table.scores) > 1:
+        view.caption = f"spread across dialects: {table.spread_percent:.2f}% of the mean"
+    return view
