@@ -36,7 +36,7 @@ class InputKind(str, Enum):
     probs = "probs"
 
 
-ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help="Classifier: digits or digits-b.")]
+ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help="Classifier: digits, digits-b or inception-v3 (needs local --weights).")]
 WeightsOption = Annotated[Path | None, typer.Option("--weights", help="Weights file (safetensors) replacing the shipped ones.")]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed for noise sources and the split shuffle.")]
 JsonOption = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to PATH, or to stdout with '-'.")]

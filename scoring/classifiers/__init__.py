@@ -8,7 +8,7 @@ from scoring.classifiers.base import INTERPOLATIONS, ImageClassifier
 from scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS, DigitsClassifier, load_digits_classifier
 from scoring.errors import InvalidInputError
 
-CLASSIFIER_NAMES = tuple(SHIPPED_DIGITS_WEIGHTS)
+CLASSIFIER_NAMES = (*SHIPPED_DIGITS_WEIGHTS, "inception-v3")
 
 
 def load_classifier(
@@ -18,13 +18,17 @@ def load_classifier(
     interpolation: str = "bilinear",
     antialias: bool = True,
 ) -> ImageClassifier:
-    """Load a classifier by name: ``digits`` (default) or ``digits-b``.
+    """Load a classifier by name: ``digits`` (default), ``digits-b`` or ``inception-v3`` (local weights only).
 
     ``weights`` replaces the shipped weights file; ``interpolation`` and ``antialias`` set how
     images of another size are resized on the way in.
     """
     if name in SHIPPED_DIGITS_WEIGHTS:
         return load_digits_classifier(name, weights=weights, interpolation=interpolation, antialias=antialias)
+    if name == "inception-v3":
+        from scoring.classifiers.inception import load_torchvision_inception
+
+        return load_torchvision_inception(weights, interpolation=interpolation, antialias=antialias)
     raise InvalidInputError(f"unknown classifier {name!r}; choose one of: {', '.join(CLASSIFIER_NAMES)}")
 
 
