@@ -282,6 +282,33 @@ def matrix(
     emit_json(report.to_dict(), json_out)
 
 
+@app.command()
+def check(
+    samples: Annotated[str, typer.Argument(help="The samples behind the claim: folder, .npy/.npz or a built-in source.")],
+    claimed: Annotated[float, typer.Option("--claimed", help="The claimed Inception Score.")],
+    claimed_std: Annotated[float, typer.Option("--claimed-std", help="Its claimed std.")] = 0.0,
+    classifier: ClassifierOption = "digits",
+    reference: Annotated[str | None, typer.Option("--reference", help="Real images of the domain [digits: digits:test].")] = None,
+    train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation.")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Use the first N samples.")] = None,
+    seed: SeedOption = 0,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+) -> None:
+    """Audit a claimed IS: recompute it every way, set it against noise and the gaming ceiling, give a verdict."""
+    from probes.commands import run_check
+
+    report = run_or_exit(lambda: run_check(samples, claimed=claimed, claimed_std=claimed_std, classifier_name=classifier,
+                                           reference=reference, train=train, n=n, seed=seed, out_dir=out))
+    result = report.result
+    console = console_for(json_out)
+    console.print(f"[bold]verdict: {result.verdict}[/bold] (claimed {claimed:g} ± {claimed_std:g}; recomputed "
+                  f"{result.spread[0]:.4f} to {result.spread[1]:.4f})")
+    for reason in result.reasons:
+        console.print(f"  - {reason}")
+    emit_json(report.to_dict(), json_out)
+
+
 @app.command("train-digits")
 def train_digits(
     out: Annotated[Path, typer.Option("--out", help="Where to write the safetensors weights.")],

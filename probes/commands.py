@@ -22,6 +22,7 @@ from probes.sensitivity import SensitivityDisplay, sensitivity_probe
 from scoring.atomic_io import close_figure, prepare_out_dir, save_figure_atomic
 from scoring.classifiers import load_classifier
 from scoring.errors import InvalidInputError
+from scoring.samples import open_images
 
 PROBE_NAMES = ("memorization", "noise", "sensitivity", "domain")
 
@@ -97,3 +98,42 @@ def run_matrix(*, out_dir: Path | None = None, classifier_name: str = "digits", 
     save_image_grid(folder / "matrix_examples.png", torch.cat(list(result.examples.values())), nrow=10)
     files["examples"] = "matrix_examples.png"
     return ProbeReport(name="matrix", result=result, files=files)
+
+
+def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, classifier_name: str = "digits",
+              reference: str | None = None, train: str | None = None, n: int | None = None, seed: int = 0,
+              out_dir: Path | None = None) -> ProbeReport:
+    """Load SAMPLES (and the real reference / training images), audit the claim, write check.json-ready data,
+    a class-histogram figure, a sample grid and ``check.html`` into ``out_dir``."""
+    from probes.check import check_claim
+    from probes.report_html import render_check_html
+    from scoring.atomic_io import write_text_atomic
+
+    classifier = load_classifier(classifier_name)
+    size = classifier.input_size
+
+    def load(spec: str, limit: int | None = None) -> torch.Tensor:
+        return open_images(spec, n=limit, seed=seed, image_size=size).load_all(
+            conform=lambda image: classifier.preprocess(image).float())
+
+    if reference is None and classifier_name in ("digits", "digits-b"):
+        reference = "digits:test"  # the embedded default's own real held-out images
+    result = check_claim(load(samples, n), claimed=claimed, claimed_std=claimed_std, classifier_name=classifier_name,
+                         reference=None if reference is None else load(reference),
+                         train=None if train is None else load(train), seed=seed)
+    folder = prepare_out_dir(out_dir, label="check")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, ax = plt.subplots(figsize=(7, 3.2))
+    ax.bar(range(len(result.class_histogram)), result.class_histogram, color="#8da0cb")
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("samples")
+    ax.set_title("class histogram of the samples")
+    save_figure_atomic(figure, folder / "check_histogram.png")
+    close_figure(figure)
+    save_image_grid(folder / "check_samples.png", result.examples, nrow=10)
+    files = {"histogram": "check_histogram.png", "samples": "check_samples.png", "html": "check.html"}
+    report = ProbeReport(name="check", result=result, files=files)
+    write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
+    return report

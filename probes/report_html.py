@@ -146,3 +146,31 @@ def render_report_html(report: dict, folder: Path) -> str:
     body = "\n".join(parts)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>isgame audit</title>"
             f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>{body}</body></html>")
+
+
+def render_check_html(check: dict, folder: Path) -> str:
+    """The page of one ``isgame check``: verdict, evidence, recomputed figures, histogram and samples."""
+    low, high = check["spread_min"], check["spread_max"]
+    parts = [f"<h1>isgame check — claimed IS {check['claimed']:g} ± {check['claimed_std']:g}</h1>",
+             f'<p class="headline" id="verdict"><b>Verdict: {html.escape(check["verdict"])}.</b> '
+             f"Recomputed spread [{low:.4f}, {high:.4f}] with classifier {html.escape(check['classifier'])}, "
+             f"N = {check['n']}, K = {check['num_classes']}.</p>",
+             '<p id="figures-status">figures not checked (JavaScript off)</p>', "<h2>Evidence</h2><ul>"]
+    parts += [f"<li>{html.escape(reason)}</li>" for reason in check["reasons"]]
+    parts.append("</ul><h2>Recomputed</h2>")
+    parts.append(_table(["variant", "IS"], [[name, value] for name, value in check["recomputed"].items()]))
+    baseline, ceiling = check["noise_baseline"], check["gaming_ceiling"]
+    parts.append("<h2>Baselines</h2>")
+    parts.append(_table(["quantity", "value"], [
+        ["E[H(y|x)] of the samples (bits)", baseline["samples_bits"]],
+        ["E[H(y|x)] of uniform noise (bits)", baseline["uniform_noise_bits"]],
+        ["E[H(y|x)] of real reference images (bits)", "-" if baseline["reference_bits"] is None else baseline["reference_bits"]],
+        ["gaming ceiling: IS of noise after the inflate attack", ceiling["inflated_is"]],
+        ["samples per split", check["sample_count"]["per_split"]],
+        ["fraction nearer noise than real", "-" if check["images_vs_noise"]["fraction_nearer_noise_than_real"] is None
+         else check["images_vs_noise"]["fraction_nearer_noise_than_real"]],
+    ]))
+    parts.append(_figure(folder, check["files"]["histogram"], "predicted-class histogram"))
+    parts.append(_figure(folder, check["files"]["samples"], "the first 50 samples"))
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>isgame check</title>"
+            f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>{chr(10).join(parts)}</body></html>")
