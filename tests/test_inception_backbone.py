@@ -72,3 +72,47 @@ def test_pickled_weights_are_refused_without_running_them(tmp_path, cli):
     torch.save({"x": torch.zeros(1)}, wrong)
     with pytest.raises(InvalidInputError, match="does not hold torchvision Inception v3 weights"):
         load_classifier("inception-v3", weights=wrong)
+
+
+@pytest.fixture(scope="module")
+def random_tf_inception(tmp_path_factory):
+    """torch-fidelity's network with random weights, saved as the plain state dict a user would pass."""
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    original_load, original_load_state_dict = torch.load, torch.nn.Module.load_state_dict
+    torch.manual_seed(0)
+    try:
+        # Build the network with its random initialisation: no weights file exists yet.
+        torch.load = lambda *a, **k: {}
+        torch.nn.Module.load_state_dict = lambda self, state, *a, **k: None
+        extractor = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
+                                                         feature_extractor_weights_path="unused")
+    finally:
+        torch.load, torch.nn.Module.load_state_dict = original_load, original_load_state_dict
+    path = tmp_path_factory.mktemp("tf") / "weights-inception.pth"
+    torch.save(extractor.state_dict(), path)
+    return path
+
+
+def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception):
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    classifier = load_classifier("inception-v3-tf", weights=random_tf_inception)
+    reference = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
+                                                     feature_extractor_weights_path=str(random_tf_inception))
+    pixels = torch.randint(0, 256, (2, 3, 40, 40), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    ours = classifier(pixels.float() / 255)
+    (expected,) = reference(pixels)
+    assert ours.shape == (2, 1008)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_tf_inception_lets_gradients_flow(random_tf_inception):
+    classifier = load_classifier("inception-v3-tf", weights=random_tf_inception)
+    images = torch.rand(1, 3, 32, 32, requires_grad=True)
+    classifier(images)[0, 3].backward()
+    assert images.grad is not None and float(images.grad.abs().sum()) > 0
+
+
+def test_tf_inception_missing_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    with pytest.raises(SourceNotFoundError, match="weights-inception-2015-12-05-6726825d.pth"):
+        load_classifier("inception-v3-tf")

@@ -1,0 +1,121 @@
+"""User classifiers: a TorchScript file or a Python factory, with a declared input and normalisation.
+
+Spec: ``torchscript:PATH[?OPTIONS]`` or ``package.module:function[?OPTIONS]``, where OPTIONS are
+``size=HxW`` (default 299x299), ``channels=1|3`` (default 3), ``mean=a[,b,c]`` and ``std=a[,b,c]``
+(defaults 0 and 1: no normalisation), e.g. ``torchscript:net.pt?size=32x32&mean=0.5&std=0.5``.
+
+The module maps normalised input (N, channels, H, W) to logits (N, K), or to a tuple
+(logits, features); otherwise ``features()`` is the logits themselves (declared in ``describe``).
+K is read from one forward pass on zeros. Loading a factory imports and runs the user's own
+code, which is what the user asked for; a TorchScript file runs in TorchScript's interpreter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import re
+import warnings
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import torch
+from torch import nn
+
+from scoring.classifiers.base import ImageClassifier
+from scoring.errors import InvalidInputError, SourceNotFoundError
+
+FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def is_user_classifier(name: str) -> bool:
+    base = name.split("?", 1)[0]
+    return base.startswith("torchscript:") or bool(FACTORY_PATTERN.match(base))
+
+
+def _floats(text: str, option: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise InvalidInputError(f"classifier option {option}={text!r}: expected numbers such as 0.5 or 0.5,0.5,0.5") from None
+
+
+def parse_options(query: str) -> dict[str, object]:
+    """``size=32x32&channels=3&mean=0.5&std=0.5`` -> typed options, with defaults."""
+    raw = {key: values[-1] for key, values in parse_qs(query, keep_blank_values=True).items()}
+    unknown = set(raw) - {"size", "channels", "mean", "std"}
+    if unknown:
+        raise InvalidInputError(f"unknown classifier option(s) {', '.join(sorted(unknown))}; use size, channels, mean, std")
+    size_match = re.fullmatch(r"(\d+)x(\d+)", raw.get("size", "299x299"))
+    if size_match is None or min(int(size_match[1]), int(size_match[2])) < 1:
+        raise InvalidInputError(f"classifier option size={raw.get('size')!r}: expected HxW such as 32x32")
+    channels = raw.get("channels", "3")
+    if channels not in ("1", "3"):
+        raise InvalidInputError(f"classifier option channels={channels!r}: expected 1 or 3")
+    return {"input_size": (int(size_match[1]), int(size_match[2])), "input_channels": int(channels),
+            "mean": _floats(raw.get("mean", "0"), "mean"), "std": _floats(raw.get("std", "1"), "std")}
+
+
+class UserClassifier(ImageClassifier):
+    """A user's module behind the :class:`ImageClassifier` interface."""
+
+    def __init__(self, module: nn.Module, *, name: str, input_size: tuple[int, int], input_channels: int,
+                 mean: tuple[float, ...], std: tuple[float, ...], fingerprint: str = "", **preprocessing) -> None:
+        super().__init__(**preprocessing)
+        if any(s <= 0 for s in std):
+            raise InvalidInputError(f"classifier option std must be > 0, got {std}")
+        self.name = name
+        self.module = module.eval()
+        self.input_size = input_size
+        self.input_channels = input_channels
+        self.fingerprint = fingerprint
+        shape = (1, -1, 1, 1)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape))
+        with torch.no_grad():
+            logits, features = self._logits_and_features(torch.zeros(1, input_channels, *input_size))
+        if logits.ndim != 2 or logits.shape[1] < 2:
+            raise InvalidInputError(f"{name}: the module must return logits of shape (N, K >= 2), got {tuple(logits.shape)}")
+        self.num_classes = logits.shape[1]
+        self.feature_dim = features.shape[1]
+        self.train(False)
+
+    def _logits_and_features(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output = self.module((model_input - self.mean) / self.std)
+        if isinstance(output, (tuple, list)):
+            return output[0], output[1]
+        return output, output
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "fingerprint": self.fingerprint, "mean": self.mean.flatten().tolist(),
+                "std": self.std.flatten().tolist()}
+
+
+def load_user_classifier(spec: str, **preprocessing) -> UserClassifier:
+    """Load ``torchscript:PATH[?...]`` or ``module:function[?...]``."""
+    base, _, query = spec.partition("?")
+    options = parse_options(query)
+    if base.startswith("torchscript:"):
+        path = Path(base.split(":", 1)[1])
+        if not path.is_file():
+            raise SourceNotFoundError(f"TorchScript file {path} not found; save your model with torch.jit.save")
+        try:
+            with warnings.catch_warnings():
+                # torch deprecates TorchScript in favour of torch.export; the issue asks for TorchScript files.
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(path), map_location="cpu")
+        except (RuntimeError, ValueError) as error:
+            raise InvalidInputError(f"{path} is not a TorchScript archive ({str(error).splitlines()[0][:160]}); "
+                                    "save it with torch.jit.save(torch.jit.script(model), PATH)") from None
+        fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
+    else:
+        module_name, function_name = base.split(":", 1)
+        try:
+            factory = getattr(importlib.import_module(module_name), function_name)
+        except (ImportError, AttributeError) as error:
+            raise InvalidInputError(f"cannot load classifier factory {base!r} ({error}); is the module importable?") from None
+        module = factory()
+        if not isinstance(module, nn.Module):
+            raise InvalidInputError(f"{base} returned {type(module).__name__}, expected a torch.nn.Module")
+        fingerprint = base
+    return UserClassifier(module, name=base, fingerprint=fingerprint, **options, **preprocessing)
