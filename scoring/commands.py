@@ -52,8 +52,12 @@ def score_source(
 
 
 def collect_logits(source: str, *, classifier_name: str = "digits", weights: Path | None = None, n: int | None = None,
-                   seed: int = 0, batch_size: int | None = None, input_kind: str = "images"):
-    """All (N, K) logits of SOURCE in memory (the reference implementations hold them all too)."""
+                   seed: int = 0, batch_size: int | None = None, input_kind: str = "images",
+                   truncate_to_uint8: bool = False):
+    """All (N, K) logits of SOURCE in memory (the reference implementations hold them all too).
+
+    ``truncate_to_uint8`` reproduces torchmetrics' ``(imgs * 255).byte()``: floats are truncated, not rounded.
+    """
     import numpy as np
     import torch
 
@@ -65,8 +69,11 @@ def collect_logits(source: str, *, classifier_name: str = "digits", weights: Pat
         raise InvalidInputError("--dialect needs logits: use --input images (a classifier runs) or --input logits")
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
+    def prepare(batch: torch.Tensor) -> torch.Tensor:
+        return torch.floor(batch * 255) / 255 if truncate_to_uint8 else batch
+
     with torch.no_grad():
-        return torch.cat([classifier(batch) for batch in images.batches(
+        return torch.cat([classifier(prepare(batch)) for batch in images.batches(
             batch_size or DEFAULT_BATCH_SIZE, conform=lambda image: classifier.preprocess(image).float())])
 
 
@@ -78,6 +85,14 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
     if dialect != "all" and dialect not in DIALECTS:
         raise InvalidInputError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)} or all")
     logits = collect_logits(source, seed=noise_seed, **collect)
+    truncated = None
+    if dialect in ("all", "torchmetrics") and collect.get("input_kind", "images") == "images":
+        # torchmetrics turns float images into uint8 by truncation before its network sees them.
+        truncated = collect_logits(source, seed=noise_seed, truncate_to_uint8=True, **collect)
     if dialect == "all":
-        return dialect_table(logits, splits=splits)
-    return DialectTable([score_dialect(logits, dialect, splits=splits, seed=seed)])
+        table = dialect_table(logits, splits=splits)
+        if truncated is not None:
+            table = DialectTable([score_dialect(truncated, "torchmetrics", splits=splits) if s.dialect == "torchmetrics"
+                                  else s for s in table.scores])
+        return table
+    return DialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits, seed=seed)])

@@ -11,7 +11,8 @@
 What differs beyond this recipe is the classifier: the openai and torch-fidelity dialects
 score the TF-ported Inception's 1008 logits, torchmetrics its "logits_unbiased", sbarratt
 torchvision's 1000 classes. Given the same logits, only the recipe differs, and that is what
-this module reproduces. One deviation: where a float32 softmax underflows to 0, the original
+this module reproduces. For images, `isgame score --dialect torchmetrics` also truncates floats to
+uint8 as torchmetrics does ((x * 255).byte()). One deviation: where a float32 softmax underflows to 0, the original
 openai code computes 0 * log 0 = NaN; here 0 * log 0 = 0.
 """
 

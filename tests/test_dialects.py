@@ -95,3 +95,17 @@ def test_score_dialect_cli(cli, tmp_path):
                          "--json", "-").stdout)
     assert one["dialects"][0]["splits"] == 4
     assert_one_line_error(cli("score", tmp_path / "logits.npy", "--input", "logits", "--dialect", "keras"), "unknown dialect")
+
+
+def test_torchmetrics_dialect_truncates_float_images(cli, tmp_path, digits_classifier):
+    import json
+
+    images = torch.rand(60, 1, 8, 8, generator=torch.Generator().manual_seed(4)).numpy()
+    np.save(tmp_path / "x.npy", images.astype(np.float32))
+    payload = json.loads(cli("score", tmp_path / "x.npy", "--dialect", "torchmetrics", "--json", "-").stdout)
+    truncated = torch.floor(torch.from_numpy(images) * 255) / 255
+    with torch.no_grad():
+        expected = score_dialect(digits_classifier(truncated), "torchmetrics")
+        untruncated = score_dialect(digits_classifier(torch.from_numpy(images)), "torchmetrics")
+    assert payload["dialects"][0]["is_mean"] == pytest.approx(expected.is_mean, rel=1e-9)
+    assert expected.is_mean != untruncated.is_mean
