@@ -36,7 +36,7 @@ def score_source(
     if input_kind in ("logits", "probs"):
         predictions = open_predictions(source)
         if n is not None and n < predictions.num_samples:
-            predictions.array = predictions.array[:n]
+            predictions.limit = n
         return score_predictions(
             predictions, kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
             batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
@@ -63,8 +63,8 @@ def collect_logits(source: str, *, classifier_name: str = "digits", weights: Pat
 
     if input_kind == "logits":
         predictions = open_predictions(source)
-        array = predictions.array[:n] if n is not None else predictions.array
-        return torch.from_numpy(np.array(array, dtype=np.float64))
+        rows = predictions.num_samples if n is None else min(n, predictions.num_samples)
+        return torch.from_numpy(np.array(predictions.array[0:rows], dtype=np.float64))
     if input_kind != "images":
         raise InvalidInputError("--dialect needs logits: use --input images (a classifier runs) or --input logits")
     classifier = load_classifier(classifier_name, weights=weights)

@@ -6,7 +6,7 @@ yield float32 images (B, C, H, W) in [0, 1]:
 * a folder of PNG/JPEG images (grey, RGB, RGBA, palette; mixed sizes): read one at a time,
   so memory is one batch; PIL's decompression-bomb guard stays on;
 * ``.npy`` / ``.npz``: uint8 (N, H, W) or (N, H, W, C), or float (N, C, H, W) in [0, 1];
-  ``.npy`` is memory-mapped; ``FILE.npz:KEY`` picks an array, otherwise the only one or
+  ``.npy`` rows are read on demand (resident memory stays one batch); ``FILE.npz:KEY`` picks an array, otherwise the only one or
   ``images``; nothing is unpickled (``allow_pickle=False``);
 * ``digits:train`` / ``digits:test``: the fixed split of :mod:`scoring.digits_data`;
 * ``noise:uniform`` / ``noise:gaussian``: ``n`` seeded images of ``image_size``
@@ -185,11 +185,53 @@ def read_image_file(path: Path) -> torch.Tensor:
     return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
 
 
-def load_array(path: Path, key: str | None = None) -> np.ndarray:
-    """Load a numeric array from .npy (memory-mapped) or .npz without unpickling anything."""
+class NpyRows:
+    """Rows of a C-ordered ``.npy`` file, read on demand with seek + read.
+
+    Unlike ``mmap_mode="r"``, pages read are not kept mapped, so resident memory stays one
+    chunk however large the file (touched pages of a memory map count in RSS).
+    Supports ``len``, ``.shape``, ``.dtype``, ``.ndim`` and slicing ``rows[a:b]`` with step 1.
+    """
+
+    def __init__(self, path: Path) -> None:
+        with open(path, "rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(stream)
+            self.offset = stream.tell()
+        if dtype.hasobject:
+            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
+        if fortran_order and len(shape) > 1:
+            raise ValueError("Fortran-ordered arrays are not streamed; save with numpy.save(np.ascontiguousarray(a))")
+        self.path, self.shape, self.dtype = path, tuple(shape), dtype
+        self.row_items = int(np.prod(shape[1:])) if len(shape) > 1 else 1
+        expected = self.offset + int(np.prod(shape)) * dtype.itemsize
+        if path.stat().st_size < expected:
+            raise EOFError(f"file is {path.stat().st_size} bytes, header promises {expected}")
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("NpyRows supports contiguous slices only")
+        start, stop, _ = index.indices(self.shape[0])
+        count = max(stop - start, 0)
+        with open(self.path, "rb") as stream:
+            stream.seek(self.offset + start * self.row_items * self.dtype.itemsize)
+            data = np.fromfile(stream, dtype=self.dtype, count=count * self.row_items)
+        return data.reshape((count, *self.shape[1:]))
+
+
+def load_array(path: Path, key: str | None = None) -> np.ndarray | NpyRows:
+    """A numeric array from .npy (streamed by :class:`NpyRows`) or .npz (in memory), never unpickling anything."""
     try:
         if path.suffix.lower() == ".npy":
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            array = NpyRows(path)
         else:
             with np.load(path, allow_pickle=False) as archive:
                 names = list(archive.files)
@@ -262,11 +304,12 @@ class PredictionSource:
     """N rows of (N, K) logits or probabilities, read in chunks from a (memory-mapped) array."""
 
     name: str
-    array: np.ndarray
+    array: np.ndarray | NpyRows
+    limit: int | None = None
 
     @property
     def num_samples(self) -> int:
-        return self.array.shape[0]
+        return self.array.shape[0] if self.limit is None else min(self.limit, self.array.shape[0])
 
     @property
     def num_classes(self) -> int:
@@ -276,7 +319,7 @@ class PredictionSource:
         if batch_size < 1:
             raise InvalidInputError(f"batch size must be >= 1, got {batch_size}")
         for start in range(0, self.num_samples, batch_size):
-            yield np.asarray(self.array[start : start + batch_size])
+            yield np.asarray(self.array[start : min(start + batch_size, self.num_samples)])
 
 
 def open_predictions(spec: str) -> PredictionSource:
