@@ -119,8 +119,11 @@ def score(
         seed=0 if seed is None else seed, n=n,
         batch_size=batch_size, input_kind=input_kind.value, progress=not quiet,
     ))
+    from scoring.distributed import current_group
     from scoring.tables import score_table
 
+    if not current_group().is_main:
+        return  # under torchrun, rank 0 reports for everyone
     console_for(json_out).print(score_table([report]))
     emit_json(report.to_dict(), json_out)
 

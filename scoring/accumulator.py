@@ -103,17 +103,24 @@ class InceptionScoreAccumulator:
             self.neg_entropy_weighted_prob_sum = torch.zeros(k, dtype=torch.float64)
             self.neg_entropy_sq_sum = torch.zeros((), dtype=torch.float64)
         self.rows_seen = 0
+        self.position = 0
+
+    def seek(self, row: int) -> None:
+        """Make the next batch start at global row ``row`` (a process's shard start); splits use global rows."""
+        if row < 0 or (self.total is not None and row > self.total):
+            raise InvalidInputError(f"row {row} is outside 0..{self.total}")
+        self.position = row
 
     def update(self, values: object) -> None:
-        """Add a batch of logits or probabilities of shape (B, K); rows are numbered in feed order."""
-        p, log_p = probabilities_and_log_probabilities(values, kind=self.kind, row_offset=self.rows_seen)
+        """Add a batch of logits or probabilities of shape (B, K); rows are numbered from the current position."""
+        p, log_p = probabilities_and_log_probabilities(values, kind=self.kind, row_offset=self.position)
         batch = p.shape[0]
         if p.shape[1] != self.num_classes:
             raise InvalidInputError(
-                f"batch at row {self.rows_seen} has K = {p.shape[1]} classes, expected {self.num_classes}; "
+                f"batch at row {self.position} has K = {p.shape[1]} classes, expected {self.num_classes}; "
                 "all rows must come from the same classifier"
             )
-        if self.total is not None and self.rows_seen + batch > self.total:
+        if self.total is not None and self.position + batch > self.total:
             raise InvalidInputError(f"received more than total = {self.total} rows; pass the right total")
         a = negative_entropy_per_row(p, log_p)
         if self.splits == 1 and self._split_of_row is None:
@@ -122,9 +129,9 @@ class InceptionScoreAccumulator:
             self.count[0] += batch
         else:
             if self._split_of_row is not None:
-                ids = self._split_of_row[self.rows_seen : self.rows_seen + batch]
+                ids = self._split_of_row[self.position : self.position + batch]
             else:
-                ids = self._split_of_position(np.arange(self.rows_seen, self.rows_seen + batch, dtype=np.int64))
+                ids = self._split_of_position(np.arange(self.position, self.position + batch, dtype=np.int64))
             split_ids = torch.from_numpy(ids).long()
             self.prob_sum.index_add_(0, split_ids, p)
             self.neg_entropy_sum.index_add_(0, split_ids, a)
@@ -135,6 +142,22 @@ class InceptionScoreAccumulator:
             self.neg_entropy_weighted_prob_sum += a @ p
             self.neg_entropy_sq_sum += (a * a).sum()
         self.rows_seen += batch
+        self.position += batch
+
+    def statistics(self) -> list[torch.Tensor]:
+        """The sufficient statistics, in a fixed order; summing them across processes merges shards."""
+        tensors = [self.prob_sum, self.neg_entropy_sum, self.count, self.class_counts]
+        if self.track_stderr:
+            tensors += [self.gram, self.neg_entropy_weighted_prob_sum, self.neg_entropy_sq_sum]
+        return tensors
+
+    def all_reduce(self) -> None:
+        """Sum the statistics over every process of the default torch.distributed group (in place)."""
+        import torch.distributed as dist
+
+        for tensor in self.statistics():
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        self.rows_seen = int(self.count.sum())
 
     def compute(self) -> InceptionScoreResult:
         """The scores of every row fed since the last reset."""

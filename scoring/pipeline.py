@@ -12,6 +12,7 @@ import torch
 
 from scoring.accumulator import InceptionScoreAccumulator
 from scoring.classifiers.base import ImageClassifier
+from scoring.distributed import current_group
 from scoring.errors import InvalidInputError
 from scoring.progress import progress_bar
 from scoring.samples import ImageSource, PredictionSource
@@ -69,13 +70,19 @@ def score_images(
     def conform(image: torch.Tensor) -> torch.Tensor:
         return classifier.preprocess(image).float()
 
-    batches = math.ceil(source.num_samples / batch_size)
-    with progress_bar(f"scoring {source.name}", total=source.num_samples, batches=batches, enabled=progress) as advance:
+    group = current_group()
+    start, stop = group.shard(source.num_samples)
+    accumulator.seek(start)
+    batches = math.ceil((stop - start) / batch_size)
+    with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress and group.is_main) as advance:
         with torch.no_grad():
-            for batch in source.batches(batch_size, conform=conform):
+            for batch in source.batches(batch_size, conform=conform, start=start, stop=stop):
                 accumulator.update(classifier(batch))
                 advance(batch.shape[0])
-    return ScoreReport(source=source.name, input_kind="images", classifier=classifier.describe(), result=accumulator.compute())
+    if group.world_size > 1:
+        accumulator.all_reduce()
+    return ScoreReport(source=source.name, input_kind="images", classifier=classifier.describe(), result=accumulator.compute(),
+                       extra={"processes": group.world_size} if group.world_size > 1 else {})
 
 
 def score_predictions(
@@ -101,9 +108,15 @@ def score_predictions(
         kind=kind,
         track_stderr=track_stderr,
     )
-    batches = math.ceil(source.num_samples / batch_size)
-    with progress_bar(f"scoring {source.name}", total=source.num_samples, batches=batches, enabled=progress) as advance:
-        for batch in source.batches(batch_size):
+    group = current_group()
+    start, stop = group.shard(source.num_samples)
+    accumulator.seek(start)
+    batches = math.ceil((stop - start) / batch_size)
+    with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress and group.is_main) as advance:
+        for batch in source.batches(batch_size, start=start, stop=stop):
             accumulator.update(batch)
             advance(batch.shape[0])
-    return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute())
+    if group.world_size > 1:
+        accumulator.all_reduce()
+    return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(),
+                       extra={"processes": group.world_size} if group.world_size > 1 else {})

@@ -47,16 +47,18 @@ class ImageSource:
     read: Callable[[int, int], torch.Tensor | list[torch.Tensor]]
 
     def batches(
-        self, batch_size: int, *, conform: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self, batch_size: int, *, conform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        start: int = 0, stop: int | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Yield (B, C, H, W) float32 batches in [0, 1], in order."""
+        """Yield (B, C, H, W) float32 batches in [0, 1] of images start..stop-1, in order."""
         if batch_size < 1:
             raise InvalidInputError(f"batch size must be >= 1, got {batch_size}")
-        for start in range(0, self.num_samples, batch_size):
-            stop = min(start + batch_size, self.num_samples)
-            chunk = self.read(start, stop)
+        stop = self.num_samples if stop is None else stop
+        for first in range(start, stop, batch_size):
+            last = min(first + batch_size, stop)
+            chunk = self.read(first, last)
             if isinstance(chunk, list):
-                chunk = _stack_images(chunk, conform, where=f"{self.name} (images {start}..{stop - 1})")
+                chunk = _stack_images(chunk, conform, where=f"{self.name} (images {first}..{last - 1})")
             yield chunk
 
     def load_all(self, *, conform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
@@ -315,11 +317,13 @@ class PredictionSource:
     def num_classes(self) -> int:
         return self.array.shape[1]
 
-    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+    def batches(self, batch_size: int, *, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
+        """Yield (B, K) arrays of rows start..stop-1."""
         if batch_size < 1:
             raise InvalidInputError(f"batch size must be >= 1, got {batch_size}")
-        for start in range(0, self.num_samples, batch_size):
-            yield np.asarray(self.array[start : min(start + batch_size, self.num_samples)])
+        stop = self.num_samples if stop is None else stop
+        for first in range(start, stop, batch_size):
+            yield np.asarray(self.array[first : min(first + batch_size, stop)])
 
 
 def open_predictions(spec: str) -> PredictionSource:
