@@ -44,13 +44,20 @@ OutOption = Annotated[Path | None, typer.Option("--out", help="Report folder (de
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 
+EXIT_INTERRUPTED = 130
+
+
 def run_or_exit(call: Callable[[], T]) -> T:
-    """Run a library call; turn a user error into one line on stderr and exit code 2."""
+    """Run a library call; turn a user error into one line on stderr and exit code 2, Ctrl-C into exit 130."""
     try:
         return call()
     except IsgameError as error:
         typer.echo(f"isgame: error: {error}", err=True)
         raise typer.Exit(code=EXIT_USER_ERROR) from None
+    except KeyboardInterrupt:
+        # Every report file is written atomically, so whatever was finished is intact and nothing is half-written.
+        typer.echo("isgame: interrupted; files already written are complete, nothing half-written was left", err=True)
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
 
 
 def emit_json(payload: dict, destination: str | None) -> None:

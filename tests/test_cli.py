@@ -159,3 +159,40 @@ def test_source_scores_display_draws_the_numbers():
     assert heights == [2.0, 5.0, 2.5, 5.5]
     assert display.axes_[0].get_lines()[-1].get_ydata()[0] == 10  # the K line
     assert display.figure_ is display.axes_[1].figure
+
+
+def test_ctrl_c_mid_audit_keeps_finished_files_and_leaves_no_partial_ones(cli, tmp_path, monkeypatch):
+    import probes.audit
+
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(probes.audit, "run_bounded", interrupted)  # the third section: scores and inflate are done
+    out = tmp_path / "run"
+    result = cli("audit", "--out", out, "--quiet")
+    assert result.exit_code == 130
+    assert "Traceback" not in result.stderr and "interrupted" in result.stderr
+    written = {p.name for p in out.iterdir()}
+    assert {"source_scores.png", "inflated.npz", "inflate_trace.png"} <= written
+    assert not [name for name in written if name.endswith(".tmp")]
+    with Image.open(out / "inflate_trace.png") as image:
+        image.verify()  # complete, not truncated
+    assert not (out / "report.json").exists()
+
+
+def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
+    import os
+
+    from scoring.atomic_io import write_bytes_atomic
+
+    target = tmp_path / "report.json"
+    target.write_text("old")
+
+    def interrupted_replace(source, destination):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted_replace)
+    with pytest.raises(KeyboardInterrupt):
+        write_bytes_atomic(target, b"new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report.json"]

@@ -191,3 +191,22 @@ def test_to_dict_is_json_ready():
     payload = result.to_dict()
     assert payload["mutual_information_stderr_nats"] is None  # one row has no standard error
     json.dumps(payload, allow_nan=False)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(2, 50), k=st.integers(2, 20), splits=st.integers(1, 2))
+def test_invariances(seed, n, k, splits):
+    """Per-row logit shifts, relabelling the classes and duplicating every sample leave the scores unchanged."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, k)) * rng.uniform(0.1, 8)
+    base = inception_score(logits, splits=1)
+    shifted = inception_score(logits + rng.normal(size=(n, 1)) * 50, splits=1)
+    relabelled = inception_score(logits[:, rng.permutation(k)], splits=1)
+    duplicated = inception_score(np.repeat(logits, 2, axis=0), splits=1)
+    for other in (shifted, relabelled, duplicated):
+        assert other.is_mean == pytest.approx(base.is_mean, rel=1e-9)
+        assert other.mutual_information_nats == pytest.approx(base.mutual_information_nats, rel=1e-9, abs=1e-12)
+    # With splits, relabelling classes still changes nothing.
+    if n >= splits:
+        assert inception_score(logits[:, rng.permutation(k)], splits=splits).is_mean == pytest.approx(
+            inception_score(logits, splits=splits).is_mean, rel=1e-9)
