@@ -185,6 +185,8 @@ def attack_inflate(
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Step rule.")] = Optimizer.newton,
     threshold: Annotated[float, typer.Option("--threshold", help="Stop a sample once p(target|x) reaches this.")] = 0.99995,
     compare: Annotated[bool, typer.Option("--compare", help="Also run sign, adam-logit and the mutual-information objective.")] = False,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Save the attack state here every 5 steps.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from --checkpoint if it exists.")] = False,
     seed: SeedOption = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
@@ -197,6 +199,7 @@ def attack_inflate(
     report = run_or_exit(lambda: run_inflate(
         out_dir=out or new_run_dir(Path("outputs"), label="inflate"), classifier_name=classifier, n=n, noise=noise.value,
         steps=steps, seed=seed, optimizer=optimizer.value, threshold=threshold, compare=compare,
+        checkpoint=checkpoint, resume=resume,
     ))
     console = console_for(json_out)
     console.print(inflate_table(report))

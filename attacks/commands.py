@@ -73,6 +73,8 @@ def run_inflate(
     threshold: float = 0.99995,
     splits: int = 10,
     compare: bool = False,
+    checkpoint: Path | None = None,
+    resume: bool = False,
 ) -> InflateReport:
     """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot."""
     if n < 1:
@@ -81,7 +83,8 @@ def run_inflate(
         raise InvalidInputError(f"--noise must be uniform or gaussian, got {noise!r}")
     classifier = load_classifier(classifier_name)
     start = open_images(f"noise:{noise}", n=n, seed=seed, image_size=classifier.input_size).load_all()
-    attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n))
+    attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n),
+                           checkpoint=checkpoint, resume=resume)
     result = attack(classifier, start)
     comparison = {}
     if compare:

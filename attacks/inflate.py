@@ -20,9 +20,12 @@ Why threshold 0.99995: with balanced classes IS >= 0.999 K needs E[H(y|x)] <= -l
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -143,6 +146,8 @@ class InflateAttack:
         splits: splits of the IS in the trace.
         target_fraction_of_k: also stop once the IS of all samples reaches this fraction of K.
         batch_size: samples per forward/backward chunk.
+        checkpoint: a safetensors file written atomically every ``checkpoint_every`` steps with
+            the whole attack state (targets mode only); ``resume=True`` continues from it.
     """
 
     def __init__(
@@ -157,6 +162,9 @@ class InflateAttack:
         splits: int = 10,
         target_fraction_of_k: float | None = None,
         batch_size: int = 1024,
+        checkpoint: Path | None = None,
+        checkpoint_every: int = 5,
+        resume: bool = False,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise InvalidInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -180,6 +188,13 @@ class InflateAttack:
             raise InvalidInputError(f"batch size must be >= 1, got {batch_size}")
         # Per-sample steps are independent; chunks of ~1000 run 3x faster per sample than 10^4 on 2 cores.
         self.batch_size = batch_size
+        if checkpoint_every < 1:
+            raise InvalidInputError(f"checkpoint interval must be >= 1 step, got {checkpoint_every}")
+        if resume and checkpoint is None:
+            raise InvalidInputError("--resume needs --checkpoint PATH")
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.checkpoint_every = checkpoint_every
+        self.resume = resume
 
     def __repr__(self) -> str:
         return (f"InflateAttack(optimizer={self.optimizer!r}, objective={self.objective!r}, steps={self.steps}, "
@@ -211,6 +226,16 @@ class InflateAttack:
         trace: list[TraceStep] = []
         started = time.perf_counter()
         step = 0
+        if self.resume and self.checkpoint.exists():
+            state = self._load_checkpoint(start_images)
+            x.copy_(state["x"])
+            logits.copy_(state["logits"])
+            active.copy_(state["active"].bool())
+            if latent is not None:
+                latent.copy_(state["latent"])
+                adam_state.update(m=state["adam_m"], v=state["adam_v"], t=state["adam_t"])
+            step, gradient_evaluations, forward_evaluations = state["counters"].tolist()
+            trace = [TraceStep(**row) for row in state["trace"]]
         while True:
             finished = step >= self.steps
             for index in torch.nonzero(active).squeeze(1).split(self.batch_size):
@@ -222,6 +247,9 @@ class InflateAttack:
             if finished or not active.any() or self._target_reached(trace[-1], k):
                 break
             step += 1
+            if self.checkpoint is not None and step % self.checkpoint_every == 0:
+                self._save_checkpoint(start_images, x, logits, active, latent, adam_state, trace,
+                                      (step, gradient_evaluations, forward_evaluations))
         return self._result(x, start_images, targets, logits, trace, step, started, gradient_evaluations, forward_evaluations, classifier)
 
     def _advance_chunk(self, classifier, index, x, latent, adam_state, logits, targets, active, log_threshold,
@@ -250,6 +278,41 @@ class InflateAttack:
             latent[moving] = self._adam_step(latent[moving], gradient, adam_state, moving)
             x[moving] = torch.sigmoid(latent[moving])
         return int(keep.sum())
+
+    def _fingerprint(self, start_images: torch.Tensor) -> str:
+        digest = hashlib.sha256(start_images.contiguous().numpy().tobytes()).hexdigest()
+        # Every setting that changes the trajectory, but not the step budget: resuming may extend it.
+        settings = (self.optimizer, self.objective, self.threshold, self.overshoot, self.step_size, self.splits)
+        return f"{settings}|n={start_images.shape[0]}|start={digest}"
+
+    def _save_checkpoint(self, start_images, x, logits, active, latent, adam_state, trace, counters) -> None:
+        """The whole loop state as safetensors (raw tensors; the trace and settings as JSON metadata), atomically."""
+        from safetensors.torch import save
+
+        from scoring.atomic_io import write_bytes_atomic
+
+        tensors = {"x": x, "logits": logits, "active": active.to(torch.uint8),
+                   "counters": torch.tensor(counters, dtype=torch.int64)}
+        if latent is not None:
+            tensors.update(latent=latent, adam_m=adam_state["m"], adam_v=adam_state["v"], adam_t=adam_state["t"])
+        metadata = {"fingerprint": self._fingerprint(start_images), "trace": json.dumps([t.to_dict() for t in trace])}
+        write_bytes_atomic(self.checkpoint, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+
+    def _load_checkpoint(self, start_images: torch.Tensor) -> dict:
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(self.checkpoint), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                state = {key: handle.get_tensor(key) for key in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as error:
+            raise InvalidInputError(f"{self.checkpoint} is not an inflate checkpoint ({error}); delete it or drop --resume") from None
+        if metadata.get("fingerprint") != self._fingerprint(start_images):
+            raise InvalidInputError(
+                f"{self.checkpoint} was written by another attack (settings, n, seed or noise differ); "
+                "use the same options to resume, or another --checkpoint path")
+        state["trace"] = json.loads(metadata["trace"])
+        return state
 
     def _newton_step(self, x: torch.Tensor, gradient: torch.Tensor, margin: torch.Tensor, goal: float) -> torch.Tensor:
         # Zero the components that would push a pixel already at a bound further out: they cannot move.

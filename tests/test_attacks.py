@@ -147,3 +147,32 @@ def test_trace_display_draws_the_trace(digits_classifier):
     display = InflateTraceDisplay.from_results({"newton": result}, real_is=8.0).plot()
     line = display.axes_[0].get_lines()[0]
     assert list(line.get_ydata()) == [t.inception_score for t in result.trace]
+
+
+@pytest.mark.parametrize("optimizer", ["newton", "sign", "adam-logit"])
+def test_an_interrupted_attack_resumes_to_the_same_result(digits_classifier, tmp_path, optimizer):
+    start = open_images("noise:uniform", n=200, seed=5).load_all()
+    uninterrupted = InflateAttack(steps=12, optimizer=optimizer)(digits_classifier, start)
+    checkpoint = tmp_path / "attack.safetensors"
+    InflateAttack(steps=4, optimizer=optimizer, checkpoint=checkpoint, checkpoint_every=2)(digits_classifier, start)
+    assert checkpoint.is_file()
+    resumed = InflateAttack(steps=12, optimizer=optimizer, checkpoint=checkpoint, checkpoint_every=2,
+                            resume=True)(digits_classifier, start)
+    assert torch.equal(resumed.images, uninterrupted.images)
+    assert [t.inception_score for t in resumed.trace] == [t.inception_score for t in uninterrupted.trace]
+    assert resumed.gradient_evaluations == uninterrupted.gradient_evaluations
+    other_noise = open_images("noise:uniform", n=200, seed=6).load_all()
+    with pytest.raises(InvalidInputError, match="written by another attack"):
+        InflateAttack(steps=12, optimizer=optimizer, checkpoint=checkpoint, resume=True)(digits_classifier, other_noise)
+
+
+def test_inflate_cli_resume(cli, tmp_path):
+    checkpoint = tmp_path / "ck.safetensors"
+    first = cli("attack", "inflate", "--n", "100", "--steps", "5", "--optimizer", "sign", "--checkpoint", checkpoint,
+                "--out", tmp_path / "a", "--json", "-")
+    assert first.exit_code == 0 and checkpoint.is_file()
+    resumed = json.loads(cli("attack", "inflate", "--n", "100", "--steps", "10", "--optimizer", "sign", "--checkpoint",
+                             checkpoint, "--resume", "--out", tmp_path / "b", "--json", "-").stdout)
+    whole = json.loads(cli("attack", "inflate", "--n", "100", "--steps", "10", "--optimizer", "sign", "--out",
+                           tmp_path / "c", "--json", "-").stdout)
+    assert resumed["final_is"] == whole["final_is"] and resumed["steps"] == whole["steps"]
