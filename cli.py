@@ -100,7 +100,8 @@ def score(
     shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) before splitting.")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for noise and the shuffle [default: 0; with "
                                               "--dialect, the dialect's own].")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="Number of samples (noise) or the first N of SOURCE.")] = None,
+    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Number of samples (noise) or the first N of "
+                                          "SOURCE; under torchrun write --num-samples, which torchrun does not abbreviate.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per batch.")] = None,
     input_kind: Annotated[InputKind, typer.Option("--input", help="What SOURCE holds.")] = InputKind.images,
     dialect: Annotated[str | None, typer.Option("--dialect", help="Score as openai, torch-fidelity, torchmetrics, "
@@ -320,6 +321,32 @@ def check(
     for reason in result.reasons:
         console.print(f"  - {reason}")
     emit_json(report.to_dict(), json_out)
+
+
+@app.command()
+def fid(
+    real: Annotated[str, typer.Argument(help="Real images: folder, .npy/.npz or a built-in source.")],
+    fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
+    classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
+    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Use the first N images of each (noise: how "
+                                          "many); under torchrun write --num-samples.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
+    seed: SeedOption = 0,
+    json_out: JsonOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """FID between REAL and FAKE on the classifier's features (streamed; shards under torchrun)."""
+    from scoring.commands import fid_between
+    from scoring.distributed import current_group
+
+    result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
+                                             batch_size=batch_size, progress=not quiet))
+    if not current_group().is_main:
+        return
+    console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
+                                f"{classifier} features (N = {result['n_real']} and {result['n_fake']})")
+    emit_json(result, json_out)
 
 
 @app.command("train-digits")

@@ -96,3 +96,37 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
                                   else s for s in table.scores])
         return table
     return DialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits, seed=seed)])
+
+
+def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weights: Path | None = None,
+                n: int | None = None, seed: int = 0, batch_size: int | None = None, progress: bool = True) -> dict:
+    """FID between two image sources on the classifier's features, streamed (O(D^2) memory) and sharded
+    across torchrun processes; returns a JSON-ready dict."""
+    import torch
+
+    from scoring.distributed import current_group
+    from scoring.fid import FidAccumulator, statistics_to_fid
+    from scoring.progress import progress_bar
+
+    classifier = load_classifier(classifier_name, weights=weights)
+    group = current_group()
+    statistics = {}
+    for role, spec in (("real", real), ("fake", fake)):
+        source = open_images(spec, n=n, seed=seed, image_size=classifier.input_size)
+        start, stop = group.shard(source.num_samples)
+        accumulator = FidAccumulator(classifier.feature_dim)
+        size = batch_size or DEFAULT_BATCH_SIZE
+        with progress_bar(f"features of {spec}", total=stop - start, batches=(stop - start) // size + 1,
+                          enabled=progress and group.is_main) as advance, torch.no_grad():
+            for batch in source.batches(size, conform=lambda image: classifier.preprocess(image).float(),
+                                        start=start, stop=stop):
+                accumulator.update(classifier.features(batch))
+                advance(batch.shape[0])
+        if group.world_size > 1:
+            accumulator.all_reduce()
+        statistics[role] = accumulator.compute()
+    return {"real": real, "fake": fake, "classifier": classifier.describe(), "feature_dim": classifier.feature_dim,
+            "n_real": statistics["real"].n, "n_fake": statistics["fake"].n,
+            "fid": statistics_to_fid(statistics["real"], statistics["fake"]),
+            "note": "FID is biased upward at small N; compare values only at equal sample counts",
+            **({"processes": group.world_size} if group.world_size > 1 else {})}

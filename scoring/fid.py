@@ -92,6 +92,15 @@ class FidAccumulator:
         self.outer += array.T @ array
         self.count += array.shape[0]
 
+    def all_reduce(self) -> None:
+        """Sum the statistics over every process of the default torch.distributed group (in place)."""
+        import torch.distributed as dist
+
+        tensors = [torch.from_numpy(self.total), torch.from_numpy(self.outer), torch.tensor([self.count], dtype=torch.float64)]
+        for tensor in tensors:
+            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        self.total, self.outer, self.count = tensors[0].numpy(), tensors[1].numpy(), int(tensors[2].item())
+
     def compute(self) -> FeatureStatistics:
         if self.count < 2:
             raise InvalidInputError("need at least two feature vectors")

@@ -44,3 +44,20 @@ def test_two_ranks_equal_one_process_on_images(tmp_path):
     double = run_score(["digits:test", "--splits", "5"], tmp_path / "two.json", ranks=2)
     for key in KEYS:
         assert double[key] == pytest.approx(single[key], rel=1e-12), key
+
+
+def test_two_ranks_extract_features_for_the_same_fid(tmp_path):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "cli"]
+    results = []
+    for prefix, out in (([sys.executable, "-m", "cli"], tmp_path / "one.json"), (launcher, tmp_path / "two.json")):
+        # torchrun's parser reads "--n" as an abbreviation of its own options; --num-samples is the safe spelling.
+        command = prefix + ["fid", "digits:test", "noise:uniform", "--num-samples", "300", "--quiet", "--json", str(out)]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert run.returncode == 0, run.stderr[-3000:]
+        results.append(json.loads(out.read_text()))
+    assert results[1]["processes"] == 2
+    assert results[1]["n_real"] == results[0]["n_real"] and results[1]["n_fake"] == results[0]["n_fake"]
+    # The float64 sums merge exactly, but each rank batches different images through a float32 network, and
+    # float32 convolutions round differently with batch shape; the FID's matrix square root amplifies that to ~1e-9.
+    assert results[1]["fid"] == pytest.approx(results[0]["fid"], rel=1e-6)

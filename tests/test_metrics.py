@@ -91,3 +91,18 @@ def test_precision_recall_density_coverage_match_the_prdc_package(shift):
     expected3 = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=3)
     assert default.precision == pytest.approx(expected3["precision"], rel=1e-6)
     assert default.recall == pytest.approx(expected3["recall"], rel=1e-6)
+
+
+def test_fid_cli_matches_the_in_memory_computation(cli, digits_classifier):
+    import json
+
+    import torch
+
+    from scoring.samples import open_images
+
+    payload = json.loads(cli("fid", "digits:test", "digits:train", "--json", "-", "--quiet").stdout)
+    with torch.no_grad():
+        real = digits_classifier.features(open_images("digits:test").load_all()).double().numpy()
+        fake = digits_classifier.features(open_images("digits:train").load_all()).double().numpy()
+    assert payload["fid"] == pytest.approx(frechet_distance(real, fake), rel=1e-6)
+    assert payload["n_real"] == 540 and payload["n_fake"] == 1257
