@@ -39,6 +39,17 @@ def default_inception_weights_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / torchvision_inception_weights_url().rsplit("/", 1)[1]
 
 
+def resolve_local_weights(weights: Path | None, default: Path, *, what: str, source: str) -> Path:
+    """``weights`` or the default cache path, which must exist: isgame never downloads weights."""
+    path = Path(weights) if weights is not None else default
+    if not path.is_file():
+        raise SourceNotFoundError(
+            f"{what} weights not found at {path}; get {source} on a machine with network access and pass it with "
+            "--weights PATH (isgame never downloads weights)"
+        )
+    return path
+
+
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from .safetensors or a torch file, refusing anything that is not plain tensors."""
     if path.suffix == ".safetensors":
@@ -98,12 +109,8 @@ def load_torchvision_inception(weights: Path | None = None, **preprocessing) -> 
     """Build Inception v3 and load its weights from ``weights`` or the torch hub cache (never downloads)."""
     from torchvision.models import inception_v3
 
-    path = Path(weights) if weights is not None else default_inception_weights_path()
-    if not path.is_file():
-        raise SourceNotFoundError(
-            f"Inception v3 weights not found at {path}; fetch {torchvision_inception_weights_url()} on a machine with "
-            "network access and pass it with --weights PATH (isgame never downloads weights)"
-        )
+    path = resolve_local_weights(weights, default_inception_weights_path(), what="Inception v3",
+                                 source=torchvision_inception_weights_url())
     state = load_state_dict_file(path)
     network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
     try:

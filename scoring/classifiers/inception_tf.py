@@ -23,8 +23,8 @@ from pathlib import Path
 import torch
 
 from scoring.classifiers.base import ImageClassifier, to_channels
-from scoring.classifiers.inception import load_state_dict_file
-from scoring.errors import InvalidInputError, SourceNotFoundError
+from scoring.classifiers.inception import load_state_dict_file, resolve_local_weights
+from scoring.errors import InvalidInputError
 from scoring.validation import check_images
 
 WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
@@ -81,12 +81,8 @@ def load_tf_inception(weights: Path | None = None) -> TfInceptionV3:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except ImportError:
         raise InvalidInputError("inception-v3-tf needs torch-fidelity: pip install 'isgame[fidelity]'") from None
-    path = Path(weights) if weights is not None else default_tf_inception_weights_path()
-    if not path.is_file():
-        raise SourceNotFoundError(
-            f"TF Inception weights not found at {path}; get {WEIGHTS_FILENAME} (torch-fidelity's release) on a machine "
-            "with network access and pass it with --weights PATH (isgame never downloads weights)"
-        )
+    path = resolve_local_weights(weights, default_tf_inception_weights_path(), what="TF Inception",
+                                 source=f"{WEIGHTS_FILENAME} (torch-fidelity's release)")
     state = load_state_dict_file(path)
     with tempfile.TemporaryDirectory() as folder:
         # Validated tensors only: torch-fidelity will torch.load this file with weights_only=False.
