@@ -67,18 +67,17 @@ def emit_json(payload: dict, destination: str | None) -> None:
     if destination == "-":
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
         return
+    run_or_exit(lambda: _write_json_file(Path(destination), payload))
+
+
+def _write_json_file(path: Path, payload: dict) -> None:
     from scoring.atomic_io import write_json_atomic
-
-    run_or_exit(lambda: _write_json_file(Path(destination), payload, write_json_atomic))
-
-
-def _write_json_file(path: Path, payload: dict, writer) -> None:
     from scoring.errors import InvalidInputError
 
     if path.is_dir():
         raise InvalidInputError(f"--json {path} is a folder; pass a file path such as {path / 'score.json'}")
     try:
-        writer(path, payload)
+        write_json_atomic(path, payload)
     except OSError as error:
         raise InvalidInputError(f"cannot write --json {path} ({error.strerror}); choose a writable path") from None
 

@@ -250,7 +250,7 @@ class InflateAttack:
             if self.checkpoint is not None and step % self.checkpoint_every == 0:
                 self._save_checkpoint(start_images, x, logits, active, latent, adam_state, trace,
                                       (step, gradient_evaluations, forward_evaluations))
-        return self._result(x, start_images, targets, logits, trace, step, started, gradient_evaluations, forward_evaluations, classifier)
+        return self._result(x, start_images, targets, trace, step, started, gradient_evaluations, forward_evaluations, classifier)
 
     def _advance_chunk(self, classifier, index, x, latent, adam_state, logits, targets, active, log_threshold,
                        margin_goal, *, update: bool) -> int:
@@ -358,7 +358,7 @@ class InflateAttack:
             gradient_evaluations += n
             x = (x + self.step_size * gradient.sign()).clamp(0, 1)
             step += 1
-        return self._result(x, start_images, targets, logits, trace, step, started, gradient_evaluations, forward_evaluations, classifier)
+        return self._result(x, start_images, targets, trace, step, started, gradient_evaluations, forward_evaluations, classifier)
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _target_reached(self, last: TraceStep, k: int) -> bool:
@@ -377,7 +377,7 @@ class InflateAttack:
             seconds=time.perf_counter() - started,
         )
 
-    def _result(self, x, start_images, targets, logits, trace, step, started, gradient_evaluations, forward_evaluations,
+    def _result(self, x, start_images, targets, trace, step, started, gradient_evaluations, forward_evaluations,
                 classifier) -> InflateResult:
         seconds = time.perf_counter() - started
         # Score the images actually returned (the loop's last logits can predate a final step).

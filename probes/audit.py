@@ -168,7 +168,7 @@ def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), 
             inflated=results["inflate"].result.images if probe_name == "noise" else None)
     sections["matrix"] = lambda: run_matrix(out_dir=folder, classifier_name=classifier_name, seed=seed)
     results = {}
-    with progress_bar("audit", total=len(sections), batches=len(sections) + 10 if progress else 0, enabled=progress) as advance:
+    with progress_bar("audit", total=len(sections), batches=len(sections), enabled=progress) as advance:
         for name, run in sections.items():
             tick = time.perf_counter()
             results[name] = run()

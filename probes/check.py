@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from attacks.inflate import InflateAttack
-from probes.copy_detectors import authenticity, data_copying_test
+from probes.copy_detectors import authenticity, data_copying_test, flatten_images
 from scoring.classifiers import load_classifier
 from scoring.classifiers.base import ImageClassifier
 from scoring.dialects import dialect_table
@@ -90,7 +90,7 @@ def nearest_is_noise_fraction(samples: torch.Tensor, reference: torch.Tensor, no
     def flat(x):
         x = x.mean(dim=1, keepdim=True) if x.shape[1] > 1 else x
         x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True) if x.shape[-2:] != size else x
-        return x.reshape(x.shape[0], -1).double().numpy()
+        return flatten_images(x)
 
     pool = np.concatenate([flat(reference), flat(noise)])
     is_noise = np.concatenate([np.zeros(reference.shape[0], bool), np.ones(noise.shape[0], bool)])
@@ -150,7 +150,8 @@ def check_claim(
     noise_baseline = {"samples_bits": scores.conditional_entropy_bits, "uniform_noise_bits": noise_h,
                       "reference_bits": reference_h, "max_bits": math.log2(k)}
 
-    ceiling_start = torch.rand((CEILING_SAMPLES, *classifier_input_shape(classifier)), generator=torch.Generator().manual_seed(seed))
+    ceiling_shape = (CEILING_SAMPLES, classifier.input_channels, *classifier.input_size)
+    ceiling_start = torch.rand(ceiling_shape, generator=torch.Generator().manual_seed(seed))
     ceiling = InflateAttack(steps=CEILING_STEPS, splits=min(10, CEILING_SAMPLES))(classifier, ceiling_start)
     gaming_ceiling = {"inflated_is": ceiling.final_is, "from_noise_is": ceiling.initial_is, "steps": ceiling.steps,
                       "seconds": ceiling.seconds, "num_classes": k}
@@ -163,11 +164,10 @@ def check_claim(
 
     memorization = None
     if train is not None and reference is not None:
-        def flat(x):
-            return x.reshape(x.shape[0], -1).double().numpy()
-        memorization = {"ct_statistic": data_copying_test(flat(train), flat(reference), flat(samples), seed=seed,
+        train_pixels, sample_pixels = flatten_images(train), flatten_images(samples)
+        memorization = {"ct_statistic": data_copying_test(train_pixels, flatten_images(reference), sample_pixels, seed=seed,
                                                           min_generated_per_cell=max(5, n // 50)).ct_statistic,
-                        "authenticity": authenticity(flat(train), flat(samples))}
+                        "authenticity": authenticity(train_pixels, sample_pixels)}
 
     reasons = []
     verdict = "reproduced" if within else "not reproduced"
@@ -205,6 +205,3 @@ def claim_rounding(claimed: float) -> float:
     exponent = Decimal(repr(float(claimed))).normalize().as_tuple().exponent
     return 0.5 * 10.0 ** min(exponent, 0)
 
-
-def classifier_input_shape(classifier: ImageClassifier) -> tuple[int, int, int]:
-    return (classifier.input_channels, *classifier.input_size)

@@ -10,11 +10,17 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import stats
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from scoring.errors import InvalidInputError
+
+
+def flatten_images(images: torch.Tensor) -> np.ndarray:
+    """Images (N, C, H, W) as float64 pixel vectors (N, C*H*W), the pixel space of the detectors."""
+    return images.reshape(images.shape[0], -1).double().numpy()
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from probes.copy_detectors import authenticity, data_copying_test
+from probes.copy_detectors import authenticity, data_copying_test, flatten_images
 from probes.games import GAMES, REFERENCE_GAME
 from scoring.classifiers.base import ImageClassifier
 from scoring.digits_data import digits_split
@@ -93,7 +93,7 @@ def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_fe
         logits, features = classifier.logits_and_features(images)
     scores = inception_score(logits, splits=10, track_stderr=False)
     features = features.double().numpy()
-    pixels = images.reshape(images.shape[0], -1).double().numpy()
+    pixels = flatten_images(images)
     manifold = precision_recall_density_coverage(train_features, features)
     kid = kernel_inception_distance(train_features, features, subsets=KID_SUBSETS, subset_size=200, seed=seed)
     return {
@@ -125,8 +125,7 @@ def robustness_matrix(classifier: ImageClassifier, *, n: int = MATRIX_SAMPLES, s
     split = digits_split()
     with torch.no_grad():
         train_features = classifier.features(split.train_images).double().numpy()
-    train_pixels = split.train_images.reshape(split.train_images.shape[0], -1).double().numpy()
-    held_out_pixels = split.test_images.reshape(split.test_images.shape[0], -1).double().numpy()
+    train_pixels, held_out_pixels = flatten_images(split.train_images), flatten_images(split.test_images)
     images = {name: play(classifier, n, seed) for name, play in games.items()}
     values = {name: metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
                                   held_out_pixels=held_out_pixels, seed=seed) for name, batch in images.items()}

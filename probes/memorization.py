@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from probes.copy_detectors import authenticity, data_copying_test, nearest_training_test
+from probes.copy_detectors import authenticity, data_copying_test, flatten_images, nearest_training_test
 from probes.generators import KdeGenerator, replay
 from scoring.classifiers.base import ImageClassifier
 from scoring.digits_data import digits_split
@@ -65,10 +65,6 @@ class MemorizationResult:
                 "generators": [g.to_dict() for g in self.generators]}
 
 
-def _flat(images: torch.Tensor) -> np.ndarray:
-    return images.reshape(images.shape[0], -1).double().numpy()
-
-
 def _features(classifier: ImageClassifier, images: torch.Tensor) -> np.ndarray:
     with torch.no_grad():
         return torch.cat([classifier.features(chunk) for chunk in images.split(1024)]).double().numpy()
@@ -81,7 +77,7 @@ def audit_generator(name: str, kind: str, images: torch.Tensor, *, classifier: I
     with torch.no_grad():
         logits = torch.cat([classifier(chunk) for chunk in images.split(1024)])
     scores = inception_score(logits, splits=splits, track_stderr=False)
-    pixels, train_pixels, held_out_pixels = _flat(images), _flat(train), _flat(held_out)
+    pixels, train_pixels, held_out_pixels = flatten_images(images), flatten_images(train), flatten_images(held_out)
     features = _features(classifier, images)
     nearest = nearest_training_test(train_pixels, held_out_pixels, pixels)
     nearest_features = nearest_training_test(train_features, held_out_features, features)

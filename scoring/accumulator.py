@@ -114,6 +114,10 @@ class InceptionScoreAccumulator:
     def update(self, values: object) -> None:
         """Add a batch of logits or probabilities of shape (B, K); rows are numbered from the current position."""
         p, log_p = probabilities_and_log_probabilities(values, kind=self.kind, row_offset=self.position)
+        self.update_validated(p, log_p)
+
+    def update_validated(self, p: torch.Tensor, log_p: torch.Tensor) -> None:
+        """Add float64 ``(p, log_p)`` (B, K) as returned by ``probabilities_and_log_probabilities``."""
         batch = p.shape[0]
         if p.shape[1] != self.num_classes:
             raise InvalidInputError(

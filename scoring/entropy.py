@@ -42,7 +42,3 @@ def entropy_nats(p: torch.Tensor) -> float:
     """Shannon entropy of one distribution p of shape (K,), in nats (0 log 0 = 0)."""
     return float(-torch.special.xlogy(p, p).sum())
 
-
-def nats_to_bits(value: float) -> float:
-    """Convert an information quantity from nats to bits."""
-    return value / LN2

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from scoring.accumulator import InceptionScoreAccumulator
 from scoring.score_result import InceptionScoreResult
-from scoring.validation import PredictionKind, check_predictions, check_splits
+from scoring.entropy import probabilities_and_log_probabilities
+from scoring.validation import PredictionKind, check_splits
 
 
 def inception_score(
@@ -33,16 +34,16 @@ def inception_score(
     Returns:
         An :class:`InceptionScoreResult`; IS in [1, K], I in [0, log K] nats.
     """
-    tensor = check_predictions(values, kind=kind)
-    check_splits(tensor.shape[0], splits)
+    p, log_p = probabilities_and_log_probabilities(values, kind=kind)
+    check_splits(p.shape[0], splits)
     accumulator = InceptionScoreAccumulator(
-        tensor.shape[1],
+        p.shape[1],
         splits=splits,
-        total=tensor.shape[0],
+        total=p.shape[0],
         shuffle=shuffle,
         seed=seed,
         kind=kind,
         track_stderr=track_stderr,
     )
-    accumulator.update(tensor)
+    accumulator.update_validated(p, log_p)
     return accumulator.compute()

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
+from scoring.validation import check_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BUILTIN_SOURCES = ("digits:train", "digits:test", "noise:uniform", "noise:gaussian")
@@ -293,8 +294,6 @@ def _array_image_source(path: Path, key: str | None) -> ImageSource:
             tensor = torch.from_numpy(chunk.astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
         else:
             tensor = torch.from_numpy(chunk.astype(np.float32))
-            from scoring.validation import check_images
-
             check_images(tensor, name=str(path), row_offset=start)
         return tensor
 

@@ -40,7 +40,7 @@ def dialect_table_view(table) -> Table:
     for column in ("dialect", "IS", "std", "splits", "rows used", "std convention"):
         view.add_column(column, justify="left" if column in ("dialect", "std convention") else "right", no_wrap=True)
     for s in table.scores:
-        view.add_row(s.dialect, f"{s.is_mean:.4f}", "-" if s.is_std != s.is_std else f"{s.is_std:.4f}", str(s.splits),
+        view.add_row(s.dialect, f"{s.is_mean:.4f}", "-" if math.isnan(s.is_std) else f"{s.is_std:.4f}", str(s.splits),
                      str(s.rows_used), s.std_convention)
     if len(table.scores) > 1:
         view.caption = f"spread across dialects: {table.spread_percent:.2f}% of the mean"
