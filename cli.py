@@ -42,6 +42,8 @@ SeedOption = Annotated[int, typer.Option("--seed", help="Seed for noise sources 
 JsonOption = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to PATH, or to stdout with '-'.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Report folder (default: outputs/<run-id>).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+DeviceOption = Annotated[str, typer.Option("--device", help="Where the classifier runs: cpu, cuda, cuda:N or auto "
+                                           "(this process's GPU if CUDA is available, else the CPU).")]
 
 
 EXIT_INTERRUPTED = 130
@@ -60,9 +62,18 @@ def run_or_exit(call: Callable[[], T]) -> T:
         raise typer.Exit(code=EXIT_INTERRUPTED) from None
 
 
+def use_device(device: str) -> None:
+    """Put every classifier this command loads on ``device`` (one line and exit 2 if it does not exist)."""
+    from scoring.classifiers import set_default_device
+
+    run_or_exit(lambda: set_default_device(device))
+
+
 def emit_json(payload: dict, destination: str | None) -> None:
-    """Write JSON to stdout ('-') or atomically to a file."""
-    if destination is None:
+    """Write JSON to stdout ('-') or atomically to a file; under torchrun only rank 0 writes."""
+    from scoring.distributed import current_group
+
+    if destination is None or not current_group().is_main:
         return
     if destination == "-":
         sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
@@ -83,16 +94,20 @@ def _write_json_file(path: Path, payload: dict) -> None:
 
 
 def console_for(json_destination: str | None) -> Console:
-    """Tables go to stdout, or to stderr when stdout carries JSON."""
+    """Tables go to stdout, or to stderr when stdout carries JSON; under torchrun only rank 0 prints."""
+    from scoring.distributed import current_group
     from scoring.tables import make_console
 
-    return make_console(stderr=json_destination == "-")
+    console = make_console(stderr=json_destination == "-")
+    console.quiet = not current_group().is_main
+    return console
 
 
 @app.command()
 def score(
     source: Annotated[str, typer.Argument(help="Folder of images, .npy/.npz, digits:train|test or noise:uniform|gaussian.")],
     classifier: ClassifierOption = "digits",
+    device: DeviceOption = "auto",
     weights: WeightsOption = None,
     splits: Annotated[int | None, typer.Option("--splits", help="Contiguous splits for the classic IS [default: 10; "
                                                  "with --dialect, the dialect's own].")] = None,
@@ -109,6 +124,7 @@ def score(
     quiet: QuietOption = False,
 ) -> None:
     """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies."""
+    use_device(device)
     from scoring.commands import score_in_dialects, score_source
 
     if dialect is not None:
@@ -126,11 +142,8 @@ def score(
         seed=0 if seed is None else seed, n=n,
         batch_size=batch_size, input_kind=input_kind.value, progress=not quiet,
     ))
-    from scoring.distributed import current_group
     from scoring.tables import score_table
 
-    if not current_group().is_main:
-        return  # under torchrun, rank 0 reports for everyone
     console_for(json_out).print(score_table([report]))
     emit_json(report.to_dict(), json_out)
 
@@ -138,11 +151,13 @@ def score(
 @app.command()
 def audit(
     out: OutOption = None,
+    device: DeviceOption = "auto",
     seed: SeedOption = 0,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Run every score on the embedded digits default and write outputs/<run-id>/."""
+    use_device(device)
     from probes.audit import run_audit
 
     report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet))
@@ -179,7 +194,9 @@ class Norm(str, Enum):
 @attack_app.command("inflate")
 def attack_inflate(
     classifier: ClassifierOption = "digits",
-    n: Annotated[int, typer.Option("--n", help="Number of noise images to attack.")] = 1000,
+    device: DeviceOption = "auto",
+    n: Annotated[int, typer.Option("--n", "--num-samples", help="Number of noise images to attack (under torchrun, "
+                                   "write --num-samples).")] = 1000,
     noise: Annotated[Noise, typer.Option("--noise", help="Starting noise.")] = Noise.uniform,
     steps: Annotated[int, typer.Option("--steps", help="Most gradient steps.")] = 50,
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Step rule.")] = Optimizer.newton,
@@ -190,8 +207,10 @@ def attack_inflate(
     seed: SeedOption = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """Gradient-ascend noise toward cycling target classes until IS approaches K."""
+    use_device(device)
     from attacks.commands import run_inflate
     from attacks.tables import inflate_table
     from scoring.atomic_io import new_run_dir
@@ -199,7 +218,7 @@ def attack_inflate(
     report = run_or_exit(lambda: run_inflate(
         out_dir=out or new_run_dir(Path("outputs"), label="inflate"), classifier_name=classifier, n=n, noise=noise.value,
         steps=steps, seed=seed, optimizer=optimizer.value, threshold=threshold, compare=compare,
-        checkpoint=checkpoint, resume=resume,
+        checkpoint=checkpoint, resume=resume, progress=not quiet,
     ))
     console = console_for(json_out)
     console.print(inflate_table(report))
@@ -209,6 +228,7 @@ def attack_inflate(
 @attack_app.command("bounded")
 def attack_bounded(
     classifier: ClassifierOption = "digits",
+    device: DeviceOption = "auto",
     source: Annotated[str, typer.Option("--source", help="Real images to perturb.")] = "digits:test",
     eps: Annotated[str | None, typer.Option("--eps", help="Comma-separated ε list, e.g. 0,1/255,8/255.")] = None,
     norm: Annotated[Norm, typer.Option("--norm", help="Ball: linf, l2 or both.")] = Norm.linf,
@@ -219,6 +239,7 @@ def attack_bounded(
     json_out: JsonOption = None,
 ) -> None:
     """Targeted PGD (foolbox) on real images within an ε-ball: IS and H(y|x) per ε."""
+    use_device(device)
     from attacks.bounded import parse_epsilons
     from attacks.commands import run_bounded
     from attacks.tables import bounded_table
@@ -261,11 +282,13 @@ class ProbeName(str, Enum):
 def probe(
     name: Annotated[ProbeName, typer.Argument(help="Which probe to run.")],
     classifier: ClassifierOption = "digits",
+    device: DeviceOption = "auto",
     seed: SeedOption = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
     """Probe what IS cannot see: memorisation, noise baselines, sensitivity, domain mismatch."""
+    use_device(device)
     from probes.commands import run_probe
     from probes.tables import PROBE_TABLES
 
@@ -277,11 +300,13 @@ def probe(
 @app.command()
 def matrix(
     classifier: ClassifierOption = "digits",
+    device: DeviceOption = "auto",
     seed: SeedOption = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
     """The robustness matrix: every game against every metric, against held-out real data."""
+    use_device(device)
     from probes.commands import run_matrix
     from probes.tables import matrix_table
 
@@ -301,6 +326,7 @@ def check(
     claimed: Annotated[float, typer.Option("--claimed", help="The claimed Inception Score.")],
     claimed_std: Annotated[float, typer.Option("--claimed-std", help="Its claimed std.")] = 0.0,
     classifier: ClassifierOption = "digits",
+    device: DeviceOption = "auto",
     reference: Annotated[str | None, typer.Option("--reference", help="Real images of the domain [digits: digits:test].")] = None,
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation.")] = None,
     n: Annotated[int | None, typer.Option("--n", help="Use the first N samples.")] = None,
@@ -309,6 +335,7 @@ def check(
     json_out: JsonOption = None,
 ) -> None:
     """Audit a claimed IS: recompute it every way, set it against noise and the gaming ceiling, give a verdict."""
+    use_device(device)
     from probes.commands import run_check
 
     report = run_or_exit(lambda: run_check(samples, claimed=claimed, claimed_std=claimed_std, classifier_name=classifier,
@@ -327,6 +354,7 @@ def fid(
     real: Annotated[str, typer.Argument(help="Real images: folder, .npy/.npz or a built-in source.")],
     fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
     classifier: ClassifierOption = "digits",
+    device: DeviceOption = "auto",
     weights: WeightsOption = None,
     n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Use the first N images of each (noise: how "
                                           "many); under torchrun write --num-samples.")] = None,
@@ -336,13 +364,11 @@ def fid(
     quiet: QuietOption = False,
 ) -> None:
     """FID between REAL and FAKE on the classifier's features (streamed; shards under torchrun)."""
+    use_device(device)
     from scoring.commands import fid_between
-    from scoring.distributed import current_group
 
     result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
                                              batch_size=batch_size, progress=not quiet))
-    if not current_group().is_main:
-        return
     console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
                                 f"{classifier} features (N = {result['n_real']} and {result['n_fake']})")
     emit_json(result, json_out)

@@ -53,10 +53,12 @@ class ModelInputLogits(nn.Module):
 
     def __init__(self, classifier: ImageClassifier) -> None:
         super().__init__()
-        self.classifier = classifier
+        # Not registered as a submodule: foolbox calls ``.to(device)`` on this wrapper, and the classifier's
+        # weights must stay on the classifier's own device (it moves inputs there and logits back).
+        self._classifier = (classifier,)
 
     def forward(self, model_input: torch.Tensor) -> torch.Tensor:
-        return self.classifier.logits_from_model_input(model_input)
+        return self._classifier[0].logits_from_model_input(model_input)
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,8 @@ def targeted_pgd(
         options["rel_stepsize"] = rel_stepsize
     attack = (fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD)(**options)
     targets = cycling_targets(model_input.shape[0], classifier.num_classes)
-    fmodel = fb.PyTorchModel(ModelInputLogits(classifier).eval(), bounds=(0, 1))
+    # foolbox would otherwise move the model to cuda:0 whenever CUDA exists; the classifier keeps its own device.
+    fmodel = fb.PyTorchModel(ModelInputLogits(classifier).eval(), bounds=(0, 1), device=torch.device("cpu"))
     criterion = fb.criteria.TargetedMisclassification(targets)
     torch.manual_seed(seed)  # foolbox's random start draws from torch's global generator
     _, clipped, success = attack(fmodel, model_input, criterion, epsilons=epsilons)

@@ -75,6 +75,7 @@ def run_inflate(
     compare: bool = False,
     checkpoint: Path | None = None,
     resume: bool = False,
+    progress: bool = True,
 ) -> InflateReport:
     """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot."""
     if n < 1:
@@ -84,7 +85,7 @@ def run_inflate(
     classifier = load_classifier(classifier_name)
     start = open_images(f"noise:{noise}", n=n, seed=seed, image_size=classifier.input_size).load_all()
     attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n),
-                           checkpoint=checkpoint, resume=resume)
+                           checkpoint=checkpoint, resume=resume, progress=progress)
     result = attack(classifier, start)
     comparison = {}
     if compare:

@@ -14,6 +14,12 @@ p(target | x) >= ``threshold``, then frozen (early exit). Optimisers:
 ``objective="mutual-information"`` instead ascends the batch's I(y; x) directly (no targets,
 no per-sample exit) with sign steps, for comparison.
 
+Under ``torchrun`` each rank attacks its contiguous shard of the samples. Per-sample steps do not
+depend on other samples, so the shards move exactly as they would in one process; the trace's IS
+and counts are summed over ranks each step (so every rank stops at the same step), the batch-MI
+objective all-reduces its marginal, and the attacked images are gathered so every rank returns
+the whole result.
+
 Why threshold 0.99995: with balanced classes IS >= 0.999 K needs E[H(y|x)] <= -ln 0.999
 = 1.0e-3 nats, and p_t = 0.99995 gives H <= 6.6e-4 nats even with the rest spread over K-1.
 """
@@ -32,8 +38,9 @@ import torch
 
 from attacks.artifacts import to_uint8
 from scoring.classifiers.base import ImageClassifier
+from scoring.distributed import all_gather_rows, all_reduce_sum_, current_group, sum_over_ranks
 from scoring.errors import InvalidInputError
-from scoring.inception_score import inception_score
+from scoring.inception_score import inception_score_of_shards
 
 Optimizer = Literal["newton", "sign", "adam-logit"]
 Objective = Literal["targets", "mutual-information"]
@@ -147,7 +154,9 @@ class InflateAttack:
         target_fraction_of_k: also stop once the IS of all samples reaches this fraction of K.
         batch_size: samples per forward/backward chunk.
         checkpoint: a safetensors file written atomically every ``checkpoint_every`` steps with
-            the whole attack state (targets mode only); ``resume=True`` continues from it.
+            the whole attack state (targets mode only); ``resume=True`` continues from it. Under
+            torchrun each rank writes its own shard's file, ``NAME.rank{r}-of-{w}.SUFFIX``.
+        progress: draw a bar of gradient steps on stderr.
     """
 
     def __init__(
@@ -165,6 +174,7 @@ class InflateAttack:
         checkpoint: Path | None = None,
         checkpoint_every: int = 5,
         resume: bool = False,
+        progress: bool = False,
     ) -> None:
         if optimizer not in OPTIMIZERS:
             raise InvalidInputError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
@@ -195,6 +205,7 @@ class InflateAttack:
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.checkpoint_every = checkpoint_every
         self.resume = resume
+        self.progress = progress
 
     def __repr__(self) -> str:
         return (f"InflateAttack(optimizer={self.optimizer!r}, objective={self.objective!r}, steps={self.steps}, "
@@ -205,16 +216,21 @@ class InflateAttack:
         n = start.shape[0]
         if n < self.splits:
             raise InvalidInputError(f"n = {n} is fewer than splits = {self.splits}; use --n {self.splits} or more")
+        if n < current_group().world_size:
+            raise InvalidInputError(f"n = {n} is fewer than the {current_group().world_size} processes; attack more samples")
         k = classifier.num_classes
         targets = cycling_targets(n, k) if targets is None else targets
-        x = classifier.preprocess(start).float().clone()
+        # Every rank holds the whole start (it is seeded) and attacks only its shard.
+        first, last = current_group().shard(n)
+        x = classifier.preprocess(start[first:last]).float().clone()
+        shard = _Shard(first=first, total=n, targets=targets[first:last])
         if self.objective == "mutual-information":
-            return self._run_mutual_information(classifier, x, targets)
-        return self._run_targets(classifier, x, targets)
+            return self._run_mutual_information(classifier, x, shard)
+        return self._run_targets(classifier, x, shard)
 
     # -- per-sample targets with early exit -------------------------------------------------
-    def _run_targets(self, classifier: ImageClassifier, x: torch.Tensor, targets: torch.Tensor) -> InflateResult:
-        n, k = x.shape[0], classifier.num_classes
+    def _run_targets(self, classifier: ImageClassifier, x: torch.Tensor, shard: "_Shard") -> InflateResult:
+        n, k, targets = x.shape[0], classifier.num_classes, shard.targets
         start_images = x.clone()
         log_threshold = math.log(self.threshold)
         margin_goal = math.log(self.threshold / (1 - self.threshold))
@@ -226,8 +242,8 @@ class InflateAttack:
         trace: list[TraceStep] = []
         started = time.perf_counter()
         step = 0
-        if self.resume and self.checkpoint.exists():
-            state = self._load_checkpoint(start_images)
+        if self._resuming(shard):
+            state = self._load_checkpoint(start_images, shard)
             x.copy_(state["x"])
             logits.copy_(state["logits"])
             active.copy_(state["active"].bool())
@@ -236,21 +252,26 @@ class InflateAttack:
                 adam_state.update(m=state["adam_m"], v=state["adam_v"], t=state["adam_t"])
             step, gradient_evaluations, forward_evaluations = state["counters"].tolist()
             trace = [TraceStep(**row) for row in state["trace"]]
-        while True:
-            finished = step >= self.steps
-            for index in torch.nonzero(active).squeeze(1).split(self.batch_size):
-                evaluations = self._advance_chunk(classifier, index, x, latent, adam_state, logits, targets, active,
-                                                  log_threshold, margin_goal, update=not finished)
-                forward_evaluations += index.numel()
-                gradient_evaluations += evaluations
-            trace.append(self._trace_step(step, logits, targets, active, started))
-            if finished or not active.any() or self._target_reached(trace[-1], k):
-                break
-            step += 1
-            if self.checkpoint is not None and step % self.checkpoint_every == 0:
-                self._save_checkpoint(start_images, x, logits, active, latent, adam_state, trace,
-                                      (step, gradient_evaluations, forward_evaluations))
-        return self._result(x, start_images, targets, trace, step, started, gradient_evaluations, forward_evaluations, classifier)
+            self._check_ranks_agree_on_step(step)
+        with self._step_bar(step) as advance:
+            while True:
+                finished = step >= self.steps
+                for index in torch.nonzero(active).squeeze(1).split(self.batch_size):
+                    evaluations = self._advance_chunk(classifier, index, x, latent, adam_state, logits, targets, active,
+                                                      log_threshold, margin_goal, update=not finished)
+                    forward_evaluations += index.numel()
+                    gradient_evaluations += evaluations
+                trace.append(self._trace_step(step, logits, shard, active, started))
+                advance(1)
+                # trace[-1].active counts every rank's active samples, so all ranks leave at the same step.
+                if finished or trace[-1].active == 0 or self._target_reached(trace[-1], k):
+                    break
+                step += 1
+                if self.checkpoint is not None and step % self.checkpoint_every == 0:
+                    self._save_checkpoint(start_images, shard, x, logits, active, latent, adam_state, trace,
+                                          (step, gradient_evaluations, forward_evaluations))
+        return self._result(x, start_images, shard, trace, step, started, gradient_evaluations, forward_evaluations,
+                            classifier)
 
     def _advance_chunk(self, classifier, index, x, latent, adam_state, logits, targets, active, log_threshold,
                        margin_goal, *, update: bool) -> int:
@@ -279,13 +300,49 @@ class InflateAttack:
             x[moving] = torch.sigmoid(latent[moving])
         return int(keep.sum())
 
-    def _fingerprint(self, start_images: torch.Tensor) -> str:
+    def _fingerprint(self, start_images: torch.Tensor, shard: "_Shard") -> str:
         digest = hashlib.sha256(start_images.contiguous().numpy().tobytes()).hexdigest()
         # Every setting that changes the trajectory, but not the step budget: resuming may extend it.
         settings = (self.optimizer, self.objective, self.threshold, self.overshoot, self.step_size, self.splits)
-        return f"{settings}|n={start_images.shape[0]}|start={digest}"
+        where = f"|rows={shard.first}:{shard.first + start_images.shape[0]}" if shard.total != start_images.shape[0] else ""
+        return f"{settings}|n={shard.total}{where}|start={digest}"
 
-    def _save_checkpoint(self, start_images, x, logits, active, latent, adam_state, trace, counters) -> None:
+    def _checkpoint_path(self) -> Path:
+        group = current_group()
+        if group.world_size == 1:
+            return self.checkpoint
+        return self.checkpoint.with_name(f"{self.checkpoint.stem}.rank{group.rank}-of-{group.world_size}{self.checkpoint.suffix}")
+
+    def _resuming(self, shard: "_Shard") -> bool:
+        """Whether to resume; under torchrun every rank must find its file, or none may."""
+        if not self.resume:
+            return False
+        found = self._checkpoint_path().exists()
+        (ranks_with_file,) = sum_over_ranks(int(found))
+        world_size = current_group().world_size
+        if 0 < ranks_with_file < world_size:
+            raise InvalidInputError(
+                f"only {int(ranks_with_file)} of {world_size} ranks found their {self.checkpoint.name} shard; "
+                f"resume with the same --nproc_per_node, or delete the {self.checkpoint.stem}.rank* files")
+        if not found:
+            # A checkpoint written with another process count would otherwise be ignored without a word.
+            layouts = [path.name for path in (self.checkpoint, *self.checkpoint.parent.glob(
+                f"{self.checkpoint.stem}.rank*-of-*{self.checkpoint.suffix}")) if path.exists()]
+            if layouts:
+                raise InvalidInputError(
+                    f"{layouts[0]} was written with another number of processes than this run's {world_size}; "
+                    "resume with the same torchrun --nproc_per_node (or none), or use another --checkpoint path")
+        return found
+
+    def _check_ranks_agree_on_step(self, step: int) -> None:
+        total, total_sq = sum_over_ranks(step, step * step)
+        world_size = current_group().world_size
+        if total * total != world_size * total_sq:  # equal steps on every rank iff the variance is 0
+            raise InvalidInputError(
+                f"the ranks' {self.checkpoint.stem}.rank* checkpoints are from different steps (interrupted between "
+                "writes); delete them and rerun")
+
+    def _save_checkpoint(self, start_images, shard, x, logits, active, latent, adam_state, trace, counters) -> None:
         """The whole loop state as safetensors (raw tensors; the trace and settings as JSON metadata), atomically."""
         from safetensors.torch import save
 
@@ -295,21 +352,22 @@ class InflateAttack:
                    "counters": torch.tensor(counters, dtype=torch.int64)}
         if latent is not None:
             tensors.update(latent=latent, adam_m=adam_state["m"], adam_v=adam_state["v"], adam_t=adam_state["t"])
-        metadata = {"fingerprint": self._fingerprint(start_images), "trace": json.dumps([t.to_dict() for t in trace])}
-        write_bytes_atomic(self.checkpoint, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
+        metadata = {"fingerprint": self._fingerprint(start_images, shard), "trace": json.dumps([t.to_dict() for t in trace])}
+        write_bytes_atomic(self._checkpoint_path(), save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))
 
-    def _load_checkpoint(self, start_images: torch.Tensor) -> dict:
+    def _load_checkpoint(self, start_images: torch.Tensor, shard: "_Shard") -> dict:
         from safetensors import SafetensorError, safe_open
 
+        path = self._checkpoint_path()
         try:
-            with safe_open(str(self.checkpoint), framework="pt") as handle:
+            with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
                 state = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError, ValueError) as error:
-            raise InvalidInputError(f"{self.checkpoint} is not an inflate checkpoint ({error}); delete it or drop --resume") from None
-        if metadata.get("fingerprint") != self._fingerprint(start_images):
+            raise InvalidInputError(f"{path} is not an inflate checkpoint ({error}); delete it or drop --resume") from None
+        if metadata.get("fingerprint") != self._fingerprint(start_images, shard):
             raise InvalidInputError(
-                f"{self.checkpoint} was written by another attack (settings, n, seed or noise differ); "
+                f"{path} was written by another attack (settings, n, seed or noise differ); "
                 "use the same options to resume, or another --checkpoint path")
         state["trace"] = json.loads(metadata["trace"])
         return state
@@ -333,72 +391,91 @@ class InflateAttack:
         return latent + self.step_size * 20 * m_hat / (v_hat.sqrt() + 1e-8)
 
     # -- the batch's mutual information, no targets --------------------------------------------
-    def _run_mutual_information(self, classifier: ImageClassifier, x: torch.Tensor, targets: torch.Tensor) -> InflateResult:
-        n, k = x.shape[0], classifier.num_classes
+    def _run_mutual_information(self, classifier: ImageClassifier, x: torch.Tensor, shard: "_Shard") -> InflateResult:
+        n = x.shape[0]
         start_images = x.clone()
         trace: list[TraceStep] = []
         started = time.perf_counter()
         gradient_evaluations = forward_evaluations = 0
         step = 0
-        while True:
-            variable = x.clone().requires_grad_(True)
-            batch_logits = classifier.logits_from_model_input(variable)
-            forward_evaluations += n
-            logits = batch_logits.detach()
-            # Report "at target" against the argmax-free targets too, so the two objectives compare.
-            active = torch.softmax(logits, 1)[torch.arange(n), targets] < self.threshold
-            trace.append(self._trace_step(step, logits, targets, active, started))
-            if step >= self.steps or self._target_reached(trace[-1], k):
-                break
-            log_p = torch.log_softmax(batch_logits, dim=1)
-            p = log_p.exp()
-            marginal = p.mean(dim=0)
-            mutual_information = -(marginal * marginal.clamp_min(1e-30).log()).sum() + (p * log_p).sum(dim=1).mean()
-            (gradient,) = torch.autograd.grad(mutual_information * n, variable)
-            gradient_evaluations += n
-            x = (x + self.step_size * gradient.sign()).clamp(0, 1)
-            step += 1
-        return self._result(x, start_images, targets, trace, step, started, gradient_evaluations, forward_evaluations, classifier)
+        with self._step_bar(step) as advance:
+            while True:
+                variable = x.clone().requires_grad_(True)
+                batch_logits = classifier.logits_from_model_input(variable)
+                forward_evaluations += n
+                logits = batch_logits.detach()
+                # Report "at target" against the argmax-free targets too, so the two objectives compare.
+                active = torch.softmax(logits, 1)[torch.arange(n), shard.targets] < self.threshold
+                trace.append(self._trace_step(step, logits, shard, active, started))
+                advance(1)
+                if step >= self.steps or self._target_reached(trace[-1], classifier.num_classes):
+                    break
+                log_p = torch.log_softmax(batch_logits, dim=1)
+                p = log_p.exp()
+                # N * I = -N sum_j m_j log m_j + sum_i sum_j p_ij log p_ij. With the marginal m held fixed, the
+                # surrogate -sum_ij p_ij log m_j + sum_ij p_ij log p_ij has the same gradient (the "+1" of d(m log m)
+                # multiplies sum_j p_ij = 1), and it needs only the all-reduced m, not the other ranks' p.
+                marginal = all_reduce_sum_(p.detach().double().sum(dim=0)) / shard.total
+                log_marginal = marginal.clamp_min(1e-30).log().to(p.dtype)
+                surrogate = -(p * log_marginal).sum() + (p * log_p).sum()
+                (gradient,) = torch.autograd.grad(surrogate, variable)
+                gradient_evaluations += n
+                x = (x + self.step_size * gradient.sign()).clamp(0, 1)
+                step += 1
+        return self._result(x, start_images, shard, trace, step, started, gradient_evaluations, forward_evaluations,
+                            classifier)
 
     # -- bookkeeping -------------------------------------------------------------------------------
+    def _step_bar(self, first_step: int):
+        from scoring.progress import progress_bar
+
+        # Steps 0..steps are evaluated; a resumed run starts part-way.
+        return progress_bar(f"inflate ({self.optimizer if self.objective == 'targets' else 'batch MI'})",
+                            total=self.steps + 1 - first_step, batches=self.steps + 1 - first_step, enabled=self.progress)
+
     def _target_reached(self, last: TraceStep, k: int) -> bool:
         return self.target_fraction_of_k is not None and last.inception_score >= self.target_fraction_of_k * k
 
-    def _trace_step(self, step: int, logits: torch.Tensor, targets: torch.Tensor, active: torch.Tensor, started: float) -> TraceStep:
-        scores = inception_score(logits, splits=self.splits, track_stderr=False)
-        at_target = torch.softmax(logits.double(), 1)[torch.arange(logits.shape[0]), targets] >= self.threshold
+    def _trace_step(self, step: int, logits: torch.Tensor, shard: "_Shard", active: torch.Tensor, started: float) -> TraceStep:
+        """Scores of all samples (every rank's shard) from this rank's ``logits`` (shard rows, K)."""
+        scores = shard.inception_score(logits, splits=self.splits)
+        at_target = torch.softmax(logits.double(), 1)[torch.arange(logits.shape[0]), shard.targets] >= self.threshold
+        samples_at_target, samples_active = sum_over_ranks(int(at_target.sum()), int(active.sum()))
         return TraceStep(
             step=step,
             inception_score=scores.is_mean,
             mutual_information_nats=scores.mutual_information_nats,
             conditional_entropy_bits=scores.conditional_entropy_bits,
-            fraction_at_target=float(at_target.float().mean()),
-            active=int(active.sum()),
+            fraction_at_target=samples_at_target / shard.total,
+            active=int(samples_active),
             seconds=time.perf_counter() - started,
         )
 
-    def _result(self, x, start_images, targets, trace, step, started, gradient_evaluations, forward_evaluations,
+    def _result(self, x, start_images, shard, trace, step, started, gradient_evaluations, forward_evaluations,
                 classifier) -> InflateResult:
         seconds = time.perf_counter() - started
         # Score the images actually returned (the loop's last logits can predate a final step).
         with torch.no_grad():
             final_logits = torch.cat([classifier.logits_from_model_input(chunk) for chunk in x.split(self.batch_size)])
             quantised_logits = torch.cat([classifier(to_uint8(chunk)) for chunk in x.split(self.batch_size)])
-        final = inception_score(final_logits, splits=self.splits, track_stderr=False)
-        change = (x - start_images).abs()
+        final = shard.inception_score(final_logits, splits=self.splits)
+        final_uint8 = shard.inception_score(quantised_logits, splits=self.splits)
+        gradient_evaluations, forward_evaluations = (int(v) for v in sum_over_ranks(gradient_evaluations, forward_evaluations))
+        images, start_images = all_gather_rows(x.detach(), shard.total), all_gather_rows(start_images, shard.total)
+        change = (images - start_images).abs()
         return InflateResult(
-            images=x.detach(),
+            images=images,
             start=start_images,
-            targets=targets,
+            targets=all_gather_rows(shard.targets, shard.total),
             num_classes=classifier.num_classes,
-            n=x.shape[0],
+            n=shard.total,
             splits=self.splits,
             optimizer=self.optimizer if self.objective == "targets" else "sign",
             objective=self.objective,
             threshold=self.threshold,
             initial_is=trace[0].inception_score,
             final_is=final.is_mean,
-            final_is_uint8=inception_score(quantised_logits, splits=self.splits, track_stderr=False).is_mean,
+            final_is_uint8=final_uint8.is_mean,
             final_conditional_entropy_bits=final.conditional_entropy_bits,
             steps=step,
             seconds=seconds,
@@ -408,6 +485,19 @@ class InflateAttack:
             mean_abs_change=float(change.mean()),
             max_abs_change=float(change.max()),
         )
+
+
+@dataclass(frozen=True)
+class _Shard:
+    """This process's rows [first, first + len(targets)) of the ``total`` attacked samples."""
+
+    first: int
+    total: int
+    targets: torch.Tensor
+
+    def inception_score(self, logits: torch.Tensor, *, splits: int):
+        """The IS of all ``total`` samples, from this shard's logits (summed over ranks under torchrun)."""
+        return inception_score_of_shards(logits, total=self.total, start=self.first, splits=splits)
 
 
 class InflateTraceDisplay:

@@ -157,7 +157,7 @@ def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), 
     sections = {
         "scores": lambda: _score_sources(classifier, folder, seed=seed, progress=False),
         "inflate": lambda: run_inflate(out_dir=folder, classifier_name=classifier_name, n=AUDIT_NOISE_SAMPLES, seed=seed,
-                                       compare=True),
+                                       compare=True, progress=False),
         "bounded": lambda: run_bounded(out_dir=folder, classifier_name=classifier_name, norms=("linf", "l2"), seed=seed),
         "toy": lambda: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed),
     }

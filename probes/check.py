@@ -34,6 +34,7 @@ from scoring.classifiers.base import ImageClassifier
 from scoring.dialects import dialect_table
 from scoring.errors import InvalidInputError
 from scoring.inception_score import inception_score
+from scoring.pipeline import classify
 
 PREPROCESSING_VARIANTS = {
     "bilinear, antialias": {"interpolation": "bilinear", "antialias": True},
@@ -77,11 +78,6 @@ class CheckResult:
         return {**out, "spread_min": low, "spread_max": high}
 
 
-def _logits(classifier: ImageClassifier, images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([classifier(chunk) for chunk in images.split(256)])
-
-
 def nearest_is_noise_fraction(samples: torch.Tensor, reference: torch.Tensor, noise: torch.Tensor) -> float:
     """Fraction of samples whose nearest neighbour in reference ∪ noise (flattened pixels) is a noise image."""
     from sklearn.neighbors import NearestNeighbors
@@ -119,14 +115,14 @@ def check_claim(
     if n < 2:
         raise InvalidInputError(f"need at least 2 samples to check a score, got {n}")
     splits = min(splits, n)
-    logits = _logits(classifier, samples)
+    logits = classify(classifier, samples)
 
     recomputed = {f"dialect {s.dialect}": s.is_mean for s in dialect_table(logits).scores}
     for label, options in PREPROCESSING_VARIANTS.items():
         variant = load_classifier(classifier_name, **options)
-        recomputed[f"preprocessing: {label}"] = inception_score(_logits(variant, samples), splits=splits, track_stderr=False).is_mean
+        recomputed[f"preprocessing: {label}"] = inception_score(classify(variant, samples), splits=splits, track_stderr=False).is_mean
     recomputed["preprocessing: uint8 quantised"] = inception_score(
-        _logits(classifier, (samples * 255).round() / 255), splits=splits, track_stderr=False).is_mean
+        classify(classifier, (samples * 255).round() / 255), splits=splits, track_stderr=False).is_mean
     low, high = min(recomputed.values()), max(recomputed.values())
     rounding = claim_rounding(claimed)
     within = low - claimed_std - rounding <= claimed <= high + claimed_std + rounding
@@ -143,10 +139,10 @@ def check_claim(
 
     # Uniform noise of the samples' own shape: the baseline a classifier should be unsure about.
     noise = torch.rand((min(max(n, 100), 2000), *samples.shape[1:]), generator=torch.Generator().manual_seed(seed + 1))
-    noise_h = inception_score(_logits(classifier, noise), splits=1, track_stderr=False).conditional_entropy_bits
+    noise_h = inception_score(classify(classifier, noise), splits=1, track_stderr=False).conditional_entropy_bits
     reference_h = None
     if reference is not None:
-        reference_h = inception_score(_logits(classifier, reference), splits=1, track_stderr=False).conditional_entropy_bits
+        reference_h = inception_score(classify(classifier, reference), splits=1, track_stderr=False).conditional_entropy_bits
     noise_baseline = {"samples_bits": scores.conditional_entropy_bits, "uniform_noise_bits": noise_h,
                       "reference_bits": reference_h, "max_bits": math.log2(k)}
 

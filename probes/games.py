@@ -113,7 +113,7 @@ def feature_attack(classifier, n, seed):
     latent = torch.logit(images.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
     optimiser = torch.optim.Adam([latent], lr=0.05)
     for _ in range(FEATURE_ATTACK_STEPS):
-        features = classifier.network(torch.sigmoid(latent))[1].double()
+        features = classifier.features_from_model_input(torch.sigmoid(latent)).double()
         loss = _torch_fid(features, mean, root, torch.trace(covariance))
         optimiser.zero_grad()
         loss.backward()

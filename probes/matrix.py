@@ -22,6 +22,7 @@ from scoring.classifiers.base import ImageClassifier
 from scoring.digits_data import digits_split
 from scoring.fid import fid_sample_size_curve, frechet_distance
 from scoring.inception_score import inception_score
+from scoring.pipeline import classify_with_features
 from scoring.kid import kernel_inception_distance
 from scoring.prdc import precision_recall_density_coverage
 
@@ -89,8 +90,7 @@ class MatrixResult:
 def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_features: np.ndarray,
                   train_pixels: np.ndarray, held_out_pixels: np.ndarray, seed: int) -> dict[str, float]:
     """All metrics of ``images`` (n, 1, 8, 8) in [0, 1]."""
-    with torch.no_grad():
-        logits, features = classifier.logits_and_features(images)
+    logits, features = classify_with_features(classifier, images)
     scores = inception_score(logits, splits=10, track_stderr=False)
     features = features.double().numpy()
     pixels = flatten_images(images)
@@ -123,15 +123,13 @@ def robustness_matrix(classifier: ImageClassifier, *, n: int = MATRIX_SAMPLES, s
     """Play every game and score it with every metric."""
     games = GAMES if games is None else games
     split = digits_split()
-    with torch.no_grad():
-        train_features = classifier.features(split.train_images).double().numpy()
+    train_features = classify_with_features(classifier, split.train_images)[1].double().numpy()
     train_pixels, held_out_pixels = flatten_images(split.train_images), flatten_images(split.test_images)
     images = {name: play(classifier, n, seed) for name, play in games.items()}
     values = {name: metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
                                   held_out_pixels=held_out_pixels, seed=seed) for name, batch in images.items()}
     reference = values[REFERENCE_GAME]
-    with torch.no_grad():
-        held_out_features = classifier.features(split.test_images).double().numpy()
+    held_out_features = classify_with_features(classifier, split.test_images)[1].double().numpy()
     caveat = fid_sample_size_curve(train_features, held_out_features, FID_CAVEAT_SIZES, seed=seed)
     # KID is unbiased and fluctuates around 0 for the reference's own distribution: a game within two
     # standard errors of the reference's KID is not distinguishable from real data, so it fools KID.

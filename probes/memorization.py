@@ -19,6 +19,7 @@ from probes.generators import KdeGenerator, replay
 from scoring.classifiers.base import ImageClassifier
 from scoring.digits_data import digits_split
 from scoring.inception_score import inception_score
+from scoring.pipeline import classify_with_features
 
 DEFAULT_BANDWIDTHS = (0.01, 0.1, 0.2, 0.4, 0.7, 1.0)
 DEFAULT_SAMPLES = 1000
@@ -66,19 +67,17 @@ class MemorizationResult:
 
 
 def _features(classifier: ImageClassifier, images: torch.Tensor) -> np.ndarray:
-    with torch.no_grad():
-        return torch.cat([classifier.features(chunk) for chunk in images.split(1024)]).double().numpy()
+    return classify_with_features(classifier, images, batch_size=1024)[1].double().numpy()
 
 
 def audit_generator(name: str, kind: str, images: torch.Tensor, *, classifier: ImageClassifier, train: torch.Tensor,
                     held_out: torch.Tensor, train_features: np.ndarray, held_out_features: np.ndarray,
                     bandwidth: float | None = None, splits: int = 10, seed: int = 0) -> GeneratorAudit:
     """IS, I(y;x) in bits, and the copy detectors of ``images`` (M, 1, 8, 8) against the training set."""
-    with torch.no_grad():
-        logits = torch.cat([classifier(chunk) for chunk in images.split(1024)])
+    logits, features = classify_with_features(classifier, images, batch_size=1024)
+    features = features.double().numpy()
     scores = inception_score(logits, splits=splits, track_stderr=False)
     pixels, train_pixels, held_out_pixels = flatten_images(images), flatten_images(train), flatten_images(held_out)
-    features = _features(classifier, images)
     nearest = nearest_training_test(train_pixels, held_out_pixels, pixels)
     nearest_features = nearest_training_test(train_features, held_out_features, features)
     return GeneratorAudit(

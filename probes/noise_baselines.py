@@ -16,6 +16,7 @@ from attacks.inflate import InflateAttack
 from scoring.classifiers.base import ImageClassifier
 from scoring.digits_data import digits_split
 from scoring.inception_score import inception_score
+from scoring.pipeline import classify
 from scoring.samples import open_images
 
 #: "A Note on the Inception Score" (Barratt & Sharma, 2018), Inception v3 — published, not measured here.
@@ -75,8 +76,7 @@ class NoiseBaselineResult:
 
 def baseline_row(name: str, classifier: ImageClassifier, images: torch.Tensor) -> BaselineRow:
     """Entropies of ``classifier`` on ``images`` (N, C, H, W) in [0, 1]."""
-    with torch.no_grad():
-        logits = torch.cat([classifier(chunk) for chunk in images.split(1024)])
+    logits = classify(classifier, images, batch_size=1024)
     scores = inception_score(logits, splits=1, track_stderr=False)
     return BaselineRow(
         name=name, n=images.shape[0], conditional_entropy_bits=scores.conditional_entropy_bits,

@@ -157,10 +157,10 @@ class InceptionScoreAccumulator:
 
     def all_reduce(self) -> None:
         """Sum the statistics over every process of the default torch.distributed group (in place)."""
-        import torch.distributed as dist
+        from scoring.distributed import all_reduce_sum_
 
         for tensor in self.statistics():
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            all_reduce_sum_(tensor)
         self.rows_seen = int(self.count.sum())
 
     def compute(self) -> InceptionScoreResult:

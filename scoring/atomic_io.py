@@ -68,13 +68,30 @@ def prepare_out_dir(out: Path | None, *, outputs_root: Path = Path("outputs"), l
     """The folder a command writes into: ``out`` if given, else a new run folder; created here."""
     from scoring.errors import InvalidInputError
 
+    from scoring.distributed import current_group
+
     folder = Path(out) if out is not None else new_run_dir(outputs_root, label=label)
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(f"--out {folder} exists and is not a folder; choose another path")
+    if not current_group().is_main:
+        return _scratch_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise InvalidInputError(f"cannot create --out {folder} ({error.strerror}); choose a writable path") from None
+    return folder
+
+
+def _scratch_dir() -> Path:
+    """Where a torchrun rank other than 0 writes: every rank runs the same code, rank 0's files are the report.
+
+    A private temporary folder, removed when the process exits.
+    """
+    import atexit
+    import shutil
+
+    folder = Path(tempfile.mkdtemp(prefix="isgame-rank-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     return folder
 
 

@@ -117,7 +117,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
         accumulator = FidAccumulator(classifier.feature_dim)
         size = batch_size or DEFAULT_BATCH_SIZE
         with progress_bar(f"features of {spec}", total=stop - start, batches=(stop - start) // size + 1,
-                          enabled=progress and group.is_main) as advance, torch.no_grad():
+                          enabled=progress) as advance, torch.no_grad():
             for batch in source.batches(size, conform=lambda image: classifier.preprocess(image).float(),
                                         start=start, stop=stop):
                 accumulator.update(classifier.features(batch))

@@ -94,11 +94,11 @@ class FidAccumulator:
 
     def all_reduce(self) -> None:
         """Sum the statistics over every process of the default torch.distributed group (in place)."""
-        import torch.distributed as dist
+        from scoring.distributed import all_reduce_sum_
 
         tensors = [torch.from_numpy(self.total), torch.from_numpy(self.outer), torch.tensor([self.count], dtype=torch.float64)]
         for tensor in tensors:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+            all_reduce_sum_(tensor)
         self.total, self.outer, self.count = tensors[0].numpy(), tensors[1].numpy(), int(tensors[2].item())
 
     def compute(self) -> FeatureStatistics:

@@ -12,7 +12,7 @@ import torch
 
 from scoring.accumulator import InceptionScoreAccumulator
 from scoring.classifiers.base import ImageClassifier
-from scoring.distributed import current_group
+from scoring.distributed import all_gather_rows, current_group
 from scoring.errors import InvalidInputError
 from scoring.progress import progress_bar
 from scoring.samples import ImageSource, PredictionSource
@@ -44,10 +44,31 @@ def _check_batch_size(batch_size: int) -> None:
 
 
 def classify(classifier: ImageClassifier, images: torch.Tensor, *, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
-    """Logits (N, K) of in-memory images (N, C, H, W) in [0, 1], without gradients."""
+    """Logits (N, K) of in-memory images (N, C, H, W) in [0, 1], without gradients.
+
+    Under torchrun each rank classifies its shard and every rank gets all N rows.
+    """
+    return classify_with_features(classifier, images, batch_size=batch_size)[0]
+
+
+def classify_with_features(classifier: ImageClassifier, images: torch.Tensor, *,
+                           batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits (N, K) and penultimate features (N, D) of in-memory images (N, C, H, W) in [0, 1], one forward pass.
+
+    Sharded like :func:`classify`; row i of both outputs belongs to image i whatever the process count.
+    """
     _check_batch_size(batch_size)
+    group = current_group()
+    n = images.shape[0]
+    start, stop = group.shard(n)
     with torch.no_grad():
-        return torch.cat([classifier(images[i : i + batch_size]) for i in range(0, images.shape[0], batch_size)])
+        outputs = [classifier.logits_and_features(images[first : min(first + batch_size, stop)])
+                   for first in range(start, stop, batch_size)]
+    if not outputs:  # more ranks than images: this rank's shard is empty
+        outputs = [(torch.empty(0, classifier.num_classes, dtype=classifier.dtype),
+                    torch.empty(0, classifier.feature_dim, dtype=classifier.dtype))]
+    logits, features = (torch.cat(parts) for parts in zip(*outputs))
+    return all_gather_rows(logits, n), all_gather_rows(features, n)
 
 
 def score_images(
@@ -74,7 +95,7 @@ def score_images(
     start, stop = group.shard(source.num_samples)
     accumulator.seek(start)
     batches = math.ceil((stop - start) / batch_size)
-    with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress and group.is_main) as advance:
+    with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
         with torch.no_grad():
             for batch in source.batches(batch_size, conform=conform, start=start, stop=stop):
                 accumulator.update(classifier(batch))
@@ -112,7 +133,7 @@ def score_predictions(
     start, stop = group.shard(source.num_samples)
     accumulator.seek(start)
     batches = math.ceil((stop - start) / batch_size)
-    with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress and group.is_main) as advance:
+    with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
         for batch in source.batches(batch_size, start=start, stop=stop):
             accumulator.update(batch)
             advance(batch.shape[0])

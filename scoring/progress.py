@@ -11,8 +11,13 @@ MIN_BATCHES_FOR_BAR = 3
 
 @contextmanager
 def progress_bar(description: str, *, total: int, batches: int, enabled: bool = True) -> Iterator[Callable[[int], None]]:
-    """Yield ``advance(rows)``; draws a bar on stderr when enabled and ``batches > MIN_BATCHES_FOR_BAR``."""
-    if not enabled or batches <= MIN_BATCHES_FOR_BAR:
+    """Yield ``advance(rows)``; draws a bar on stderr when enabled and ``batches > MIN_BATCHES_FOR_BAR``.
+
+    Under torchrun only rank 0 draws (its shard's progress stands for all).
+    """
+    from scoring.distributed import current_group
+
+    if not enabled or batches <= MIN_BATCHES_FOR_BAR or not current_group().is_main:
         yield lambda rows: None
         return
     from rich.console import Console

@@ -113,3 +113,45 @@ def test_bad_images_and_pickled_weights_are_refused(tmp_path, digits_classifier)
     assert not marker.exists()
     with pytest.raises(InvalidInputError, match="unknown classifier"):
         load_classifier("resnet")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+@pytest.mark.parametrize("command", [["score", "digits:test"], ["attack", "inflate", "--n", "20"], ["audit"]])
+def test_cuda_without_cuda_is_one_line_before_any_work(cli, tmp_path, command):
+    from tests.conftest import assert_one_line_error
+
+    out = tmp_path / "o"
+    result = cli(*command, "--device", "cuda", *(["--out", out] if command[0] != "score" else []))
+    assert_one_line_error(result, "CUDA is not available")
+    assert not out.exists()  # refused before any folder or file was made
+
+
+def test_auto_device_is_this_machines_and_is_reported(cli):
+    import json
+
+    from scoring.classifiers import load_classifier, set_default_device
+    from scoring.classifiers.base import resolve_device
+
+    expected = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert str(resolve_device("auto")) == expected
+    auto = json.loads(cli("score", "digits:test", "--device", "auto", "--quiet", "--json", "-").stdout)
+    cpu = json.loads(cli("score", "digits:test", "--device", "cpu", "--quiet", "--json", "-").stdout)
+    assert auto["classifier"]["device"] == expected and cpu["classifier"]["device"] == "cpu"
+    if expected == "cpu":
+        assert auto["is_mean"] == cpu["is_mean"]
+    try:
+        assert load_classifier("digits").device == torch.device("cpu")
+        set_default_device("cpu")
+        assert load_classifier("digits", device="auto").device == torch.device(expected)
+    finally:
+        set_default_device("cpu")
+
+
+def test_foolbox_cannot_move_the_classifier(digits_classifier):
+    """foolbox's PyTorchModel calls .to(its device) on the model; the wrapper exposes no parameters to move."""
+    from attacks.bounded import ModelInputLogits
+
+    wrapper = ModelInputLogits(digits_classifier)
+    assert list(wrapper.parameters()) == [] and list(wrapper.children()) == []
+    images = digits_classifier.preprocess(torch.rand(3, 1, 8, 8))
+    assert torch.equal(wrapper(images), digits_classifier.logits_from_model_input(images))

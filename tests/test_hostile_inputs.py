@@ -116,6 +116,9 @@ def test_pt_files_are_not_samples_and_pickled_weights_do_not_run(cli, tmp_path):
     (["toy", "--n", "0"], "--n must be >= 2"),
     (["check", "digits:test", "--claimed", "nan"], "--claimed"),
     (["check", "digits:test", "--claimed", "8", "--claimed-std", "-1"], "--claimed-std"),
+    (["score", "digits:test", "--device", "tpu"], "is not a device"),
+    (["fid", "digits:test", "digits:train", "--device", "mps"], "only CPU and CUDA devices"),
+    (["matrix", "--device", "cuda:x"], "is not a device"),
 ])
 def test_negative_or_absurd_options(cli, tmp_path, args, fragment):
     assert_one_line_error(cli(*args, *(["--out", tmp_path / "o"] if args[0] in ("attack", "toy", "check") else [])), fragment)

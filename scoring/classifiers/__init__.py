@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scoring.classifiers.base import INTERPOLATIONS, ImageClassifier
+import torch
+
+from scoring.classifiers.base import INTERPOLATIONS, ImageClassifier, resolve_device
 from scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS, DigitsClassifier, load_digits_classifier
 from scoring.errors import InvalidInputError
 
 CLASSIFIER_NAMES = (*SHIPPED_DIGITS_WEIGHTS, "inception-v3", "inception-v3-tf")
+
+
+_default_device = torch.device("cpu")
+
+
+def set_default_device(device: str | torch.device) -> torch.device:
+    """The device :func:`load_classifier` puts networks on when it is given none (CPU until set).
+
+    The CLI sets it from ``--device`` once per command, as ``torch.set_default_device`` does for
+    tensors; returns the resolved device. ``auto`` is this process's GPU when CUDA is available.
+    """
+    global _default_device
+    _default_device = resolve_device(device)
+    return _default_device
 
 
 def load_classifier(
@@ -17,12 +33,19 @@ def load_classifier(
     weights: Path | None = None,
     interpolation: str = "bilinear",
     antialias: bool = True,
+    device: str | torch.device | None = None,
 ) -> ImageClassifier:
     """Load a classifier by name: ``digits`` (default), ``digits-b`` or ``inception-v3`` (local weights only).
 
     ``weights`` replaces the shipped weights file; ``interpolation`` and ``antialias`` set how
-    images of another size are resized on the way in.
+    images of another size are resized on the way in; ``device`` is where the network runs
+    (default: :func:`set_default_device`'s). Inputs and outputs stay on the CPU.
     """
+    classifier = _load_by_name(name, weights=weights, interpolation=interpolation, antialias=antialias)
+    return classifier.to_device(_default_device if device is None else device)
+
+
+def _load_by_name(name: str, *, weights: Path | None, interpolation: str, antialias: bool) -> ImageClassifier:
     if name in SHIPPED_DIGITS_WEIGHTS:
         return load_digits_classifier(name, weights=weights, interpolation=interpolation, antialias=antialias)
     if name == "inception-v3":
@@ -44,4 +67,5 @@ def load_classifier(
     )
 
 
-__all__ = ["CLASSIFIER_NAMES", "INTERPOLATIONS", "DigitsClassifier", "ImageClassifier", "load_classifier"]
+__all__ = ["CLASSIFIER_NAMES", "INTERPOLATIONS", "DigitsClassifier", "ImageClassifier", "load_classifier",
+           "set_default_device"]

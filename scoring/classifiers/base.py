@@ -6,7 +6,10 @@ An :class:`ImageClassifier` is an ``nn.Module`` that
 * owns its preprocessing (channel conversion, resize, normalisation) in ``preprocess``;
 * returns logits (N, K) from ``forward`` and penultimate activations (N, D) from ``features``;
 * declares ``num_classes`` (K), ``feature_dim`` (D), ``input_channels`` and ``input_size``;
-* is locked in eval mode: ``train(True)`` is ignored, as in torchmetrics' feature extractors.
+* is locked in eval mode: ``train(True)`` is ignored, as in torchmetrics' feature extractors;
+* runs its network on ``device`` (:meth:`ImageClassifier.to_device`) while taking and returning
+  CPU tensors, so accumulators, attacks and metrics stay device-agnostic; gradients flow through
+  the transfers.
 """
 
 from __future__ import annotations
@@ -73,6 +76,18 @@ class ImageClassifier(nn.Module):
         self.interpolation = interpolation
         self.antialias = antialias
 
+    device: torch.device = torch.device("cpu")
+
+    def to_device(self, device: "str | torch.device") -> "ImageClassifier":
+        """Run the network on ``device`` (``cpu``, ``cuda``, ``cuda:1``, or ``auto``: this rank's GPU if any); returns self."""
+        self.device = resolve_device(device)
+        self.to(self.device)
+        if self.device.type == "cuda":
+            # The same command should give the same numbers: no autotuned, run-dependent kernels.
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        return self
+
     def train(self, mode: bool = True) -> "ImageClassifier":
         """Ignore ``mode``: a scoring classifier always stays in eval mode."""
         return super().train(False)
@@ -91,24 +106,35 @@ class ImageClassifier(nn.Module):
     def _logits_and_features(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    def _run_network(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``_logits_and_features`` on ``self.device``, with CPU input and output."""
+        if self.device.type == "cpu":
+            return self._logits_and_features(model_input)
+        logits, features = self._logits_and_features(model_input.to(self.device))
+        return logits.cpu(), features.cpu()
+
     def logits_from_model_input(self, model_input: torch.Tensor) -> torch.Tensor:
         """Logits of inputs already in the network's shape and range (``preprocess`` output).
 
         Attacks iterate on the preprocessed input, so they skip the per-call validation and resize.
         """
-        return self._logits_and_features(model_input)[0]
+        return self._run_network(model_input)[0]
+
+    def features_from_model_input(self, model_input: torch.Tensor) -> torch.Tensor:
+        """Penultimate activations of inputs already in the network's shape and range; differentiable."""
+        return self._run_network(model_input)[1]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Logits (N, K) of float images (N, C, H, W) in [0, 1]."""
-        return self._logits_and_features(self.preprocess(images))[0]
+        return self._run_network(self.preprocess(images))[0]
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Penultimate activations (N, feature_dim) of float images (N, C, H, W) in [0, 1]."""
-        return self._logits_and_features(self.preprocess(images))[1]
+        return self._run_network(self.preprocess(images))[1]
 
     def logits_and_features(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both outputs from one forward pass."""
-        return self._logits_and_features(self.preprocess(images))
+        return self._run_network(self.preprocess(images))
 
     def describe(self) -> dict[str, object]:
         """What the classifier provides, for reports and cache keys."""
@@ -121,4 +147,29 @@ class ImageClassifier(nn.Module):
             "interpolation": self.interpolation,
             "antialias": self.antialias,
             "dtype": str(self.dtype).replace("torch.", ""),
+            "device": str(self.device),
         }
+
+
+DEVICE_HELP = "cpu, cuda, cuda:N, or auto (this process's GPU when CUDA is available, else the CPU)"
+
+
+def resolve_device(device: "str | torch.device") -> torch.device:
+    """A usable torch.device from ``--device``; ``auto`` is ``cuda:LOCAL_RANK`` with CUDA, else the CPU."""
+    from scoring.distributed import local_device
+
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return local_device()
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidInputError(f"--device {device!r} is not a device; use {DEVICE_HELP}") from None
+    if resolved.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidInputError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
+        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
+            raise InvalidInputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                                    f"numbered from 0")
+    elif resolved.type != "cpu":
+        raise InvalidInputError(f"--device {device}: only CPU and CUDA devices are supported; use {DEVICE_HELP}")
+    return resolved
