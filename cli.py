@@ -16,6 +16,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from scoring.distributed import mark_failed
 from scoring.errors import IsgameError
 
 app = typer.Typer(
@@ -54,12 +55,20 @@ def run_or_exit(call: Callable[[], T]) -> T:
     try:
         return call()
     except IsgameError as error:
-        typer.echo(f"isgame: error: {error}", err=True)
+        typer.echo(f"isgame: error: {_rank_prefix()}{error}", err=True)
         raise typer.Exit(code=EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         # Every report file is written atomically, so whatever was finished is intact and nothing is half-written.
         typer.echo("isgame: interrupted; files already written are complete, nothing half-written was left", err=True)
         raise typer.Exit(code=EXIT_INTERRUPTED) from None
+
+
+def _rank_prefix() -> str:
+    """``rank R of W: `` under torchrun (an error may come from one rank's shard alone), else nothing."""
+    import os
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    return f"rank {os.environ.get('RANK', '?')} of {world_size}: " if world_size > 1 else ""
 
 
 def use_device(device: str) -> None:
@@ -393,7 +402,15 @@ def train_digits(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exit_:
+        if exit_.code not in (0, None):
+            mark_failed()
+        raise
+    except BaseException:
+        mark_failed()
+        raise
 
 
 if __name__ == "__main__":

@@ -74,7 +74,7 @@ def prepare_out_dir(out: Path | None, *, outputs_root: Path = Path("outputs"), l
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(f"--out {folder} exists and is not a folder; choose another path")
     if not current_group().is_main:
-        return _scratch_dir()
+        return _scratch_dir(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -82,17 +82,24 @@ def prepare_out_dir(out: Path | None, *, outputs_root: Path = Path("outputs"), l
     return folder
 
 
-def _scratch_dir() -> Path:
-    """Where a torchrun rank other than 0 writes: every rank runs the same code, rank 0's files are the report.
+_SCRATCH_DIRS: dict[Path, Path] = {}
 
-    A private temporary folder, removed when the process exits.
+
+def _scratch_dir(requested: Path) -> Path:
+    """Where a torchrun rank other than 0 writes instead of ``requested``: every rank runs the same code, and
+    rank 0's files are the report. One private temporary folder per requested folder (the audit's sections
+    share its folder), removed when the process exits.
     """
     import atexit
     import shutil
 
-    folder = Path(tempfile.mkdtemp(prefix="isgame-rank-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder
+    key = requested.resolve()
+    if key in _SCRATCH_DIRS.values():  # a section handed the scratch folder it was given (the audit's)
+        return key
+    if key not in _SCRATCH_DIRS:
+        _SCRATCH_DIRS[key] = Path(tempfile.mkdtemp(prefix="isgame-rank-")).resolve()
+        atexit.register(shutil.rmtree, _SCRATCH_DIRS[key], ignore_errors=True)
+    return _SCRATCH_DIRS[key]
 
 
 def close_figure(figure) -> None:

@@ -67,14 +67,21 @@ def collect_logits(source: str, *, classifier_name: str = "digits", weights: Pat
         return torch.from_numpy(np.array(predictions.array[0:rows], dtype=np.float64))
     if input_kind != "images":
         raise InvalidInputError("--dialect needs logits: use --input images (a classifier runs) or --input logits")
+    from scoring.distributed import all_gather_rows, current_group
+
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
     def prepare(batch: torch.Tensor) -> torch.Tensor:
         return torch.floor(batch * 255) / 255 if truncate_to_uint8 else batch
 
+    # Under torchrun each rank classifies its shard of the rows; every rank gets all N in row order.
+    start, stop = current_group().shard(images.num_samples)
     with torch.no_grad():
-        return torch.cat([classifier(prepare(batch)) for batch in images.batches(
-            batch_size or DEFAULT_BATCH_SIZE, conform=lambda image: classifier.preprocess(image).float())])
+        logits = [classifier(prepare(batch)) for batch in images.batches(
+            batch_size or DEFAULT_BATCH_SIZE, conform=lambda image: classifier.preprocess(image).float(),
+            start=start, stop=stop)]
+    local = torch.cat(logits) if logits else torch.empty(0, classifier.num_classes, dtype=classifier.dtype)
+    return all_gather_rows(local, images.num_samples)
 
 
 def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,

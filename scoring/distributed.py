@@ -59,10 +59,20 @@ def current_group() -> ProcessGroup:
     return ProcessGroup(rank=dist.get_rank(), world_size=dist.get_world_size())
 
 
+_failed = False
+
+
+def mark_failed() -> None:
+    """This rank is leaving on an error: skip the exit barrier, which the other ranks (stuck in a collective
+    or already gone) would never reach. torchrun then stops the others."""
+    global _failed
+    _failed = True
+
+
 def _shut_down() -> None:
     import torch.distributed as dist
 
-    if dist.is_initialized():
+    if dist.is_initialized() and not _failed:
         dist.barrier()
         dist.destroy_process_group()
 

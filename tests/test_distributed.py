@@ -19,7 +19,7 @@ def launch(args: list[str], *, ranks: int, cwd=None) -> subprocess.CompletedProc
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "cli"]
     command = (launcher if ranks > 1 else [sys.executable, "-m", "cli"]) + [str(a) for a in args]
     # One thread per rank: the network is then batch-invariant bit for bit, so the shards move exactly as in one process.
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd,
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=cwd,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
@@ -137,3 +137,38 @@ def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
             assert two["value"] == pytest.approx(one["value"], rel=1e-9, abs=1e-12), (game, metric)
             assert two["fooled"] == one["fooled"], (game, metric)
     assert double["fid_sample_size_caveat"]["fid"] == pytest.approx(single["fid_sample_size_caveat"]["fid"], rel=1e-9)
+
+
+def test_two_ranks_score_every_dialect_like_one_process(tmp_path):
+    single = run_json(["score", "digits:test", "--dialect", "all"], tmp_path / "one.json", ranks=1)
+    double = run_json(["score", "digits:test", "--dialect", "all"], tmp_path / "two.json", ranks=2)
+    assert [row["dialect"] for row in double["dialects"]] == [row["dialect"] for row in single["dialects"]]
+    for one, two in zip(single["dialects"], double["dialects"], strict=True):
+        assert two["is_mean"] == pytest.approx(one["is_mean"], rel=1e-12), one["dialect"]
+        assert two["is_std"] == pytest.approx(one["is_std"], rel=1e-12), one["dialect"]
+
+
+def test_a_bad_row_in_one_ranks_shard_is_named_by_global_row_and_rank(tmp_path):
+    logits = np.random.default_rng(1).normal(size=(1000, 10))
+    logits[800, 3] = np.nan  # in rank 1's shard (rows 500-999)
+    np.save(tmp_path / "logits.npy", logits)
+    result = launch(["score", tmp_path / "logits.npy", "--input", "logits", "--quiet"], ranks=2)
+    assert result.returncode != 0
+    ours = [line for line in result.stderr.splitlines() if line.startswith("isgame: error:")]
+    assert len(ours) == 1 and "rank 1 of 2: " in ours[0] and "800" in ours[0], result.stderr[-2000:]
+
+
+def test_ranks_other_than_0_write_into_one_scratch_folder_per_report(tmp_path, monkeypatch):
+    import scoring.distributed
+    from scoring.atomic_io import prepare_out_dir
+
+    monkeypatch.setattr(scoring.distributed, "current_group", lambda: scoring.distributed.ProcessGroup(1, 2))
+    report = tmp_path / "report"
+    scratch = prepare_out_dir(report)
+    assert not report.exists() and tmp_path not in scratch.parents and scratch.is_dir()
+    # The audit hands its folder to every section: they must all land in the same scratch folder.
+    assert prepare_out_dir(report) == scratch and prepare_out_dir(scratch) == scratch
+    assert prepare_out_dir(tmp_path / "other") != scratch
+    with pytest.raises(Exception, match="not a folder"):
+        (tmp_path / "file").write_text("x")
+        prepare_out_dir(tmp_path / "file")  # every rank validates, so all fail alike
