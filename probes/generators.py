@@ -16,13 +16,23 @@ KDE_PCA_COMPONENTS = 30
 
 
 def replay(train: torch.Tensor, *, n: int | None = None, seed: int = 0, resample: bool = False,
-           pixel_noise: float = 0.0) -> torch.Tensor:
-    """The training set itself: all of it, or ``n`` rows drawn with repetition; optional Gaussian pixel noise."""
+           pixel_noise: float = 0.0, flip_probability: float = 0.0) -> torch.Tensor:
+    """The training set itself (N, C, H, W): all of it, or ``n`` rows drawn with repetition.
+
+    Optionally each image is mirrored left-right with probability ``flip_probability`` in [0, 1] (as
+    torchvision's ``RandomHorizontalFlip``) and then gets Gaussian pixel noise of std ``pixel_noise``
+    (pixel units, clipped to [0, 1]). Seeded.
+    """
+    if not 0.0 <= flip_probability <= 1.0:
+        raise InvalidInputError(f"flip probability must be in [0, 1], got {flip_probability}")
     generator = torch.Generator().manual_seed(seed)
     if resample:
         images = train[torch.randint(0, train.shape[0], (n or train.shape[0],), generator=generator)]
     else:
         images = train if n is None else train[:n]
+    if flip_probability > 0:
+        flipped = torch.rand(images.shape[0], generator=generator) < flip_probability
+        images = torch.where(flipped.view(-1, *([1] * (images.ndim - 1))), images.flip(-1), images)
     if pixel_noise > 0:
         images = (images + pixel_noise * torch.randn(images.shape, generator=generator)).clamp(0, 1)
     return images.clone()

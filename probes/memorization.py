@@ -1,6 +1,7 @@
 """Memorisation: IS cannot see copies of the training set; copy detectors can.
 
-Generators: the training set replayed (as is, resampled with repetition, with pixel noise),
+Generators: the training set replayed (as is, resampled with repetition, with pixel noise, half of it
+mirrored),
 the held-out set (the reference), and a PCA + KDE generator swept over its bandwidth, from
 near-copies to blurry novel digits. Each is scored by IS and the mutual information, and by the
 copy detectors of :mod:`probes.copy_detectors` in pixel space and in the classifier's feature space.
@@ -108,6 +109,7 @@ def memorization_probe(classifier: ImageClassifier, *, bandwidths: tuple[float, 
         ("replay", "replay", replay(train), None),
         ("replay-resampled", "replay", replay(train, n=n, seed=seed, resample=True), None),
         ("replay-noisy", "replay", replay(train, seed=seed, pixel_noise=0.02), None),
+        ("replay-flipped", "replay", replay(train, seed=seed, flip_probability=0.5), None),
     ] + [(f"kde-{h:g}", "kde", kde.sample(n, bandwidth=h, seed=seed), h) for h in bandwidths]
     generators = [audit_generator(name, kind, images, bandwidth=h, **common) for name, kind, images, h in candidates]
     examples = {name: images[:20] for name, _, images, _ in candidates}

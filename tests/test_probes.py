@@ -12,9 +12,11 @@ import torch
 from probes.copy_detectors import (authenticity, data_copying_test, leave_one_out_nearest_distances, mann_whitney_z,
                                    nearest_distances, nearest_training_test)
 from probes.generators import KdeGenerator, replay
+from probes.memorization import memorization_probe
 from probes.sensitivity import (SPLIT_COUNTS, score_synthetic, split_sweep_digits, synthetic_exact_is,
                                 synthetic_probabilities)
 from scoring.digits_data import digits_split
+from scoring.errors import InvalidInputError
 from scoring.inception_score import inception_score
 from tests.conftest import assert_one_line_error
 
@@ -90,6 +92,25 @@ def test_replay_variants():
     assert all((flat == row.reshape(1, -1)).all(dim=1).any() for row in resampled[:20])
     noisy = replay(train, pixel_noise=0.02)
     assert 0 < float((noisy - train).abs().mean()) < 0.03
+    assert torch.equal(replay(train, flip_probability=1.0), torch.flip(train, dims=[3]))
+    half = replay(train, seed=3, flip_probability=0.5)
+    mirrored = (half == torch.flip(train, dims=[3])).flatten(1).all(dim=1)
+    unchanged = (half == train).flatten(1).all(dim=1)
+    assert bool((mirrored | unchanged).all())  # every row is its training image, mirrored or not
+    mirrored_only = mirrored & ~unchanged  # a left-right symmetric digit counts as both
+    assert abs(float(mirrored_only.float().mean()) - 0.5) < 0.05
+    assert torch.equal(half, replay(train, seed=3, flip_probability=0.5))
+    with pytest.raises(InvalidInputError, match="flip probability"):
+        replay(train, flip_probability=1.5)
+
+
+def test_flipped_replay_is_half_caught_by_near_copies(digits_classifier):
+    """Mirrored digits are not pixel copies: the near-copy fraction sees about the unflipped half."""
+    result = memorization_probe(digits_classifier, bandwidths=(0.1,), n=500)
+    flipped, replayed = result.by_name("replay-flipped"), result.by_name("replay")
+    assert replayed.near_copy_fraction == 1.0
+    assert 0.4 < flipped.near_copy_fraction < 0.6
+    assert flipped.ct_statistic > replayed.ct_statistic + 5
 
 
 def test_split_sweep_agrees_with_the_scoring_core(digits_classifier):
