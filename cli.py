@@ -241,7 +241,8 @@ def attack_bounded(
     source: Annotated[str, typer.Option("--source", help="Real images to perturb.")] = "digits:test",
     eps: Annotated[str | None, typer.Option("--eps", help="Comma-separated ε list, e.g. 0,1/255,8/255.")] = None,
     norm: Annotated[Norm, typer.Option("--norm", help="Ball: linf, l2 or both.")] = Norm.linf,
-    n: Annotated[int | None, typer.Option("--n", help="Use the first N images.")] = None,
+    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Use the first N images (under "
+                                                  "torchrun, write --num-samples).")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="PGD steps (foolbox's default if unset).")] = None,
     seed: SeedOption = 0,
     out: OutOption = None,
@@ -338,7 +339,8 @@ def check(
     device: DeviceOption = "auto",
     reference: Annotated[str | None, typer.Option("--reference", help="Real images of the domain [digits: digits:test].")] = None,
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation.")] = None,
-    n: Annotated[int | None, typer.Option("--n", help="Use the first N samples.")] = None,
+    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Use the first N samples (under "
+                                                  "torchrun, write --num-samples).")] = None,
     seed: SeedOption = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
