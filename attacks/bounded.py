@@ -115,6 +115,23 @@ class BoundedSweepResult:
         }
 
 
+def _sharded_random_start(base: type, *, total: int, first: int, seed: int) -> type:
+    """``base`` (a foolbox PGD class) whose random start for rows [first, first + n) of ``total`` is the slice of
+    one seeded draw for all ``total`` rows, per ε: a torchrun shard starts where a single process would."""
+
+    class ShardedRandomStart(base):
+        def get_random_start(self, x0, epsilon):
+            import eagerpy as ep
+
+            # foolbox draws from torch's global generator: seed it per ε so every ε's start is reproducible.
+            torch.manual_seed(seed * 1_000_003 + round(epsilon * 1_000_000))
+            whole = super().get_random_start(ep.zeros(x0, (total, *x0.shape[1:])), epsilon)
+            return x0 + whole[first : first + x0.shape[0]]
+
+    ShardedRandomStart.__name__ = base.__name__
+    return ShardedRandomStart
+
+
 def targeted_pgd(
     classifier: ImageClassifier,
     model_input: torch.Tensor,
@@ -129,8 +146,13 @@ def targeted_pgd(
 
     Returns ``(attack, clipped, success)``: the foolbox attack object, one perturbed (N, C, H, W)
     tensor per ε (projected on the ε-ball and the box) and one success mask (N,) per ε.
+
+    Under torchrun each rank attacks its shard of the rows (targets and random starts by global
+    row) and every rank gets all N rows back.
     """
     import foolbox as fb
+
+    from scoring.distributed import all_gather_rows, current_group
 
     if norm not in DEFAULT_EPSILONS:
         raise InvalidInputError(f"--norm must be linf or l2, got {norm!r}")
@@ -141,13 +163,17 @@ def targeted_pgd(
         options["steps"] = steps
     if rel_stepsize is not None:
         options["rel_stepsize"] = rel_stepsize
-    attack = (fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD)(**options)
-    targets = cycling_targets(model_input.shape[0], classifier.num_classes)
+    total = model_input.shape[0]
+    first, last = current_group().shard(total)
+    base = fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD
+    attack = _sharded_random_start(base, total=total, first=first, seed=seed)(**options)
+    targets = cycling_targets(total, classifier.num_classes)[first:last]
     # foolbox would otherwise move the model to cuda:0 whenever CUDA exists; the classifier keeps its own device.
     fmodel = fb.PyTorchModel(ModelInputLogits(classifier).eval(), bounds=(0, 1), device=torch.device("cpu"))
     criterion = fb.criteria.TargetedMisclassification(targets)
-    torch.manual_seed(seed)  # foolbox's random start draws from torch's global generator
-    _, clipped, success = attack(fmodel, model_input, criterion, epsilons=epsilons)
+    _, clipped, success = attack(fmodel, model_input[first:last], criterion, epsilons=epsilons)
+    clipped = [all_gather_rows(c, total) for c in clipped]
+    success = [all_gather_rows(s, total) for s in success]
     return attack, clipped, success
 
 

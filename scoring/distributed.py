@@ -129,12 +129,13 @@ def all_gather_rows(local, total: int):
     start, stop = group.shard(total)
     if local.shape[0] != stop - start:
         raise ValueError(f"rank {group.rank} holds {local.shape[0]} rows, its shard of {total} has {stop - start}")
-    # all_gather needs equal shapes: pad every shard to the largest, then trim.
+    # all_gather needs equal shapes: pad every shard to the largest, then trim. Masks travel as uint8 (gloo has no bool).
     largest = -(-total // group.world_size)
     device = _communication_device()
-    padded = torch.zeros((largest, *local.shape[1:]), dtype=local.dtype, device=device)
+    carrier = torch.uint8 if local.dtype == torch.bool else local.dtype
+    padded = torch.zeros((largest, *local.shape[1:]), dtype=carrier, device=device)
     padded[: local.shape[0]] = local.detach()
     pieces = [torch.empty_like(padded) for _ in range(group.world_size)]
     dist.all_gather(pieces, padded)
     sizes = [stop - start for start, stop in (group.shard_of(rank, total) for rank in range(group.world_size))]
-    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)]).to(local.device)
+    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)]).to(device=local.device, dtype=local.dtype)

@@ -172,3 +172,16 @@ def test_ranks_other_than_0_write_into_one_scratch_folder_per_report(tmp_path, m
     with pytest.raises(Exception, match="not a folder"):
         (tmp_path / "file").write_text("x")
         prepare_out_dir(tmp_path / "file")  # every rank validates, so all fail alike
+
+
+def test_two_ranks_run_the_bounded_sweep_like_one_process(tmp_path):
+    # Targets and foolbox's random starts follow the global row, so each shard starts where one process would.
+    args = ["attack", "bounded", "--num-samples", "101", "--norm", "both", "--eps", "0,8/255,64/255", "--steps", "10"]
+    single = run_json([*args, "--out", tmp_path / "one"], tmp_path / "one.json", ranks=1)
+    double = run_json([*args, "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2)
+    for one, two in zip(single["sweeps"], double["sweeps"], strict=True):
+        assert two["real_is"] == pytest.approx(one["real_is"], rel=1e-12)
+        for a, b in zip(one["epsilons"], two["epsilons"], strict=True):
+            assert b["success_rate"] == a["success_rate"], (one["norm"], a["epsilon"])
+            for key in ("inception_score", "conditional_entropy_bits", "max_distance"):
+                assert b[key] == pytest.approx(a[key], rel=SCORE_TOLERANCE), (one["norm"], a["epsilon"], key)
