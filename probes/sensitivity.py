@@ -24,7 +24,9 @@ from scoring.accumulator import InceptionScoreAccumulator
 from scoring.classifiers import load_classifier
 from scoring.classifiers.base import ImageClassifier
 from scoring.digits_data import digits_split
+from scoring.distributed import current_group
 from scoring.inception_score import inception_score
+from scoring.pipeline import classify
 from scoring.samples import open_images
 
 SPLIT_COUNTS = (1, 2, 5, 10, 20, 50, 100)
@@ -59,11 +61,16 @@ def synthetic_probabilities(start: int, stop: int, *, num_classes: int = SYNTHET
 
 
 def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch: int = 5000) -> float:
-    """Classic IS of the first ``n`` synthetic rows, streamed."""
+    """Classic IS of the first ``n`` synthetic rows, streamed (sharded by global row under torchrun)."""
     accumulator = InceptionScoreAccumulator(SYNTHETIC_CLASSES, splits=splits, total=n, shuffle=shuffle, seed=seed,
                                             kind="probs", track_stderr=False)
-    for start in range(0, n, batch):
-        accumulator.update(synthetic_probabilities(start, min(start + batch, n), seed=seed))
+    group = current_group()
+    first, last = group.shard(n)
+    accumulator.seek(first)
+    for start in range(first, last, batch):
+        accumulator.update(synthetic_probabilities(start, min(start + batch, last), seed=seed))
+    if group.world_size > 1:
+        accumulator.all_reduce()
     return accumulator.compute().is_mean
 
 
@@ -174,8 +181,7 @@ def perturbed_copy(classifier: ImageClassifier, relative_noise: float, seed: int
 
 
 def _is(classifier: ImageClassifier, images: torch.Tensor) -> float:
-    with torch.no_grad():
-        return inception_score(classifier(images), splits=1, track_stderr=False).is_mean
+    return inception_score(classify(classifier, images), splits=1, track_stderr=False).is_mean
 
 
 def weight_sensitivity(sample_sets: dict[str, torch.Tensor]) -> list[VariantSpread]:

@@ -185,3 +185,21 @@ def test_two_ranks_run_the_bounded_sweep_like_one_process(tmp_path):
             assert b["success_rate"] == a["success_rate"], (one["norm"], a["epsilon"])
             for key in ("inception_score", "conditional_entropy_bits", "max_distance"):
                 assert b[key] == pytest.approx(a[key], rel=SCORE_TOLERANCE), (one["norm"], a["epsilon"], key)
+
+
+def numbers(tree, path=""):
+    """Every number in a JSON tree by path, timings left out."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() if "seconds" not in key for k, v in numbers(value, f"{path}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, value in enumerate(tree) for k, v in numbers(value, f"{path}[{i}]").items()}
+    return {path: tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
+
+
+def test_two_ranks_run_the_sensitivity_probe_like_one_process(tmp_path):
+    # The synthetic K = 1000 sweeps shard rows (shuffled splits by global row); the classifier variants shard images.
+    single = numbers(run_json(["probe", "sensitivity", "--out", tmp_path / "one"], tmp_path / "one.json", ranks=1))
+    double = numbers(run_json(["probe", "sensitivity", "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2))
+    assert single.keys() == double.keys() and len(single) > 50
+    for path, value in single.items():
+        assert double[path] == pytest.approx(value, rel=1e-12), path
