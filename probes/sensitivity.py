@@ -64,13 +64,11 @@ def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch:
     """Classic IS of the first ``n`` synthetic rows, streamed (sharded by global row under torchrun)."""
     accumulator = InceptionScoreAccumulator(SYNTHETIC_CLASSES, splits=splits, total=n, shuffle=shuffle, seed=seed,
                                             kind="probs", track_stderr=False)
-    group = current_group()
-    first, last = group.shard(n)
+    first, last = current_group().shard(n)
     accumulator.seek(first)
     for start in range(first, last, batch):
         accumulator.update(synthetic_probabilities(start, min(start + batch, last), seed=seed))
-    if group.world_size > 1:
-        accumulator.all_reduce()
+    accumulator.all_reduce()
     return accumulator.compute().is_mean
 
 

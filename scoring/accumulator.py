@@ -163,7 +163,7 @@ class InceptionScoreAccumulator:
         return tensors
 
     def all_reduce(self) -> None:
-        """Sum the statistics over every process of the default torch.distributed group (in place)."""
+        """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
         from scoring.distributed import all_reduce_sum_
 
         for tensor in self.statistics():

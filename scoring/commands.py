@@ -129,8 +129,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
                                         start=start, stop=stop):
                 accumulator.update(classifier.features(batch))
                 advance(batch.shape[0])
-        if group.world_size > 1:
-            accumulator.all_reduce()
+        accumulator.all_reduce()
         statistics[role] = accumulator.compute()
     return {"real": real, "fake": fake, "classifier": classifier.describe(), "feature_dim": classifier.feature_dim,
             "n_real": statistics["real"].n, "n_fake": statistics["fake"].n,

@@ -93,7 +93,7 @@ class FidAccumulator:
         self.count += array.shape[0]
 
     def all_reduce(self) -> None:
-        """Sum the statistics over every process of the default torch.distributed group (in place)."""
+        """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
         from scoring.distributed import all_reduce_sum_
 
         tensors = [torch.from_numpy(self.total), torch.from_numpy(self.outer), torch.tensor([self.count], dtype=torch.float64)]

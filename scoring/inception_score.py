@@ -6,10 +6,11 @@ cannot drift apart. See :mod:`scoring.score_result` for every convention.
 
 from __future__ import annotations
 
+import torch
+
 from scoring.accumulator import InceptionScoreAccumulator
 from scoring.score_result import InceptionScoreResult
 from scoring.entropy import probabilities_and_log_probabilities
-from scoring.errors import InvalidInputError
 from scoring.validation import PredictionKind, check_splits
 
 
@@ -51,32 +52,24 @@ def inception_score(
 
 
 def inception_score_of_shards(
-    local_logits: object,
+    local_logits: torch.Tensor,
     *,
     total: int,
     start: int,
     splits: int = 10,
     track_stderr: bool = False,
 ) -> InceptionScoreResult:
-    """The IS of all ``total`` rows when each torchrun rank holds rows [start, start + len(local_logits)).
+    """The IS of all ``total`` rows when each torchrun rank holds the (rows, K) logits of rows
+    [start, start + rows).
 
-    Splits follow global row indices and the float64 statistics are summed over the ranks, so the
-    result is :func:`inception_score` of the concatenated logits. In a single process, pass start=0.
+    Splits follow global row indices and the float64 statistics are summed over the ranks (a no-op
+    in a single process, where start=0), so the result is :func:`inception_score` of the
+    concatenated logits.
     """
-    from scoring.distributed import current_group
-
     accumulator = InceptionScoreAccumulator(
-        _num_classes(local_logits), splits=splits, total=total, kind="logits", track_stderr=track_stderr)
+        local_logits.shape[-1], splits=splits, total=total, kind="logits", track_stderr=track_stderr)
     accumulator.seek(start)
     if len(local_logits):
         accumulator.update(local_logits)
-    if current_group().world_size > 1:
-        accumulator.all_reduce()
+    accumulator.all_reduce()
     return accumulator.compute()
-
-
-def _num_classes(values: object) -> int:
-    shape = getattr(values, "shape", None)
-    if shape is None or len(shape) != 2:
-        raise InvalidInputError(f"expected logits of shape (N, K), got shape {shape}")
-    return int(shape[1])

@@ -100,8 +100,7 @@ def score_images(
             for batch in source.batches(batch_size, conform=conform, start=start, stop=stop):
                 accumulator.update(classifier(batch))
                 advance(batch.shape[0])
-    if group.world_size > 1:
-        accumulator.all_reduce()
+    accumulator.all_reduce()
     return ScoreReport(source=source.name, input_kind="images", classifier=classifier.describe(), result=accumulator.compute(),
                        extra={"processes": group.world_size} if group.world_size > 1 else {})
 
@@ -137,7 +136,6 @@ def score_predictions(
         for batch in source.batches(batch_size, start=start, stop=stop):
             accumulator.update(batch)
             advance(batch.shape[0])
-    if group.world_size > 1:
-        accumulator.all_reduce()
+    accumulator.all_reduce()
     return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(),
                        extra={"processes": group.world_size} if group.world_size > 1 else {})

@@ -169,8 +169,8 @@ def test_ranks_other_than_0_write_into_one_scratch_folder_per_report(tmp_path, m
     # The audit hands its folder to every section: they must all land in the same scratch folder.
     assert prepare_out_dir(report) == scratch and prepare_out_dir(scratch) == scratch
     assert prepare_out_dir(tmp_path / "other") != scratch
+    (tmp_path / "file").write_text("x")
     with pytest.raises(Exception, match="not a folder"):
-        (tmp_path / "file").write_text("x")
         prepare_out_dir(tmp_path / "file")  # every rank validates, so all fail alike
 
 
