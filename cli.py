@@ -16,8 +16,8 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from scoring.distributed import mark_failed
-from scoring.errors import IsgameError
+from isgame.scoring.distributed import mark_failed
+from isgame.scoring.errors import IsgameError
 
 app = typer.Typer(
     name="isgame",
@@ -47,15 +47,33 @@ DeviceOption = Annotated[str, typer.Option("--device", help="Where the classifie
                                            "(this process's GPU if CUDA is available, else the CPU).")]
 
 
+def samples_option(meaning: str):
+    """The one ``--n`` / ``--num-samples`` option; ``meaning`` says what N counts in this command."""
+    return typer.Option("--n", "--num-samples", help=f"{meaning} Under torchrun write --num-samples, which torchrun "
+                                                     "does not abbreviate.")
+
+
 EXIT_INTERRUPTED = 130
 
 
+#: library parameter -> the flag that sets it, where the flag is not ``--`` + the name with dashes
+FLAG_OF_PARAMETER = {"input_kind": "--input", "kind": "--input", "classifier_name": "--classifier",
+                     "epsilons": "--eps", "out_dir": "--out"}
+
+
+def flag_spelling(name: str, value: str | None) -> str:
+    """How a library parameter reads on this command line: ``splits=20`` becomes ``--splits 20``."""
+    flag = FLAG_OF_PARAMETER.get(name, "--" + name.replace("_", "-"))
+    return flag if value in (None, "True") else f"{flag} {value}"
+
+
 def run_or_exit(call: Callable[[], T]) -> T:
-    """Run a library call; turn a user error into one line on stderr and exit code 2, Ctrl-C into exit 130."""
+    """Run a library call; turn a user error into one line on stderr (parameters named by their flags) and
+    exit code 2, Ctrl-C into exit 130."""
     try:
         return call()
     except IsgameError as error:
-        typer.echo(f"isgame: error: {_rank_prefix()}{error}", err=True)
+        typer.echo(f"isgame: error: {_rank_prefix()}{error.render(flag_spelling)}", err=True)
         raise typer.Exit(code=EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         # Every report file is written atomically, so whatever was finished is intact and nothing is half-written.
@@ -72,15 +90,18 @@ def _rank_prefix() -> str:
 
 
 def use_device(device: str) -> None:
-    """Put every classifier this command loads on ``device`` (one line and exit 2 if it does not exist)."""
-    from scoring.classifiers import set_default_device
+    """Put every classifier this command loads on ``device`` (one line and exit 2 if it does not exist);
+    on CUDA, with deterministic cuDNN kernels so that the same command gives the same numbers."""
+    from isgame.scoring.classifiers import set_default_device
+    from isgame.scoring.classifiers.base import use_deterministic_cudnn
 
-    run_or_exit(lambda: set_default_device(device))
+    if run_or_exit(lambda: set_default_device(device)).type == "cuda":
+        use_deterministic_cudnn()
 
 
 def emit_json(payload: dict, destination: str | None) -> None:
     """Write JSON to stdout ('-') or atomically to a file; under torchrun only rank 0 writes."""
-    from scoring.distributed import current_group
+    from isgame.scoring.distributed import current_group
 
     if destination is None or not current_group().is_main:
         return
@@ -91,8 +112,8 @@ def emit_json(payload: dict, destination: str | None) -> None:
 
 
 def _write_json_file(path: Path, payload: dict) -> None:
-    from scoring.atomic_io import write_json_atomic
-    from scoring.errors import InvalidInputError
+    from isgame.scoring.atomic_io import write_json_atomic
+    from isgame.scoring.errors import InvalidInputError
 
     if path.is_dir():
         raise InvalidInputError(f"--json {path} is a folder; pass a file path such as {path / 'score.json'}")
@@ -104,8 +125,8 @@ def _write_json_file(path: Path, payload: dict) -> None:
 
 def console_for(json_destination: str | None) -> Console:
     """Tables go to stdout, or to stderr when stdout carries JSON; under torchrun only rank 0 prints."""
-    from scoring.distributed import current_group
-    from scoring.tables import make_console
+    from isgame.scoring.distributed import current_group
+    from isgame.app.tables import make_console
 
     console = make_console(stderr=json_destination == "-")
     console.quiet = not current_group().is_main
@@ -123,8 +144,7 @@ def score(
     shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) before splitting.")] = False,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for noise and the shuffle [default: 0; with "
                                               "--dialect, the dialect's own].")] = None,
-    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Number of samples (noise) or the first N of "
-                                          "SOURCE; under torchrun write --num-samples, which torchrun does not abbreviate.")] = None,
+    n: Annotated[int | None, samples_option("Number of samples (noise) or the first N of SOURCE.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per batch.")] = None,
     input_kind: Annotated[InputKind, typer.Option("--input", help="What SOURCE holds.")] = InputKind.images,
     dialect: Annotated[str | None, typer.Option("--dialect", help="Score as openai, torch-fidelity, torchmetrics, "
@@ -134,10 +154,10 @@ def score(
 ) -> None:
     """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies."""
     use_device(device)
-    from scoring.commands import score_in_dialects, score_source
+    from isgame.app.scoring_commands import score_in_dialects, score_source
 
     if dialect is not None:
-        from scoring.tables import dialect_table_view
+        from isgame.app.tables import dialect_table_view
 
         table = run_or_exit(lambda: score_in_dialects(
             source, dialect, splits=splits, seed=seed, noise_seed=0 if seed is None else seed,
@@ -151,7 +171,7 @@ def score(
         seed=0 if seed is None else seed, n=n,
         batch_size=batch_size, input_kind=input_kind.value, progress=not quiet,
     ))
-    from scoring.tables import score_table
+    from isgame.app.tables import score_table
 
     console_for(json_out).print(score_table([report]))
     emit_json(report.to_dict(), json_out)
@@ -167,12 +187,10 @@ def audit(
 ) -> None:
     """Run every score on the embedded digits default and write outputs/<run-id>/."""
     use_device(device)
-    from probes.audit import run_audit
+    from isgame.app.audit import audit as run_audit
+    from isgame.app.audit import print_audit_summary
 
     report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet))
-    from scoring.tables import score_table
-
-    from probes.audit import print_audit_summary
 
     print_audit_summary(report, console_for(json_out))
     emit_json(report.to_dict(), json_out)
@@ -204,8 +222,7 @@ class Norm(str, Enum):
 def attack_inflate(
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
-    n: Annotated[int, typer.Option("--n", "--num-samples", help="Number of noise images to attack (under torchrun, "
-                                   "write --num-samples).")] = 1000,
+    n: Annotated[int, samples_option("Number of noise images to attack.")] = 1000,
     noise: Annotated[Noise, typer.Option("--noise", help="Starting noise.")] = Noise.uniform,
     steps: Annotated[int, typer.Option("--steps", help="Most gradient steps.")] = 50,
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Step rule.")] = Optimizer.newton,
@@ -220,9 +237,9 @@ def attack_inflate(
 ) -> None:
     """Gradient-ascend noise toward cycling target classes until IS approaches K."""
     use_device(device)
-    from attacks.commands import run_inflate
-    from attacks.tables import inflate_table
-    from scoring.atomic_io import new_run_dir
+    from isgame.app.attack_commands import run_inflate
+    from isgame.app.tables import inflate_table
+    from isgame.app.outputs import new_run_dir
 
     report = run_or_exit(lambda: run_inflate(
         out_dir=out or new_run_dir(Path("outputs"), label="inflate"), classifier_name=classifier, n=n, noise=noise.value,
@@ -241,8 +258,7 @@ def attack_bounded(
     source: Annotated[str, typer.Option("--source", help="Real images to perturb.")] = "digits:test",
     eps: Annotated[str | None, typer.Option("--eps", help="Comma-separated ε list, e.g. 0,1/255,8/255.")] = None,
     norm: Annotated[Norm, typer.Option("--norm", help="Ball: linf, l2 or both.")] = Norm.linf,
-    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Use the first N images (under "
-                                                  "torchrun, write --num-samples).")] = None,
+    n: Annotated[int | None, samples_option("Use the first N images.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="PGD steps (foolbox's default if unset).")] = None,
     seed: SeedOption = 0,
     out: OutOption = None,
@@ -250,10 +266,10 @@ def attack_bounded(
 ) -> None:
     """Targeted PGD (foolbox) on real images within an ε-ball: IS and H(y|x) per ε."""
     use_device(device)
-    from attacks.bounded import parse_epsilons
-    from attacks.commands import run_bounded
-    from attacks.tables import bounded_table
-    from scoring.atomic_io import new_run_dir
+    from isgame.attacks.bounded import parse_epsilons
+    from isgame.app.attack_commands import run_bounded
+    from isgame.app.tables import bounded_table
+    from isgame.app.outputs import new_run_dir
 
     norms = ("linf", "l2") if norm is Norm.both else (norm.value,)
     report = run_or_exit(lambda: run_bounded(
@@ -272,9 +288,9 @@ def toy(
     json_out: JsonOption = None,
 ) -> None:
     """The 1-D counter-example: generators that beat the data's IS."""
-    from attacks.commands import run_toy
-    from attacks.tables import toy_table
-    from scoring.atomic_io import new_run_dir
+    from isgame.app.attack_commands import run_toy
+    from isgame.app.tables import toy_table
+    from isgame.app.outputs import new_run_dir
 
     report = run_or_exit(lambda: run_toy(out_dir=out or new_run_dir(Path("outputs"), label="toy"), n=n, seed=seed))
     console_for(json_out).print(toy_table(report))
@@ -299,8 +315,8 @@ def probe(
 ) -> None:
     """Probe what IS cannot see: memorisation, noise baselines, sensitivity, domain mismatch."""
     use_device(device)
-    from probes.commands import run_probe
-    from probes.tables import PROBE_TABLES
+    from isgame.app.probe_commands import run_probe
+    from isgame.app.tables import PROBE_TABLES
 
     report = run_or_exit(lambda: run_probe(name.value, out_dir=out, classifier_name=classifier, seed=seed))
     console_for(json_out).print(PROBE_TABLES[name.value](report))
@@ -317,8 +333,8 @@ def matrix(
 ) -> None:
     """The robustness matrix: every game against every metric, against held-out real data."""
     use_device(device)
-    from probes.commands import run_matrix
-    from probes.tables import matrix_table
+    from isgame.app.probe_commands import run_matrix
+    from isgame.app.tables import matrix_table
 
     report = run_or_exit(lambda: run_matrix(out_dir=out, classifier_name=classifier, seed=seed))
     console = console_for(json_out)
@@ -339,15 +355,14 @@ def check(
     device: DeviceOption = "auto",
     reference: Annotated[str | None, typer.Option("--reference", help="Real images of the domain [digits: digits:test].")] = None,
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation.")] = None,
-    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Use the first N samples (under "
-                                                  "torchrun, write --num-samples).")] = None,
+    n: Annotated[int | None, samples_option("Use the first N samples.")] = None,
     seed: SeedOption = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
     """Audit a claimed IS: recompute it every way, set it against noise and the gaming ceiling, give a verdict."""
     use_device(device)
-    from probes.commands import run_check
+    from isgame.app.check import run_check
 
     report = run_or_exit(lambda: run_check(samples, claimed=claimed, claimed_std=claimed_std, classifier_name=classifier,
                                            reference=reference, train=train, n=n, seed=seed, out_dir=out))
@@ -367,8 +382,7 @@ def fid(
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
-    n: Annotated[int | None, typer.Option("--n", "--num-samples", help="Use the first N images of each (noise: how "
-                                          "many); under torchrun write --num-samples.")] = None,
+    n: Annotated[int | None, samples_option("Use the first N images of each (noise: how many).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
     seed: SeedOption = 0,
     json_out: JsonOption = None,
@@ -376,7 +390,7 @@ def fid(
 ) -> None:
     """FID between REAL and FAKE on the classifier's features (streamed; shards under torchrun)."""
     use_device(device)
-    from scoring.commands import fid_between
+    from isgame.app.scoring_commands import fid_between
 
     result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
                                              batch_size=batch_size, progress=not quiet))
@@ -393,7 +407,7 @@ def train_digits(
     json_out: JsonOption = None,
 ) -> None:
     """Retrain the embedded digits CNN from a seed (reproduces the shipped weights)."""
-    from scoring.classifiers.digits import save_digits_network, train_digits_cnn
+    from isgame.scoring.classifiers.digits import save_digits_network, train_digits_cnn
 
     result = run_or_exit(lambda: train_digits_cnn(seed, epochs=epochs))
     run_or_exit(lambda: save_digits_network(result, out))

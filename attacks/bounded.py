@@ -18,10 +18,11 @@ from typing import Literal
 import torch
 from torch import nn
 
-from attacks.inflate import cycling_targets
-from scoring.classifiers.base import ImageClassifier
-from scoring.errors import InvalidInputError
-from scoring.inception_score import inception_score
+from isgame.attacks.inflate import cycling_targets
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.score_result import with_legacy_json_keys
 
 Norm = Literal["linf", "l2"]
 DEFAULT_EPSILONS: dict[str, tuple[float, ...]] = {
@@ -39,12 +40,12 @@ def parse_epsilons(text: str) -> list[float]:
         try:
             value = float(Fraction(part)) if "/" in part else float(part)
         except (ValueError, ZeroDivisionError):
-            raise InvalidInputError(f"--eps: cannot read {part!r}; give comma-separated numbers such as 0,1/255,0.1") from None
+            raise InvalidInputError(f"{parameter('epsilons')}: cannot read {part!r}; give comma-separated numbers such as 0,1/255,0.1") from None
         if not math.isfinite(value) or value < 0:
-            raise InvalidInputError(f"--eps: ε must be finite and >= 0, got {part}")
+            raise InvalidInputError(f"{parameter('epsilons')}: ε must be finite and >= 0, got {part}")
         values.append(value)
     if not values:
-        raise InvalidInputError("--eps: give at least one ε")
+        raise InvalidInputError(f"{parameter('epsilons')}: give at least one ε")
     return sorted(set(values))
 
 
@@ -66,15 +67,15 @@ class EpsilonScore:
     """Scores of the attacked set at one ε."""
 
     epsilon: float
-    inception_score: float
-    inception_score_std: float
+    is_mean: float
+    is_std: float
     mutual_information_bits: float
     conditional_entropy_bits: float
     success_rate: float
     max_distance: float
 
     def to_dict(self) -> dict[str, float]:
-        return dict(vars(self))
+        return with_legacy_json_keys(dict(vars(self)), ("is_mean", "is_std"))
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class BoundedSweepResult:
 
     def smallest_epsilon(self, minimum_is: float) -> float | None:
         """The smallest ε of the grid whose IS reaches ``minimum_is``; None if none does."""
-        return next((s.epsilon for s in self.scores if s.inception_score >= minimum_is), None)
+        return next((s.epsilon for s in self.scores if s.is_mean >= minimum_is), None)
 
     @property
     def epsilon_for_10_percent(self) -> float | None:
@@ -152,14 +153,14 @@ def targeted_pgd(
     """
     import foolbox as fb
 
-    from scoring.distributed import all_gather_rows, current_group
+    from isgame.scoring.distributed import all_gather_rows, current_group
 
     if norm not in DEFAULT_EPSILONS:
-        raise InvalidInputError(f"--norm must be linf or l2, got {norm!r}")
+        raise InvalidInputError(f"{parameter('norm')} must be linf or l2, got {norm!r}")
     options = {}
     if steps is not None:
         if steps < 1:
-            raise InvalidInputError(f"--steps must be >= 1, got {steps}")
+            raise InvalidInputError(f"{parameter('steps')} must be >= 1, got {steps}")
         options["steps"] = steps
     if rel_stepsize is not None:
         options["rel_stepsize"] = rel_stepsize
@@ -193,7 +194,7 @@ def bounded_sweep(
     ``steps`` and ``rel_stepsize`` default to foolbox's own defaults for the norm.
     """
     if norm not in DEFAULT_EPSILONS:
-        raise InvalidInputError(f"--norm must be linf or l2, got {norm!r}")
+        raise InvalidInputError(f"{parameter('norm')} must be linf or l2, got {norm!r}")
     epsilons = sorted(set(DEFAULT_EPSILONS[norm] if epsilons is None else epsilons))
     if any(e < 0 or not math.isfinite(e) for e in epsilons):
         raise InvalidInputError(f"ε must be finite and >= 0, got {epsilons}")
@@ -212,7 +213,7 @@ def bounded_sweep(
         delta = (attacked - model_input).flatten(1)
         distance = delta.abs().max(dim=1).values if norm == "linf" else delta.norm(dim=1)
         scores.append(EpsilonScore(
-            epsilon=epsilon, inception_score=result.is_mean, inception_score_std=result.is_std,
+            epsilon=epsilon, is_mean=result.is_mean, is_std=result.is_std,
             mutual_information_bits=result.mutual_information_bits,
             conditional_entropy_bits=result.conditional_entropy_bits,
             success_rate=float(succeeded.float().mean()), max_distance=float(distance.max()),
@@ -232,9 +233,6 @@ class EpsilonSweepDisplay:
     def __init__(self, sweeps: list[BoundedSweepResult]) -> None:
         self.sweeps = sweeps
 
-    @classmethod
-    def from_results(cls, sweeps: list[BoundedSweepResult]) -> "EpsilonSweepDisplay":
-        return cls(sweeps)
 
     def plot(self, *, ax=None) -> "EpsilonSweepDisplay":
         import matplotlib.pyplot as plt
@@ -243,7 +241,7 @@ class EpsilonSweepDisplay:
             _, ax = plt.subplots(figsize=(6.5, 4))
         for sweep in self.sweeps:
             eps = [s.epsilon * 255 for s in sweep.scores]
-            ax.plot(eps, [s.inception_score for s in sweep.scores], marker="o", label=f"{sweep.norm} PGD (foolbox)")
+            ax.plot(eps, [s.is_mean for s in sweep.scores], marker="o", label=f"{sweep.norm} PGD (foolbox)")
         first = self.sweeps[0]
         ax.axhline(first.real_is, color="#1b9e77", linestyle="--", label=f"real held-out IS = {first.real_is:.2f}")
         ax.axhline(first.num_classes, color="black", linestyle=":", label=f"K = {first.num_classes}")

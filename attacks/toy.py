@@ -22,8 +22,8 @@ import numpy as np
 from scipy import integrate, stats
 from scipy.special import expit
 
-from scoring.errors import InvalidInputError
-from scoring.inception_score import inception_score
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.inception_score import inception_score
 
 CLASS_VARIANCE = 2.0
 CLASS_MEANS = (-1.0, 1.0)
@@ -147,7 +147,7 @@ def monte_carlo_inception_score(generator: ToyGenerator, n: int, rng: np.random.
 def toy_counterexample(*, n: int = 100_000, seed: int = 0) -> ToyResult:
     """Score every generator of the counter-example (integrated and Monte Carlo with ``n`` samples)."""
     if n < 2:
-        raise InvalidInputError(f"--n must be >= 2 for a Monte Carlo standard error, got {n}")
+        raise InvalidInputError(f"{parameter('n')} must be >= 2 for a Monte Carlo standard error, got {n}")
     rng = np.random.default_rng(seed)
     scores = []
     for generator in toy_generators():
@@ -198,9 +198,6 @@ class ToyScoresDisplay:
     def __init__(self, result: ToyResult) -> None:
         self.result = result
 
-    @classmethod
-    def from_result(cls, result: ToyResult) -> "ToyScoresDisplay":
-        return cls(result)
 
     def plot(self, *, ax=None) -> "ToyScoresDisplay":
         import matplotlib.pyplot as plt

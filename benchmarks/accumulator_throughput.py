@@ -19,8 +19,7 @@ import time
 def run_one(n: int, k: int, batch: int, splits: int, track_stderr: bool) -> dict:
     import torch
 
-    sys.path.insert(0, ".")
-    from scoring.accumulator import InceptionScoreAccumulator
+    from isgame.scoring.accumulator import InceptionScoreAccumulator
 
     generator = torch.Generator().manual_seed(0)
     accumulator = InceptionScoreAccumulator(k, splits=splits, total=n, track_stderr=track_stderr)

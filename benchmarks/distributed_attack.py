@@ -28,8 +28,8 @@ import numpy as np
 
 
 def attack(out: Path, *, n: int, steps: int, ranks: int, threads: int) -> tuple[dict, float, np.ndarray]:
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "cli"]
-                if ranks > 1 else [sys.executable, "-m", "cli"])
+    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "isgame.cli"]
+                if ranks > 1 else [sys.executable, "-m", "isgame.cli"])
     command = launcher + ["attack", "inflate", "--num-samples", str(n), "--steps", str(steps), "--quiet",
                           "--out", str(out), "--json", str(out / "result.json")]
     started = time.perf_counter()

@@ -36,7 +36,7 @@ def main() -> None:
     for count in args.sizes:
         folder = args.dir / f"png-{count}"
         write_folder(folder, count)
-        command = ["/usr/bin/time", "-v", sys.executable, "-m", "cli", "score", str(folder), "--quiet",
+        command = ["/usr/bin/time", "-v", sys.executable, "-m", "isgame.cli", "score", str(folder), "--quiet",
                    "--json", str(args.dir / f"score-{count}.json")]
         started = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=True)

@@ -11,18 +11,15 @@ favours PGD. "Passes" are forward+backward evaluations per sample.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, ".")
-
-from attacks.bounded import targeted_pgd  # noqa: E402
-from attacks.inflate import InflateAttack  # noqa: E402
-from scoring.classifiers import load_classifier  # noqa: E402
-from scoring.inception_score import inception_score  # noqa: E402
-from scoring.samples import open_images  # noqa: E402
+from isgame.attacks.bounded import targeted_pgd
+from isgame.attacks.inflate import InflateAttack
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.samples import open_images
 
 GOAL = 0.999
 PGD_EPSILON = 1.0

@@ -32,7 +32,7 @@ def write_logits(path: Path, rows: int, classes: int, chunk: int = 50_000) -> No
 
 
 def peak_rss_mib(path: Path) -> tuple[float, float]:
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "cli", "score", str(path), "--input", "logits",
+    command = ["/usr/bin/time", "-v", sys.executable, "-m", "isgame.cli", "score", str(path), "--input", "logits",
                "--splits", "10", "--quiet", "--json", str(path.with_suffix(".json"))]
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=True)

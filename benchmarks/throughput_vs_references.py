@@ -24,31 +24,30 @@ import time
 
 import torch
 
-sys.path.insert(0, ".")
 BATCH = 1000
 
 
 def classifier_for(classes: int):
-    from scoring.classifiers import load_classifier
+    from isgame.scoring.classifiers import load_classifier
 
     if classes == 10:
         return load_classifier("digits")
     torch.manual_seed(0)
     head = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, classes)).eval()
-    from scoring.classifiers.user import UserClassifier
+    from isgame.scoring.classifiers.user import UserClassifier
 
     return UserClassifier(head, name=f"linear-{classes}", input_size=(8, 8), input_channels=1, mean=(0.0,), std=(1.0,))
 
 
 def run(implementation: str, n: int, classes: int) -> dict:
-    from scoring.samples import noise_source
+    from isgame.scoring.samples import noise_source
 
     torch.set_num_threads(2)
     classifier = classifier_for(classes)
     source = noise_source("uniform", n=n, seed=0)
     started = time.perf_counter()
     if implementation == "isgame":
-        from scoring.pipeline import score_images
+        from isgame.scoring.pipeline import score_images
 
         value = score_images(source, classifier, splits=10, batch_size=BATCH, progress=False).result.is_mean
     elif implementation == "torchmetrics":

@@ -15,7 +15,7 @@ from scipy import stats
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from scoring.errors import InvalidInputError
+from isgame.scoring.errors import InvalidInputError
 
 
 def flatten_images(images: torch.Tensor) -> np.ndarray:

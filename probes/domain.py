@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from scoring.classifiers.base import ImageClassifier
-from scoring.digits_data import digits_split
-from scoring.inception_score import inception_score
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.score_result import with_legacy_json_keys
 
 CROP_SIZES = (16, 128)
 
@@ -42,7 +43,7 @@ class DomainRow:
 
     name: str
     n: int
-    inception_score: float
+    is_mean: float
     mean_max_probability: float
     fraction_confident: float
     conditional_entropy_bits: float
@@ -50,7 +51,7 @@ class DomainRow:
     class_histogram: list[int]
 
     def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        return with_legacy_json_keys(dict(vars(self)), ("is_mean",))
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class DomainResult:
 def domain_row(name: str, logits: torch.Tensor, *, threshold: float) -> DomainRow:
     scores = inception_score(logits, splits=1, track_stderr=False)
     top = torch.softmax(logits.double(), 1).max(dim=1).values
-    return DomainRow(name=name, n=logits.shape[0], inception_score=scores.is_mean,
+    return DomainRow(name=name, n=logits.shape[0], is_mean=scores.is_mean,
                      mean_max_probability=float(top.mean()), fraction_confident=float((top >= threshold).double().mean()),
                      conditional_entropy_bits=scores.conditional_entropy_bits,
                      marginal_entropy_bits=scores.marginal_entropy_bits, class_histogram=scores.class_counts)
@@ -91,9 +92,6 @@ class DomainDisplay:
     def __init__(self, result: DomainResult) -> None:
         self.result = result
 
-    @classmethod
-    def from_result(cls, result: DomainResult) -> "DomainDisplay":
-        return cls(result)
 
     def plot(self, *, axes=None) -> "DomainDisplay":
         import matplotlib.pyplot as plt
@@ -104,7 +102,7 @@ class DomainDisplay:
         for offset, row in zip((-width / 2, width / 2), self.result.rows):
             total = max(sum(row.class_histogram), 1)
             axes[0].bar(np.arange(len(row.class_histogram)) + offset, [c / total for c in row.class_histogram], width,
-                        label=f"{row.name}: IS {row.inception_score:.2f}")
+                        label=f"{row.name}: IS {row.is_mean:.2f}")
         axes[0].set_xlabel("predicted digit")
         axes[0].set_ylabel("fraction of samples")
         axes[0].set_title("how 'diverse' the classifier finds each set")

@@ -12,12 +12,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from attacks.bounded import targeted_pgd
-from attacks.inflate import InflateAttack
-from probes.generators import KdeGenerator
-from scoring.classifiers.base import ImageClassifier
-from scoring.digits_data import digits_split
-from scoring.samples import open_images
+from isgame.attacks.bounded import targeted_pgd
+from isgame.attacks.inflate import InflateAttack
+from isgame.probes.generators import KdeGenerator
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.samples import open_images
 
 BOUNDED_EPSILON = 8 / 255
 NEAR_COPY_BANDWIDTH = 0.01

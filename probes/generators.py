@@ -10,7 +10,7 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.neighbors import KernelDensity
 
-from scoring.errors import InvalidInputError
+from isgame.scoring.errors import InvalidInputError
 
 KDE_PCA_COMPONENTS = 30
 

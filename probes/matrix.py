@@ -16,15 +16,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from probes.copy_detectors import authenticity, data_copying_test, flatten_images
-from probes.games import GAMES, REFERENCE_GAME
-from scoring.classifiers.base import ImageClassifier
-from scoring.digits_data import digits_split
-from scoring.fid import fid_sample_size_curve, frechet_distance
-from scoring.inception_score import inception_score
-from scoring.pipeline import classify_with_features
-from scoring.kid import kernel_inception_distance
-from scoring.prdc import precision_recall_density_coverage
+from isgame.probes.copy_detectors import authenticity, data_copying_test, flatten_images
+from isgame.probes.games import GAMES, REFERENCE_GAME
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.fid import fid_sample_size_curve, frechet_distance
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.pipeline import classify_with_features
+from isgame.scoring.kid import kernel_inception_distance
+from isgame.scoring.prdc import precision_recall_density_coverage
 
 MATRIX_SAMPLES = 540  # the size of the held-out set, so every game is compared at the same N
 HIGHER_IS_BETTER = {"IS": True, "exp(I)": True, "FID": False, "KID": False, "precision": True, "recall": True,
@@ -55,6 +55,11 @@ class MatrixResult:
     fid_sample_sizes: list[int] = field(default_factory=list)
     fid_of_real_subsets: list[float] = field(default_factory=list)
     examples: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+
+    @property
+    def reference_game(self) -> str:
+        """The honest baseline row every other game is compared with."""
+        return REFERENCE_GAME
 
     def resisted(self, metric: str) -> list[str]:
         return [g for g in self.games if g != REFERENCE_GAME and not self.cells[g][metric].fooled]
@@ -148,9 +153,6 @@ class RobustnessMatrixDisplay:
     def __init__(self, result: MatrixResult) -> None:
         self.result = result
 
-    @classmethod
-    def from_result(cls, result: MatrixResult) -> "RobustnessMatrixDisplay":
-        return cls(result)
 
     def plot(self, *, ax=None) -> "RobustnessMatrixDisplay":
         import matplotlib.pyplot as plt

@@ -9,18 +9,17 @@ copy detectors of :mod:`probes.copy_detectors` in pixel space and in the classif
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from probes.copy_detectors import authenticity, data_copying_test, flatten_images, nearest_training_test
-from probes.generators import KdeGenerator, replay
-from scoring.classifiers.base import ImageClassifier
-from scoring.digits_data import digits_split
-from scoring.inception_score import inception_score
-from scoring.pipeline import classify_with_features
+from isgame.probes.copy_detectors import authenticity, data_copying_test, flatten_images, nearest_training_test
+from isgame.probes.generators import KdeGenerator, replay
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.pipeline import classify_with_features
 
 DEFAULT_BANDWIDTHS = (0.01, 0.1, 0.2, 0.4, 0.7, 1.0)
 DEFAULT_SAMPLES = 1000
@@ -123,9 +122,6 @@ class MemorizationDisplay:
     def __init__(self, result: MemorizationResult) -> None:
         self.result = result
 
-    @classmethod
-    def from_result(cls, result: MemorizationResult) -> "MemorizationDisplay":
-        return cls(result)
 
     def plot(self, *, axes=None) -> "MemorizationDisplay":
         import matplotlib.pyplot as plt

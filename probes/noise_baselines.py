@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import torch
 
-from attacks.inflate import InflateAttack
-from scoring.classifiers.base import ImageClassifier
-from scoring.digits_data import digits_split
-from scoring.inception_score import inception_score
-from scoring.pipeline import classify
-from scoring.samples import open_images
+from isgame.attacks.inflate import InflateAttack
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.score_result import with_legacy_json_keys
+from isgame.scoring.pipeline import classify
+from isgame.scoring.samples import open_images
 
 #: "A Note on the Inception Score" (Barratt & Sharma, 2018), Inception v3 — published, not measured here.
 PUBLISHED_INCEPTION_V3_CONDITIONAL_ENTROPY_BITS = {
@@ -38,10 +39,10 @@ class BaselineRow:
     marginal_entropy_bits: float
     mutual_information_bits: float
     mean_max_probability: float
-    inception_score: float
+    is_mean: float
 
     def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        return with_legacy_json_keys(dict(vars(self)), ("is_mean",))
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def baseline_row(name: str, classifier: ImageClassifier, images: torch.Tensor) -
         name=name, n=images.shape[0], conditional_entropy_bits=scores.conditional_entropy_bits,
         marginal_entropy_bits=scores.marginal_entropy_bits, mutual_information_bits=scores.mutual_information_bits,
         mean_max_probability=float(torch.softmax(logits.double(), 1).max(dim=1).values.mean()),
-        inception_score=scores.is_mean,
+        is_mean=scores.is_mean,
     )
 
 
@@ -113,9 +114,6 @@ class NoiseBaselineDisplay:
     def __init__(self, result: NoiseBaselineResult) -> None:
         self.result = result
 
-    @classmethod
-    def from_result(cls, result: NoiseBaselineResult) -> "NoiseBaselineDisplay":
-        return cls(result)
 
     def plot(self, *, ax=None) -> "NoiseBaselineDisplay":
         import matplotlib.pyplot as plt

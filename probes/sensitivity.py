@@ -19,15 +19,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from probes.generators import KdeGenerator
-from scoring.accumulator import InceptionScoreAccumulator
-from scoring.classifiers import load_classifier
-from scoring.classifiers.base import ImageClassifier
-from scoring.digits_data import digits_split
-from scoring.distributed import current_group
-from scoring.inception_score import inception_score
-from scoring.pipeline import classify
-from scoring.samples import open_images
+from isgame.probes.generators import KdeGenerator
+from isgame.scoring.accumulator import InceptionScoreAccumulator
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.distributed import current_group
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
+from isgame.scoring.score_result import spread_percent, with_legacy_json_keys
+from isgame.scoring.pipeline import classify
+from isgame.scoring.samples import open_images
 
 SPLIT_COUNTS = (1, 2, 5, 10, 20, 50, 100)
 SAMPLE_COUNTS = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
@@ -82,16 +84,15 @@ class SplitSweep:
     split_counts: list[int]
     is_unshuffled: list[float]
     is_shuffled: list[float]
-    exp_mutual_information: float
+    improved_is: float
     exact_is: float | None
 
     @property
     def spread_percent(self) -> float:
-        values = self.is_unshuffled + self.is_shuffled
-        return 100 * (max(values) - min(values)) / float(np.mean(values))
+        return spread_percent(self.is_unshuffled + self.is_shuffled)
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "spread_percent": self.spread_percent}
+        return {**with_legacy_json_keys(dict(vars(self)), ("improved_is",)), "spread_percent": self.spread_percent}
 
 
 @dataclass(frozen=True)
@@ -116,8 +117,7 @@ class VariantSpread:
 
     @property
     def spread_percent(self) -> float:
-        values = list(self.scores.values())
-        return 100 * (max(values) - min(values)) / float(np.mean(values))
+        return spread_percent(list(self.scores.values()))
 
     def to_dict(self) -> dict[str, object]:
         return {"samples": self.samples, "scores": self.scores, "spread_percent": self.spread_percent}
@@ -193,18 +193,11 @@ def weight_sensitivity(sample_sets: dict[str, torch.Tensor]) -> list[VariantSpre
 
 def preprocessing_sensitivity(sample_sets: dict[str, torch.Tensor]) -> list[VariantSpread]:
     """Per 32x32 sample set: IS under each resize, uint8 quantisation, and float64."""
-    variants = {
-        "nearest": {"interpolation": "nearest", "antialias": False},
-        "bilinear, antialias": {"interpolation": "bilinear", "antialias": True},
-        "bilinear, no antialias": {"interpolation": "bilinear", "antialias": False},
-        "bicubic, antialias": {"interpolation": "bicubic", "antialias": True},
-        "bicubic, no antialias": {"interpolation": "bicubic", "antialias": False},
-    }
     results = []
     for name, images in sample_sets.items():
-        scores = {label: _is(load_classifier("digits", **options), images) for label, options in variants.items()}
+        scores = {label: _is(load_classifier("digits", **options), images) for label, options in RESIZE_VARIANTS.items()}
         default = load_classifier("digits")
-        scores["uint8 quantised (bilinear, antialias)"] = _is(default, (images * 255).round() / 255)
+        scores["uint8 quantised (bilinear, antialias)"] = _is(default, quantise_to_uint8(images))
         scores["float64 (bilinear, antialias)"] = _is(default.to(torch.float64), images.double())
         results.append(VariantSpread(name, scores))
     return results
@@ -235,9 +228,6 @@ class SensitivityDisplay:
     def __init__(self, result: SensitivityResult) -> None:
         self.result = result
 
-    @classmethod
-    def from_result(cls, result: SensitivityResult) -> "SensitivityDisplay":
-        return cls(result)
 
     def plot(self, *, axes=None) -> "SensitivityDisplay":
         import matplotlib.pyplot as plt
@@ -247,7 +237,7 @@ class SensitivityDisplay:
         for ax, sweep in zip(axes[:2], self.result.splits):
             ax.plot(sweep.split_counts, sweep.is_unshuffled, marker="o", label="IS, contiguous splits")
             ax.plot(sweep.split_counts, sweep.is_shuffled, marker="x", linestyle="--", label="IS, shuffled splits")
-            ax.axhline(sweep.exp_mutual_information, color="#e78ac3", label=f"exp(I), all rows = {sweep.exp_mutual_information:.2f}")
+            ax.axhline(sweep.improved_is, color="#e78ac3", label=f"exp(I), all rows = {sweep.improved_is:.2f}")
             if sweep.exact_is is not None:
                 ax.axhline(sweep.exact_is, color="black", linestyle=":", label=f"exact IS = {sweep.exact_is:.1f}")
             ax.set_xscale("log")

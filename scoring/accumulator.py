@@ -25,13 +25,14 @@ import math
 import numpy as np
 import torch
 
-from scoring.entropy import negative_entropy_per_row, probabilities_and_log_probabilities
-from scoring.errors import InvalidInputError
-from scoring.score_result import InceptionScoreResult, statistics_to_result
-from scoring.validation import PredictionKind, check_splits
+from isgame.scoring.entropy import negative_entropy_per_row, probabilities_and_log_probabilities
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.score_result import InceptionScoreResult, statistics_to_result
+from isgame.scoring.streaming import StreamingMetric
+from isgame.scoring.validation import PredictionKind, check_splits
 
 
-class InceptionScoreAccumulator:
+class InceptionScoreAccumulator(StreamingMetric):
     """Accumulate class predictions batch by batch and compute IS and mutual information.
 
     Args:
@@ -43,7 +44,12 @@ class InceptionScoreAccumulator:
         seed: seed of that permutation.
         kind: ``"logits"`` or ``"probs"``; what ``update`` receives.
         track_stderr: keep the (K, K) statistics that the standard error needs.
+
+    ``compute()`` returns an :class:`InceptionScoreResult`: the classic IS (higher is better,
+    in [1, K]) and the mutual information I(y; x) in nats and bits.
     """
+
+    higher_is_better = True
 
     def __init__(
         self,
@@ -164,7 +170,7 @@ class InceptionScoreAccumulator:
 
     def all_reduce(self) -> None:
         """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
-        from scoring.distributed import all_reduce_sum_
+        from isgame.scoring.distributed import all_reduce_sum_
 
         for tensor in self.statistics():
             all_reduce_sum_(tensor)

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scoring.errors import InvalidInputError
-from scoring.inception_score import inception_score
-from scoring.validation import check_predictions
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.score_result import spread_percent
+from isgame.scoring.validation import check_predictions
 
 
 @dataclass(frozen=True)
@@ -59,14 +60,14 @@ def _floor_bounds(n: int, splits: int) -> list[tuple[int, int]]:
     return [(i * n // splits, (i + 1) * n // splits) for i in range(splits)]
 
 
-def openai(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) -> DialectScore:
+def openai_dialect(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) -> DialectScore:
     """improved-gan: float32 softmax, contiguous i*N//s splits, no shuffle, std ddof 0."""
     x = logits.float()
     scores = _split_scores(x.softmax(1), x.log_softmax(1), _floor_bounds(x.shape[0], splits)).double()
     return DialectScore("openai", float(scores.mean()), float(scores.std(correction=0)), splits, x.shape[0], "std ddof 0 over splits")
 
 
-def torch_fidelity(logits: torch.Tensor, *, splits: int = 10, seed: int = 2020) -> DialectScore:
+def torch_fidelity_dialect(logits: torch.Tensor, *, splits: int = 10, seed: int = 2020) -> DialectScore:
     """torch-fidelity: numpy RandomState(seed=2020) permutation, float64, i*N//s splits, std ddof 0."""
     n = logits.shape[0]
     x = logits[np.random.RandomState(seed).permutation(n)].double()
@@ -74,7 +75,7 @@ def torch_fidelity(logits: torch.Tensor, *, splits: int = 10, seed: int = 2020) 
     return DialectScore("torch-fidelity", float(scores.mean()), float(scores.std(correction=0)), splits, n, "std ddof 0 over splits")
 
 
-def torchmetrics(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) -> DialectScore:
+def torchmetrics_dialect(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) -> DialectScore:
     """torchmetrics: torch.randperm (a generator seeded with ``seed``), torch.chunk, input dtype, std ddof 1.
 
     ``torch.chunk`` makes parts of ceil(N / s) rows, so it can return fewer than s parts.
@@ -88,7 +89,7 @@ def torchmetrics(logits: torch.Tensor, *, splits: int = 10, seed: int = 0) -> Di
     return DialectScore("torchmetrics", float(scores.mean()), std, len(bounds), n, "std ddof 1 over torch.chunk parts")
 
 
-def sbarratt(logits: torch.Tensor, *, splits: int = 1, seed: int = 0) -> DialectScore:
+def sbarratt_dialect(logits: torch.Tensor, *, splits: int = 1, seed: int = 0) -> DialectScore:
     """sbarratt/inception-score-pytorch: float32 softmax kept in float64, parts k*(N//s), remainder dropped."""
     n = logits.shape[0]
     p = logits.float().softmax(1).double()
@@ -99,7 +100,7 @@ def sbarratt(logits: torch.Tensor, *, splits: int = 1, seed: int = 0) -> Dialect
                         "std ddof 0 over splits")
 
 
-def barratt_sharma(logits: torch.Tensor, *, splits: int = 1, seed: int = 0) -> DialectScore:
+def barratt_sharma_dialect(logits: torch.Tensor, *, splits: int = 1, seed: int = 0) -> DialectScore:
     """The improved score: exp(I(y;x)) over all rows; its std is exp(I) * s.e.(I) (delta method)."""
     result = inception_score(logits, splits=1)
     stderr = result.mutual_information_stderr_nats
@@ -108,8 +109,8 @@ def barratt_sharma(logits: torch.Tensor, *, splits: int = 1, seed: int = 0) -> D
                         "standard error of exp(I) from per-sample KL terms")
 
 
-DIALECTS = {"openai": openai, "torch-fidelity": torch_fidelity, "torchmetrics": torchmetrics, "sbarratt": sbarratt,
-            "barratt-sharma": barratt_sharma}
+DIALECTS = {"openai": openai_dialect, "torch-fidelity": torch_fidelity_dialect, "torchmetrics": torchmetrics_dialect,
+            "sbarratt": sbarratt_dialect, "barratt-sharma": barratt_sharma_dialect}
 DEFAULT_SPLITS = {"openai": 10, "torch-fidelity": 10, "torchmetrics": 10, "sbarratt": 1, "barratt-sharma": 1}
 
 
@@ -121,8 +122,7 @@ class DialectTable:
 
     @property
     def spread_percent(self) -> float:
-        values = [s.is_mean for s in self.scores]
-        return 100 * (max(values) - min(values)) / float(np.mean(values))
+        return spread_percent([s.is_mean for s in self.scores])
 
     def to_dict(self) -> dict[str, object]:
         return {"dialects": [s.to_dict() for s in self.scores], "spread_percent": self.spread_percent}

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from scoring.validation import PredictionKind, check_predictions
+from isgame.scoring.validation import PredictionKind, check_predictions
 
 LN2 = math.log(2.0)
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scoring.errors import InvalidInputError
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.streaming import StreamingMetric
 
 
 @dataclass(frozen=True)
@@ -69,13 +70,18 @@ def frechet_distance(features_1: object, features_2: object) -> float:
     return statistics_to_fid(features_to_statistics(features_1, name="first"), features_to_statistics(features_2, name="second"))
 
 
-class FidAccumulator:
-    """Streaming statistics of one feature set: float64 sum, sum of outer products and count.
+class FeatureStatisticsAccumulator(StreamingMetric):
+    """Streaming statistics of one feature set: float64 sum (D,), sum of outer products (D, D) and count.
 
     Memory O(D^2), flat in N; accumulators on several processes combine with a sum.
+    ``compute()`` returns the :class:`FeatureStatistics`, the ladder's middle rung.
     """
 
+    higher_is_better = False  # the statistics feed FID, where lower is better
+
     def __init__(self, dim: int) -> None:
+        if dim < 1:
+            raise InvalidInputError(f"feature dimension must be >= 1, got {dim}")
         self.dim = dim
         self.reset()
 
@@ -85,6 +91,7 @@ class FidAccumulator:
         self.count = 0
 
     def update(self, features: object) -> None:
+        """Add (B, D) features (tensor or array)."""
         array = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
         if array.ndim != 2 or array.shape[1] != self.dim or not np.isfinite(array).all():
             raise InvalidInputError(f"expected finite features of shape (B, {self.dim}), got shape {array.shape}")
@@ -94,7 +101,7 @@ class FidAccumulator:
 
     def all_reduce(self) -> None:
         """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
-        from scoring.distributed import all_reduce_sum_
+        from isgame.scoring.distributed import all_reduce_sum_
 
         tensors = [torch.from_numpy(self.total), torch.from_numpy(self.outer), torch.tensor([self.count], dtype=torch.float64)]
         for tensor in tensors:
@@ -107,6 +114,43 @@ class FidAccumulator:
         mean = self.total / self.count
         covariance = (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
         return FeatureStatistics(mean=mean, covariance=covariance, n=self.count)
+
+
+class FrechetDistanceAccumulator(StreamingMetric):
+    """Streaming FID between real and generated features, as torchmetrics' ``update(x, real=...)``.
+
+    ``update(features, real=True)`` adds (B, D) real features, ``real=False`` generated ones;
+    ``compute()`` returns the FID (>= 0, lower is better). Give ``reference`` (the real set's
+    :class:`FeatureStatistics`) to compare every evaluation with the same real statistics;
+    ``reset()`` then keeps them and forgets only the generated rows.
+    """
+
+    higher_is_better = False
+
+    def __init__(self, dim: int, *, reference: FeatureStatistics | None = None) -> None:
+        if reference is not None and reference.mean.shape != (dim,):
+            raise InvalidInputError(f"reference statistics have D = {reference.mean.shape[0]}, expected {dim}")
+        self.reference = reference
+        self.real = FeatureStatisticsAccumulator(dim)
+        self.fake = FeatureStatisticsAccumulator(dim)
+
+    def update(self, features: object, *, real: bool = False) -> None:
+        """Add (B, D) features of real images (``real=True``) or generated ones."""
+        if real and self.reference is not None:
+            raise InvalidInputError("reference statistics were given; add only generated features (real=False)")
+        (self.real if real else self.fake).update(features)
+
+    def reset(self) -> None:
+        self.real.reset()
+        self.fake.reset()
+
+    def all_reduce(self) -> None:
+        self.real.all_reduce()
+        self.fake.all_reduce()
+
+    def compute(self) -> float:
+        real = self.reference if self.reference is not None else self.real.compute()
+        return statistics_to_fid(real, self.fake.compute())
 
 
 def fid_sample_size_curve(reference: object, pool: object, sizes: tuple[int, ...], *, seed: int = 0) -> list[float]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from scoring.errors import InvalidInputError
+from isgame.scoring.errors import InvalidInputError
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from scoring.accumulator import InceptionScoreAccumulator
-from scoring.classifiers.base import ImageClassifier
-from scoring.distributed import all_gather_rows, current_group
-from scoring.errors import InvalidInputError
-from scoring.progress import progress_bar
-from scoring.samples import ImageSource, PredictionSource
-from scoring.score_result import InceptionScoreResult
-from scoring.validation import PredictionKind, check_splits
+from isgame.scoring.accumulator import InceptionScoreAccumulator
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.distributed import all_gather_rows, current_group
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.progress import progress_bar
+from isgame.scoring.samples import ImageSource, PredictionSource
+from isgame.scoring.score_result import InceptionScoreResult
+from isgame.scoring.validation import PredictionKind, check_splits
 
 DEFAULT_BATCH_SIZE = 256
 #: Rows of logits per batch: measured fastest on 2 cores for K = 1000 (benchmarks/accumulator_throughput.py).
@@ -40,7 +40,7 @@ class ScoreReport:
 
 def _check_batch_size(batch_size: int) -> None:
     if batch_size < 1:
-        raise InvalidInputError(f"--batch-size must be >= 1, got {batch_size}")
+        raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
 
 
 def classify(classifier: ImageClassifier, images: torch.Tensor, *, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
-from scoring.errors import InvalidInputError
+from isgame.scoring.errors import InvalidInputError
 
 
 def knn_radii(points: np.ndarray, k: int) -> np.ndarray:

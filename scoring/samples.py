@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
-from scoring.validation import check_images
+from isgame.scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError, parameter
+from isgame.scoring.validation import check_images
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 BUILTIN_SOURCES = ("digits:train", "digits:test", "noise:uniform", "noise:gaussian")
@@ -82,7 +82,7 @@ def _stack_images(images: list[torch.Tensor], conform, *, where: str) -> torch.T
 def open_images(spec: str, *, n: int | None = None, seed: int = 0, image_size: tuple[int, int] = (8, 8)) -> ImageSource:
     """Resolve SOURCE to an :class:`ImageSource`; ``n`` limits (or, for noise, sets) the count."""
     if n is not None and n < 1:
-        raise InvalidInputError(f"--n must be >= 1, got {n}")
+        raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     if spec.startswith("digits:"):
         source = _digits_source(spec)
     elif spec.startswith("noise:"):
@@ -113,7 +113,7 @@ def _split_key(spec: str) -> tuple[Path, str | None]:
 
 
 def _digits_source(spec: str) -> ImageSource:
-    from scoring.digits_data import digits_split
+    from isgame.scoring.digits_data import digits_split
 
     part = spec.split(":", 1)[1]
     if part not in ("train", "test"):
@@ -133,7 +133,7 @@ def noise_source(kind: str, *, n: int, seed: int, image_size: tuple[int, int] = 
     if kind not in ("uniform", "gaussian"):
         raise InvalidInputError(f"unknown noise {kind!r}; use noise:uniform or noise:gaussian")
     if n < 1:
-        raise InvalidInputError(f"--n must be >= 1, got {n}")
+        raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     shape = (channels, *image_size)
 
     def read(start: int, stop: int) -> torch.Tensor:
@@ -300,9 +300,9 @@ def _array_image_source(path: Path, key: str | None) -> ImageSource:
     return ImageSource(name=str(path), num_samples=shape[0], read=read)
 
 
-@dataclass
+@dataclass(frozen=True)
 class PredictionSource:
-    """N rows of (N, K) logits or probabilities, read in chunks from a (memory-mapped) array."""
+    """N rows of (N, K) logits or probabilities, read in chunks from a streamed array; ``limit`` keeps the first N."""
 
     name: str
     array: np.ndarray | NpyRows
@@ -325,13 +325,15 @@ class PredictionSource:
             yield np.asarray(self.array[first : min(first + batch_size, stop)])
 
 
-def open_predictions(spec: str) -> PredictionSource:
-    """Resolve a ``.npy`` / ``.npz`` (``FILE.npz:KEY``) of (N, K) logits or probabilities."""
+def open_predictions(spec: str, *, n: int | None = None) -> PredictionSource:
+    """Resolve a ``.npy`` / ``.npz`` (``FILE.npz:KEY``) of (N, K) logits or probabilities; ``n`` keeps the first n rows."""
+    if n is not None and n < 1:
+        raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     path, key = _split_key(spec)
     if not path.exists():
-        raise SourceNotFoundError(f"{spec!r} not found; with --input logits/probs pass a .npy or .npz file of shape (N, K)")
+        raise SourceNotFoundError(f"{spec!r} not found; with {parameter('input_kind', 'logits')}/probs pass a .npy or .npz file of shape (N, K)")
     if path.is_dir() or path.suffix.lower() not in (".npy", ".npz"):
-        raise InvalidInputError(f"{spec}: with --input logits/probs, SOURCE must be a .npy or .npz file of shape (N, K)")
+        raise InvalidInputError(f"{spec}: with {parameter('input_kind', 'logits')}/probs, the source must be a .npy or .npz file of shape (N, K)")
     array = load_array(path, key)
     if array.ndim != 2:
         raise InvalidInputError(f"{path}: expected predictions of shape (N, K) with K >= 2, got shape {array.shape}; pass a 2-D array")
@@ -339,4 +341,4 @@ def open_predictions(spec: str) -> PredictionSource:
         raise InvalidInputError(f"{path}: expected K >= 2 classes, got shape {array.shape}; the score needs at least two classes")
     if array.shape[0] == 0:
         raise InvalidInputError(f"{path}: holds 0 rows; pass at least one sample")
-    return PredictionSource(name=str(path), array=array)
+    return PredictionSource(name=str(path), array=array, limit=n)

@@ -15,10 +15,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import ClassVar
 
+import numpy as np
 import torch
 
-from scoring.entropy import LN2, entropy_nats
+from isgame.scoring.entropy import LN2, entropy_nats
+
+
+#: Published JSON keys of results whose attributes now carry the one name of their quantity
+#: (``is_mean``, ``is_std``, ``improved_is``); scripts read the old keys, so ``to_dict`` keeps writing them.
+LEGACY_JSON_KEYS = {"is_mean": "inception_score", "is_std": "inception_score_std", "improved_is": "exp_mutual_information"}
+
+
+def with_legacy_json_keys(values: dict[str, object], attributes: tuple[str, ...]) -> dict[str, object]:
+    """``values`` with each of ``attributes`` under its published JSON key, in the same order."""
+    return {(LEGACY_JSON_KEYS[key] if key in attributes else key): value for key, value in values.items()}
+
+
+def spread_percent(values: list[float]) -> float:
+    """100 (max - min) / mean of scores of the same samples: how far a convention moves the figure, in percent."""
+    return 100 * (max(values) - min(values)) / float(np.mean(values))
+
+
+def from_legacy_json_keys(values: dict[str, object]) -> dict[str, object]:
+    """The inverse of :func:`with_legacy_json_keys`: attribute names from published JSON keys."""
+    attribute = {json_key: name for name, json_key in LEGACY_JSON_KEYS.items()}
+    return {attribute.get(key, key): value for key, value in values.items()}
 
 
 @dataclass(frozen=True)
@@ -41,7 +64,9 @@ class InceptionScoreResult:
     marginal_entropy_bits: float
     conditional_entropy_bits: float
     class_counts: list[int] = field(repr=False)
-    std_ddof: int = 0
+
+    #: The std over splits uses ddof 0, as the original improved-GAN code (torchmetrics: ddof 1).
+    std_ddof: ClassVar[int] = 0
 
     @property
     def max_entropy_bits(self) -> float:
@@ -51,11 +76,37 @@ class InceptionScoreResult:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dict; NaN (e.g. the standard error of a single row) becomes None."""
         out = asdict(self)
+        out["std_ddof"] = self.std_ddof
         out["max_entropy_bits"] = self.max_entropy_bits
         for key, value in out.items():
             if isinstance(value, float) and not math.isfinite(value):
                 out[key] = None
         return out
+
+
+def split_inception_scores(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor, count: torch.Tensor) -> list[float]:
+    """exp(mean KL) of each split, each with its own marginal; (S, K), (S,) and (S,) sums in, S floats out."""
+    scores = []
+    for s in range(prob_sum.shape[0]):
+        n_s = int(count[s])
+        scores.append(math.exp(float(neg_entropy_sum[s]) / n_s + entropy_nats(prob_sum[s] / n_s)))
+    return scores
+
+
+def mutual_information_stderr(*, marginal: torch.Tensor, mutual_information: float, n: int, gram: torch.Tensor,
+                              neg_entropy_weighted_prob_sum: torch.Tensor, neg_entropy_sq_sum: float) -> float:
+    """std(KL_i, ddof 1) / sqrt(N) in nats, from the sums; NaN for a single row."""
+    if n < 2:
+        return math.nan
+    # KL_i = a_i - p_i . L with L = log p(y); classes never predicted (p(y) = 0) have
+    # p_ik = 0 for every row, so their L_k is set to 0 instead of -inf.
+    log_marginal = torch.where(marginal > 0, torch.log(marginal), torch.zeros((), dtype=torch.float64))
+    sum_kl = n * mutual_information
+    sum_kl_sq = neg_entropy_sq_sum - 2.0 * float(log_marginal @ neg_entropy_weighted_prob_sum) + float(
+        log_marginal @ gram @ log_marginal
+    )
+    variance = max(sum_kl_sq - sum_kl * sum_kl / n, 0.0) / (n - 1)
+    return math.sqrt(variance / n)
 
 
 def statistics_to_result(
@@ -75,37 +126,22 @@ def statistics_to_result(
     Shapes: ``prob_sum`` (S, K), ``neg_entropy_sum`` (S,), ``count`` (S,), ``class_counts`` (K,),
     ``gram`` (K, K) or None, ``neg_entropy_weighted_prob_sum`` (K,) or None.
     """
-    splits, num_classes = prob_sum.shape
-    split_scores = []
-    for s in range(splits):
-        n_s = int(count[s])
-        marginal = prob_sum[s] / n_s
-        log_is = float(neg_entropy_sum[s]) / n_s + entropy_nats(marginal)
-        split_scores.append(math.exp(log_is))
+    split_scores = split_inception_scores(prob_sum, neg_entropy_sum, count)
     scores = torch.tensor(split_scores, dtype=torch.float64)
-
     n = int(count.sum())
     marginal = prob_sum.sum(dim=0) / n
     marginal_entropy = entropy_nats(marginal)
     conditional_entropy = -float(neg_entropy_sum.sum()) / n
     mutual_information = marginal_entropy - conditional_entropy
-
     stderr = math.nan
-    if gram is not None and neg_entropy_weighted_prob_sum is not None and n > 1:
-        # KL_i = a_i - p_i . L with L = log p(y); classes never predicted (p(y) = 0) have
-        # p_ik = 0 for every row, so their L_k is set to 0 instead of -inf.
-        log_marginal = torch.where(marginal > 0, torch.log(marginal), torch.zeros((), dtype=torch.float64))
-        sum_kl = n * mutual_information
-        sum_kl_sq = neg_entropy_sq_sum - 2.0 * float(log_marginal @ neg_entropy_weighted_prob_sum) + float(
-            log_marginal @ gram @ log_marginal
-        )
-        variance = max(sum_kl_sq - sum_kl * sum_kl / n, 0.0) / (n - 1)
-        stderr = math.sqrt(variance / n)
-
+    if gram is not None and neg_entropy_weighted_prob_sum is not None:
+        stderr = mutual_information_stderr(marginal=marginal, mutual_information=mutual_information, n=n, gram=gram,
+                                           neg_entropy_weighted_prob_sum=neg_entropy_weighted_prob_sum,
+                                           neg_entropy_sq_sum=neg_entropy_sq_sum)
     return InceptionScoreResult(
         n=n,
-        num_classes=num_classes,
-        splits=splits,
+        num_classes=prob_sum.shape[1],
+        splits=prob_sum.shape[0],
         shuffle=shuffle,
         seed=seed,
         is_mean=float(scores.mean()),
@@ -120,36 +156,3 @@ def statistics_to_result(
         conditional_entropy_bits=conditional_entropy / LN2,
         class_counts=[int(c) for c in class_counts],
     )
-
-
-class SplitScoresDisplay:
-    """Per-split IS as bars, with their mean and the split-free exp(I) as lines.
-
-    ``SplitScoresDisplay.from_result(result).plot(ax=None)``; keeps ``ax_`` and ``figure_``.
-    """
-
-    def __init__(self, split_scores: list[float], is_mean: float, improved_is: float, num_classes: int) -> None:
-        self.split_scores = split_scores
-        self.is_mean = is_mean
-        self.improved_is = improved_is
-        self.num_classes = num_classes
-
-    @classmethod
-    def from_result(cls, result: InceptionScoreResult) -> "SplitScoresDisplay":
-        return cls(result.split_scores, result.is_mean, result.improved_is, result.num_classes)
-
-    def plot(self, *, ax=None) -> "SplitScoresDisplay":
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 3.5))
-        positions = range(1, len(self.split_scores) + 1)
-        ax.bar(positions, self.split_scores, color="#8da0cb", label="IS per split")
-        ax.axhline(self.is_mean, color="#333333", linestyle="--", label=f"mean IS = {self.is_mean:.3f}")
-        ax.axhline(self.improved_is, color="#e78ac3", label=f"exp(I(y;x)), all rows = {self.improved_is:.3f}")
-        ax.set_xlabel("split")
-        ax.set_ylabel(f"Inception Score (max {self.num_classes})")
-        ax.legend(loc="lower right", fontsize=8)
-        self.ax_ = ax
-        self.figure_ = ax.figure
-        return self

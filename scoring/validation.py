@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from scoring.errors import InvalidInputError, InvalidTypeError
+from isgame.scoring.errors import InvalidInputError, InvalidTypeError, parameter
 
 PredictionKind = Literal["logits", "probs"]
 
@@ -83,7 +83,7 @@ def check_predictions(
             row = first_bad_row(negative)
             raise InvalidInputError(
                 f"{name}: row {row + row_offset} has a negative probability ({tensor[row].min().item():.3g}); "
-                "pass probabilities in [0, 1], or use --input logits"
+                f"pass probabilities in [0, 1], or use {parameter('kind', 'logits')}"
             )
         sums = tensor.sum(dim=1)
         off = (sums - 1.0).abs() > atol
@@ -91,7 +91,7 @@ def check_predictions(
             row = first_bad_row(off)
             raise InvalidInputError(
                 f"{name}: row {row + row_offset} sums to {sums[row].item():.6g}, not 1 within {atol:g}; "
-                "pass softmax outputs, or use --input logits for unnormalised scores"
+                f"pass softmax outputs, or use {parameter('kind', 'logits')} for unnormalised scores"
             )
         tensor = tensor / sums.unsqueeze(1)
     return tensor
@@ -104,7 +104,7 @@ def check_splits(n: int, splits: int) -> None:
     if splits < 1:
         raise InvalidInputError(f"splits must be >= 1, got {splits}")
     if n < splits:
-        raise InvalidInputError(f"N = {n} samples is fewer than splits = {splits}; use --splits {max(n, 1)} or fewer, or pass more samples")
+        raise InvalidInputError(f"N = {n} samples is fewer than splits = {splits}; use {parameter('splits', max(n, 1))} or fewer, or pass more samples")
 
 
 def check_images(images: object, *, name: str = "images", row_offset: int = 0) -> torch.Tensor:

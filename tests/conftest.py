@@ -1,4 +1,4 @@
-"""Shared fixtures: the shipped digits classifier, a CLI runner, and a float64 IS reference."""
+"""Shared fixtures: the shipped digits classifier, a CLI runner and one real audit run."""
 
 from __future__ import annotations
 
@@ -6,13 +6,10 @@ import os
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import numpy as np
 import pytest
-from scipy.special import softmax
-from scipy.stats import entropy
 from typer.testing import CliRunner
 
-from scoring.classifiers import load_classifier
+from isgame.scoring.classifiers import load_classifier
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +20,7 @@ def digits_classifier():
 @pytest.fixture()
 def cli():
     """Invoke the Typer app; returns the click-style result with separate stdout and stderr."""
-    from cli import app
+    from isgame.cli import app
 
     runner = CliRunner()
 
@@ -36,47 +33,8 @@ def cli():
 @pytest.fixture(scope="session")
 def audit_run(tmp_path_factory):
     """One real end-to-end ``isgame audit``, shared by every test that inspects its report."""
-    from cli import app
+    from isgame.cli import app
 
     out = tmp_path_factory.mktemp("audit") / "run"
     result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet"])
     return out, result
-
-
-def reference_scores(logits: np.ndarray, splits: int, *, order: np.ndarray | None = None) -> dict[str, float]:
-    """Independent float64 reference written with scipy: softmax, then KL with scipy.stats.entropy.
-
-    Mirrors the original improved-GAN code: contiguous parts i*N//s..(i+1)*N//s, std ddof 0.
-    """
-    p = softmax(logits.astype(np.float64), axis=1)
-    if order is not None:
-        p = p[order]
-    n = p.shape[0]
-    split_scores = []
-    for i in range(splits):
-        part = p[i * n // splits : (i + 1) * n // splits]
-        marginal = part.mean(axis=0)
-        kl = np.array([entropy(row, marginal) for row in part])
-        split_scores.append(np.exp(kl.mean()))
-    marginal = p.mean(axis=0)
-    kl_all = np.array([entropy(row, marginal) for row in p])
-    conditional = np.mean([entropy(row) for row in p])
-    return {
-        "is_mean": float(np.mean(split_scores)),
-        "is_std": float(np.std(split_scores)),
-        "mi_nats": float(kl_all.mean()),
-        "mi_stderr_nats": float(kl_all.std(ddof=1) / np.sqrt(n)),
-        "marginal_bits": float(entropy(marginal, base=2)),
-        "conditional_bits": float(conditional / np.log(2)),
-    }
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    """A user error: non-zero exit, one line on stderr naming the problem, no traceback."""
-    assert result.exit_code != 0, result.stdout
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    assert lines[0].startswith("isgame: error: "), lines[0]
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]

@@ -7,15 +7,17 @@ import json
 import pytest
 import torch
 
-from attacks.artifacts import to_uint8
-from attacks.bounded import bounded_sweep, parse_epsilons, targeted_pgd
-from attacks.inflate import InflateAttack, InflateTraceDisplay, cycling_targets, target_margin
-from scoring.digits_data import digits_split
-from scoring.errors import InvalidInputError
-from scoring.inception_score import inception_score
-from scoring.pipeline import classify
-from scoring.samples import open_images
-from tests.conftest import assert_one_line_error
+from isgame.scoring.preprocessing import quantise_to_uint8
+from isgame.attacks.bounded import bounded_sweep, parse_epsilons, targeted_pgd
+from isgame.attacks.inflate import InflateAttack, cycling_targets
+from isgame.attacks.inflate_result import InflateTraceDisplay
+from isgame.attacks.step_rules import target_margin
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.pipeline import classify
+from isgame.scoring.samples import open_images
+from helpers import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +31,14 @@ def test_inflate_reaches_999_of_k_within_20_steps(digits_classifier, uniform_noi
     assert result.final_is >= 0.999 * 10
     assert result.initial_is < 3.0
     # Independent re-score of the returned images, through the public classifier path, as saved PNGs.
-    rescored = inception_score(classify(digits_classifier, to_uint8(result.images)), splits=10)
+    rescored = inception_score(classify(digits_classifier, quantise_to_uint8(result.images)), splits=10)
     assert rescored.is_mean == pytest.approx(result.final_is_uint8, rel=1e-9)
     assert rescored.is_mean >= 0.999 * 10
     assert float(result.images.min()) >= 0.0 and float(result.images.max()) <= 1.0
     assert result.gradient_evaluations_per_sample <= 3.0
     # The trace is monotone enough to be meaningful: it starts at the noise IS and ends at the final one.
-    assert result.trace[0].inception_score == pytest.approx(result.initial_is)
-    assert result.trace[-1].inception_score == pytest.approx(result.final_is)
+    assert result.trace[0].is_mean == pytest.approx(result.initial_is)
+    assert result.trace[-1].is_mean == pytest.approx(result.final_is)
 
 
 def test_inflate_is_deterministic_and_seed_sensitive(digits_classifier):
@@ -45,7 +47,7 @@ def test_inflate_is_deterministic_and_seed_sensitive(digits_classifier):
     attack = InflateAttack(steps=5)
     first, second = attack(digits_classifier, a), attack(digits_classifier, a)
     assert torch.equal(first.images, second.images)
-    assert [t.inception_score for t in first.trace] == [t.inception_score for t in second.trace]
+    assert [t.is_mean for t in first.trace] == [t.is_mean for t in second.trace]
     assert not torch.equal(first.images, attack(digits_classifier, b).images)
 
 
@@ -54,7 +56,14 @@ def test_every_variant_raises_the_score(digits_classifier, options):
     start = open_images("noise:uniform", n=200, seed=0).load_all()
     result = InflateAttack(steps=10, **options)(digits_classifier, start)
     assert result.final_is > result.initial_is + 1.0
-    assert repr(InflateAttack(**options)).startswith("InflateAttack(")
+
+
+def test_repr_names_every_setting_that_changes_the_trajectory():
+    attack = InflateAttack(optimizer="sign", steps=7, threshold=0.9, overshoot=1.5, step_size=0.01, splits=5,
+                           target_fraction_of_k=0.9)
+    rebuilt = eval(repr(attack), {"InflateAttack": InflateAttack})
+    assert vars(rebuilt) == vars(attack)
+    assert repr(InflateAttack(step_size=0.02)) != repr(InflateAttack(step_size=0.03))
 
 
 def test_target_margin_is_the_log_odds_of_the_target():
@@ -64,7 +73,7 @@ def test_target_margin_is_the_log_odds_of_the_target():
     torch.testing.assert_close(target_margin(logits, targets), torch.log(p) - torch.log1p(-p))
 
 
-@pytest.mark.parametrize("options,fragment", [({"steps": 0}, "--steps"), ({"threshold": 1.0}, "threshold"),
+@pytest.mark.parametrize("options,fragment", [({"steps": 0}, "steps must be >= 1"), ({"threshold": 1.0}, "threshold"),
                                               ({"optimizer": "lbfgs"}, "optimizer")])
 def test_inflate_rejects_bad_settings(options, fragment):
     with pytest.raises(InvalidInputError, match=fragment):
@@ -86,8 +95,8 @@ def test_bounded_attack_stays_in_the_ball_and_the_box(digits_classifier, norm, e
 def test_bounded_sweep_reports_thresholds_from_its_own_grid(digits_classifier):
     images = digits_split().test_images[:100]
     sweep = bounded_sweep(digits_classifier, images, norm="linf", epsilons=[0.0, 0.05, 0.5])
-    assert sweep.scores[0].inception_score == pytest.approx(sweep.real_is)
-    assert sweep.scores[-1].inception_score >= 0.99 * 10
+    assert sweep.scores[0].is_mean == pytest.approx(sweep.real_is)
+    assert sweep.scores[-1].is_mean >= 0.99 * 10
     assert sweep.epsilon_for_99_percent_of_k == 0.5
     first = bounded_sweep(digits_classifier, images, norm="linf", epsilons=[0.1], steps=5, seed=4)
     again = bounded_sweep(digits_classifier, images, norm="linf", epsilons=[0.1], steps=5, seed=4)
@@ -146,7 +155,7 @@ def test_trace_display_draws_the_trace(digits_classifier):
     result = InflateAttack(steps=3, splits=5)(digits_classifier, start)
     display = InflateTraceDisplay.from_results({"newton": result}, real_is=8.0).plot()
     line = display.axes_[0].get_lines()[0]
-    assert list(line.get_ydata()) == [t.inception_score for t in result.trace]
+    assert list(line.get_ydata()) == [t.is_mean for t in result.trace]
 
 
 @pytest.mark.parametrize("optimizer", ["newton", "sign", "adam-logit"])
@@ -159,7 +168,7 @@ def test_an_interrupted_attack_resumes_to_the_same_result(digits_classifier, tmp
     resumed = InflateAttack(steps=12, optimizer=optimizer, checkpoint=checkpoint, checkpoint_every=2,
                             resume=True)(digits_classifier, start)
     assert torch.equal(resumed.images, uninterrupted.images)
-    assert [t.inception_score for t in resumed.trace] == [t.inception_score for t in uninterrupted.trace]
+    assert [t.is_mean for t in resumed.trace] == [t.is_mean for t in uninterrupted.trace]
     assert resumed.gradient_evaluations == uninterrupted.gradient_evaluations
     other_noise = open_images("noise:uniform", n=200, seed=6).load_all()
     with pytest.raises(InvalidInputError, match="written by another attack"):

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from attacks.inflate import InflateAttack
-from probes.check import check_claim, claim_rounding
-from scoring.samples import open_images
-from tests.conftest import assert_one_line_error
+from isgame.attacks.inflate import InflateAttack
+from isgame.probes.claim import check_claim, claim_rounding
+from isgame.scoring.samples import open_images
+from helpers import assert_one_line_error
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from unittest import mock
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from scoring.atomic_io import write_json_atomic
-from tests.conftest import assert_one_line_error
+from isgame.scoring.atomic_io import write_json_atomic
+from helpers import assert_one_line_error
+from isgame.app.scoring_commands import score_source
 
 SCORE_KEYS = {
     "n", "num_classes", "splits", "is_mean", "is_std", "mutual_information_nats", "mutual_information_bits",
@@ -29,7 +29,7 @@ def test_score_json_to_stdout_is_pure_json(cli):
 
 
 def test_score_logits_file_matches_the_library(cli, tmp_path):
-    from scoring.inception_score import inception_score
+    from isgame.scoring.inception_score import inception_score
 
     logits = np.random.default_rng(0).normal(size=(300, 12)) * 3
     np.save(tmp_path / "logits.npy", logits)
@@ -41,20 +41,23 @@ def test_score_logits_file_matches_the_library(cli, tmp_path):
     assert payload["mutual_information_bits"] == pytest.approx(expected.mutual_information_bits, rel=1e-12)
 
 
-def test_score_passes_its_options_through(cli):
-    with mock.patch("scoring.commands.score_source", side_effect=RuntimeError("stop")) as call:
-        cli("score", "noise:gaussian", "--n", "64", "--seed", "9", "--shuffle", "--splits", "4", "--batch-size", "8",
-            "--classifier", "digits-b", "--quiet")
-    kwargs = call.call_args.kwargs
-    assert call.call_args.args == ("noise:gaussian",)
-    assert (kwargs["n"], kwargs["seed"], kwargs["shuffle"], kwargs["splits"], kwargs["batch_size"]) == (64, 9, True, 4, 8)
-    assert kwargs["classifier_name"] == "digits-b" and kwargs["progress"] is False
+def test_score_options_take_effect(cli):
+    """Every option changes the result the way the library does with the same arguments."""
+    args = ["--n", "64", "--seed", "9", "--shuffle", "--splits", "4", "--batch-size", "8", "--classifier", "digits-b"]
+    payload = json.loads(cli("score", "noise:gaussian", *args, "--quiet", "--json", "-").stdout)
+    expected = score_source("noise:gaussian", n=64, seed=9, shuffle=True, splits=4, batch_size=8,
+                            classifier_name="digits-b", progress=False)
+    assert payload["split_scores"] == expected.result.split_scores
+    assert (payload["n"], payload["splits"], payload["shuffle"], payload["seed"]) == (64, 4, True, 9)
+    assert payload["classifier"]["name"] == "digits-b"
+    default = score_source("noise:gaussian", n=64, seed=9, splits=4, progress=False)
+    assert default.result.split_scores != expected.result.split_scores  # digits-b and the shuffle both moved it
 
 
 def test_shuffle_and_seed_take_effect(cli):
     outputs = [json.loads(cli("score", "digits:test", "--json", "-", *extra).stdout)["split_scores"]
                for extra in ([], ["--shuffle"], ["--shuffle", "--seed", "1"], ["--shuffle"])]
-    assert outputs[0] != outputs[1] != outputs[2]
+    assert outputs[0] != outputs[1] and outputs[1] != outputs[2] and outputs[0] != outputs[2]
     assert outputs[1] == outputs[3]
 
 
@@ -152,7 +155,7 @@ def test_source_scores_display_draws_the_numbers():
     import matplotlib
 
     matplotlib.use("Agg")
-    from probes.audit import SourceScoresDisplay
+    from isgame.app.audit import SourceScoresDisplay
 
     display = SourceScoresDisplay(["a", "b"], [2.0, 5.0], [0.1, 0.2], [2.5, 5.5], [1.0, 3.0], [0.5, 0.1], 10).plot()
     heights = [patch.get_height() for patch in display.axes_[0].patches]
@@ -162,12 +165,12 @@ def test_source_scores_display_draws_the_numbers():
 
 
 def test_ctrl_c_mid_audit_keeps_finished_files_and_leaves_no_partial_ones(cli, tmp_path, monkeypatch):
-    import probes.audit
+    import isgame.app.audit
 
     def interrupted(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(probes.audit, "run_bounded", interrupted)  # the third section: scores and inflate are done
+    monkeypatch.setattr(isgame.app.audit, "run_bounded", interrupted)  # the third section: scores and inflate are done
     out = tmp_path / "run"
     result = cli("audit", "--out", out, "--quiet")
     assert result.exit_code == 130
@@ -183,7 +186,7 @@ def test_ctrl_c_mid_audit_keeps_finished_files_and_leaves_no_partial_ones(cli, t
 def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     import os
 
-    from scoring.atomic_io import write_bytes_atomic
+    from isgame.scoring.atomic_io import write_bytes_atomic
 
     target = tmp_path / "report.json"
     target.write_text("old")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.stats import entropy
 
-from scoring.dialects import dialect_table, score_dialect
-from scoring.errors import InvalidInputError
-from tests.conftest import assert_one_line_error
+from isgame.scoring.dialects import dialect_table, score_dialect
+from isgame.scoring.errors import InvalidInputError
+from helpers import assert_one_line_error
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ KEYS = ("is_mean", "is_std", "mutual_information_nats", "mutual_information_stde
 
 def launch(args: list[str], *, ranks: int, cwd=None) -> subprocess.CompletedProcess:
     """``isgame ARGS`` in one process, or under torchrun with ``ranks`` CPU processes (gloo)."""
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "cli"]
-    command = (launcher if ranks > 1 else [sys.executable, "-m", "cli"]) + [str(a) for a in args]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m", "isgame.cli"]
+    command = (launcher if ranks > 1 else [sys.executable, "-m", "isgame.cli"]) + [str(a) for a in args]
     # One thread per rank: the network is then batch-invariant bit for bit, so the shards move exactly as in one process.
     return subprocess.run(command, capture_output=True, text=True, timeout=180, cwd=cwd,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -127,8 +127,18 @@ def test_two_ranks_checkpoint_per_rank_and_resume(tmp_path):
     assert "another number of processes" in mismatch.stderr and "Traceback" not in mismatch.stderr
 
 
-def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
-    single = run_json(["matrix", "--out", tmp_path / "one"], tmp_path / "one.json", ranks=1)
+def one_process_section(audit_run, *keys: str) -> dict:
+    """A section of the one-process audit (the session's shared run): the same command in one process."""
+    out, result = audit_run
+    assert result.exit_code == 0, result.stderr
+    section = json.loads((out / "report.json").read_text())
+    for key in keys:
+        section = section[key]
+    return section
+
+
+def test_two_ranks_play_the_matrix_like_one_process(tmp_path, audit_run):
+    single = one_process_section(audit_run, "matrix")
     double = run_json(["matrix", "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2)
     assert double["games"] == single["games"] and double["metrics"] == single["metrics"]
     for game in single["games"]:
@@ -159,10 +169,10 @@ def test_a_bad_row_in_one_ranks_shard_is_named_by_global_row_and_rank(tmp_path):
 
 
 def test_ranks_other_than_0_write_into_one_scratch_folder_per_report(tmp_path, monkeypatch):
-    import scoring.distributed
-    from scoring.atomic_io import prepare_out_dir
+    import isgame.scoring.distributed
+    from isgame.app.outputs import prepare_out_dir
 
-    monkeypatch.setattr(scoring.distributed, "current_group", lambda: scoring.distributed.ProcessGroup(1, 2))
+    monkeypatch.setattr(isgame.scoring.distributed, "current_group", lambda: isgame.scoring.distributed.ProcessGroup(1, 2))
     report = tmp_path / "report"
     scratch = prepare_out_dir(report)
     assert not report.exists() and tmp_path not in scratch.parents and scratch.is_dir()
@@ -196,9 +206,9 @@ def numbers(tree, path=""):
     return {path: tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
 
 
-def test_two_ranks_run_the_sensitivity_probe_like_one_process(tmp_path):
+def test_two_ranks_run_the_sensitivity_probe_like_one_process(tmp_path, audit_run):
     # The synthetic K = 1000 sweeps shard rows (shuffled splits by global row); the classifier variants shard images.
-    single = numbers(run_json(["probe", "sensitivity", "--out", tmp_path / "one"], tmp_path / "one.json", ranks=1))
+    single = numbers(one_process_section(audit_run, "probes", "sensitivity"))
     double = numbers(run_json(["probe", "sensitivity", "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2))
     assert single.keys() == double.keys() and len(single) > 50
     for path, value in single.items():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import assert_one_line_error
+from helpers import assert_one_line_error
 
 
 def png_claiming(width: int, height: int) -> bytes:

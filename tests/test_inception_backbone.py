@@ -8,10 +8,10 @@ import pytest
 import torch
 from torchvision.models import inception_v3
 
-from scoring.classifiers import load_classifier
-from scoring.classifiers.inception import default_inception_weights_path
-from scoring.errors import InvalidInputError, SourceNotFoundError
-from tests.conftest import assert_one_line_error
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.inception import default_inception_weights_path
+from isgame.scoring.errors import InvalidInputError, SourceNotFoundError
+from helpers import assert_one_line_error
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from scoring.accumulator import InceptionScoreAccumulator
-from scoring.errors import InvalidInputError, InvalidTypeError
-from scoring.inception_score import inception_score
-from tests.conftest import reference_scores
+from isgame.scoring.accumulator import InceptionScoreAccumulator
+from isgame.scoring.errors import InvalidInputError, InvalidTypeError
+from isgame.scoring.inception_score import inception_score
+from helpers import reference_scores
 
 
 @pytest.mark.parametrize("splits", [1, 3, 10])
@@ -210,17 +210,3 @@ def test_invariances(seed, n, k, splits):
     if n >= splits:
         assert inception_score(logits[:, rng.permutation(k)], splits=splits).is_mean == pytest.approx(
             inception_score(logits, splits=splits).is_mean, rel=1e-9)
-
-
-def test_split_scores_display_draws_the_result():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from scoring.score_result import SplitScoresDisplay
-
-    result = inception_score(torch.randn(300, 10, generator=torch.Generator().manual_seed(8)) * 3, splits=5)
-    display = SplitScoresDisplay.from_result(result).plot()
-    assert [patch.get_height() for patch in display.ax_.patches] == result.split_scores
-    lines = display.ax_.get_lines()
-    assert lines[0].get_ydata()[0] == result.is_mean and lines[1].get_ydata()[0] == result.improved_is
-    assert display.figure_ is display.ax_.figure

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 import subprocess
@@ -11,19 +12,11 @@ import tempfile
 import pytest
 import torch
 
-from probes.games import GAMES, REFERENCE_GAME
-from probes.matrix import METRICS, compare, robustness_matrix
-
-EXPECTED_GAMES = {"held-out real", "uniform noise", "IS-inflated noise", "ε-bounded attack (8/255)", "training replay",
-                  "near-copy KDE", "mode collapse", "class prototypes", "class-histogram matching", "FID feature attack",
-                  "honest KDE"}
-EXPECTED_METRICS = {"IS", "exp(I)", "FID", "KID", "precision", "recall", "density", "coverage", "C_T", "authenticity"}
-
-
-def test_every_listed_game_and_metric_is_in_the_matrix():
-    assert set(GAMES) == EXPECTED_GAMES
-    assert set(METRICS) == EXPECTED_METRICS
-
+from helpers import reference_scores
+from isgame.probes.games import GAMES, REFERENCE_GAME
+from isgame.probes.matrix import METRICS, compare
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.digits_data import digits_split
 
 def test_fooled_follows_each_metric_direction():
     assert compare(9.0, 8.0, True).fooled and not compare(7.0, 8.0, True).fooled
@@ -32,7 +25,7 @@ def test_fooled_follows_each_metric_direction():
     assert compare(4.0, 2.0, True).margin == pytest.approx(1.0)
 
 
-@pytest.mark.parametrize("game", sorted(EXPECTED_GAMES))
+@pytest.mark.parametrize("game", list(GAMES))
 def test_games_return_images_in_the_box(digits_classifier, game):
     images = GAMES[game](digits_classifier, 60, 0)
     assert images.shape == (60, 1, 8, 8)
@@ -51,8 +44,14 @@ def test_matrix_cli_json(cli, tmp_path):
     result = cli("matrix", "--out", tmp_path, "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.stderr
     payload = json.loads((tmp_path / "m.json").read_text())
-    assert set(payload["games"]) == EXPECTED_GAMES and set(payload["metrics"]) == EXPECTED_METRICS
+    assert payload["games"] == list(GAMES) and payload["metrics"] == list(METRICS)
     cells = payload["cells"]
+    # The reference row is the held-out digits: its IS is that of an independent float64 computation (scipy).
+    with torch.no_grad():
+        held_out_logits = load_classifier("digits")(digits_split().test_images)
+    expected = reference_scores(held_out_logits.double().numpy(), 10)
+    assert cells[REFERENCE_GAME]["IS"]["value"] == pytest.approx(expected["is_mean"], rel=1e-9)
+    assert cells[REFERENCE_GAME]["exp(I)"]["value"] == pytest.approx(math.exp(expected["mi_nats"]), rel=1e-9)
     for game in payload["games"]:
         for metric in payload["metrics"]:
             assert {"value", "reference", "fooled"} <= cells[game][metric].keys()

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from scoring.fid import FidAccumulator, features_to_statistics, fid_sample_size_curve, frechet_distance, statistics_to_fid
-from scoring.kid import kernel_inception_distance, unbiased_mmd2
-from scoring.prdc import precision_recall_density_coverage
+from isgame.scoring.fid import FeatureStatisticsAccumulator, features_to_statistics, fid_sample_size_curve, frechet_distance, statistics_to_fid
+from isgame.scoring.kid import kernel_inception_distance, unbiased_mmd2
+from isgame.scoring.prdc import precision_recall_density_coverage
 
 
 def correlated(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -38,7 +38,7 @@ def test_fid_of_a_set_with_itself_is_zero():
 
 def test_fid_accumulator_equals_the_one_shot_statistics():
     a = correlated(1000, 12, 4)
-    accumulator = FidAccumulator(12)
+    accumulator = FeatureStatisticsAccumulator(12)
     for chunk in np.array_split(a, 7):
         accumulator.update(chunk)
     streamed, direct = accumulator.compute(), features_to_statistics(a)
@@ -98,7 +98,7 @@ def test_fid_cli_matches_the_in_memory_computation(cli, digits_classifier):
 
     import torch
 
-    from scoring.samples import open_images
+    from isgame.scoring.samples import open_images
 
     payload = json.loads(cli("fid", "digits:test", "digits:train", "--json", "-", "--quiet").stdout)
     with torch.no_grad():

@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 import torch
 
-from probes.copy_detectors import (authenticity, data_copying_test, leave_one_out_nearest_distances, mann_whitney_z,
+from isgame.probes.copy_detectors import (authenticity, data_copying_test, leave_one_out_nearest_distances, mann_whitney_z,
                                    nearest_distances, nearest_training_test)
-from probes.generators import KdeGenerator, replay
-from probes.memorization import memorization_probe
-from probes.sensitivity import (SPLIT_COUNTS, score_synthetic, split_sweep_digits, synthetic_exact_is,
+from isgame.probes.generators import KdeGenerator, replay
+from isgame.probes.memorization import memorization_probe
+from isgame.probes.sensitivity import (SPLIT_COUNTS, score_synthetic, split_sweep_digits, synthetic_exact_is,
                                 synthetic_probabilities)
-from scoring.digits_data import digits_split
-from scoring.errors import InvalidInputError
-from scoring.inception_score import inception_score
-from tests.conftest import assert_one_line_error
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.inception_score import inception_score
 
 
 def gaussian_mixture(n: int, seed: int, dim: int = 8) -> np.ndarray:
@@ -119,7 +118,7 @@ def test_split_sweep_agrees_with_the_scoring_core(digits_classifier):
         logits = digits_classifier(digits_split().test_images)
     for splits, value in zip(SPLIT_COUNTS, sweep.is_unshuffled):
         assert value == pytest.approx(inception_score(logits, splits=splits).is_mean, rel=1e-12)
-    assert sweep.is_unshuffled[0] == pytest.approx(sweep.exp_mutual_information, rel=1e-12)
+    assert sweep.is_unshuffled[0] == pytest.approx(sweep.improved_is, rel=1e-12)
 
 
 def test_synthetic_set_is_batch_independent_and_matches_its_exact_score():

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
-from scoring.digits_data import digits_split
-from scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
-from scoring.pipeline import score_images
-from scoring.samples import open_images, open_predictions
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
+from isgame.scoring.pipeline import score_images
+from isgame.scoring.samples import open_images, open_predictions
 
 
 def write_mixed_folder(folder, digit_images):

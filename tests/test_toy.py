@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from attacks.toy import (GENERATOR_NAMES, binary_entropy_of_posterior, integrated_inception_score,
+from isgame.attacks.toy import (GENERATOR_NAMES, binary_entropy_of_posterior, integrated_inception_score,
                          posterior_class1, toy_counterexample, toy_generators)
 
 

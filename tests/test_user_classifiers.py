@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-from scoring.classifiers import load_classifier
-from scoring.errors import InvalidInputError
-from tests.conftest import assert_one_line_error
-from tests.factories import TinyNet
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.errors import InvalidInputError
+from helpers import assert_one_line_error
+from factories import TinyNet
 
 
 @pytest.fixture()
@@ -33,17 +33,17 @@ def test_torchscript_classifier_applies_the_declared_normalisation(scripted):
 
 def test_factory_classifier_scores_through_the_cli(cli):
     result = cli("score", "noise:uniform", "--n", "50", "--splits", "5", "--classifier",
-                 "tests.factories:tiny_classifier?size=16x16", "--json", "-")
+                 "factories:tiny_classifier?size=16x16", "--json", "-")
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
-    assert payload["num_classes"] == 5 and payload["classifier"]["name"] == "tests.factories:tiny_classifier"
+    assert payload["num_classes"] == 5 and payload["classifier"]["name"] == "factories:tiny_classifier"
 
 
 @pytest.mark.parametrize("spec,fragment", [
     ("torchscript:/nowhere/model.pt", "not found"),
-    ("tests.factories:missing", "cannot load classifier factory"),
-    ("tests.factories:tiny_classifier?size=big", "expected HxW"),
-    ("tests.factories:tiny_classifier?size=16x16&colour=red", "unknown classifier option"),
+    ("factories:missing", "cannot load classifier factory"),
+    ("factories:tiny_classifier?size=big", "expected HxW"),
+    ("factories:tiny_classifier?size=16x16&colour=red", "unknown classifier option"),
 ])
 def test_bad_user_classifiers(spec, fragment, cli):
     with pytest.raises(Exception) as info:

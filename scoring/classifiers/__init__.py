@@ -6,9 +6,9 @@ from pathlib import Path
 
 import torch
 
-from scoring.classifiers.base import INTERPOLATIONS, ImageClassifier, resolve_device
-from scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS, DigitsClassifier, load_digits_classifier
-from scoring.errors import InvalidInputError
+from isgame.scoring.classifiers.base import INTERPOLATIONS, ImageClassifier, resolve_device
+from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS, DigitsClassifier, load_digits_classifier
+from isgame.scoring.errors import InvalidInputError
 
 CLASSIFIER_NAMES = (*SHIPPED_DIGITS_WEIGHTS, "inception-v3", "inception-v3-tf")
 
@@ -49,17 +49,17 @@ def _load_by_name(name: str, *, weights: Path | None, interpolation: str, antial
     if name in SHIPPED_DIGITS_WEIGHTS:
         return load_digits_classifier(name, weights=weights, interpolation=interpolation, antialias=antialias)
     if name == "inception-v3":
-        from scoring.classifiers.inception import load_torchvision_inception
+        from isgame.scoring.classifiers.inception import load_torchvision_inception
 
         return load_torchvision_inception(weights, interpolation=interpolation, antialias=antialias)
-    from scoring.classifiers.user import is_user_classifier
+    from isgame.scoring.classifiers.user import is_user_classifier
 
     if is_user_classifier(name):
-        from scoring.classifiers.user import load_user_classifier
+        from isgame.scoring.classifiers.user import load_user_classifier
 
         return load_user_classifier(name, interpolation=interpolation, antialias=antialias)
     if name == "inception-v3-tf":
-        from scoring.classifiers.inception_tf import load_tf_inception
+        from isgame.scoring.classifiers.inception_tf import load_tf_inception
 
         return load_tf_inception(weights)
     raise InvalidInputError(

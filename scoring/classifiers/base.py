@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from scoring.errors import InvalidInputError
-from scoring.validation import check_images
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.validation import check_images
 
 #: ITU-R BT.601 luma weights, the ones PIL's ``convert("L")`` uses.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -82,10 +82,6 @@ class ImageClassifier(nn.Module):
         """Run the network on ``device`` (``cpu``, ``cuda``, ``cuda:1``, or ``auto``: this rank's GPU if any); returns self."""
         self.device = resolve_device(device)
         self.to(self.device)
-        if self.device.type == "cuda":
-            # The same command should give the same numbers: no autotuned, run-dependent kernels.
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
         return self
 
     def train(self, mode: bool = True) -> "ImageClassifier":
@@ -154,22 +150,32 @@ class ImageClassifier(nn.Module):
 DEVICE_HELP = "cpu, cuda, cuda:N, or auto (this process's GPU when CUDA is available, else the CPU)"
 
 
+def use_deterministic_cudnn() -> None:
+    """Make cuDNN pick deterministic, non-autotuned kernels for this process (no effect on the CPU).
+
+    A process-wide setting, so the application chooses it: the command line calls it for every
+    command, so that the same command gives the same numbers. Library calls leave it alone.
+    """
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+
+
 def resolve_device(device: "str | torch.device") -> torch.device:
     """A usable torch.device from ``--device``; ``auto`` is ``cuda:LOCAL_RANK`` with CUDA, else the CPU."""
-    from scoring.distributed import local_device
+    from isgame.scoring.distributed import local_device
 
     if isinstance(device, str) and device.strip().lower() == "auto":
         return local_device()
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
-        raise InvalidInputError(f"--device {device!r} is not a device; use {DEVICE_HELP}") from None
+        raise InvalidInputError(f"{parameter('device', repr(device))} is not a device; use {DEVICE_HELP}") from None
     if resolved.type == "cuda":
         if not torch.cuda.is_available():
-            raise InvalidInputError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
+            raise InvalidInputError(f"{parameter('device', device)}: CUDA is not available on this machine; use {parameter('device', 'cpu')} or auto")
         if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise InvalidInputError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+            raise InvalidInputError(f"{parameter('device', device)}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                                     f"numbered from 0")
     elif resolved.type != "cpu":
-        raise InvalidInputError(f"--device {device}: only CPU and CUDA devices are supported; use {DEVICE_HELP}")
+        raise InvalidInputError(f"{parameter('device', device)}: only CPU and CUDA devices are supported; use {DEVICE_HELP}")
     return resolved

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from scoring.classifiers.base import ImageClassifier
-from scoring.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
-from scoring.errors import InvalidInputError, SourceNotFoundError
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
+from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
 
 #: name -> (weights file shipped in scoring/weights, training seed)
 SHIPPED_DIGITS_WEIGHTS = {"digits": ("digits.safetensors", 0), "digits-b": ("digits-b.safetensors", 1)}
@@ -77,7 +77,7 @@ class DigitsClassifier(ImageClassifier):
 def shipped_weights_path(name: str) -> Path:
     """Path of the shipped safetensors file of ``digits`` or ``digits-b``."""
     filename, _ = SHIPPED_DIGITS_WEIGHTS[name]
-    return Path(str(resources.files("scoring") / "weights" / filename))
+    return Path(str(resources.files("isgame.scoring") / "weights" / filename))
 
 
 def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
@@ -89,7 +89,9 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise SourceNotFoundError(f"digits weights not found at {path}; run `isgame train-digits --out {path}` to recreate them")
+        raise SourceNotFoundError(f"digits weights not found at {path}; recreate them with `isgame train-digits` "
+                                  "(seed 0 gives digits, seed 1 digits-b) or pass another file as "
+                                  f"{parameter('weights', 'PATH')}")
     raw = path.read_bytes()
     try:
         state = load_file(str(path))
@@ -186,7 +188,7 @@ def save_digits_network(result: DigitsTrainingResult, path: Path) -> None:
     """Write the network's weights as safetensors (atomically), with seed and accuracy as metadata."""
     from safetensors.torch import save
 
-    from scoring.atomic_io import write_bytes_atomic
+    from isgame.scoring.atomic_io import write_bytes_atomic
 
     state = {key: value.contiguous() for key, value in result.network.state_dict().items()}
     metadata = {key: str(value) for key, value in result.to_dict().items()}

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from scoring.classifiers.base import ImageClassifier
-from scoring.errors import InvalidInputError, SourceNotFoundError
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -45,7 +45,7 @@ def resolve_local_weights(weights: Path | None, default: Path, *, what: str, sou
     if not path.is_file():
         raise SourceNotFoundError(
             f"{what} weights not found at {path}; get {source} on a machine with network access and pass it with "
-            "--weights PATH (isgame never downloads weights)"
+            f"{parameter('weights', 'PATH')} (isgame never downloads weights)"
         )
     return path
 
@@ -94,8 +94,8 @@ class TorchvisionInceptionV3(ImageClassifier):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.train(False)
-        for parameter in self.parameters():
-            parameter.requires_grad_(False)
+        for weight in self.parameters():
+            weight.requires_grad_(False)
 
     def _logits_and_features(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.network((model_input - self.mean) / self.std)

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from scoring.classifiers.base import ImageClassifier, to_channels
-from scoring.classifiers.inception import load_state_dict_file, resolve_local_weights
-from scoring.errors import InvalidInputError
-from scoring.validation import check_images
+from isgame.scoring.classifiers.base import ImageClassifier, to_channels
+from isgame.scoring.classifiers.inception import load_state_dict_file, resolve_local_weights
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.validation import check_images
 
 WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 

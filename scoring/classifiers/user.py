@@ -22,8 +22,8 @@ from urllib.parse import parse_qs
 import torch
 from torch import nn
 
-from scoring.classifiers.base import ImageClassifier
-from scoring.errors import InvalidInputError, SourceNotFoundError
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.errors import InvalidInputError, SourceNotFoundError
 
 FACTORY_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 

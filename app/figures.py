@@ -1,4 +1,9 @@
-"""Saving attacked images: an npz of the arrays and a PNG grid made with ``torchvision.utils``."""
+"""Figures and image files on disk: the one place that switches matplotlib to a file backend and saves
+figures, image grids (``torchvision.utils.make_grid``) and image arrays, each atomically.
+
+Displays (``SomethingDisplay(...).plot()``) live beside their results and draw on whatever backend
+is active; the application saves them through :func:`save_display`, which needs no display server.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,37 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scoring.atomic_io import write_bytes_atomic
+from isgame.scoring.atomic_io import write_bytes_atomic
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Quantise float images in [0, 1] to the 256 levels a saved PNG keeps (as floats in [0, 1])."""
-    return (images.clamp(0, 1) * 255).round() / 255
+def use_file_backend() -> None:
+    """Draw off-screen (Agg): reports are written on machines without a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+def save_figure_atomic(figure, path: Path, *, dpi: int = 120) -> None:
+    """Save a matplotlib figure as PNG atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def close_figure(figure) -> None:
+    """Release a matplotlib figure once saved."""
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+
+
+def save_display(display, path: Path) -> str:
+    """Save a display's figure as PNG atomically, close it, and return the file name."""
+    save_figure_atomic(display.figure_, path)
+    close_figure(display.figure_)
+    return Path(path).name
 
 
 def save_images_npz(path: Path, images: torch.Tensor, **arrays: np.ndarray) -> None:

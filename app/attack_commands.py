@@ -9,18 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
-
-from attacks.artifacts import save_image_grid, save_images_npz
-from attacks.bounded import BoundedSweepResult, EpsilonSweepDisplay, bounded_sweep
-from attacks.inflate import InflateAttack, InflateResult, InflateTraceDisplay
-from attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
-from scoring.atomic_io import close_figure, prepare_out_dir, save_figure_atomic
-from scoring.classifiers import load_classifier
-from scoring.errors import InvalidInputError
-from scoring.pipeline import classify
-from scoring.inception_score import inception_score
-from scoring.samples import open_images
+from isgame.app.figures import save_display, save_image_grid, save_images_npz, use_file_backend
+from isgame.app.outputs import prepare_out_dir
+from isgame.attacks.bounded import BoundedSweepResult, EpsilonSweepDisplay, bounded_sweep
+from isgame.attacks.inflate import InflateAttack
+from isgame.attacks.inflate_result import InflateResult, InflateTraceDisplay
+from isgame.attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.pipeline import classify
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.samples import open_images
 
 #: The variants ``--compare`` runs beside the default, with the settings measured best for each.
 COMPARISON_VARIANTS = {
@@ -56,7 +55,7 @@ class InflateReport:
             "seed": self.seed,
             "real_is": self.real_is,
             "comparison": {name: {k: v for k, v in r.to_dict().items() if k != "trace"} | {
-                "trace_is": [t.inception_score for t in r.trace]} for name, r in self.comparison.items()},
+                "trace_is": [t.is_mean for t in r.trace]} for name, r in self.comparison.items()},
             "files": self.files,
         }
 
@@ -79,9 +78,9 @@ def run_inflate(
 ) -> InflateReport:
     """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot."""
     if n < 1:
-        raise InvalidInputError(f"--n must be >= 1, got {n}")
+        raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     if noise not in ("uniform", "gaussian"):
-        raise InvalidInputError(f"--noise must be uniform or gaussian, got {noise!r}")
+        raise InvalidInputError(f"{parameter('noise')} must be uniform or gaussian, got {noise!r}")
     classifier = load_classifier(classifier_name)
     start = open_images(f"noise:{noise}", n=n, seed=seed, image_size=classifier.input_size).load_all()
     attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n),
@@ -98,10 +97,9 @@ def run_inflate(
         save_images_npz(folder / "inflated.npz", result.images, start=result.start.numpy(), targets=result.targets.numpy())
         save_image_grid(folder / "inflated_grid.png", result.images)
         save_image_grid(folder / "noise_grid.png", result.start)
-        matplotlib.use("Agg")
-        display = InflateTraceDisplay.from_results({result.optimizer: result, **comparison}, real_is).plot()
-        save_figure_atomic(display.figure_, folder / "inflate_trace.png")
-        close_figure(display.figure_)
+        use_file_backend()
+        save_display(InflateTraceDisplay.from_results({result.optimizer: result, **comparison}, real_is).plot(),
+                     folder / "inflate_trace.png")
         files = {"images": "inflated.npz", "grid": "inflated_grid.png", "noise_grid": "noise_grid.png",
                  "trace": "inflate_trace.png"}
     return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed, classifier=classifier_name,
@@ -143,11 +141,8 @@ def run_bounded(
     files = {}
     if out_dir is not None:
         folder = prepare_out_dir(out_dir)
-        matplotlib.use("Agg")
-        display = EpsilonSweepDisplay.from_results(sweeps).plot()
-        save_figure_atomic(display.figure_, folder / "bounded_is_vs_eps.png")
-        close_figure(display.figure_)
-        files["plot"] = "bounded_is_vs_eps.png"
+        use_file_backend()
+        files["plot"] = save_display(EpsilonSweepDisplay(sweeps).plot(), folder / "bounded_is_vs_eps.png")
         for sweep in sweeps:
             # One row per ε, the first ten images of each.
             save_image_grid(folder / f"bounded_examples_{sweep.norm}.png", sweep.examples.flatten(0, 1), nrow=10)
@@ -170,10 +165,7 @@ def run_toy(*, out_dir: Path | None = None, n: int = 100_000, seed: int = 0) -> 
     files = {}
     if out_dir is not None:
         folder = prepare_out_dir(out_dir)
-        matplotlib.use("Agg")
-        for name, display in (("toy_densities.png", ToyDensityDisplay().plot()),
-                              ("toy_scores.png", ToyScoresDisplay.from_result(result).plot())):
-            save_figure_atomic(display.figure_, folder / name)
-            close_figure(display.figure_)
-        files = {"densities": "toy_densities.png", "scores": "toy_scores.png"}
+        use_file_backend()
+        files = {"densities": save_display(ToyDensityDisplay().plot(), folder / "toy_densities.png"),
+                 "scores": save_display(ToyScoresDisplay(result).plot(), folder / "toy_scores.png")}
     return ToyReport(result=result, files=files)

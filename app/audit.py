@@ -1,4 +1,4 @@
-"""``isgame audit``: run every score, attack and probe on the embedded default; write one report.
+"""``isgame audit`` (``isgame.audit()``): run every score, attack and probe on the embedded default; write one report.
 
 Writes into ``outputs/<run-id>/`` (or ``out``), each file atomically: ``report.json`` and the
 PNG figures of every section. A section that fails leaves the files of earlier sections intact.
@@ -11,13 +11,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from attacks.commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
-from probes.commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
-from probes.report_html import render_report_html
-from scoring.atomic_io import close_figure, prepare_out_dir, save_figure_atomic, write_json_atomic, write_text_atomic
-from scoring.classifiers import load_classifier
-from scoring.pipeline import ScoreReport, score_images
-from scoring.samples import open_images
+from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
+from isgame.app.probe_commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
+from isgame.app.report_html import render_report_html
+from isgame.app.figures import save_display, use_file_backend
+from isgame.app.outputs import prepare_out_dir
+from isgame.scoring.atomic_io import write_json_atomic, write_text_atomic
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.pipeline import ScoreReport, score_images
+from isgame.scoring.samples import open_images
 
 AUDIT_SOURCES = ("digits:test", "digits:train", "noise:uniform", "noise:gaussian")
 AUDIT_NOISE_SAMPLES = 1000
@@ -76,18 +78,17 @@ class AuditReport:
         }
 
 
+@dataclass
 class SourceScoresDisplay:
     """Two panels: IS and exp(I) per source against K; H(y) and E[H(y|x)] in bits against log2 K."""
 
-    def __init__(self, names: list[str], is_means: list[float], is_stds: list[float], improved: list[float],
-                 marginal_bits: list[float], conditional_bits: list[float], num_classes: int) -> None:
-        self.names = names
-        self.is_means = is_means
-        self.is_stds = is_stds
-        self.improved = improved
-        self.marginal_bits = marginal_bits
-        self.conditional_bits = conditional_bits
-        self.num_classes = num_classes
+    names: list[str]
+    is_means: list[float]
+    is_stds: list[float]
+    improved: list[float]
+    marginal_bits: list[float]
+    conditional_bits: list[float]
+    num_classes: int
 
     @classmethod
     def from_reports(cls, reports: list[ScoreReport]) -> "SourceScoresDisplay":
@@ -136,19 +137,15 @@ def _score_sources(classifier, folder: Path, *, seed: int, progress: bool) -> li
         source = open_images(spec, n=AUDIT_NOISE_SAMPLES if spec.startswith("noise:") else None, seed=seed,
                              image_size=classifier.input_size)
         reports.append(score_images(source, classifier, splits=AUDIT_SPLITS, seed=seed, progress=progress))
-    import matplotlib
-
-    matplotlib.use("Agg")
-    display = SourceScoresDisplay.from_reports(reports).plot()
-    save_figure_atomic(display.figure_, folder / "source_scores.png")
-    close_figure(display.figure_)
+    use_file_backend()
+    save_display(SourceScoresDisplay.from_reports(reports).plot(), folder / "source_scores.png")
     return reports
 
 
-def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
+def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
               seed: int = 0, progress: bool = True) -> AuditReport:
     """Run every section with ``classifier_name`` and write the report folder."""
-    from scoring.progress import progress_bar
+    from isgame.scoring.progress import progress_bar
 
     started = time.perf_counter()
     folder = prepare_out_dir(out, outputs_root=outputs_root, label="audit")
@@ -195,8 +192,7 @@ def run_audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), 
 
 def print_audit_summary(report: AuditReport, console) -> None:
     """The headline, then one table per section, then where the report is."""
-    from attacks.tables import bounded_table, inflate_table, toy_table
-    from scoring.tables import score_table
+    from isgame.app.tables import PROBE_TABLES, bounded_table, inflate_table, matrix_table, score_table, toy_table
 
     h = report.headline()
     console.print(
@@ -210,11 +206,7 @@ def print_audit_summary(report: AuditReport, console) -> None:
     console.print(inflate_table(report.inflate))
     console.print(bounded_table(report.bounded))
     console.print(toy_table(report.toy))
-    from probes.tables import PROBE_TABLES
-
     for name, probe in report.probes.items():
         console.print(PROBE_TABLES[name](probe))
-    from probes.tables import matrix_table
-
     console.print(matrix_table(report.matrix))
     console.print(f"report written to {report.out_dir}/report.json and report.html ({report.seconds:.1f} s)")

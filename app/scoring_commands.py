@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scoring.classifiers import load_classifier
-from scoring.errors import InvalidInputError
-from scoring.pipeline import DEFAULT_BATCH_SIZE, PREDICTION_BATCH_SIZE, ScoreReport, score_images, score_predictions
-from scoring.samples import open_images, open_predictions
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE, PREDICTION_BATCH_SIZE, ScoreReport, score_images, score_predictions
+from isgame.scoring.samples import open_images, open_predictions
 
 
 def score_source(
@@ -28,21 +28,18 @@ def score_source(
 ) -> ScoreReport:
     """Score SOURCE as images (through a classifier) or as (N, K) logits / probabilities."""
     if splits < 1:
-        raise InvalidInputError(f"--splits must be >= 1, got {splits}")
+        raise InvalidInputError(f"{parameter('splits')} must be >= 1, got {splits}")
     if n is not None and n < 1:
-        raise InvalidInputError(f"--n must be >= 1, got {n}")
+        raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     if batch_size is not None and batch_size < 1:
-        raise InvalidInputError(f"--batch-size must be >= 1, got {batch_size}")
+        raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
     if input_kind in ("logits", "probs"):
-        predictions = open_predictions(source)
-        if n is not None and n < predictions.num_samples:
-            predictions.limit = n
         return score_predictions(
-            predictions, kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
+            open_predictions(source, n=n), kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
             batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
         )
     if input_kind != "images":
-        raise InvalidInputError(f"--input must be images, logits or probs, got {input_kind!r}")
+        raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
     return score_images(
@@ -62,12 +59,11 @@ def collect_logits(source: str, *, classifier_name: str = "digits", weights: Pat
     import torch
 
     if input_kind == "logits":
-        predictions = open_predictions(source)
-        rows = predictions.num_samples if n is None else min(n, predictions.num_samples)
-        return torch.from_numpy(np.array(predictions.array[0:rows], dtype=np.float64))
+        predictions = open_predictions(source, n=n)
+        return torch.from_numpy(np.array(predictions.array[0 : predictions.num_samples], dtype=np.float64))
     if input_kind != "images":
-        raise InvalidInputError("--dialect needs logits: use --input images (a classifier runs) or --input logits")
-    from scoring.distributed import all_gather_rows, current_group
+        raise InvalidInputError(f"{parameter('dialect')} needs logits: use {parameter('input_kind', 'images')} (a classifier runs) or {parameter('input_kind', 'logits')}")
+    from isgame.scoring.distributed import all_gather_rows, current_group
 
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
@@ -87,7 +83,7 @@ def collect_logits(source: str, *, classifier_name: str = "digits", weights: Pat
 def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,
                       noise_seed: int = 0, **collect):
     """One dialect's score, or with ``dialect="all"`` a :class:`~scoring.dialects.DialectTable`."""
-    from scoring.dialects import DIALECTS, DialectTable, dialect_table, score_dialect
+    from isgame.scoring.dialects import DIALECTS, DialectTable, dialect_table, score_dialect
 
     if dialect != "all" and dialect not in DIALECTS:
         raise InvalidInputError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)} or all")
@@ -111,9 +107,9 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     across torchrun processes; returns a JSON-ready dict."""
     import torch
 
-    from scoring.distributed import current_group
-    from scoring.fid import FidAccumulator, statistics_to_fid
-    from scoring.progress import progress_bar
+    from isgame.scoring.distributed import current_group
+    from isgame.scoring.fid import FeatureStatisticsAccumulator, statistics_to_fid
+    from isgame.scoring.progress import progress_bar
 
     classifier = load_classifier(classifier_name, weights=weights)
     group = current_group()
@@ -121,7 +117,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     for role, spec in (("real", real), ("fake", fake)):
         source = open_images(spec, n=n, seed=seed, image_size=classifier.input_size)
         start, stop = group.shard(source.num_samples)
-        accumulator = FidAccumulator(classifier.feature_dim)
+        accumulator = FeatureStatisticsAccumulator(classifier.feature_dim)
         size = batch_size or DEFAULT_BATCH_SIZE
         with progress_bar(f"features of {spec}", total=stop - start, batches=(stop - start) // size + 1,
                           enabled=progress) as advance, torch.no_grad():

@@ -1,0 +1,159 @@
+"""isgame: how easily the Inception Score is gamed, and how robust the alternatives are.
+
+One import gives the whole toolkit::
+
+    import isgame
+
+    result = isgame.inception_score(logits, splits=10)        # (N, K) logits or probabilities
+    print(result.is_mean, result.mutual_information_bits)
+
+    fid = isgame.frechet_distance(real_features, fake_features)  # (N, D) each
+
+Layers:
+
+* the science returns typed results and writes nothing unless asked: :mod:`isgame.scoring`
+  (metrics, classifiers, loaders, distributed helpers), :mod:`isgame.attacks` (gaming the score)
+  and :mod:`isgame.probes` (what the score cannot see, the robustness matrix, claim checks);
+* the application composes it and writes reports, figures and tables: :mod:`isgame.app`
+  (the audit, ``check``, the matrix runner, output folders, the HTML page);
+* :mod:`isgame.cli` is the ``isgame`` command, one library call per command.
+
+Every name in ``__all__`` is imported on first use, so ``import isgame`` (and the command line)
+starts without loading torch until a metric is needed.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+#: public name -> the module that defines it
+_API: dict[str, str] = {
+    # the Inception Score: one-shot and streaming, classic and mutual information
+    "inception_score": "isgame.scoring.inception_score",
+    "mutual_information": "isgame.scoring.inception_score",
+    "InceptionScoreResult": "isgame.scoring.score_result",
+    "InceptionScoreAccumulator": "isgame.scoring.accumulator",
+    "StreamingMetric": "isgame.scoring.streaming",
+    "dialect_table": "isgame.scoring.dialects",
+    "score_dialect": "isgame.scoring.dialects",
+    # FID (one-shot and streaming), KID, precision / recall / density / coverage
+    "frechet_distance": "isgame.scoring.fid",
+    "features_to_statistics": "isgame.scoring.fid",
+    "statistics_to_fid": "isgame.scoring.fid",
+    "FeatureStatistics": "isgame.scoring.fid",
+    "FeatureStatisticsAccumulator": "isgame.scoring.fid",
+    "FrechetDistanceAccumulator": "isgame.scoring.fid",
+    "kernel_inception_distance": "isgame.scoring.kid",
+    "KidResult": "isgame.scoring.kid",
+    "precision_recall_density_coverage": "isgame.scoring.prdc",
+    "PrecisionRecallResult": "isgame.scoring.prdc",
+    # copy detectors
+    "data_copying_test": "isgame.probes.copy_detectors",
+    "authenticity": "isgame.probes.copy_detectors",
+    "nearest_training_test": "isgame.probes.copy_detectors",
+    # classifiers and images
+    "load_classifier": "isgame.scoring.classifiers",
+    "ImageClassifier": "isgame.scoring.classifiers",
+    "set_default_device": "isgame.scoring.classifiers",
+    "open_images": "isgame.scoring.samples",
+    "ImageSource": "isgame.scoring.samples",
+    "classify": "isgame.scoring.pipeline",
+    "classify_with_features": "isgame.scoring.pipeline",
+    # gaming the score
+    "InflateAttack": "isgame.attacks.inflate",
+    "InflateResult": "isgame.attacks.inflate_result",
+    "targeted_pgd": "isgame.attacks.bounded",
+    "bounded_sweep": "isgame.attacks.bounded",
+    "toy_counterexample": "isgame.attacks.toy",
+    # what the score cannot see
+    "check_claim": "isgame.probes.claim",
+    "CheckResult": "isgame.probes.claim",
+    "robustness_matrix": "isgame.probes.matrix",
+    "memorization_probe": "isgame.probes.memorization",
+    "noise_baselines": "isgame.probes.noise_baselines",
+    "sensitivity_probe": "isgame.probes.sensitivity",
+    "domain_probe": "isgame.probes.domain",
+    # the application: the audit and the library call behind every other command
+    "audit": "isgame.app.audit",
+    "AuditReport": "isgame.app.audit",
+    "score_source": "isgame.app.scoring_commands",
+    "score_in_dialects": "isgame.app.scoring_commands",
+    "fid_between": "isgame.app.scoring_commands",
+    "run_inflate": "isgame.app.attack_commands",
+    "run_bounded": "isgame.app.attack_commands",
+    "run_toy": "isgame.app.attack_commands",
+    "run_probe": "isgame.app.probe_commands",
+    "run_matrix": "isgame.app.probe_commands",
+    "run_check": "isgame.app.check",
+    # errors
+    "IsgameError": "isgame.scoring.errors",
+    "InvalidInputError": "isgame.scoring.errors",
+    "InvalidTypeError": "isgame.scoring.errors",
+    "SourceNotFoundError": "isgame.scoring.errors",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("isgame")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
+
+
+#: the subpackages, importable as attributes too (``isgame.scoring.fid``)
+_SUBMODULES = ("scoring", "attacks", "probes", "app", "cli")
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f"isgame.{name}")
+    module = _API.get(name)
+    if module is None:
+        raise AttributeError(f"module 'isgame' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API) | set(_SUBMODULES))
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real objects
+    from isgame.app.attack_commands import run_bounded, run_inflate, run_toy
+    from isgame.app.audit import AuditReport, audit
+    from isgame.app.check import run_check
+    from isgame.app.probe_commands import run_matrix, run_probe
+    from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
+    from isgame.attacks.bounded import bounded_sweep, targeted_pgd
+    from isgame.attacks.inflate import InflateAttack
+    from isgame.attacks.inflate_result import InflateResult
+    from isgame.attacks.toy import toy_counterexample
+    from isgame.probes.claim import CheckResult, check_claim
+    from isgame.probes.copy_detectors import authenticity, data_copying_test, nearest_training_test
+    from isgame.probes.domain import domain_probe
+    from isgame.probes.matrix import robustness_matrix
+    from isgame.probes.memorization import memorization_probe
+    from isgame.probes.noise_baselines import noise_baselines
+    from isgame.probes.sensitivity import sensitivity_probe
+    from isgame.scoring.accumulator import InceptionScoreAccumulator
+    from isgame.scoring.classifiers import ImageClassifier, load_classifier, set_default_device
+    from isgame.scoring.dialects import dialect_table, score_dialect
+    from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, SourceNotFoundError
+    from isgame.scoring.fid import (FeatureStatistics, FeatureStatisticsAccumulator, FrechetDistanceAccumulator,
+                                    features_to_statistics, frechet_distance, statistics_to_fid)
+    from isgame.scoring.inception_score import inception_score, mutual_information
+    from isgame.scoring.kid import KidResult, kernel_inception_distance
+    from isgame.scoring.pipeline import classify, classify_with_features
+    from isgame.scoring.prdc import PrecisionRecallResult, precision_recall_density_coverage
+    from isgame.scoring.samples import ImageSource, open_images
+    from isgame.scoring.score_result import InceptionScoreResult
+    from isgame.scoring.streaming import StreamingMetric

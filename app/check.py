@@ -1,0 +1,47 @@
+"""``isgame check``: audit a claim on samples from any source, and write its page.
+
+:func:`run_check` loads the samples (and the real reference and training images), asks
+:func:`isgame.probes.claim.check_claim` for the evidence and the verdict, and writes the class
+histogram, a sample grid and ``check.html`` into the run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from isgame.app.figures import save_display, save_image_grid, use_file_backend
+from isgame.app.outputs import prepare_out_dir
+from isgame.app.probe_commands import ProbeReport
+from isgame.app.report_html import render_check_html
+from isgame.probes.claim import ClassHistogramDisplay, check_claim
+from isgame.scoring.atomic_io import write_text_atomic
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.samples import open_images
+
+
+def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, classifier_name: str = "digits",
+              reference: str | None = None, train: str | None = None, n: int | None = None, seed: int = 0,
+              out_dir: Path | None = None) -> ProbeReport:
+    """Load SAMPLES (and the real reference / training images), audit the claim, write check.json-ready data,
+    a class-histogram figure, a sample grid and ``check.html`` into ``out_dir``."""
+    classifier = load_classifier(classifier_name)
+
+    def load(spec: str, limit: int | None = None) -> torch.Tensor:
+        return open_images(spec, n=limit, seed=seed, image_size=classifier.input_size).load_all(
+            conform=lambda image: classifier.preprocess(image).float())
+
+    if reference is None and classifier_name in ("digits", "digits-b"):
+        reference = "digits:test"  # the embedded default's own real held-out images
+    result = check_claim(load(samples, n), claimed=claimed, claimed_std=claimed_std, classifier_name=classifier_name,
+                         reference=None if reference is None else load(reference),
+                         train=None if train is None else load(train), seed=seed)
+    folder = prepare_out_dir(out_dir, label="check")
+    use_file_backend()
+    files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(), folder / "check_histogram.png"),
+             "samples": "check_samples.png", "html": "check.html"}
+    save_image_grid(folder / files["samples"], result.examples, nrow=10)
+    report = ProbeReport(name="check", result=result, files=files)
+    write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
+    return report

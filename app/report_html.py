@@ -1,0 +1,218 @@
+"""The audit's ``report.html``: one self-contained page (figures embedded as data URIs) that a
+reviewer can open offline. A small script marks, once the page has loaded, how many figures
+decoded, so a headless browser test can check them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; line-height: 1.45; }
+h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
+td, th { border: 1px solid #ddd; padding: .25em .55em; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+.headline { background: #fff4e5; border-left: 4px solid #f0a030; padding: .8em 1em; font-size: 1.05em; }
+.published { color: #666; font-style: italic; }
+img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
+.fooled { background: #f8d0c8; } .resisted { background: #d4e4f4; }
+"""
+
+SCRIPT = """
+window.addEventListener('load', function () {
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var status = document.getElementById('figures-status');
+  status.textContent = 'figures loaded: ' + loaded + ' of ' + images.length;
+  status.setAttribute('data-loaded', String(loaded));
+  status.setAttribute('data-total', String(images.length));
+});
+"""
+
+
+def _figure(folder: Path, filename: str, caption: str) -> str:
+    data = base64.b64encode((folder / filename).read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _table(header: list[str], rows: list[list[object]], classes: list[list[str]] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = []
+    for i, row in enumerate(rows):
+        cells = []
+        for j, value in enumerate(row):
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            css = f' class="{classes[i][j]}"' if classes and classes[i][j] else ""
+            cells.append(f"<td{css}>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _page(title: str, parts: list[str]) -> str:
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>{chr(10).join(parts)}</body></html>")
+
+
+def _headline(report: dict) -> list[str]:
+    h = report["headline"]
+    return [
+        f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>",
+        '<p class="headline" id="headline">'
+        f"<b>Headline.</b> {html.escape(h['method'])} lifted the Inception Score from <b>{h['noise_is']:.3f}</b> "
+        f"to <b id='inflated-is'>{h['inflated_is']:.4f}</b> out of K = {h['num_classes']}, past 0.999 K after "
+        f"{h['steps_to_999_of_k']} gradient steps ({h['steps']} until every sample was at its target), "
+        f"and {h['seconds']:.2f} s ({h['gradient_evaluations_per_sample']:.2f} forward+backward passes per sample). "
+        f"Real held-out digits score <b id='real-is'>{h['real_is']:.3f}</b>. Saved as uint8 PNGs the noise still scores "
+        f"{h['inflated_is_uint8']:.4f}.</p>",
+        '<p id="figures-status">figures not checked (JavaScript off)</p>',
+        f"<p>Seed {report['seed']}; the whole audit took {report['seconds']:.1f} s.</p>",
+    ]
+
+
+def _matrix_section(report: dict, folder: Path) -> list[str]:
+    matrix = report.get("matrix")
+    if not matrix:
+        return []
+    rows = [[game] + [matrix["cells"][game][m]["value"] for m in matrix["metrics"]] for game in matrix["games"]]
+    classes = [[""] + ["fooled" if matrix["cells"][g][m]["fooled"] and g != matrix["reference_game"] else "resisted"
+                       for m in matrix["metrics"]] for g in matrix["games"]]
+    caveat = matrix["fid_sample_size_caveat"]
+    return [
+        "<h2>The robustness matrix</h2>",
+        _figure(folder, report["figures"]["matrix_heatmap"],
+                "games × metrics; red ✗: the game scores at least as well as real data"),
+        _table(["game"] + matrix["metrics"], rows, classes),
+        *(f"<p>{html.escape(text)}</p>" for text in matrix["paragraphs"].values()),
+        f"<p><b>FID's sample-size caveat.</b> {html.escape(caveat['note'])}.</p>",
+        _table(["N real samples"] + [str(n) for n in caveat["sizes"]], [["FID"] + caveat["fid"]]),
+    ]
+
+
+def _scores_section(report: dict, folder: Path) -> list[str]:
+    return [
+        "<h2>Scores of real data and noise</h2>",
+        _figure(folder, report["figures"]["source_scores"], "IS, exp(I) and entropies per source"),
+        _table(["source", "N", "IS", "± std", "exp(I)", "I bits", "H(y|x) bits"],
+               [[s["source"], s["n"], s["is_mean"], s["is_std"], s["improved_is"], s["mutual_information_bits"],
+                 s["conditional_entropy_bits"]] for s in report["scores"]]),
+    ]
+
+
+def _inflate_section(report: dict, folder: Path) -> list[str]:
+    inflate, figures = report["inflate"], report["figures"]
+    runs = [["newton (default)", inflate["steps"], inflate["steps_to_999_of_k"], inflate["final_is"], inflate["final_is_uint8"],
+             inflate["gradient_evaluations_per_sample"]]]
+    runs += [[name, r["steps"], r["steps_to_999_of_k"], r["final_is"], r["final_is_uint8"], r["gradient_evaluations_per_sample"]]
+             for name, r in inflate["comparison"].items()]
+    return [
+        "<h2>Inflating the score from noise</h2>",
+        _figure(folder, figures["inflate_trace"], "IS and H(y|x) per gradient step"),
+        _figure(folder, figures["inflate_noise_grid"], "the starting uniform noise (first 100)"),
+        _figure(folder, figures["inflate_grid"], "the same noise after the attack: IS ≈ K, still noise to the eye"),
+        _table(["run", "steps", "steps to 0.999 K", "final IS", "uint8 IS", "f+b per sample"], runs),
+    ]
+
+
+def _bounded_section(report: dict, folder: Path) -> list[str]:
+    parts = ["<h2>ε-bounded attacks on real digits (foolbox PGD)</h2>",
+             _figure(folder, report["figures"]["bounded_plot"], "IS against ε")]
+    for sweep in report["bounded"]["sweeps"]:
+        parts.append(f"<p>{sweep['norm']}: real IS {sweep['real_is']:.4f}; +10% reached at ε = "
+                     f"{sweep['epsilon_for_10_percent_above_real']}; 99% of K at ε = {sweep['epsilon_for_99_percent_of_k']}.</p>")
+        parts.append(_table(["ε", "IS", "H(y|x) bits", "success rate"],
+                            [[e["epsilon"], e["inception_score"], e["conditional_entropy_bits"], e["success_rate"]]
+                             for e in sweep["epsilons"]]))
+    return parts
+
+
+def _toy_section(report: dict, folder: Path) -> list[str]:
+    return [
+        "<h2>The 1-D counter-example</h2>",
+        _figure(folder, report["figures"]["toy_densities"], "data, generators and the Bayes classifier"),
+        _figure(folder, report["figures"]["toy_scores"], "IS per generator"),
+        _table(["generator", "IS (integrated)", "IS (Monte Carlo)", "± s.e."],
+               [[g["name"], g["inception_score"], g["inception_score_mc"], g["mc_stderr"]] for g in report["toy"]["generators"]]),
+    ]
+
+
+def _memorization_and_noise_sections(report: dict, folder: Path) -> list[str]:
+    probes, figures = report["probes"], report["figures"]
+    published = probes["noise"]["published_inception_v3_conditional_entropy_bits"]
+    return [
+        "<h2>Memorisation</h2>",
+        _figure(folder, figures["memorization_plot"], "IS, C_T and authenticity along the KDE bandwidth"),
+        _figure(folder, figures["memorization_examples"], "examples: one row per generator"),
+        _table(["generator", "IS", "I bits", "C_T", "authenticity", "near-copies"],
+               [[g["name"], g["is_mean"], g["mutual_information_bits"], g["ct_statistic"], g["authenticity"],
+                 g["near_copy_fraction"]] for g in probes["memorization"]["generators"]]),
+        "<h2>Noise baselines</h2>",
+        _figure(folder, figures["noise_plot"], "E[H(y|x)] and H(y) against log2 K"),
+        _table(["input", "E[H(y|x)] bits", "H(y) bits", "mean top-1"],
+               [[r["name"], r["conditional_entropy_bits"], r["marginal_entropy_bits"], r["mean_max_probability"]]
+                for r in probes["noise"]["rows"]]),
+        f'<p class="published">Published context, not measured here ({html.escape(published["source"])}): '
+        + "; ".join(f"{html.escape(k)} {v} bits" for k, v in published["values"].items())
+        + f" (log2 1000 = {published['max_entropy_bits']:.2f} bits).</p>",
+    ]
+
+
+def _sensitivity_and_domain_sections(report: dict, folder: Path) -> list[str]:
+    probes, figures = report["probes"], report["figures"]
+    sensitivity = probes["sensitivity"]
+    return [
+        "<h2>Sensitivity</h2>",
+        _figure(folder, figures["sensitivity_plot"], "splits, sample count, weights and preprocessing"),
+        _table(["what", "on", "spread %"],
+               [["splits", s["dataset"], s["spread_percent"]] for s in sensitivity["splits"]]
+               + [["weights", w["samples"], w["spread_percent"]] for w in sensitivity["weights"]]
+               + [["preprocessing", p["samples"], p["spread_percent"]] for p in sensitivity["preprocessing"]]),
+        "<h2>Domain mismatch</h2>",
+        _figure(folder, figures["domain_plot"], "a digit classifier on photographs"),
+        _figure(folder, figures["domain_examples"], "photo crops as the classifier sees them (8×8 grey)"),
+        _table(["images", "IS", "mean top-1", "H(y|x) bits"],
+               [[r["name"], r["inception_score"], r["mean_max_probability"], r["conditional_entropy_bits"]]
+                for r in probes["domain"]["rows"]]),
+    ]
+
+
+AUDIT_SECTIONS = (_matrix_section, _scores_section, _inflate_section, _bounded_section, _toy_section,
+                  _memorization_and_noise_sections, _sensitivity_and_domain_sections)
+
+
+def render_report_html(report: dict, folder: Path) -> str:
+    """The page for a ``report.json`` payload whose figures sit in ``folder``."""
+    parts = _headline(report)
+    for section in AUDIT_SECTIONS:
+        parts.extend(section(report, folder))
+    return _page("isgame audit", parts)
+
+
+def render_check_html(check: dict, folder: Path) -> str:
+    """The page of one ``isgame check``: verdict, evidence, recomputed figures, histogram and samples."""
+    low, high = check["spread_min"], check["spread_max"]
+    parts = [f"<h1>isgame check — claimed IS {check['claimed']:g} ± {check['claimed_std']:g}</h1>",
+             f'<p class="headline" id="verdict"><b>Verdict: {html.escape(check["verdict"])}.</b> '
+             f"Recomputed spread [{low:.4f}, {high:.4f}] with classifier {html.escape(check['classifier'])}, "
+             f"N = {check['n']}, K = {check['num_classes']}.</p>",
+             '<p id="figures-status">figures not checked (JavaScript off)</p>', "<h2>Evidence</h2><ul>"]
+    parts += [f"<li>{html.escape(reason)}</li>" for reason in check["reasons"]]
+    parts.append("</ul><h2>Recomputed</h2>")
+    parts.append(_table(["variant", "IS"], [[name, value] for name, value in check["recomputed"].items()]))
+    baseline, ceiling = check["noise_baseline"], check["gaming_ceiling"]
+    parts.append("<h2>Baselines</h2>")
+    parts.append(_table(["quantity", "value"], [
+        ["E[H(y|x)] of the samples (bits)", baseline["samples_bits"]],
+        ["E[H(y|x)] of uniform noise (bits)", baseline["uniform_noise_bits"]],
+        ["E[H(y|x)] of real reference images (bits)", "-" if baseline["reference_bits"] is None else baseline["reference_bits"]],
+        ["gaming ceiling: IS of noise after the inflate attack", ceiling["inflated_is"]],
+        ["samples per split", check["sample_count"]["per_split"]],
+        ["fraction nearer noise than real", "-" if check["images_vs_noise"]["fraction_nearer_noise_than_real"] is None
+         else check["images_vs_noise"]["fraction_nearer_noise_than_real"]],
+    ]))
+    parts.append(_figure(folder, check["files"]["histogram"], "predicted-class histogram"))
+    parts.append(_figure(folder, check["files"]["samples"], "the first 50 samples"))
+    return _page("isgame check", parts)
