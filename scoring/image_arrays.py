@@ -240,11 +240,10 @@ def _float_peak(scan: RangeScan, *, name: str, value_range: str, atol: float) ->
     if value_range == "auto":
         peak = 255.0 if scan.high > AUTO_RANGE_THRESHOLD else 1.0
         other = "0-1" if peak == 255.0 else "0-255"
-        decided = (f"read as 0-{peak:g} (max {scan.high:.6g} "
-                   f"{'>' if peak == 255.0 else '<='} {AUTO_RANGE_THRESHOLD:g})")
-        notes.append(Note(f"{name}: float values in [{scan.low:.6g}, {scan.high:.6g}], {decided}; "
+        why = f"max {scan.high:.6g} {'>' if peak == 255.0 else '<='} {AUTO_RANGE_THRESHOLD:g}"
+        notes.append(Note(f"{name}: float values in [{scan.low:.6g}, {scan.high:.6g}], read as 0-{peak:g} ({why}); "
                           f"pass {parameter('value_range', other)} if they are {other}"))
-        hint = f" ({decided}; {parameter('value_range')} chooses)"
+        hint = f" (range 0-{peak:g} detected, {why}; {parameter('value_range')} chooses)"
     else:
         peak = 255.0 if value_range == "0-255" else 1.0
     bad = scan.first_outside[peak]

@@ -84,7 +84,7 @@ def test_value_range_can_be_forced_either_way(tmp_path):
 def test_auto_detection_threshold_is_the_largest_value_above_one_and_a_half(tmp_path):
     below = np.zeros((2, 1, 8, 8), np.float32)
     below[1, 0, 0, 0] = 1.5
-    with pytest.raises(InvalidInputError, match=r"values in \[0, 1.5\].*read as 0-1 \(max 1.5 <= 1.5\)"):
+    with pytest.raises(InvalidInputError, match=r"values in \[0, 1.5\].*range 0-1 detected, max 1.5 <= 1.5"):
         open_images(save(tmp_path, below))
     above = below.copy()
     above[1, 0, 0, 0] = 1.5001
