@@ -47,6 +47,16 @@ DeviceOption = Annotated[str, typer.Option("--device", help="Where the classifie
                                            "(this process's GPU if CUDA is available, else the CPU).")]
 
 
+class ValueRange(str, Enum):
+    auto = "auto"
+    unit = "0-1"
+    byte = "0-255"
+
+
+RangeOption = Annotated[ValueRange, typer.Option("--range", help="Values of float image arrays: 0-1, 0-255, or auto "
+                                                 "(0-255 when the largest value exceeds 1.5; a note says which).")]
+
+
 def samples_option(meaning: str):
     """The one ``--n`` / ``--num-samples`` option; ``meaning`` says what N counts in this command."""
     return typer.Option("--n", "--num-samples", help=f"{meaning} Under torchrun write --num-samples, which torchrun "
@@ -58,7 +68,7 @@ EXIT_INTERRUPTED = 130
 
 #: library parameter -> the flag that sets it, where the flag is not ``--`` + the name with dashes
 FLAG_OF_PARAMETER = {"input_kind": "--input", "kind": "--input", "classifier_name": "--classifier",
-                     "epsilons": "--eps", "out_dir": "--out"}
+                     "epsilons": "--eps", "out_dir": "--out", "value_range": "--range"}
 
 
 def flag_spelling(name: str, value: str | None) -> str:
@@ -87,6 +97,18 @@ def _rank_prefix() -> str:
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     return f"rank {os.environ.get('RANK', '?')} of {world_size}: " if world_size > 1 else ""
+
+
+def print_notes(notes) -> None:
+    """Each note the loader left (files skipped, range detected, values clipped, --n capped) as one stderr line;
+    under torchrun only rank 0 prints."""
+    from isgame.scoring.distributed import current_group
+
+    if not current_group().is_main:
+        return
+    for note in notes:
+        text = note.render(flag_spelling) if hasattr(note, "render") else str(note)
+        typer.echo(f"isgame: note: {text}", err=True)
 
 
 def use_device(device: str) -> None:
@@ -149,6 +171,7 @@ def score(
     input_kind: Annotated[InputKind, typer.Option("--input", help="What SOURCE holds.")] = InputKind.images,
     dialect: Annotated[str | None, typer.Option("--dialect", help="Score as openai, torch-fidelity, torchmetrics, "
                                                   "sbarratt or barratt-sharma do; 'all' for a side-by-side table.")] = None,
+    value_range: RangeOption = ValueRange.auto,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -161,7 +184,9 @@ def score(
 
         table = run_or_exit(lambda: score_in_dialects(
             source, dialect, splits=splits, seed=seed, noise_seed=0 if seed is None else seed,
-            classifier_name=classifier, weights=weights, n=n, batch_size=batch_size, input_kind=input_kind.value))
+            classifier_name=classifier, weights=weights, n=n, batch_size=batch_size, input_kind=input_kind.value,
+            value_range=value_range.value))
+        print_notes(table.notes)
         console_for(json_out).print(dialect_table_view(table))
         emit_json(table.to_dict(), json_out)
         return
@@ -169,8 +194,9 @@ def score(
     report = run_or_exit(lambda: score_source(
         source, classifier_name=classifier, weights=weights, splits=10 if splits is None else splits, shuffle=shuffle,
         seed=0 if seed is None else seed, n=n,
-        batch_size=batch_size, input_kind=input_kind.value, progress=not quiet,
+        batch_size=batch_size, input_kind=input_kind.value, progress=not quiet, value_range=value_range.value,
     ))
+    print_notes(report.extra.get("notes", ()))
     from isgame.app.tables import score_table
 
     console_for(json_out).print(score_table([report]))
@@ -357,6 +383,7 @@ def check(
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation.")] = None,
     n: Annotated[int | None, samples_option("Use the first N samples.")] = None,
     seed: SeedOption = 0,
+    value_range: RangeOption = ValueRange.auto,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
@@ -365,7 +392,9 @@ def check(
     from isgame.app.check import run_check
 
     report = run_or_exit(lambda: run_check(samples, claimed=claimed, claimed_std=claimed_std, classifier_name=classifier,
-                                           reference=reference, train=train, n=n, seed=seed, out_dir=out))
+                                           reference=reference, train=train, n=n, seed=seed, out_dir=out,
+                                           value_range=value_range.value))
+    print_notes(report.notes)
     result = report.result
     console = console_for(json_out)
     console.print(f"[bold]verdict: {result.verdict}[/bold] (claimed {claimed:g} ± {claimed_std:g}; recomputed "
@@ -385,6 +414,7 @@ def fid(
     n: Annotated[int | None, samples_option("Use the first N images of each (noise: how many).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
     seed: SeedOption = 0,
+    value_range: RangeOption = ValueRange.auto,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -393,7 +423,8 @@ def fid(
     from isgame.app.scoring_commands import fid_between
 
     result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
-                                             batch_size=batch_size, progress=not quiet))
+                                             batch_size=batch_size, progress=not quiet, value_range=value_range.value))
+    print_notes(result["notes"])
     console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
                                 f"{classifier} features (N = {result['n_real']} and {result['n_fake']})")
     emit_json(result, json_out)

@@ -7,6 +7,7 @@ histogram, a sample grid and ``check.html`` into the run folder.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -21,16 +22,28 @@ from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.samples import open_images
 
 
+@dataclass(frozen=True)
+class CheckReport(ProbeReport):
+    """The check's :class:`ProbeReport`, with what the loader decided about each source (``notes``)."""
+
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "notes": list(self.notes)}
+
+
 def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, classifier_name: str = "digits",
               reference: str | None = None, train: str | None = None, n: int | None = None, seed: int = 0,
-              out_dir: Path | None = None) -> ProbeReport:
+              out_dir: Path | None = None, value_range: str = "auto") -> CheckReport:
     """Load SAMPLES (and the real reference / training images), audit the claim, write check.json-ready data,
     a class-histogram figure, a sample grid and ``check.html`` into ``out_dir``."""
     classifier = load_classifier(classifier_name)
+    notes: list[str] = []
 
     def load(spec: str, limit: int | None = None) -> torch.Tensor:
-        return open_images(spec, n=limit, seed=seed, image_size=classifier.input_size).load_all(
-            conform=lambda image: classifier.preprocess(image).float())
+        source = open_images(spec, n=limit, seed=seed, image_size=classifier.input_size, value_range=value_range)
+        notes.extend(source.notes)
+        return source.load_all(conform=lambda image: classifier.preprocess(image).float())
 
     if reference is None and classifier_name in ("digits", "digits-b"):
         reference = "digits:test"  # the embedded default's own real held-out images
@@ -42,6 +55,6 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, classif
     files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(), folder / "check_histogram.png"),
              "samples": "check_samples.png", "html": "check.html"}
     save_image_grid(folder / files["samples"], result.examples, nrow=10)
-    report = ProbeReport(name="check", result=result, files=files)
+    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes))
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report

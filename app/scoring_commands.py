@@ -5,9 +5,11 @@ They return data and raise :class:`~scoring.errors.IsgameError`; they never exit
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.dialects import DialectTable
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE, PREDICTION_BATCH_SIZE, ScoreReport, score_images, score_predictions
 from isgame.scoring.samples import open_images, open_predictions
@@ -25,8 +27,12 @@ def score_source(
     batch_size: int | None = None,
     input_kind: str = "images",
     progress: bool = True,
+    value_range: str = "auto",
 ) -> ScoreReport:
-    """Score SOURCE as images (through a classifier) or as (N, K) logits / probabilities."""
+    """Score SOURCE as images (through a classifier) or as (N, K) logits / probabilities.
+
+    The report's ``to_dict()["notes"]`` lists what the loader decided (files skipped, range detected, ...).
+    """
     if splits < 1:
         raise InvalidInputError(f"{parameter('splits')} must be >= 1, got {splits}")
     if n is not None and n < 1:
@@ -34,39 +40,84 @@ def score_source(
     if batch_size is not None and batch_size < 1:
         raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
     if input_kind in ("logits", "probs"):
-        return score_predictions(
-            open_predictions(source, n=n), kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
+        predictions = open_predictions(source, n=n)
+        report = score_predictions(
+            predictions, kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
             batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
         )
+        return _with_notes(report, predictions.notes)
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
     classifier = load_classifier(classifier_name, weights=weights)
-    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
-    return score_images(
+    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+    report = score_images(
         images, classifier, splits=splits, shuffle=shuffle, seed=seed,
         batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress,
     )
+    return _with_notes(report, images.notes)
+
+
+def _with_notes(report: ScoreReport, notes: tuple[str, ...]) -> ScoreReport:
+    return replace(report, extra={**report.extra, "notes": list(notes)})
 
 
 def collect_logits(source: str, *, classifier_name: str = "digits", weights: Path | None = None, n: int | None = None,
                    seed: int = 0, batch_size: int | None = None, input_kind: str = "images",
-                   truncate_to_uint8: bool = False):
+                   truncate_to_uint8: bool = False, value_range: str = "auto"):
     """All (N, K) logits of SOURCE in memory (the reference implementations hold them all too).
 
     ``truncate_to_uint8`` reproduces torchmetrics' ``(imgs * 255).byte()``: floats are truncated, not rounded.
     """
+    opened = _open_for_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=seed,
+                              input_kind=input_kind, value_range=value_range)
+    return _logits_of(opened, batch_size=batch_size, truncate_to_uint8=truncate_to_uint8)
+
+
+@dataclass(frozen=True)
+class NotedDialectTable(DialectTable):
+    """A :class:`~scoring.dialects.DialectTable` with the notes of the source it was computed from."""
+
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {**super().to_dict(), "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class _OpenedForLogits:
+    """Logits already read (``--input logits``), or images and the classifier that will see them."""
+
+    notes: tuple[str, ...]
+    logits: object = None
+    images: object = None
+    classifier: object = None
+
+
+def _open_for_logits(source: str, *, classifier_name: str, weights: Path | None, n: int | None, seed: int,
+                     input_kind: str, value_range: str) -> _OpenedForLogits:
     import numpy as np
     import torch
 
     if input_kind == "logits":
         predictions = open_predictions(source, n=n)
-        return torch.from_numpy(np.array(predictions.array[0 : predictions.num_samples], dtype=np.float64))
+        return _OpenedForLogits(predictions.notes, logits=torch.from_numpy(
+            np.array(predictions.array[0 : predictions.num_samples], dtype=np.float64)))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('dialect')} needs logits: use {parameter('input_kind', 'images')} (a classifier runs) or {parameter('input_kind', 'logits')}")
+    classifier = load_classifier(classifier_name, weights=weights)
+    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+    return _OpenedForLogits(images.notes, images=images, classifier=classifier)
+
+
+def _logits_of(opened: _OpenedForLogits, *, batch_size: int | None, truncate_to_uint8: bool = False):
+    import torch
+
     from isgame.scoring.distributed import all_gather_rows, current_group
 
-    classifier = load_classifier(classifier_name, weights=weights)
-    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
+    if opened.logits is not None:
+        return opened.logits
+    classifier, images = opened.classifier, opened.images
+
     def prepare(batch: torch.Tensor) -> torch.Tensor:
         return torch.floor(batch * 255) / 255 if truncate_to_uint8 else batch
 
@@ -81,30 +132,38 @@ def collect_logits(source: str, *, classifier_name: str = "digits", weights: Pat
 
 
 def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,
-                      noise_seed: int = 0, **collect):
-    """One dialect's score, or with ``dialect="all"`` a :class:`~scoring.dialects.DialectTable`."""
-    from isgame.scoring.dialects import DIALECTS, DialectTable, dialect_table, score_dialect
+                      noise_seed: int = 0, classifier_name: str = "digits", weights: Path | None = None,
+                      n: int | None = None, batch_size: int | None = None, input_kind: str = "images",
+                      value_range: str = "auto"):
+    """One dialect's score, or with ``dialect="all"`` a :class:`~scoring.dialects.DialectTable`; the table's
+    ``notes`` (also under ``to_dict()["notes"]``) list what the loader decided."""
+    from isgame.scoring.dialects import DIALECTS, dialect_table, score_dialect
 
     if dialect != "all" and dialect not in DIALECTS:
         raise InvalidInputError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)} or all")
-    logits = collect_logits(source, seed=noise_seed, **collect)
+    opened = _open_for_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=noise_seed,
+                              input_kind=input_kind, value_range=value_range)
+    logits = _logits_of(opened, batch_size=batch_size)
     truncated = None
-    if dialect in ("all", "torchmetrics") and collect.get("input_kind", "images") == "images":
+    if dialect in ("all", "torchmetrics") and opened.images is not None:
         # torchmetrics turns float images into uint8 by truncation before its network sees them.
-        truncated = collect_logits(source, seed=noise_seed, truncate_to_uint8=True, **collect)
+        truncated = _logits_of(opened, batch_size=batch_size, truncate_to_uint8=True)
     if dialect == "all":
         table = dialect_table(logits, splits=splits)
+        scores = table.scores
         if truncated is not None:
-            table = DialectTable([score_dialect(truncated, "torchmetrics", splits=splits) if s.dialect == "torchmetrics"
-                                  else s for s in table.scores])
-        return table
-    return DialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits, seed=seed)])
+            scores = [score_dialect(truncated, "torchmetrics", splits=splits) if s.dialect == "torchmetrics" else s
+                      for s in scores]
+        return NotedDialectTable(scores, notes=opened.notes)
+    return NotedDialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits, seed=seed)],
+                             notes=opened.notes)
 
 
 def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weights: Path | None = None,
-                n: int | None = None, seed: int = 0, batch_size: int | None = None, progress: bool = True) -> dict:
+                n: int | None = None, seed: int = 0, batch_size: int | None = None, progress: bool = True,
+                value_range: str = "auto") -> dict:
     """FID between two image sources on the classifier's features, streamed (O(D^2) memory) and sharded
-    across torchrun processes; returns a JSON-ready dict."""
+    across torchrun processes; returns a JSON-ready dict (``notes``: what the loader decided for either source)."""
     import torch
 
     from isgame.scoring.distributed import current_group
@@ -114,8 +173,10 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     classifier = load_classifier(classifier_name, weights=weights)
     group = current_group()
     statistics = {}
+    sources = {role: open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+               for role, spec in (("real", real), ("fake", fake))}
     for role, spec in (("real", real), ("fake", fake)):
-        source = open_images(spec, n=n, seed=seed, image_size=classifier.input_size)
+        source = sources[role]
         start, stop = group.shard(source.num_samples)
         accumulator = FeatureStatisticsAccumulator(classifier.feature_dim)
         size = batch_size or DEFAULT_BATCH_SIZE
@@ -131,4 +192,5 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
             "n_real": statistics["real"].n, "n_fake": statistics["fake"].n,
             "fid": statistics_to_fid(statistics["real"], statistics["fake"]),
             "note": "FID is biased upward at small N; compare values only at equal sample counts",
+            "notes": [*sources["real"].notes, *sources["fake"].notes],
             **({"processes": group.world_size} if group.world_size > 1 else {})}

@@ -1,13 +1,18 @@
-"""Where samples come from: one loader for folders, arrays and built-in sources.
+"""Where samples come from: one loader for folders, zips, arrays, tensor files and built-in sources.
 
 :func:`open_images` resolves a SOURCE string to an :class:`ImageSource` whose ``batches``
-yield float32 images (B, C, H, W) in [0, 1]:
+yield float32 images (B, C, H, W) in [0, 1], and whose ``notes`` say what was decided on the
+caller's behalf (files skipped, a value range detected, values clipped, ``n`` capped):
 
-* a folder of PNG/JPEG images (grey, RGB, RGBA, palette; mixed sizes): read one at a time,
-  so memory is one batch; PIL's decompression-bomb guard stays on;
-* ``.npy`` / ``.npz``: uint8 (N, H, W) or (N, H, W, C), or float (N, C, H, W) in [0, 1];
-  ``.npy`` rows are read on demand (resident memory stays one batch); ``FILE.npz:KEY`` picks an array, otherwise the only one or
-  ``images``; nothing is unpickled (``allow_pickle=False``);
+* a folder of images at any depth (PNG, JPEG, WEBP, BMP, TIFF, GIF's first frame; grey, RGB,
+  RGBA, palette; mixed sizes), in sorted relative-path order; other files are skipped and
+  counted (:mod:`isgame.scoring.image_files`);
+* a ``.zip`` of images, members read on demand in sorted name order, never extracted;
+* ``.npy`` / ``.npz`` / ``.pt`` / ``.pth``: uint8 or float images (N, H, W), (N, C, H, W) or
+  (N, H, W, C); float values 0-1 or 0-255 (``value_range``, detected by default)
+  (:mod:`isgame.scoring.image_arrays`). ``.npy`` rows are read on demand (resident memory stays
+  one batch); ``FILE.npz:KEY`` / ``FILE.pt:KEY`` picks an array, otherwise the only one or
+  ``images``; nothing is unpickled (``allow_pickle=False``, ``weights_only=True``);
 * ``digits:train`` / ``digits:test``: the fixed split of :mod:`scoring.digits_data`;
 * ``noise:uniform`` / ``noise:gaussian``: ``n`` seeded images of ``image_size``
   (Gaussian: mean 0.5, std 0.25, clipped to [0, 1]).
@@ -17,97 +22,77 @@ yield float32 images (B, C, H, W) in [0, 1]:
 
 from __future__ import annotations
 
-import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from isgame.scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError, parameter
-from isgame.scoring.validation import check_images
+from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
+from isgame.scoring.image_arrays import (NUMPY_SUFFIXES, TORCH_SUFFIXES, VALUE_RANGES, NpyRows, array_image_source,
+                                         load_array, load_tensor_file)
+from isgame.scoring.image_files import IMAGE_SUFFIXES, folder_source, read_image_file, zip_source
+from isgame.scoring.image_source import ImageSource
+from isgame.scoring.notes import Note
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+__all__ = ["BUILTIN_SOURCES", "IMAGE_SUFFIXES", "VALUE_RANGES", "ImageSource", "NpyRows", "PredictionSource", "load_array",
+           "noise_source", "open_images", "open_predictions", "read_image_file", "tensor_source"]
+
 BUILTIN_SOURCES = ("digits:train", "digits:test", "noise:uniform", "noise:gaussian")
 GAUSSIAN_NOISE_MEAN = 0.5
 GAUSSIAN_NOISE_STD = 0.25
+KEYED_SUFFIXES = (".npz", *TORCH_SUFFIXES)
 
 
-@dataclass
-class ImageSource:
-    """N images that can be read batch by batch.
+def open_images(spec: str, *, n: int | None = None, seed: int = 0, image_size: tuple[int, int] = (8, 8),
+                value_range: str = "auto") -> ImageSource:
+    """Resolve SOURCE to an :class:`ImageSource`; ``n`` limits (or, for noise, sets) the count.
 
-    ``read(start, stop)`` returns a list of (C, H, W) float32 tensors or one stacked
-    (B, C, H, W) tensor. ``conform`` (e.g. a classifier's single-image preprocessing) is
-    applied per image when a batch mixes sizes or channel counts.
+    ``value_range`` ("auto", "0-1" or "0-255") says how float arrays are scaled; other sources ignore it.
     """
-
-    name: str
-    num_samples: int
-    read: Callable[[int, int], torch.Tensor | list[torch.Tensor]]
-
-    def batches(
-        self, batch_size: int, *, conform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        start: int = 0, stop: int | None = None,
-    ) -> Iterator[torch.Tensor]:
-        """Yield (B, C, H, W) float32 batches in [0, 1] of images start..stop-1, in order."""
-        if batch_size < 1:
-            raise InvalidInputError(f"batch size must be >= 1, got {batch_size}")
-        stop = self.num_samples if stop is None else stop
-        for first in range(start, stop, batch_size):
-            last = min(first + batch_size, stop)
-            chunk = self.read(first, last)
-            if isinstance(chunk, list):
-                chunk = _stack_images(chunk, conform, where=f"{self.name} (images {first}..{last - 1})")
-            yield chunk
-
-    def load_all(self, *, conform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
-        """All images as one (N, C, H, W) tensor; for small sources only."""
-        return torch.cat(list(self.batches(max(self.num_samples, 1), conform=conform)))
-
-
-def _stack_images(images: list[torch.Tensor], conform, *, where: str) -> torch.Tensor:
-    shapes = {tuple(image.shape) for image in images}
-    if len(shapes) == 1:
-        return torch.stack(images)
-    if conform is None:
-        raise InvalidInputError(
-            f"{where}: images differ in size or channels ({', '.join(str(s) for s in sorted(shapes)[:3])}); "
-            "score them with a classifier, which resizes them, or resize them first"
-        )
-    return torch.cat([conform(image.unsqueeze(0)) for image in images])
-
-
-def open_images(spec: str, *, n: int | None = None, seed: int = 0, image_size: tuple[int, int] = (8, 8)) -> ImageSource:
-    """Resolve SOURCE to an :class:`ImageSource`; ``n`` limits (or, for noise, sets) the count."""
     if n is not None and n < 1:
         raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
+    if value_range not in VALUE_RANGES:
+        raise InvalidInputError(f"{parameter('value_range')} must be auto, 0-1 or 0-255, got {value_range!r}")
     if spec.startswith("digits:"):
         source = _digits_source(spec)
     elif spec.startswith("noise:"):
         source = noise_source(spec.split(":", 1)[1], n=1000 if n is None else n, seed=seed, image_size=image_size)
     else:
         path, key = _split_key(spec)
+        suffix = path.suffix.lower()
         if path.is_dir():
-            source = _folder_source(path)
+            source = folder_source(path)
         elif not path.exists():
             raise SourceNotFoundError(
-                f"source {spec!r} not found; pass a folder of images, a .npy/.npz file or one of {', '.join(BUILTIN_SOURCES)}"
+                f"source {spec!r} not found; pass a folder of images, a .zip of images, a .npy/.npz/.pt array "
+                f"or one of {', '.join(BUILTIN_SOURCES)}"
             )
-        elif path.suffix.lower() in (".npy", ".npz"):
-            source = _array_image_source(path, key)
+        elif suffix in NUMPY_SUFFIXES:
+            source = array_image_source(load_array(path, key), name=str(path), value_range=value_range, limit=n)
+        elif suffix in TORCH_SUFFIXES:
+            source = array_image_source(load_tensor_file(path, key), name=str(path), value_range=value_range, limit=n)
+        elif suffix == ".zip":
+            source = zip_source(path)
         else:
-            raise InvalidInputError(f"{path}: unsupported file type {path.suffix!r}; pass a folder of PNG/JPEG images or a .npy/.npz array")
+            raise InvalidInputError(f"{path}: unsupported file type {path.suffix!r}; pass a folder or .zip of images "
+                                    "or a .npy/.npz/.pt array")
     if n is not None and n < source.num_samples:
-        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read)
+        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read, notes=source.notes)
+    elif n is not None and n > source.num_samples and not spec.startswith("noise:"):
+        source.notes = (*source.notes, _capped_note(source.name, n, source.num_samples, "images"))
     return source
 
 
+def _capped_note(name: str, n: int, available: int, what: str) -> Note:
+    return Note(f"{name}: {parameter('n', n)} asks for more than its {available} {what}; using all {available}")
+
+
 def _split_key(spec: str) -> tuple[Path, str | None]:
-    """``FILE.npz:KEY`` -> (FILE.npz, KEY); anything else -> (path, None)."""
+    """``FILE.npz:KEY`` / ``FILE.pt:KEY`` -> (FILE, KEY); anything else -> (path, None)."""
     head, sep, tail = spec.rpartition(":")
-    if sep and head.lower().endswith(".npz") and not Path(spec).exists():
+    if sep and head.lower().endswith(KEYED_SUFFIXES) and not Path(spec).exists():
         return Path(head), tail
     return Path(spec), None
 
@@ -150,163 +135,17 @@ def noise_source(kind: str, *, n: int, seed: int, image_size: tuple[int, int] = 
     return ImageSource(name=f"noise:{kind}", num_samples=n, read=read)
 
 
-def _folder_source(folder: Path) -> ImageSource:
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InvalidInputError(f"{folder}: no PNG or JPEG images found; put .png/.jpg files in the folder")
-
-    def read(start: int, stop: int) -> list[torch.Tensor]:
-        return [read_image_file(path) for path in files[start:stop]]
-
-    return ImageSource(name=str(folder), num_samples=len(files), read=read)
-
-
-def read_image_file(path: Path) -> torch.Tensor:
-    """One image file as a float32 (C, H, W) tensor in [0, 1]; C = 1 (grey), 3 (RGB) or 4 (RGBA)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode == "P":
-                image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-            elif mode in ("LA", "PA"):
-                image = image.convert("RGBA")
-            elif mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-                array = np.asarray(image, dtype=np.float64)
-                peak = 65535.0 if mode.startswith("I;16") else max(float(array.max()), 1.0)
-                return torch.from_numpy((array / peak).clip(0, 1).astype(np.float32))[None]
-            elif mode not in ("L", "RGB", "RGBA"):
-                image = image.convert("RGB")
-            array = np.asarray(image, dtype=np.uint8)
-    except Image.DecompressionBombError as error:
-        raise InvalidInputError(f"{path}: refused as a possible decompression bomb ({error}); shrink the image") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise InvalidInputError(f"{path}: not a readable image ({type(error).__name__}: {error}); remove or re-save it") from None
-    tensor = torch.from_numpy(array.astype(np.float32) / 255.0)
-    return tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1).contiguous()
-
-
-class NpyRows:
-    """Rows of a C-ordered ``.npy`` file, read on demand with seek + read.
-
-    Unlike ``mmap_mode="r"``, pages read are not kept mapped, so resident memory stays one
-    chunk however large the file (touched pages of a memory map count in RSS).
-    Supports ``len``, ``.shape``, ``.dtype``, ``.ndim`` and slicing ``rows[a:b]`` with step 1.
-    """
-
-    def __init__(self, path: Path) -> None:
-        with open(path, "rb") as stream:
-            version = np.lib.format.read_magic(stream)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = read_header(stream)
-            self.offset = stream.tell()
-        if dtype.hasobject:
-            raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
-        if fortran_order and len(shape) > 1:
-            raise ValueError("Fortran-ordered arrays are not streamed; save with numpy.save(np.ascontiguousarray(a))")
-        self.path, self.shape, self.dtype = path, tuple(shape), dtype
-        self.row_items = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-        expected = self.offset + int(np.prod(shape)) * dtype.itemsize
-        if path.stat().st_size < expected:
-            raise EOFError(f"file is {path.stat().st_size} bytes, header promises {expected}")
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def __getitem__(self, index: slice) -> np.ndarray:
-        if not isinstance(index, slice) or index.step not in (None, 1):
-            raise TypeError("NpyRows supports contiguous slices only")
-        start, stop, _ = index.indices(self.shape[0])
-        count = max(stop - start, 0)
-        with open(self.path, "rb") as stream:
-            stream.seek(self.offset + start * self.row_items * self.dtype.itemsize)
-            data = np.fromfile(stream, dtype=self.dtype, count=count * self.row_items)
-        return data.reshape((count, *self.shape[1:]))
-
-
-def load_array(path: Path, key: str | None = None) -> np.ndarray | NpyRows:
-    """A numeric array from .npy (streamed by :class:`NpyRows`) or .npz (in memory), never unpickling anything."""
-    try:
-        if path.suffix.lower() == ".npy":
-            array = NpyRows(path)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                names = list(archive.files)
-                if key is None:
-                    if len(names) == 1:
-                        key = names[0]
-                    elif "images" in names:
-                        key = "images"
-                    else:
-                        raise InvalidInputError(
-                            f"{path}: holds several arrays ({', '.join(names[:5])}); pick one as {path}:NAME"
-                        )
-                if key not in names:
-                    raise InvalidInputError(f"{path}: no array named {key!r}; it holds {', '.join(names[:5]) or 'none'}")
-                array = archive[key]
-    except ValueError as error:
-        if "pickle" in str(error).lower() or "object" in str(error).lower():
-            raise InvalidTypeError(
-                f"{path}: holds pickled objects, which are never loaded; save a plain numeric array with numpy.save"
-            ) from None
-        raise InvalidInputError(f"{path}: not a valid numpy file ({error}); re-save it with numpy.save or numpy.savez") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as error:
-        raise InvalidInputError(f"{path}: corrupt or truncated numpy file ({type(error).__name__}); re-save it") from None
-    if array.dtype.kind not in "fiub":
-        raise InvalidTypeError(f"{path}: expected numbers, got dtype {array.dtype}; save a uint8 or float array")
-    return array
-
-
-def _array_image_source(path: Path, key: str | None) -> ImageSource:
-    array = load_array(path, key)
-    shape = array.shape
-    if array.dtype == np.uint8:
-        if array.ndim == 3:
-            layout = "NHW"
-        elif array.ndim == 4 and shape[3] in (1, 3, 4):
-            layout = "NHWC"
-        else:
-            raise InvalidInputError(
-                f"{path}: uint8 images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got {shape}"
-            )
-    elif array.dtype.kind == "f":
-        if array.ndim != 4 or shape[1] not in (1, 3, 4):
-            raise InvalidInputError(
-                f"{path}: float images must have shape (N, C, H, W) with C in 1, 3, 4 and values in [0, 1]; got {shape}"
-            )
-        layout = "NCHW"
-    else:
-        raise InvalidTypeError(f"{path}: images must be uint8 or float, got dtype {array.dtype}; convert them")
-    if shape[0] == 0:
-        raise InvalidInputError(f"{path}: holds 0 images; pass a non-empty array")
-
-    def read(start: int, stop: int) -> torch.Tensor:
-        chunk = np.asarray(array[start:stop])
-        if layout == "NHW":
-            tensor = torch.from_numpy(chunk.astype(np.float32) / 255.0)[:, None]
-        elif layout == "NHWC":
-            tensor = torch.from_numpy(chunk.astype(np.float32) / 255.0).permute(0, 3, 1, 2).contiguous()
-        else:
-            tensor = torch.from_numpy(chunk.astype(np.float32))
-            check_images(tensor, name=str(path), row_offset=start)
-        return tensor
-
-    return ImageSource(name=str(path), num_samples=shape[0], read=read)
-
-
 @dataclass(frozen=True)
 class PredictionSource:
-    """N rows of (N, K) logits or probabilities, read in chunks from a streamed array; ``limit`` keeps the first N."""
+    """N rows of (N, K) logits or probabilities, read in chunks from a streamed array; ``limit`` keeps the first N.
+
+    ``notes`` say what was decided on the caller's behalf (e.g. ``n`` capped to the rows there are).
+    """
 
     name: str
     array: np.ndarray | NpyRows
     limit: int | None = None
+    notes: tuple[str, ...] = ()
 
     @property
     def num_samples(self) -> int:
@@ -341,4 +180,6 @@ def open_predictions(spec: str, *, n: int | None = None) -> PredictionSource:
         raise InvalidInputError(f"{path}: expected K >= 2 classes, got shape {array.shape}; the score needs at least two classes")
     if array.shape[0] == 0:
         raise InvalidInputError(f"{path}: holds 0 rows; pass at least one sample")
-    return PredictionSource(name=str(path), array=array, limit=n)
+    capped = n is not None and n > array.shape[0]
+    return PredictionSource(name=str(path), array=array, limit=n,
+                            notes=(_capped_note(str(path), n, array.shape[0], "rows"),) if capped else ())

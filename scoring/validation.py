@@ -17,6 +17,8 @@ PredictionKind = Literal["logits", "probs"]
 
 #: Rows of probabilities must sum to 1 within this absolute tolerance.
 PROBABILITY_SUM_ATOL = 1e-4
+#: Float image values at most this far outside [0, 1] (after scaling) are rounding, and are clipped.
+IMAGE_RANGE_ATOL = 1e-4
 
 
 def as_float64_tensor(values: object, *, name: str) -> torch.Tensor:
@@ -107,8 +109,12 @@ def check_splits(n: int, splits: int) -> None:
         raise InvalidInputError(f"N = {n} samples is fewer than splits = {splits}; use {parameter('splits', max(n, 1))} or fewer, or pass more samples")
 
 
-def check_images(images: object, *, name: str = "images", row_offset: int = 0) -> torch.Tensor:
-    """Validate float images (N, C, H, W) in [0, 1] with C in {1, 3, 4}; return them as a float tensor."""
+def check_images(images: object, *, name: str = "images", row_offset: int = 0, atol: float = IMAGE_RANGE_ATOL) -> torch.Tensor:
+    """Validate float images (N, C, H, W) in [0, 1] with C in {1, 3, 4}; return them as a float tensor.
+
+    Values at most ``atol`` outside [0, 1] (float rounding, e.g. 1 + 1.2e-7) are clipped into it;
+    anything further out is refused with the image's real min and max.
+    """
     if not isinstance(images, torch.Tensor):
         raise InvalidTypeError(f"{name}: expected a torch.Tensor, got {type(images).__name__}")
     if not images.is_floating_point():
@@ -123,11 +129,21 @@ def check_images(images: object, *, name: str = "images", row_offset: int = 0) -
     nonfinite = ~torch.isfinite(images)
     if nonfinite.any():
         raise InvalidInputError(f"{name}: image {first_bad_row(nonfinite) + row_offset} contains NaN or inf; fix that image")
-    outside = (images < 0) | (images > 1)
+    outside = (images < -atol) | (images > 1 + atol)
     if outside.any():
         row = first_bad_row(outside)
-        raise InvalidInputError(
-            f"{name}: image {row + row_offset} has values in [{images[row].min().item():.3g}, {images[row].max().item():.3g}], "
-            "expected [0, 1]; rescale float images to [0, 1]"
-        )
+        raise InvalidInputError(out_of_range_message(
+            name, row + row_offset, images[row].min().item(), images[row].max().item(), atol=atol))
+    if (images < 0).any() or (images > 1).any():
+        images = images.clamp(0, 1)
     return images
+
+
+def out_of_range_message(name: str, row: int, low: float, high: float, *, atol: float = IMAGE_RANGE_ATOL,
+                         peak: float = 1.0, hint: str = "") -> str:
+    """``NAME: image ROW has values in [LOW, HIGH], expected [0, PEAK] (within ATOL); ...`` with enough digits to see why."""
+    fix = "rescale float images to [0, 1]"
+    if peak == 1 and -1 - atol <= low < -atol and high <= 1 + atol:
+        fix = "images in [-1, 1] (a tanh output) map to [0, 1] with (x + 1) / 2"
+    return (f"{name}: image {row} has values in [{low:.6g}, {high:.6g}], expected [0, {peak:g}] "
+            f"within {atol * peak:g}{hint}; {fix}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import struct
+import zipfile
 import zlib
 
 import numpy as np
@@ -42,7 +44,7 @@ def folder_with(tmp_path, name: str, data: bytes):
 
 def test_empty_folder(cli, tmp_path):
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(cli("score", tmp_path / "empty"), "no PNG or JPEG images")
+    assert_one_line_error(cli("score", tmp_path / "empty"), "no images found")
 
 
 def test_decompression_bomb_is_refused(cli, tmp_path):
@@ -69,17 +71,20 @@ def test_truncated_arrays(cli, tmp_path):
     assert_one_line_error(cli("score", tmp_path / "cut.npz"), "cut.npz")
 
 
-@pytest.mark.parametrize("array,fragment", [
-    (np.zeros((5, 8, 8, 2), np.uint8), "C in 1, 3, 4"),
-    (np.zeros((5, 2, 8, 8), np.float32), "C in 1, 3, 4"),
-    (np.zeros((5, 8), np.uint8), "(N, H, W)"),
-    (np.full((5, 1, 8, 8), 2.0, np.float32), "expected [0, 1]"),
-    (np.full((5, 1, 8, 8), np.nan, np.float32), "NaN or inf"),
-    (np.zeros((5, 8, 8), np.complex64), "uint8 or float"),
+@pytest.mark.parametrize("array,options,fragment", [
+    (np.zeros((5, 8, 8, 2), np.uint8), [], "C in 1, 3, 4"),
+    (np.zeros((5, 2, 8, 8), np.float32), [], "C in 1, 3, 4"),
+    (np.zeros((5, 8), np.uint8), [], "(N, H, W)"),
+    (np.full((5, 1, 8, 8), 2.0, np.float32), ["--range", "0-1"], "image 0 has values in [2, 2], expected [0, 1]"),
+    (np.full((5, 1, 8, 8), 300.0, np.float32), [], "expected [0, 255]"),
+    (np.full((5, 1, 8, 8), -0.5, np.float32), [], "expected [0, 1]"),
+    (np.full((5, 1, 8, 8), np.nan, np.float32), [], "NaN or inf"),
+    (np.zeros((5, 8, 8), np.complex64), [], "uint8 or float"),
+    (np.zeros((5, 8, 8), np.int64), [], "uint8 or float"),
 ])
-def test_wrong_image_arrays(cli, tmp_path, array, fragment):
+def test_wrong_image_arrays(cli, tmp_path, array, options, fragment):
     np.save(tmp_path / "x.npy", array)
-    assert_one_line_error(cli("score", tmp_path / "x.npy", "--splits", "1"), fragment)
+    assert_one_line_error(cli("score", tmp_path / "x.npy", "--splits", "1", *options), fragment)
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".npz"])
@@ -96,13 +101,58 @@ def test_pickle_payloads_in_arrays_are_never_executed(cli, tmp_path, suffix):
     assert not marker.exists()
 
 
-def test_pt_files_are_not_samples_and_pickled_weights_do_not_run(cli, tmp_path):
+def test_pickled_pt_samples_and_weights_do_not_run(cli, tmp_path):
     marker = tmp_path / "executed"
     evil = tmp_path / "evil.pt"
     evil.write_bytes(pickle.dumps(Payload(str(marker))))
-    assert_one_line_error(cli("score", evil), "unsupported file type")
+    assert_one_line_error(cli("score", evil), "evil.pt", "pickled objects other than tensors")
     assert_one_line_error(cli("score", "digits:test", "--weights", evil), "safetensors")
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("name,data,fragment", [
+    ("garbage.pt", b"hello, I am not a torch file", "not a readable torch file"),
+    ("garbage.zip", b"PK\x03\x04 but nothing after", "not a readable zip archive"),
+])
+def test_corrupt_tensor_and_zip_files(cli, tmp_path, name, data, fragment):
+    (tmp_path / name).write_bytes(data)
+    assert_one_line_error(cli("score", tmp_path / name, "--splits", "1"), name, fragment)
+
+
+def zip_of(path, members: dict[str, bytes]):
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def png_bytes(value: int, size: int = 8) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size, size), value, np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_zip_member_too_large_once_decompressed_is_refused(cli, tmp_path, monkeypatch):
+    import isgame.scoring.image_files as image_files
+
+    monkeypatch.setattr(image_files, "MAX_ZIP_MEMBER_BYTES", 1000)
+    path = zip_of(tmp_path / "bomb.zip", {"a.png": png_bytes(1), "b.bmp": np.zeros(5000, np.uint8).tobytes()})
+    assert_one_line_error(cli("score", path, "--splits", "1"), "bomb.zip:b.bmp", "more than 1000")
+
+
+def test_zip_members_are_never_extracted_even_with_escaping_names(cli, tmp_path):
+    (tmp_path / "data").mkdir()
+    path = zip_of(tmp_path / "data" / "x.zip", {"../../escaped.png": png_bytes(3), "/abs.png": png_bytes(4)})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = cli("score", path, "--splits", "1", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not (tmp_path.parent / "escaped.png").exists()
+
+
+def test_a_corrupt_image_inside_a_zip_names_the_member(cli, tmp_path):
+    path = zip_of(tmp_path / "x.zip", {"a.png": png_bytes(1), "b.png": b"not a png at all"})
+    assert_one_line_error(cli("score", path, "--splits", "1"), "x.zip:b.png", "not a readable image")
 
 
 @pytest.mark.parametrize("args,fragment", [

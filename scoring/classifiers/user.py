@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -91,6 +93,27 @@ class UserClassifier(ImageClassifier):
                 "std": self.std.flatten().tolist()}
 
 
+def import_from_here(module_name: str):
+    """Import ``module_name``; if its top-level package is not importable, look in the current working folder too.
+
+    The working folder is on ``sys.path`` only for that one import (as ``python -m`` would put it there),
+    so a later import never finds a module there by accident.
+    """
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        top_level = module_name.split(".", 1)[0]
+        here = os.getcwd()
+        if error.name != top_level or here in sys.path or "" in sys.path:
+            raise
+    sys.path.insert(0, here)
+    try:
+        importlib.invalidate_caches()
+        return importlib.import_module(module_name)
+    finally:
+        sys.path.remove(here)
+
+
 def load_user_classifier(spec: str, **preprocessing) -> UserClassifier:
     """Load ``torchscript:PATH[?...]`` or ``module:function[?...]``."""
     base, _, query = spec.partition("?")
@@ -111,9 +134,10 @@ def load_user_classifier(spec: str, **preprocessing) -> UserClassifier:
     else:
         module_name, function_name = base.split(":", 1)
         try:
-            factory = getattr(importlib.import_module(module_name), function_name)
+            factory = getattr(import_from_here(module_name), function_name)
         except (ImportError, AttributeError) as error:
-            raise InvalidInputError(f"cannot load classifier factory {base!r} ({error}); is the module importable?") from None
+            raise InvalidInputError(f"cannot load classifier factory {base!r} ({error}); is the module importable "
+                                    "from the working folder or PYTHONPATH?") from None
         module = factory()
         if not isinstance(module, nn.Module):
             raise InvalidInputError(f"{base} returned {type(module).__name__}, expected a torch.nn.Module")
