@@ -236,10 +236,10 @@ def reproduction_answer(*, claimed: float, claimed_std: float, protocol: dict[st
         else:
             nearest = min(recomputed, key=lambda name: abs(claimed - recomputed[name]))
             low, high = min(recomputed.values()), max(recomputed.values())
-            where = "above" if claimed > high else "below" if claimed < low else "between"
-            reasons.append(f"no dialect or preprocessing variant gives it either: the claim lies {where} all "
-                           f"{len(recomputed)} of them ([{low:.4f}, {high:.4f}]); the nearest is {nearest} "
-                           f"({recomputed[nearest]:.4f})")
+            where = "; the claim lies above them all" if claimed > high else "; the claim lies below them all" \
+                if claimed < low else ""
+            reasons.append(f"no dialect or preprocessing variant gives it either ({len(recomputed)} of them in "
+                           f"[{low:.4f}, {high:.4f}]{where}); the nearest is {nearest} ({recomputed[nearest]:.4f})")
     if claimed_std > 0 and std is not None:
         reasons.append(f"the claimed std {claimed_std:g} against the protocol's {std:.4f} (context; it does not "
                        f"decide)")
@@ -271,7 +271,8 @@ def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_cei
         reasons.append(f"the classifier is more confident on the samples (E[H(y|x)] = {samples_bits:.3g} bits) "
                        f"than on uniform noise ({noise_bits:.3f} bits)")
     if memorization is None:
-        reasons.append("copying not tested: no training images (and reference images) were given")
+        reasons.append("copying from the training set not tested: that needs the training images and real reference "
+                       "images")
     elif memorization["ct_statistic"] < COPYING_CT_LIMIT:
         meaningful = False
         reasons.append(f"the samples look copied from the training set (C_T = {memorization['ct_statistic']:.1f} "
