@@ -37,9 +37,22 @@ class InputKind(str, Enum):
     probs = "probs"
 
 
-ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help="Classifier: digits, digits-b or inception-v3 (needs local --weights).")]
-WeightsOption = Annotated[Path | None, typer.Option("--weights", help="Weights file (safetensors) replacing the shipped ones.")]
-SeedOption = Annotated[int, typer.Option("--seed", help="Seed for noise sources and the split shuffle.")]
+# Help strings go through rich markup: write a literal "[" as "\\[" (tests/test_cli.py checks every help string).
+ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help=(
+    "Classifier: digits, digits-b (shipped); inception-v3 (torchvision's, from --weights or the torch hub cache); "
+    "inception-v3-tf (torch-fidelity's 1008-logit port; pip install isgame\\[fidelity]); your own network as "
+    "torchscript:PATH?... or package.module:function?... with options size=HxW, channels=1|3, mean, std "
+    "(e.g. torchscript:net.pt?size=32x32)."))]
+WeightsOption = Annotated[Path | None, typer.Option("--weights", help=(
+    "Weights file replacing the shipped or cached ones: .safetensors for digits and digits-b; a .pth/.pt state "
+    "dict or .safetensors for inception-v3 and inception-v3-tf (loaded with weights_only=True, never unpickled)."))]
+
+
+def seed_option(meaning: str):
+    """The ``--seed`` option; ``meaning`` says what the seed draws in this command."""
+    return typer.Option("--seed", help=meaning)
+
+
 JsonOption = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to PATH, or to stdout with '-'.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Report folder (default: outputs/<run-id>).")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
@@ -161,16 +174,21 @@ def score(
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
-    splits: Annotated[int | None, typer.Option("--splits", help="Contiguous splits for the classic IS [default: 10; "
+    splits: Annotated[int | None, typer.Option("--splits", help="Contiguous splits for the classic IS \\[default: 10; "
                                                  "with --dialect, the dialect's own].")] = None,
-    shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) before splitting.")] = False,
-    seed: Annotated[int | None, typer.Option("--seed", help="Seed for noise and the shuffle [default: 0; with "
-                                              "--dialect, the dialect's own].")] = None,
+    shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help=(
+        "Shuffle rows (seeded by --seed) before splitting. Refused with --dialect, where each dialect orders "
+        "the rows as its implementation does."))] = False,
+    seed: Annotated[int | None, typer.Option("--seed", help=(
+        "Seed for noise sources and for --shuffle \\[default: 0]; with --dialect, the seed of the dialect's own "
+        "permutation \\[default: torch-fidelity 2020, torchmetrics 0] and of noise sources."))] = None,
     n: Annotated[int | None, samples_option("Number of samples (noise) or the first N of SOURCE.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per batch.")] = None,
     input_kind: Annotated[InputKind, typer.Option("--input", help="What SOURCE holds.")] = InputKind.images,
     dialect: Annotated[str | None, typer.Option("--dialect", help="Score as openai, torch-fidelity, torchmetrics, "
-                                                  "sbarratt or barratt-sharma do; 'all' for a side-by-side table.")] = None,
+                                                  "sbarratt or barratt-sharma do; 'all' for a side-by-side table. "
+                                                  "Images run through the network once (torchmetrics: again only "
+                                                  "where its uint8 truncation changes a pixel).")] = None,
     value_range: RangeOption = ValueRange.auto,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
@@ -183,10 +201,10 @@ def score(
         from isgame.app.tables import dialect_table_view
 
         table = run_or_exit(lambda: score_in_dialects(
-            source, dialect, splits=splits, seed=seed, noise_seed=0 if seed is None else seed,
+            source, dialect, splits=splits, seed=seed, noise_seed=0 if seed is None else seed, shuffle=shuffle,
             classifier_name=classifier, weights=weights, n=n, batch_size=batch_size, input_kind=input_kind.value,
-            value_range=value_range.value))
-        print_notes(table.notes)
+            progress=not quiet, value_range=value_range.value))
+        print_notes(table.extra.get("notes", ()))
         console_for(json_out).print(dialect_table_view(table))
         emit_json(table.to_dict(), json_out)
         return
@@ -207,7 +225,8 @@ def score(
 def audit(
     out: OutOption = None,
     device: DeviceOption = "auto",
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed for every random draw of the audit: noise sources, attacks, probes and "
+                                     "the robustness matrix.")] = 0,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -256,7 +275,7 @@ def attack_inflate(
     compare: Annotated[bool, typer.Option("--compare", help="Also run sign, adam-logit and the mutual-information objective.")] = False,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Save the attack state here every 5 steps.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --checkpoint if it exists.")] = False,
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed of the starting noise.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
@@ -286,7 +305,7 @@ def attack_bounded(
     norm: Annotated[Norm, typer.Option("--norm", help="Ball: linf, l2 or both.")] = Norm.linf,
     n: Annotated[int | None, samples_option("Use the first N images.")] = None,
     steps: Annotated[int | None, typer.Option("--steps", help="PGD steps (foolbox's default if unset).")] = None,
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed of PGD's random starts (and of a noise --source).")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
@@ -309,7 +328,7 @@ def attack_bounded(
 @app.command()
 def toy(
     n: Annotated[int, typer.Option("--n", help="Monte Carlo samples per generator.")] = 100_000,
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed of the Monte Carlo draws.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
@@ -335,7 +354,7 @@ def probe(
     name: Annotated[ProbeName, typer.Argument(help="Which probe to run.")],
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed for the probe's random draws: noise images, subsets and attacks.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
@@ -353,7 +372,8 @@ def probe(
 def matrix(
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed for the games' noise and attacks, KID's subsets and the data-copying "
+                                     "test's cells.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
@@ -372,36 +392,80 @@ def matrix(
     emit_json(report.to_dict(), json_out)
 
 
-@app.command()
+#: ``isgame check``'s exit code for each (reproduced, meaningful) answer; 2 stays a user error, 1 a crash
+EXIT_NOT_REPRODUCED, EXIT_NOT_MEANINGFUL, EXIT_NEITHER = 3, 4, 5
+CHECK_EXIT_CODES = {(True, True): 0, (False, True): EXIT_NOT_REPRODUCED, (True, False): EXIT_NOT_MEANINGFUL,
+                    (False, False): EXIT_NEITHER}
+
+
+CHECK_HELP = "\n\n".join([
+    "Audit a claimed IS: is it reproduced, and is it meaningful? Each answer comes with its reasons.",
+    "Reproduced: the claim lies within its protocol's value on SAMPLES (--claimed-dialect, --claimed-splits, "
+    "--claimed-n) ± that protocol's std over splits and the claim's rounding. Every other dialect and preprocessing "
+    "variant is recomputed as context: it explains a mismatch, it does not widen the range.",
+    "Meaningful: the samples are not nearer noise than real images (--reference), not out of the classifier's "
+    "domain, and not copied from --train.",
+    "\n".join(["Exit codes, for scripts:",
+               "0  reproduced and meaningful",
+               f"{EXIT_NOT_REPRODUCED}  not reproduced (meaningful)",
+               f"{EXIT_NOT_MEANINGFUL}  reproduced but not meaningful",
+               f"{EXIT_NEITHER}  neither reproduced nor meaningful",
+               f"{EXIT_USER_ERROR}  user error (bad option, missing file); 1 a crash; {EXIT_INTERRUPTED} interrupted"]),
+])
+
+
+@app.command(help=CHECK_HELP)
 def check(
     samples: Annotated[str, typer.Argument(help="The samples behind the claim: folder, .npy/.npz or a built-in source.")],
     claimed: Annotated[float, typer.Option("--claimed", help="The claimed Inception Score.")],
-    claimed_std: Annotated[float, typer.Option("--claimed-std", help="Its claimed std.")] = 0.0,
+    claimed_std: Annotated[float, typer.Option("--claimed-std", help=(
+        "Its claimed std, reported beside the protocol's own; the protocol's std decides."))] = 0.0,
+    claimed_splits: Annotated[int, typer.Option("--claimed-splits", help=(
+        "Splits the claim used (barratt-sharma has none)."))] = 10,
+    claimed_n: Annotated[int | None, typer.Option("--claimed-n", help=(
+        "Samples the claim used: the first N of SAMPLES \\[default: all of them]. More than SAMPLES holds is "
+        "an error."))] = None,
+    claimed_dialect: Annotated[str, typer.Option("--claimed-dialect", help=(
+        "The implementation behind the claim: openai, torch-fidelity, torchmetrics, sbarratt or "
+        "barratt-sharma."))] = "openai",
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
-    reference: Annotated[str | None, typer.Option("--reference", help="Real images of the domain [digits: digits:test].")] = None,
+    reference: Annotated[str | None, typer.Option("--reference", help="Real images of the domain \\[digits: digits:test].")] = None,
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation.")] = None,
     n: Annotated[int | None, samples_option("Use the first N samples.")] = None,
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed for the noise baseline, the gaming ceiling's starting noise and the "
+                                     "data-copying test (and for noise SAMPLES).")] = 0,
     value_range: RangeOption = ValueRange.auto,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
-    """Audit a claimed IS: recompute it every way, set it against noise and the gaming ceiling, give a verdict."""
+    """Audit a claimed IS: two answers, reproduced and meaningful, mapped to exit codes (see CHECK_HELP)."""
     use_device(device)
+    from rich.markup import escape
+
     from isgame.app.check import run_check
 
-    report = run_or_exit(lambda: run_check(samples, claimed=claimed, claimed_std=claimed_std, classifier_name=classifier,
-                                           reference=reference, train=train, n=n, seed=seed, out_dir=out,
-                                           value_range=value_range.value))
+    report = run_or_exit(lambda: run_check(
+        samples, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits, claimed_n=claimed_n,
+        claimed_dialect=claimed_dialect, classifier_name=classifier, reference=reference, train=train, n=n, seed=seed,
+        out_dir=out, value_range=value_range.value))
     print_notes(report.notes)
     result = report.result
+    protocol = result.protocol
     console = console_for(json_out)
-    console.print(f"[bold]verdict: {result.verdict}[/bold] (claimed {claimed:g} ± {claimed_std:g}; recomputed "
-                  f"{result.spread[0]:.4f} to {result.spread[1]:.4f})")
-    for reason in result.reasons:
-        console.print(f"  - {reason}")
+    console.print(f"[bold]verdict: {result.verdict}[/bold] (claimed {claimed:g} ± {claimed_std:g}; "
+                  f"{escape(protocol['dialect'])} with {protocol['splits']} splits over N = {protocol['n']}: "
+                  f"{protocol['is_mean']:.4f} ± {protocol['tolerance']:.4f}; every convention {result.spread[0]:.4f} "
+                  f"to {result.spread[1]:.4f})")
+    for answer, yes, reasons in (("reproduced", result.reproduced, result.reproduced_reasons),
+                                 ("meaningful", result.meaningful, result.meaningful_reasons)):
+        console.print(f"  {answer}: {'yes' if yes else 'no'}")
+        for reason in reasons:
+            console.print(f"    - {escape(reason)}")
     emit_json(report.to_dict(), json_out)
+    code = CHECK_EXIT_CODES[(result.reproduced, result.meaningful)]
+    if code:
+        raise typer.Exit(code=code)
 
 
 @app.command()
@@ -413,7 +477,7 @@ def fid(
     weights: WeightsOption = None,
     n: Annotated[int | None, samples_option("Use the first N images of each (noise: how many).")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
-    seed: SeedOption = 0,
+    seed: Annotated[int, seed_option("Seed of noise sources (noise:uniform, noise:gaussian).")] = 0,
     value_range: RangeOption = ValueRange.auto,
     json_out: JsonOption = None,
     quiet: QuietOption = False,

@@ -16,7 +16,8 @@ from isgame.app.figures import save_display, save_image_grid, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.app.probe_commands import ProbeReport
 from isgame.app.report_html import render_check_html
-from isgame.probes.claim import ClassHistogramDisplay, check_claim
+from isgame.probes.claim import (DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS, ClassHistogramDisplay,
+                                 check_claim)
 from isgame.scoring.atomic_io import write_text_atomic
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.samples import open_images
@@ -32,11 +33,16 @@ class CheckReport(ProbeReport):
         return {**super().to_dict(), "notes": list(self.notes)}
 
 
-def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, classifier_name: str = "digits",
-              reference: str | None = None, train: str | None = None, n: int | None = None, seed: int = 0,
-              out_dir: Path | None = None, value_range: str = "auto") -> CheckReport:
+def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed_splits: int = DEFAULT_CLAIMED_SPLITS,
+              claimed_n: int | None = None, claimed_dialect: str = DEFAULT_CLAIMED_DIALECT,
+              classifier_name: str = "digits", reference: str | None = None, train: str | None = None,
+              n: int | None = None, seed: int = 0, out_dir: Path | None = None,
+              value_range: str = "auto") -> CheckReport:
     """Load SAMPLES (and the real reference / training images), audit the claim, write check.json-ready data,
-    a class-histogram figure, a sample grid and ``check.html`` into ``out_dir``."""
+    a class-histogram figure, a sample grid and ``check.html`` into ``out_dir``.
+
+    The result holds the two answers (``reproduced``, ``meaningful``); this function never exits.
+    """
     classifier = load_classifier(classifier_name)
     notes: list[str] = []
 
@@ -47,7 +53,8 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, classif
 
     if reference is None and classifier_name in ("digits", "digits-b"):
         reference = "digits:test"  # the embedded default's own real held-out images
-    result = check_claim(load(samples, n), claimed=claimed, claimed_std=claimed_std, classifier_name=classifier_name,
+    result = check_claim(load(samples, n), claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
+                         claimed_n=claimed_n, claimed_dialect=claimed_dialect, classifier_name=classifier_name,
                          reference=None if reference is None else load(reference),
                          train=None if train is None else load(train), seed=seed)
     folder = prepare_out_dir(out_dir, label="check")

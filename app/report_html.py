@@ -192,15 +192,25 @@ def render_report_html(report: dict, folder: Path) -> str:
 
 
 def render_check_html(check: dict, folder: Path) -> str:
-    """The page of one ``isgame check``: verdict, evidence, recomputed figures, histogram and samples."""
+    """The page of one ``isgame check``: both answers with their reasons, the protocol, the context, histogram
+    and samples."""
     low, high = check["spread_min"], check["spread_max"]
+    protocol = check["protocol"]
+
+    def answer(name: str, yes: bool, reasons: list[str]) -> list[str]:
+        return [f'<h2 id="{name}">{name.capitalize()}: {"yes" if yes else "no"}</h2><ul>',
+                *(f"<li>{html.escape(reason)}</li>" for reason in reasons), "</ul>"]
+
     parts = [f"<h1>isgame check — claimed IS {check['claimed']:g} ± {check['claimed_std']:g}</h1>",
              f'<p class="headline" id="verdict"><b>Verdict: {html.escape(check["verdict"])}.</b> '
-             f"Recomputed spread [{low:.4f}, {high:.4f}] with classifier {html.escape(check['classifier'])}, "
-             f"N = {check['n']}, K = {check['num_classes']}.</p>",
-             '<p id="figures-status">figures not checked (JavaScript off)</p>', "<h2>Evidence</h2><ul>"]
-    parts += [f"<li>{html.escape(reason)}</li>" for reason in check["reasons"]]
-    parts.append("</ul><h2>Recomputed</h2>")
+             f"The claimed protocol ({html.escape(protocol['dialect'])}, {protocol['splits']} splits, "
+             f"N = {protocol['n']}) gives {protocol['is_mean']:.4f}; a claim within ± {protocol['tolerance']:.4f} "
+             f"of it is reproduced. Classifier {html.escape(check['classifier'])}, K = {check['num_classes']}.</p>",
+             '<p id="figures-status">figures not checked (JavaScript off)</p>']
+    parts += answer("reproduced", check["reproduced"], check["reproduced_reasons"])
+    parts += answer("meaningful", check["meaningful"], check["meaningful_reasons"])
+    parts.append("<h2>Context: every dialect and preprocessing variant</h2>")
+    parts.append(f"<p>They explain a mismatch; they do not decide it. Range [{low:.4f}, {high:.4f}].</p>")
     parts.append(_table(["variant", "IS"], [[name, value] for name, value in check["recomputed"].items()]))
     baseline, ceiling = check["noise_baseline"], check["gaming_ceiling"]
     parts.append("<h2>Baselines</h2>")

@@ -5,12 +5,16 @@ They return data and raise :class:`~scoring.errors.IsgameError`; they never exit
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from isgame.scoring.classifiers import load_classifier
-from isgame.scoring.dialects import DialectTable
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.dialects import DialectReport
 from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE, PREDICTION_BATCH_SIZE, ScoreReport, score_images, score_predictions
 from isgame.scoring.samples import open_images, open_predictions
 
@@ -63,100 +67,113 @@ def _with_notes(report: ScoreReport, notes: tuple[str, ...]) -> ScoreReport:
 
 def collect_logits(source: str, *, classifier_name: str = "digits", weights: Path | None = None, n: int | None = None,
                    seed: int = 0, batch_size: int | None = None, input_kind: str = "images",
-                   truncate_to_uint8: bool = False, value_range: str = "auto"):
+                   truncate_to_uint8: bool = False, progress: bool = False, value_range: str = "auto"):
     """All (N, K) logits of SOURCE in memory (the reference implementations hold them all too).
 
     ``truncate_to_uint8`` reproduces torchmetrics' ``(imgs * 255).byte()``: floats are truncated, not rounded.
     """
-    opened = _open_for_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=seed,
-                              input_kind=input_kind, value_range=value_range)
-    return _logits_of(opened, batch_size=batch_size, truncate_to_uint8=truncate_to_uint8)
+    collected = _collect_dialect_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=seed,
+                                        batch_size=batch_size, input_kind=input_kind, truncated=truncate_to_uint8,
+                                        progress=progress, value_range=value_range)
+    return collected.truncated if truncate_to_uint8 else collected.logits
 
 
 @dataclass(frozen=True)
-class NotedDialectTable(DialectTable):
-    """A :class:`~scoring.dialects.DialectTable` with the notes of the source it was computed from."""
-
-    notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, object]:
-        return {**super().to_dict(), "notes": list(self.notes)}
-
-
-@dataclass(frozen=True)
-class _OpenedForLogits:
-    """Logits already read (``--input logits``), or images and the classifier that will see them."""
-
-    notes: tuple[str, ...]
-    logits: object = None
-    images: object = None
-    classifier: object = None
+class _CollectedLogits:
+    source: str
+    classifier: dict | None
+    logits: torch.Tensor
+    truncated: torch.Tensor | None = None  # logits of the uint8-truncated images, when asked for
+    rerun: int = 0  # images whose truncation changed a pixel, so the network ran on them twice
+    notes: tuple[str, ...] = ()  # what the loader decided (files skipped, range detected, n capped, ...)
 
 
-def _open_for_logits(source: str, *, classifier_name: str, weights: Path | None, n: int | None, seed: int,
-                     input_kind: str, value_range: str) -> _OpenedForLogits:
-    import numpy as np
-    import torch
-
+def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path | None, n: int | None, seed: int,
+                            batch_size: int | None, input_kind: str, truncated: bool, progress: bool,
+                            value_range: str = "auto") -> _CollectedLogits:
+    """Logits of SOURCE and, with ``truncated``, those of its uint8-truncated images, from one pass of the network."""
     if input_kind == "logits":
         predictions = open_predictions(source, n=n)
-        return _OpenedForLogits(predictions.notes, logits=torch.from_numpy(
-            np.array(predictions.array[0 : predictions.num_samples], dtype=np.float64)))
+        logits = torch.from_numpy(np.array(predictions.array[0 : predictions.num_samples], dtype=np.float64))
+        return _CollectedLogits(predictions.name, None, logits, notes=tuple(predictions.notes))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('dialect')} needs logits: use {parameter('input_kind', 'images')} (a classifier runs) or {parameter('input_kind', 'logits')}")
+    from isgame.scoring.dialects import logits_of_truncated
+    from isgame.scoring.distributed import all_gather_rows, current_group, sum_over_ranks
+    from isgame.scoring.progress import progress_bar
+
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
-    return _OpenedForLogits(images.notes, images=images, classifier=classifier)
-
-
-def _logits_of(opened: _OpenedForLogits, *, batch_size: int | None, truncate_to_uint8: bool = False):
-    import torch
-
-    from isgame.scoring.distributed import all_gather_rows, current_group
-
-    if opened.logits is not None:
-        return opened.logits
-    classifier, images = opened.classifier, opened.images
-
-    def prepare(batch: torch.Tensor) -> torch.Tensor:
-        return torch.floor(batch * 255) / 255 if truncate_to_uint8 else batch
-
+    size = batch_size or DEFAULT_BATCH_SIZE
     # Under torchrun each rank classifies its shard of the rows; every rank gets all N in row order.
     start, stop = current_group().shard(images.num_samples)
-    with torch.no_grad():
-        logits = [classifier(prepare(batch)) for batch in images.batches(
-            batch_size or DEFAULT_BATCH_SIZE, conform=lambda image: classifier.preprocess(image).float(),
-            start=start, stop=stop)]
-    local = torch.cat(logits) if logits else torch.empty(0, classifier.num_classes, dtype=classifier.dtype)
-    return all_gather_rows(local, images.num_samples)
+    logits, truncated_logits, rerun = [], [], 0
+    with progress_bar(f"classifying {images.name}", total=stop - start, batches=math.ceil((stop - start) / size),
+                      enabled=progress) as advance, torch.no_grad():
+        for batch in images.batches(size, conform=lambda image: classifier.preprocess(image).float(),
+                                    start=start, stop=stop):
+            logits.append(classifier(batch))
+            if truncated:
+                # torchmetrics truncates float images to uint8 before its network sees them: run the network
+                # again only on the images that truncation changes, reuse the logits of the others.
+                batch_truncated, count = logits_of_truncated(classifier, batch, logits[-1])
+                truncated_logits.append(batch_truncated)
+                rerun += count
+            advance(batch.shape[0])
+
+    def gather(parts: list[torch.Tensor]) -> torch.Tensor:
+        local = torch.cat(parts) if parts else torch.empty(0, classifier.num_classes, dtype=classifier.dtype)
+        return all_gather_rows(local, images.num_samples)
+
+    if truncated:
+        (rerun,) = sum_over_ranks(rerun)
+    return _CollectedLogits(images.name, classifier.describe(), gather(logits),
+                            gather(truncated_logits) if truncated else None, int(rerun), tuple(images.notes))
 
 
 def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,
-                      noise_seed: int = 0, classifier_name: str = "digits", weights: Path | None = None,
-                      n: int | None = None, batch_size: int | None = None, input_kind: str = "images",
-                      value_range: str = "auto"):
-    """One dialect's score, or with ``dialect="all"`` a :class:`~scoring.dialects.DialectTable`; the table's
-    ``notes`` (also under ``to_dict()["notes"]``) list what the loader decided."""
-    from isgame.scoring.dialects import DIALECTS, dialect_table, score_dialect
+                      noise_seed: int = 0, shuffle: bool = False, classifier_name: str = "digits",
+                      weights: Path | None = None, n: int | None = None, batch_size: int | None = None,
+                      input_kind: str = "images", progress: bool = True, value_range: str = "auto") -> DialectReport:
+    """One dialect's score, or with ``dialect="all"`` every dialect's, as a :class:`~scoring.dialects.DialectReport`.
+
+    ``splits`` and ``seed`` default to each dialect's own; ``noise_seed`` seeds noise sources. ``shuffle`` is
+    refused: every dialect orders the rows as its implementation does. The network runs once per image, plus
+    once more for the images that torchmetrics' uint8 truncation changes.
+    """
+    from isgame.scoring.dialects import DIALECTS, DialectTable, dialect_table, score_dialect
 
     if dialect != "all" and dialect not in DIALECTS:
         raise InvalidInputError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)} or all")
-    opened = _open_for_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=noise_seed,
-                              input_kind=input_kind, value_range=value_range)
-    logits = _logits_of(opened, batch_size=batch_size)
-    truncated = None
-    if dialect in ("all", "torchmetrics") and opened.images is not None:
-        # torchmetrics turns float images into uint8 by truncation before its network sees them.
-        truncated = _logits_of(opened, batch_size=batch_size, truncate_to_uint8=True)
+    if shuffle:
+        raise InvalidInputError(
+            f"{parameter('shuffle', True)} does not combine with {parameter('dialect', dialect)}: each dialect orders "
+            "the rows as its implementation does (torch-fidelity and torchmetrics shuffle, the others do not); "
+            f"drop {parameter('shuffle', True)}, or leave out {parameter('dialect')} to shuffle before contiguous splits")
+    # torchmetrics turns float images into uint8 by truncation before its network sees them.
+    wants_truncated = dialect in ("all", "torchmetrics") and input_kind == "images"
+    collected = _collect_dialect_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=noise_seed,
+                                        batch_size=batch_size, input_kind=input_kind, truncated=wants_truncated,
+                                        progress=progress, value_range=value_range)
+    logits, truncated = collected.logits, collected.truncated
     if dialect == "all":
         table = dialect_table(logits, splits=splits)
-        scores = table.scores
         if truncated is not None:
-            scores = [score_dialect(truncated, "torchmetrics", splits=splits) if s.dialect == "torchmetrics" else s
-                      for s in scores]
-        return NotedDialectTable(scores, notes=opened.notes)
-    return NotedDialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits, seed=seed)],
-                             notes=opened.notes)
+            table = DialectTable([score_dialect(truncated, "torchmetrics", splits=splits) if s.dialect == "torchmetrics"
+                                  else s for s in table.scores])
+    else:
+        table = DialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits,
+                                            seed=seed)])
+    from isgame.scoring.distributed import current_group
+
+    world_size = current_group().world_size
+    extra = {"n": int(logits.shape[0]),
+             **({"uint8_truncation": {"images_rerun": collected.rerun, "note": (
+                 "torchmetrics truncates float images to uint8 before its network; the network ran again only on "
+                 "the images this changed")}} if truncated is not None else {}),
+             **({"processes": world_size} if world_size > 1 else {}), "notes": list(collected.notes)}
+    return DialectReport(source=collected.source, input_kind=input_kind, classifier=collected.classifier, table=table,
+                         extra=extra)
 
 
 def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weights: Path | None = None,

@@ -37,15 +37,34 @@ def score_table(reports: list[ScoreReport], *, title: str = "Inception Score") -
 
 
 def dialect_table_view(table) -> Table:
-    """One row per dialect: IS, std in its convention, splits and rows used; the spread as caption."""
-    view = Table(title="Inception Score in each implementation's dialect (same logits)", box=box.SIMPLE_HEAD)
+    """One row per dialect: IS, std in its convention, splits and rows used; the source and classifier in the
+    title, the spread (and the uint8 truncation's re-runs) in the caption.
+
+    ``table`` is a :class:`~scoring.dialects.DialectReport` or a bare :class:`~scoring.dialects.DialectTable`.
+    """
+    from rich.markup import escape
+
+    title = "Inception Score in each implementation's dialect (same logits)"
+    source, classifier = getattr(table, "source", None), getattr(table, "classifier", None)
+    if source is not None:
+        scored_by = (f"{classifier['name']} (weights sha256 {str(classifier.get('weights_sha256') or '-')[:12]})"
+                     if classifier else "no classifier: logits as given")
+        title = f"{title}\n{escape(source)}, N = {table.to_dict().get('n', '?')}, {escape(scored_by)}"
+    view = Table(title=title, box=box.SIMPLE_HEAD)
     for column in ("dialect", "IS", "std", "splits", "rows used", "std convention"):
         view.add_column(column, justify="left" if column in ("dialect", "std convention") else "right", no_wrap=True)
     for s in table.scores:
         view.add_row(s.dialect, f"{s.is_mean:.4f}", "-" if math.isnan(s.is_std) else f"{s.is_std:.4f}", str(s.splits),
                      str(s.rows_used), s.std_convention)
+    caption = []
     if len(table.scores) > 1:
-        view.caption = f"spread across dialects: {table.spread_percent:.2f}% of the mean"
+        caption.append(f"spread across dialects: {table.spread_percent:.2f}% of the mean")
+    truncation = getattr(table, "extra", {}).get("uint8_truncation")
+    if truncation is not None:
+        caption.append(f"torchmetrics: float images truncated to uint8; {truncation['images_rerun']} of them changed "
+                       "and ran through the network again")
+    if caption:
+        view.caption = "\n".join(caption)
     return view
 
 

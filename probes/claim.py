@@ -1,22 +1,22 @@
-"""Checking a claimed Inception Score: evidence functions and a pure verdict (behind ``isgame check``).
+"""Checking a claimed Inception Score: evidence functions and two pure answers (behind ``isgame check``).
 
-Given samples and a claim, it gathers evidence and reaches a verdict:
+A claim is a number computed under a protocol: a dialect (:mod:`scoring.dialects`, default the
+original openai code), a split count (default 10) and a sample count (default all samples). The
+check gives two answers, each with its reasons:
 
-* **recomputed** under every dialect (:mod:`scoring.dialects`) and preprocessing variant (resize
-  filter, antialias, uint8); the claim is *within the spread* if it lies in
-  [min - claimed_std - r, max + claimed_std + r] of those figures, r being half a unit of the
-  claim's last printed decimal (a claim of 8.67 stands for 8.665 to 8.675);
-* **sample count**: N against K and the splits, with how much the split count alone moves the IS;
-* **noise baseline**: E[H(y|x)] of uniform noise, of the samples and of real reference images;
-* **gaming ceiling**: how far the inflate attack lifts noise in a fixed budget (20 steps);
-* **images vs noise**: for each sample, whether its nearest neighbour (pixels) among the real
-  reference images and as many fresh noise images is a noise image;
-* **memorisation** against ``--train`` (C_T, authenticity), when given with a reference;
-* the predicted-class histogram.
+* **reproduced**: the claim lies within the protocol's value ± its spread on these samples, the
+  spread being the protocol's own std over its splits (in its dialect's convention) plus half a unit
+  of the claim's last printed decimal (a claim of 8.67 stands for 8.665 to 8.675). The other dialects
+  and preprocessing variants (resize filter, antialias, uint8) are recomputed as *context*: when the
+  claim misses its protocol they say which convention would give it; they never widen the range.
+* **meaningful**: the number says something about the samples. It does not when most samples sit
+  nearer uniform noise than real reference images, when the classifier is no more confident on them
+  than on noise (out of its domain), or when they are copied from the training set (C_T below
+  ``COPYING_CT_LIMIT``; needs ``train`` and ``reference``).
 
-Verdict: *not meaningful* when most samples sit nearer noise than real images, or the classifier
-is no more confident on them than on noise (out of domain); else *reproduced* when the claim is
-within the spread, *not reproduced* otherwise.
+Further evidence: the sample count (N against K and the splits), the noise baseline, the gaming
+ceiling (how far the inflate attack lifts noise in 20 steps) and the predicted-class histogram.
+Only the application maps the two answers to exit codes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from isgame.attacks.inflate import InflateAttack
 from isgame.probes.copy_detectors import authenticity, data_copying_test, flatten_images
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.dialects import dialect_table
+from isgame.scoring.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.inception_score import inception_score
 from isgame.scoring.pipeline import classify
@@ -43,15 +43,34 @@ CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicub
 CEILING_SAMPLES, CEILING_STEPS = 500, 20
 #: the samples are "not meaningful" when at least this fraction sits nearer noise than real images
 NOISE_LIKE_LIMIT = 0.5
+#: the samples are "not meaningful" (copied) when the data-copying test's C_T z-score is below this
+COPYING_CT_LIMIT = -3.0
+#: the protocol a claim is taken to use unless told otherwise: the original openai code, 10 splits
+DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS = "openai", 10
 
 
 @dataclass(frozen=True)
 class CheckResult:
+    """The evidence about a claim and the two answers: ``reproduced`` and ``meaningful``, each with its reasons.
+
+    ``verdict`` names both answers in one string; ``reasons`` is ``reproduced_reasons + meaningful_reasons``.
+    ``recomputed`` holds the context (every dialect and preprocessing variant); ``within_spread`` says
+    whether the claim lies anywhere in that context's range, which is *not* the reproduction test.
+    """
+
     claimed: float
     claimed_std: float
+    claimed_splits: int
+    claimed_n: int
+    claimed_dialect: str
     n: int
     num_classes: int
     classifier: str
+    protocol: dict[str, object]
+    reproduced: bool
+    meaningful: bool
+    reproduced_reasons: list[str]
+    meaningful_reasons: list[str]
     recomputed: dict[str, float]
     within_spread: bool
     sample_count: dict[str, object]
@@ -66,14 +85,37 @@ class CheckResult:
 
     @property
     def spread(self) -> tuple[float, float]:
+        """The lowest and highest figure over every dialect and preprocessing variant (context)."""
         values = list(self.recomputed.values())
         return min(values), max(values)
 
     def to_dict(self) -> dict[str, object]:
         low, high = self.spread
         out = {key: value for key, value in vars(self).items() if key != "examples"}
-        out["within_spread"] = bool(self.within_spread)
+        for key in ("within_spread", "reproduced", "meaningful"):
+            out[key] = bool(out[key])
         return {**out, "spread_min": low, "spread_max": high}
+
+
+@dataclass(frozen=True)
+class ClaimAnswers:
+    """The two answers about a claim, each with the reasons that decided it (and those that inform it)."""
+
+    reproduced: bool
+    reproduced_reasons: list[str]
+    meaningful: bool
+    meaningful_reasons: list[str]
+    within_spread: bool
+
+    @property
+    def verdict(self) -> str:
+        """Both answers in one string: ``reproduced, meaningful``, ``not reproduced, not meaningful``, ..."""
+        return (f"{'' if self.reproduced else 'not '}reproduced, "
+                f"{'' if self.meaningful else 'not '}meaningful")
+
+    @property
+    def reasons(self) -> list[str]:
+        return [*self.reproduced_reasons, *self.meaningful_reasons]
 
 
 def nearest_is_noise_fraction(samples: torch.Tensor, reference: torch.Tensor, noise: torch.Tensor) -> float:
@@ -92,17 +134,35 @@ def nearest_is_noise_fraction(samples: torch.Tensor, reference: torch.Tensor, no
     return float(is_noise[index[:, 0]].mean())
 
 
-def recompute_claim(classifier: ImageClassifier, classifier_name: str, samples: torch.Tensor, logits: torch.Tensor, *,
-                    splits: int) -> dict[str, float]:
-    """The samples' IS under every dialect and every preprocessing variant (resize filter, antialias, uint8).
+def protocol_score(logits: torch.Tensor, *, dialect: str, splits: int,
+                   truncated_logits: torch.Tensor | None = None) -> DialectScore:
+    """The claim's protocol on these logits: ``dialect`` with ``splits`` splits (barratt-sharma has none).
 
-    ``classifier`` is ``load_classifier(classifier_name)`` and ``logits`` its logits of ``samples``.
+    ``truncated_logits`` are those of the uint8-truncated images, which torchmetrics scores.
     """
-    recomputed = {f"dialect {s.dialect}": s.is_mean for s in dialect_table(logits).scores}
+    use = truncated_logits if dialect == "torchmetrics" and truncated_logits is not None else logits
+    return score_dialect(use, dialect, splits=splits)
+
+
+def recompute_claim(classifier: ImageClassifier, classifier_name: str, samples: torch.Tensor, logits: torch.Tensor, *,
+                    splits: int, dialect: str = DEFAULT_CLAIMED_DIALECT,
+                    truncated_logits: torch.Tensor | None = None) -> dict[str, float]:
+    """Context for a claim: the samples' IS under every dialect (each at its own defaults) and under every
+    preprocessing variant (resize filter, antialias, uint8), the latter scored with the claim's protocol.
+
+    ``classifier`` is ``load_classifier(classifier_name)``, ``logits`` its logits of ``samples`` and
+    ``truncated_logits`` those of their uint8-truncated copies (torchmetrics' dialect scores those).
+    """
+    recomputed = {}
+    for score in dialect_table(logits).scores:
+        if score.dialect == "torchmetrics" and truncated_logits is not None:
+            score = score_dialect(truncated_logits, "torchmetrics")
+        recomputed[f"dialect {score.dialect}"] = score.is_mean
     for label in CHECK_RESIZE_VARIANTS:
         variant = load_classifier(classifier_name, **RESIZE_VARIANTS[label])
-        recomputed[f"preprocessing: {label}"] = _is_mean(classify(variant, samples), splits)
-    recomputed["preprocessing: uint8 quantised"] = _is_mean(classify(classifier, quantise_to_uint8(samples)), splits)
+        recomputed[f"preprocessing: {label}"] = score_dialect(classify(variant, samples), dialect, splits=splits).is_mean
+    recomputed["preprocessing: uint8 quantised"] = score_dialect(
+        classify(classifier, quantise_to_uint8(samples)), dialect, splits=splits).is_mean
     return recomputed
 
 
@@ -152,39 +212,106 @@ def memorization_evidence(samples: torch.Tensor, train: torch.Tensor, reference:
     return {"ct_statistic": copying.ct_statistic, "authenticity": authenticity(train_pixels, sample_pixels)}
 
 
-def claim_verdict(*, claimed: float, claimed_std: float, recomputed: dict[str, float],
-                  noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float],
-                  noise_like: float | None, memorization: dict[str, float] | None,
-                  sample_count: dict[str, object]) -> tuple[bool, str, list[str]]:
-    """The verdict from the evidence alone: (claim within the spread, verdict, the reasons in order)."""
-    low, high = min(recomputed.values()), max(recomputed.values())
-    rounding = claim_rounding(claimed)
-    within = low - claimed_std - rounding <= claimed <= high + claimed_std + rounding
+def reproduction_answer(*, claimed: float, claimed_std: float, protocol: dict[str, object],
+                        recomputed: dict[str, float], sample_count: dict[str, object]) -> tuple[bool, list[str]]:
+    """Is the claim its protocol's value on these samples, within the protocol's std and the claim's rounding?
+
+    The context (``recomputed``) never widens the range; when the claim misses, it names the conventions
+    that would give the claim.
+    """
+    value, tolerance = protocol["is_mean"], protocol["tolerance"]
+    reproduced = abs(claimed - value) <= tolerance
+    std = protocol["is_std"]
+    spread = ("it has no spread" if std is None else f"the ± is its {protocol['std_convention']} ({std:.4f})")
+    reasons = [f"claim {claimed:g} {'lies within' if reproduced else 'lies outside'} the claimed protocol's "
+               f"{value:.4f} ± {tolerance:.4f} ({protocol['dialect']}, {protocol['splits']} split"
+               f"{'' if protocol['splits'] == 1 else 's'}, N = {protocol['n']}; {spread} plus "
+               f"{protocol['rounding']:g} for the claim's rounding): off by {abs(claimed - value):.4f}"]
+    if not reproduced:
+        matches = {name: v for name, v in recomputed.items() if abs(claimed - v) <= tolerance}
+        if matches:
+            reasons.append("within the same ± the claim is what " + ", ".join(f"{name} ({v:.4f})" for name, v in matches.items())
+                           + f" give{'s' if len(matches) == 1 else ''}: the claim may have used that convention rather "
+                           "than the one given")
+        else:
+            nearest = min(recomputed, key=lambda name: abs(claimed - recomputed[name]))
+            low, high = min(recomputed.values()), max(recomputed.values())
+            where = "; the claim lies above them all" if claimed > high else "; the claim lies below them all" \
+                if claimed < low else ""
+            reasons.append(f"no dialect or preprocessing variant gives it either ({len(recomputed)} of them in "
+                           f"[{low:.4f}, {high:.4f}]{where}); the nearest is {nearest} ({recomputed[nearest]:.4f})")
+    if claimed_std > 0 and std is not None:
+        reasons.append(f"the claimed std {claimed_std:g} against the protocol's {std:.4f} (context; it does not "
+                       f"decide)")
+    if not sample_count["adequate"]:
+        reasons.append(sample_count["note"])
+    return reproduced, reasons
+
+
+def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float],
+                          noise_like: float | None, memorization: dict[str, float] | None) -> tuple[bool, list[str]]:
+    """Does the score say anything about these samples? Not when they look like noise, sit outside the
+    classifier's domain or are copies of the training set; every check that ran gives a reason either way."""
     samples_bits, noise_bits = noise_baseline["samples_bits"], noise_baseline["uniform_noise_bits"]
     reference_bits = noise_baseline["reference_bits"]
-    reasons = []
-    verdict = "reproduced" if within else "not reproduced"
-    if noise_like is not None and noise_like >= NOISE_LIKE_LIMIT:
-        verdict = "not meaningful"
+    meaningful, reasons = True, []
+    if noise_like is None:
+        reasons.append("not compared with real images: no reference images were given")
+    elif noise_like >= NOISE_LIKE_LIMIT:
+        meaningful = False
         reasons.append(f"{100 * noise_like:.1f}% of the samples are nearer a noise image than any real reference image")
+    else:
+        reasons.append(f"{100 * noise_like:.1f}% of the samples are nearer a noise image than any real reference "
+                       f"image (not meaningful from {100 * NOISE_LIKE_LIMIT:.0f}%)")
     if samples_bits >= noise_bits:
-        verdict = "not meaningful"
+        meaningful = False
         reasons.append(f"the classifier is no more confident on the samples (E[H(y|x)] = {samples_bits:.3f} bits) "
                        f"than on uniform noise ({noise_bits:.3f} bits): the samples are out of its domain")
+    else:
+        reasons.append(f"the classifier is more confident on the samples (E[H(y|x)] = {samples_bits:.3g} bits) "
+                       f"than on uniform noise ({noise_bits:.3f} bits)")
+    if memorization is None:
+        reasons.append("copying from the training set not tested: that needs the training images and real reference "
+                       "images")
+    elif memorization["ct_statistic"] < COPYING_CT_LIMIT:
+        meaningful = False
+        reasons.append(f"the samples look copied from the training set (C_T = {memorization['ct_statistic']:.1f} "
+                       f"< {COPYING_CT_LIMIT:g}, authenticity {memorization['authenticity']:.2f}): the score is the "
+                       "training set's, not a generator's")
+    else:
+        reasons.append(f"no sign of copying from the training set (C_T = {memorization['ct_statistic']:.1f}, "
+                       f"not below {COPYING_CT_LIMIT:g}; authenticity {memorization['authenticity']:.2f})")
     if reference_bits is not None and samples_bits < 0.1 * reference_bits:
         reasons.append(f"the samples are suspiciously confident: E[H(y|x)] = {samples_bits:.2e} bits "
                        f"against {reference_bits:.3f} for real images, as after the inflate attack "
                        f"(which reaches IS {gaming_ceiling['inflated_is']:.3f} of {gaming_ceiling['num_classes']} "
                        f"from noise in {gaming_ceiling['steps']} steps)")
-    if memorization is not None and memorization["ct_statistic"] < -3:
-        reasons.append(f"the samples look copied from the training set (C_T = {memorization['ct_statistic']:.1f}, "
-                       f"authenticity {memorization['authenticity']:.2f})")
-    reasons.append(f"claim {claimed:g} ± {claimed_std:g} (± {rounding:g} for its rounding) "
-                   f"{'lies within' if within else 'lies outside'} the recomputed spread [{low:.4f}, {high:.4f}] over "
-                   f"{len(recomputed)} dialects and preprocessing variants")
-    if not sample_count["adequate"]:
-        reasons.append(sample_count["note"])
-    return within, verdict, reasons
+    return meaningful, reasons
+
+
+def claim_verdict(*, claimed: float, claimed_std: float, protocol: dict[str, object], recomputed: dict[str, float],
+                  noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float],
+                  noise_like: float | None, memorization: dict[str, float] | None,
+                  sample_count: dict[str, object]) -> ClaimAnswers:
+    """Both answers from the evidence alone (pure: no classifier runs)."""
+    rounding = claim_rounding(claimed)
+    low, high = min(recomputed.values()), max(recomputed.values())
+    within = low - claimed_std - rounding <= claimed <= high + claimed_std + rounding
+    reproduced, reproduced_reasons = reproduction_answer(claimed=claimed, claimed_std=claimed_std, protocol=protocol,
+                                                         recomputed=recomputed, sample_count=sample_count)
+    meaningful, meaningful_reasons = meaningfulness_answer(noise_baseline=noise_baseline, gaming_ceiling=gaming_ceiling,
+                                                           noise_like=noise_like, memorization=memorization)
+    return ClaimAnswers(reproduced, reproduced_reasons, meaningful, meaningful_reasons, within)
+
+
+def protocol_evidence(score: DialectScore, *, claimed: float, n: int) -> dict[str, object]:
+    """The protocol's figure and the range a claim of ``claimed`` must fall in: value ± (std + rounding)."""
+    std = None if math.isnan(score.is_std) else score.is_std
+    rounding = claim_rounding(claimed)
+    tolerance = (std or 0.0) + rounding
+    return {"dialect": score.dialect, "splits": score.splits, "n": n, "rows_used": score.rows_used,
+            "is_mean": score.is_mean, "is_std": std, "std_convention": score.std_convention, "rounding": rounding,
+            "tolerance": tolerance, "low": score.is_mean - tolerance, "high": score.is_mean + tolerance}
 
 
 def check_claim(
@@ -192,48 +319,80 @@ def check_claim(
     *,
     claimed: float,
     claimed_std: float = 0.0,
+    claimed_splits: int = DEFAULT_CLAIMED_SPLITS,
+    claimed_n: int | None = None,
+    claimed_dialect: str = DEFAULT_CLAIMED_DIALECT,
     classifier_name: str = "digits",
     reference: torch.Tensor | None = None,
     train: torch.Tensor | None = None,
-    splits: int = 10,
+    splits: int | None = None,
     seed: int = 0,
 ) -> CheckResult:
-    """Audit ``claimed`` for ``samples`` (N, C, H, W) in [0, 1]; ``reference`` are real images of the domain."""
+    """Audit ``claimed`` for ``samples`` (N, C, H, W) in [0, 1]; ``reference`` are real images of the domain.
+
+    The claim is taken to be ``claimed_dialect``'s IS with ``claimed_splits`` splits over the first
+    ``claimed_n`` samples (default: all of them); ``splits`` is an older name of ``claimed_splits``.
+    """
     if not math.isfinite(claimed) or claimed < 1:
         raise InvalidInputError(f"{parameter('claimed')} must be a finite IS >= 1, got {claimed}")
     if claimed_std < 0 or not math.isfinite(claimed_std):
         raise InvalidInputError(f"{parameter('claimed_std')} must be >= 0, got {claimed_std}")
-    classifier = load_classifier(classifier_name)
+    if claimed_dialect not in DIALECTS:
+        raise InvalidInputError(f"{parameter('claimed_dialect')} must be one of {', '.join(DIALECTS)}, "
+                                f"got {claimed_dialect!r}")
+    if splits is not None:
+        claimed_splits = splits
     n = samples.shape[0]
     if n < 2:
         raise InvalidInputError(f"need at least 2 samples to check a score, got {n}")
-    splits = min(splits, n)
+    if claimed_n is not None:
+        if claimed_n < 2:
+            raise InvalidInputError(f"{parameter('claimed_n')} must be >= 2, got {claimed_n}")
+        if claimed_n > n:
+            raise InvalidInputError(
+                f"{parameter('claimed_n', claimed_n)} but only {n} samples were given; pass all the samples behind "
+                f"the claim (fewer samples per split bias the IS), or {parameter('claimed_n', n)} or fewer")
+        samples, n = samples[:claimed_n], claimed_n
+    if not 1 <= claimed_splits <= n:
+        raise InvalidInputError(f"{parameter('claimed_splits')} must be between 1 and N = {n}, got {claimed_splits}")
+    classifier = load_classifier(classifier_name)
     logits = classify(classifier, samples)
-    scores = inception_score(logits, splits=splits, track_stderr=False)
+    # torchmetrics truncates float images to uint8 before its network: only the images this changes run again.
+    truncated_logits, _ = logits_of_truncated(classifier, samples, logits)
+    scores = inception_score(logits, splits=claimed_splits, track_stderr=False)
+    protocol = protocol_evidence(protocol_score(logits, dialect=claimed_dialect, splits=claimed_splits,
+                                                truncated_logits=truncated_logits), claimed=claimed, n=n)
     # Uniform noise of the samples' own shape: the baseline a classifier should be unsure about.
     noise = torch.rand((min(max(n, 100), 2000), *samples.shape[1:]), generator=torch.Generator().manual_seed(seed + 1))
     evidence = {
-        "recomputed": recompute_claim(classifier, classifier_name, samples, logits, splits=splits),
-        "sample_count": sample_count_evidence(logits, splits=splits),
+        "recomputed": recompute_claim(classifier, classifier_name, samples, logits, splits=claimed_splits,
+                                      dialect=claimed_dialect, truncated_logits=truncated_logits),
+        "sample_count": sample_count_evidence(logits, splits=claimed_splits),
         "noise_baseline": noise_baseline_evidence(classifier, scores.conditional_entropy_bits, noise, reference),
         "gaming_ceiling": gaming_ceiling(classifier, seed=seed),
         "noise_like": None if reference is None else nearest_is_noise_fraction(samples, reference, noise[: reference.shape[0]]),
         "memorization": (None if train is None or reference is None
                          else memorization_evidence(samples, train, reference, seed=seed)),
     }
-    within, verdict, reasons = claim_verdict(claimed=claimed, claimed_std=claimed_std, **evidence)
+    answers = claim_verdict(claimed=claimed, claimed_std=claimed_std, protocol=protocol, **evidence)
     noise_like = evidence.pop("noise_like")
     images_vs_noise = {"fraction_nearer_noise_than_real": noise_like,
                        "reference_size": None if reference is None else int(reference.shape[0])}
     return CheckResult(
-        claimed=claimed, claimed_std=claimed_std, n=n, num_classes=classifier.num_classes, classifier=classifier_name,
-        within_spread=within, images_vs_noise=images_vs_noise, class_histogram=scores.class_counts,
-        verdict=verdict, reasons=reasons, examples=samples[:50], **evidence,
+        claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits, claimed_n=n,
+        claimed_dialect=claimed_dialect, n=n, num_classes=classifier.num_classes, classifier=classifier_name,
+        protocol=protocol, reproduced=answers.reproduced, meaningful=answers.meaningful,
+        reproduced_reasons=answers.reproduced_reasons, meaningful_reasons=answers.meaningful_reasons,
+        within_spread=answers.within_spread, images_vs_noise=images_vs_noise, class_histogram=scores.class_counts,
+        verdict=answers.verdict, reasons=answers.reasons, examples=samples[:50], **evidence,
     )
 
 
 def claim_rounding(claimed: float) -> float:
-    """Half a unit of the claim's last printed decimal: 8.67 -> 0.005, 9.0 -> 0.05, 12 -> 0.5."""
+    """Half a unit of the claim's last printed decimal: 8.67 -> 0.005, 9.3 -> 0.05, 12 -> 0.5.
+
+    A float keeps no trailing zeros, so 9.0 reads as 9 (-> 0.5); a claim printed as 9.00 loses its precision.
+    """
     from decimal import Decimal
 
     exponent = Decimal(repr(float(claimed))).normalize().as_tuple().exponent

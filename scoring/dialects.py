@@ -12,14 +12,16 @@ What differs beyond this recipe is the classifier: the openai and torch-fidelity
 score the TF-ported Inception's 1008 logits, torchmetrics its "logits_unbiased", sbarratt
 torchvision's 1000 classes. Given the same logits, only the recipe differs, and that is what
 this module reproduces. For images, `isgame score --dialect torchmetrics` also truncates floats to
-uint8 as torchmetrics does ((x * 255).byte()). One deviation: where a float32 softmax underflows to 0, the original
+uint8 as torchmetrics does ((x * 255).byte()); :func:`logits_of_truncated` re-runs the network only on
+the images that truncation changes (none for PNG or uint8 sources). One deviation: where a float32 softmax underflows to 0, the original
 openai code computes 0 * log 0 = NaN; here 0 * log 0 = 0.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -146,3 +148,54 @@ def dialect_table(values: object, *, splits: int | None = None) -> DialectTable:
     """All dialects side by side, each at its defaults unless ``splits`` is given."""
     return DialectTable([score_dialect(values, name, splits=splits if name not in ("barratt-sharma",) else None)
                          for name in DIALECTS])
+
+
+@dataclass(frozen=True)
+class DialectReport:
+    """A :class:`DialectTable` with what was scored and by what, as :class:`~scoring.pipeline.ScoreReport` has.
+
+    ``classifier`` is the classifier's ``describe()`` (name, weights sha256, ...), None for logits;
+    ``extra`` holds N, the uint8 truncation count and, under torchrun, the process count.
+    """
+
+    source: str
+    input_kind: str
+    classifier: dict[str, object] | None
+    table: DialectTable
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def scores(self) -> list[DialectScore]:
+        return self.table.scores
+
+    @property
+    def spread_percent(self) -> float:
+        return self.table.spread_percent
+
+    def to_dict(self) -> dict[str, object]:
+        return {"source": self.source, "input": self.input_kind, "classifier": self.classifier,
+                **self.table.to_dict(), **self.extra}
+
+
+def truncate_to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """torchmetrics' ``(imgs * 255).byte()``, back on [0, 1]: floor(x * 255) / 255 (truncated, not rounded)."""
+    return torch.floor(images * 255) / 255
+
+
+def logits_of_truncated(classifier: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                        logits: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Logits of :func:`truncate_to_uint8` (``images``), given ``logits`` of ``images`` themselves.
+
+    Only the images that truncation changes go through ``classifier`` again; the others keep their
+    row of ``logits``. Returns the logits and how many images ran again (0 for uint8-valued input,
+    such as PNG files, whose values k/255 truncate to themselves).
+    """
+    truncated = truncate_to_uint8(images)
+    changed = (truncated != images).flatten(1).any(dim=1)
+    count = int(changed.sum())
+    if count == 0:
+        return logits, 0
+    out = logits.clone()
+    with torch.no_grad():
+        out[changed] = classifier(truncated[changed]).to(out.dtype)
+    return out, count

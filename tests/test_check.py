@@ -1,63 +1,223 @@
-"""``isgame check`` on the digits default: the three verdicts of the issue, with their evidence."""
+"""``isgame check`` on the digits default: the claim against its protocol, and the two answers with their evidence."""
 
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
+import torch
 
+import isgame.probes.claim as claim
 from isgame.attacks.inflate import InflateAttack
-from isgame.probes.claim import check_claim, claim_rounding
+from isgame.probes.claim import check_claim, claim_rounding, protocol_evidence, reproduction_answer
+from isgame.scoring.dialects import DialectScore
+from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.samples import open_images
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, reference_scores
+
+#: what the inflate attack's ceiling would say; the attack itself is tested in the attack tests, and here its
+#: figures only fill one reason, so the check's tests skip its 500 x 20 steps.
+CEILING = {"inflated_is": 9.9, "from_noise_is": 2.0, "steps": 20, "seconds": 0.0, "num_classes": 10}
+
+
+def _no_ceiling(classifier, *, seed=0):
+    return CEILING
+
+
+@pytest.fixture(autouse=True)
+def no_gaming_ceiling(monkeypatch):
+    monkeypatch.setattr(claim, "gaming_ceiling", _no_ceiling)
 
 
 @pytest.fixture(scope="module")
-def split_held_out():
-    real = open_images("digits:test").load_all()
-    return real[:270], real[270:]  # honest samples, and real reference images they are not part of
+def digits_test():
+    return open_images("digits:test").load_all()
+
+
+@pytest.fixture(scope="module")
+def split_held_out(digits_test):
+    return digits_test[:270], digits_test[270:]  # honest samples, and real reference images they are not part of
+
+
+@pytest.fixture(scope="module")
+def claim_of_9_3(digits_test):
+    """The issue's case: ``isgame check digits:test --claimed 9.3`` (reference digits:test, as the command does)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(claim, "gaming_ceiling", _no_ceiling)
+        return check_claim(digits_test, claimed=9.3, reference=digits_test)
+
+
+def float64_logits(classifier, images):
+    with torch.no_grad():
+        return classifier(images).double().numpy()
 
 
 def test_claim_rounding():
     assert claim_rounding(8.67) == pytest.approx(0.005)
-    assert claim_rounding(9.0) == pytest.approx(0.5)
+    assert claim_rounding(9.3) == pytest.approx(0.05)
+    assert claim_rounding(9.0) == pytest.approx(0.5)  # a float keeps no trailing zero: 9.0 reads as 9
     assert claim_rounding(11.25) == pytest.approx(0.005)
 
 
-def test_true_claim_is_reproduced_and_20_percent_more_is_not(split_held_out):
+def test_claim_is_compared_with_its_protocol_not_with_every_convention(claim_of_9_3, digits_test, digits_classifier):
+    logits = float64_logits(digits_classifier, digits_test)
+    ten_splits, one_split = reference_scores(logits, 10), reference_scores(logits, 1)
+    result = claim_of_9_3
+    protocol = result.protocol
+    assert (protocol["dialect"], protocol["splits"], protocol["n"]) == ("openai", 10, 540)
+    assert protocol["is_mean"] == pytest.approx(ten_splits["is_mean"], rel=1e-5)  # 8.67
+    assert protocol["is_std"] == pytest.approx(ten_splits["is_std"], rel=1e-4)  # 0.30
+    assert protocol["tolerance"] == pytest.approx(ten_splits["is_std"] + 0.05, rel=1e-4)
+    assert abs(9.3 - ten_splits["is_mean"]) > ten_splits["is_std"] + 0.05  # so 9.3 is not this protocol's figure
+    assert (result.reproduced, result.meaningful, result.verdict) == (False, True, "not reproduced, meaningful")
+    # The old acceptance range, the union of every convention, holds 9.3; it is kept as context only.
+    assert result.within_spread and result.spread[0] <= 9.3 <= result.spread[1]
+    # The context explains the mismatch: one split over all 540 samples gives 9.31.
+    assert abs(9.3 - one_split["is_mean"]) < 0.05
+    assert any("dialect sbarratt" in r and "dialect barratt-sharma" in r for r in result.reproduced_reasons)
+    assert result.reasons == result.reproduced_reasons + result.meaningful_reasons
+
+
+@pytest.mark.parametrize("claimed,reproduced", [
+    (8.30, True), (8.31, False), (7.70, True), (7.69, False),  # ± 0.3 (std) + 0.005 (two decimals)
+    (8.3, True), (8.36, False), (8.4, False),  # 8.3 stands for 8.25..8.35: ± 0.35
+])
+def test_reproduction_is_the_protocols_value_within_its_std_and_the_claims_rounding(claimed, reproduced):
+    protocol = protocol_evidence(DialectScore("openai", 8.0, 0.3, 10, 540, "std ddof 0 over splits"), claimed=claimed, n=540)
+    assert protocol["tolerance"] == pytest.approx(0.3 + claim_rounding(claimed))
+    context = {"dialect sbarratt": 8.33, "preprocessing: nearest": 7.7}
+    answer, reasons = reproduction_answer(claimed=claimed, claimed_std=0.0, protocol=protocol, recomputed=context,
+                                          sample_count={"adequate": True})
+    assert answer is reproduced
+    if not reproduced and claimed == 8.31:  # the context names the convention that gives the claim, but never accepts it
+        assert "dialect sbarratt (8.3300)" in reasons[1]
+
+
+def test_claimed_splits_n_and_dialect_set_the_protocol(digits_test, digits_classifier):
+    samples = digits_test[:120]
+    result = check_claim(samples, claimed=9.0, claimed_splits=3, claimed_n=90)
+    expected = reference_scores(float64_logits(digits_classifier, samples[:90]), 3)
+    assert (result.n, result.protocol["n"], result.protocol["splits"]) == (90, 90, 3)
+    assert result.protocol["is_mean"] == pytest.approx(expected["is_mean"], rel=1e-5)
+    assert result.protocol["is_std"] == pytest.approx(expected["is_std"], rel=1e-4)
+
+    result = check_claim(samples, claimed=9.0, claimed_splits=4, claimed_dialect="torchmetrics")
+    assert result.protocol["dialect"] == "torchmetrics" and result.protocol["splits"] == 4
+    assert result.protocol["is_mean"] == pytest.approx(torchmetrics_is(digits_classifier, samples, splits=4), rel=1e-5)
+
+
+def torchmetrics_is(classifier, images: torch.Tensor, *, splits: int, seed: int = 0) -> float:
+    """torchmetrics' InceptionScore.compute, transcribed: (imgs * 255).byte() first, then randperm from the global
+    generator, torch.chunk, a marginal per chunk (test_dialects checks the dialect against torchmetrics itself)."""
+    with torch.no_grad():
+        features = classifier((images * 255).byte().float() / 255)
+    torch.manual_seed(seed)
+    features = features[torch.randperm(features.shape[0])]
+    prob, log_prob = features.softmax(dim=1).chunk(splits, dim=0), features.log_softmax(dim=1).chunk(splits, dim=0)
+    kl = [(p * (log_p - p.mean(dim=0, keepdim=True).log())).sum(dim=1).mean().exp() for p, log_p in zip(prob, log_prob)]
+    return float(torch.stack(kl).mean())
+
+
+@pytest.mark.parametrize("options,fragment", [
+    ({"claimed_n": 1000}, "claimed_n=1000 but only 540 samples"),
+    ({"claimed_splits": 0}, "claimed_splits must be between 1 and N = 540"),
+    ({"claimed_splits": 20, "claimed_n": 10}, "claimed_splits must be between 1 and N = 10"),
+    ({"claimed_dialect": "keras"}, "claimed_dialect must be one of openai"),
+])
+def test_a_protocol_the_samples_cannot_reproduce_is_a_one_line_error(digits_test, options, fragment):
+    with pytest.raises(InvalidInputError, match=fragment) as info:
+        check_claim(digits_test, claimed=9.0, **options)
+    assert "\n" not in str(info.value) and "--" not in str(info.value)
+
+
+def test_an_honest_claim_is_reproduced_and_meaningful_and_20_percent_more_is_not_reproduced(split_held_out,
+                                                                                         digits_classifier):
     honest, reference = split_held_out
-    probe = check_claim(honest, claimed=5.0, reference=reference)
-    true_is = probe.recomputed["dialect openai"]
-    assert check_claim(honest, claimed=true_is, reference=reference).verdict == "reproduced"
-    inflated_claim = check_claim(honest, claimed=1.2 * true_is, reference=reference)
-    assert inflated_claim.verdict == "not reproduced"
-    assert any("outside the recomputed spread" in reason for reason in inflated_claim.reasons)
+    true_is = reference_scores(float64_logits(digits_classifier, honest), 10)["is_mean"]
+    result = check_claim(honest, claimed=round(true_is, 2), reference=reference)
+    assert (result.reproduced, result.meaningful, result.verdict) == (True, True, "reproduced, meaningful")
+    inflated_claim = claim.claim_verdict(claimed=1.2 * true_is, claimed_std=0.0,
+                                         protocol=protocol_evidence(DialectScore(
+                                             "openai", result.protocol["is_mean"], result.protocol["is_std"], 10, 270,
+                                             "std ddof 0 over splits"), claimed=1.2 * true_is, n=270),
+                                         recomputed=result.recomputed, noise_baseline=result.noise_baseline,
+                                         gaming_ceiling=CEILING, noise_like=0.0, memorization=None,
+                                         sample_count=result.sample_count)
+    assert inflated_claim.verdict == "not reproduced, meaningful"
+    assert "lies outside the claimed protocol" in inflated_claim.reproduced_reasons[0]
 
 
-def test_inflated_noise_is_flagged_with_its_evidence(digits_classifier, split_held_out):
+def test_inflated_noise_is_not_meaningful_with_its_evidence(digits_classifier, split_held_out):
     _, reference = split_held_out
-    attacked = InflateAttack()(digits_classifier, open_images("noise:uniform", n=300, seed=3).load_all()).images
+    attacked = InflateAttack()(digits_classifier, open_images("noise:uniform", n=150, seed=3).load_all()).images
     result = check_claim(attacked, claimed=9.99, reference=reference)
-    assert result.verdict == "not meaningful"
+    assert result.meaningful is False and result.verdict.endswith(", not meaningful")
     assert result.images_vs_noise["fraction_nearer_noise_than_real"] > 0.9
     assert result.noise_baseline["samples_bits"] < 0.1 * result.noise_baseline["reference_bits"]
-    assert any("nearer a noise image" in reason for reason in result.reasons)
-    assert any("suspiciously confident" in reason for reason in result.reasons)
+    assert any("nearer a noise image" in reason for reason in result.meaningful_reasons)
+    assert any("suspiciously confident" in reason for reason in result.meaningful_reasons)
 
 
-def test_replayed_training_set_is_flagged_as_copied(split_held_out):
+def test_replayed_training_set_is_reproduced_but_not_meaningful(split_held_out, digits_classifier):
     _, reference = split_held_out
     train = open_images("digits:train").load_all()
-    result = check_claim(train[:400], claimed=9.2, reference=reference, train=train)
+    replay = train[:200]
+    claimed = round(reference_scores(float64_logits(digits_classifier, replay), 10)["is_mean"], 2)
+    result = check_claim(replay, claimed=claimed, reference=reference, train=train)
     assert result.memorization["authenticity"] == 0.0 and result.memorization["ct_statistic"] < -3
-    assert any("copied from the training set" in reason for reason in result.reasons)
+    assert (result.reproduced, result.meaningful, result.verdict) == (True, False, "reproduced, not meaningful")
+    assert any("copied from the training set" in reason for reason in result.meaningful_reasons)
+    payload = result.to_dict()
+    assert (payload["reproduced"], payload["meaningful"], payload["verdict"]) == (True, False, "reproduced, not meaningful")
 
 
-def test_check_cli_writes_json_and_html(cli, tmp_path):
-    result = cli("check", "digits:test", "--claimed", "8.67", "--out", tmp_path, "--json", tmp_path / "c.json")
-    assert result.exit_code == 0, result.stderr
+def _fake_report(reproduced: bool, meaningful: bool):
+    verdict = f"{'' if reproduced else 'not '}reproduced, {'' if meaningful else 'not '}meaningful"
+    result = SimpleNamespace(
+        reproduced=reproduced, meaningful=meaningful, verdict=verdict, spread=(8.0, 9.0),
+        protocol={"dialect": "openai", "splits": 10, "n": 540, "is_mean": 8.5, "tolerance": 0.3},
+        reproduced_reasons=["r [a, b]"], meaningful_reasons=["m"])
+    return SimpleNamespace(result=result, to_dict=lambda: {"verdict": verdict, "reproduced": reproduced,
+                                                           "meaningful": meaningful})
+
+
+@pytest.mark.parametrize("reproduced,meaningful,code", [(True, True, 0), (False, True, 3), (True, False, 4),
+                                                       (False, False, 5)])
+def test_check_exit_code_tells_both_answers(cli, monkeypatch, reproduced, meaningful, code):
+    import isgame.app.check
+
+    received = {}
+
+    def fake_run_check(samples, **options):
+        received.update(options, samples=samples)
+        return _fake_report(reproduced, meaningful)
+
+    monkeypatch.setattr(isgame.app.check, "run_check", fake_run_check)
+    result = cli("check", "some.npz", "--claimed", "9.3", "--claimed-splits", "5", "--claimed-n", "500",
+                 "--claimed-dialect", "torch-fidelity", "--json", "-")
+    assert result.exit_code == code, result.stderr
+    assert (received["samples"], received["claimed"], received["claimed_splits"], received["claimed_n"],
+            received["claimed_dialect"]) == ("some.npz", 9.3, 5, 500, "torch-fidelity")
+    assert json.loads(result.stdout) == {"verdict": _fake_report(reproduced, meaningful).result.verdict,
+                                         "reproduced": reproduced, "meaningful": meaningful}
+    first_line = result.stderr.splitlines()[0]
+    assert first_line.startswith(f"verdict: {'' if reproduced else 'not '}reproduced, "
+                                 f"{'' if meaningful else 'not '}meaningful")
+    assert f"reproduced: {'yes' if reproduced else 'no'}" in result.stderr and "r [a, b]" in result.stderr
+
+
+def test_check_cli_gives_exit_3_json_and_html_for_the_issues_claim(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(claim, "gaming_ceiling", _no_ceiling)
+    result = cli("check", "digits:test", "--claimed", "9.3", "--out", tmp_path, "--json", tmp_path / "c.json")
+    assert result.exit_code == 3, result.stderr
+    assert result.stdout.startswith("verdict: not reproduced, meaningful")
     payload = json.loads((tmp_path / "c.json").read_text())
-    assert payload["verdict"] == "reproduced"
-    assert {"recomputed", "sample_count", "noise_baseline", "gaming_ceiling", "class_histogram", "reasons"} <= payload.keys()
-    assert "Verdict: reproduced" in (tmp_path / "check.html").read_text()
+    assert (payload["verdict"], payload["reproduced"], payload["meaningful"]) == ("not reproduced, meaningful", False, True)
+    assert {"recomputed", "sample_count", "noise_baseline", "gaming_ceiling", "class_histogram", "reasons", "protocol",
+            "reproduced_reasons", "meaningful_reasons", "within_spread", "spread_min", "spread_max"} <= payload.keys()
+    page = (tmp_path / "check.html").read_text()
+    assert "Verdict: not reproduced, meaningful" in page and "Reproduced: no" in page and "Meaningful: yes" in page
     assert_one_line_error(cli("check", "digits:test", "--claimed", "-3", "--out", tmp_path / "x"), "--claimed")
+    assert_one_line_error(cli("check", "digits:test", "--claimed", "9", "--claimed-n", "600", "--out", tmp_path / "y"),
+                          "--claimed-n 600 but only 540 samples", "--claimed-n 540 or fewer")

@@ -199,3 +199,73 @@ def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
         write_bytes_atomic(target, b"new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
+
+
+def _commands(group, path=()):
+    """(path, click command) of every command of the app, sub-commands included."""
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):  # a group (typer vendors click, so no isinstance on click.Group)
+            yield from _commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def _help_of(cli_runner_args):
+    from typer.testing import CliRunner
+
+    from isgame.cli import app
+
+    result = CliRunner().invoke(app, [*cli_runner_args, "--help"], env={"COLUMNS": "1000"})  # no wrapping
+    assert result.exit_code == 0, result.output
+    return " ".join(result.stdout.split())
+
+
+def test_every_help_string_survives_rich_markup():
+    """Rich markup once swallowed "[default: 10; ...]": every option's help must reach the screen whole."""
+    import typer
+
+    from isgame.cli import app
+
+    commands = list(_commands(typer.main.get_command(app)))
+    assert len(commands) >= 10
+    for path, command in commands:
+        shown = _help_of(path)
+        for param in command.params:
+            if getattr(param, "help", None):
+                expected = " ".join(param.help.replace("\\[", "[").split())
+                assert expected in shown, f"isgame {' '.join(path)} {param.name}: {expected!r} not in its --help"
+    assert "Contiguous splits for the classic IS [default: 10; with --dialect, the dialect's own]." in _help_of(["score"])
+    assert "Real images of the domain [digits: digits:test]." in _help_of(["check"])
+
+
+def test_classifier_weights_and_seed_help_say_what_they_do():
+    import typer
+
+    from isgame.cli import app
+    from isgame.scoring.classifiers import CLASSIFIER_NAMES
+
+    for path, command in _commands(typer.main.get_command(app)):
+        helps = {param.name: param.help or "" for param in command.params}
+        if "classifier" in helps:
+            for form in (*CLASSIFIER_NAMES, "torchscript:PATH?...", "package.module:function?..."):
+                assert form in helps["classifier"], (path, form)
+        if "weights" in helps:
+            assert ".pth" in helps["weights"] and "safetensors" in helps["weights"] and "weights_only=True" in helps["weights"]
+        if "seed" in helps and path != ("train-digits",):
+            # Only score splits after a shuffle; elsewhere a seed that "shuffles the splits" would be a false promise.
+            assert ("shuffle" in helps["seed"]) == (path == ("score",)), (path, helps["seed"])
+    seeds = {path: {p.name: p.help for p in command.params}["seed"] for path, command in
+             _commands(typer.main.get_command(app)) if "seed" in {p.name for p in command.params}}
+    assert len(set(seeds.values())) == len(seeds)  # each command says what its own seed draws
+
+
+def test_check_help_documents_its_exit_codes():
+    from isgame.cli import CHECK_EXIT_CODES, EXIT_USER_ERROR
+
+    shown = _help_of(["check"])
+    meaning = {(True, True): "reproduced and meaningful", (False, True): "not reproduced",
+               (True, False): "reproduced but not meaningful", (False, False): "neither reproduced nor meaningful"}
+    assert sorted(CHECK_EXIT_CODES.values()) == [0, 3, 4, 5]
+    for answers, code in CHECK_EXIT_CODES.items():
+        assert f"{code} {meaning[answers]}" in shown
+    assert f"{EXIT_USER_ERROR} user error" in shown

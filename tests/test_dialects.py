@@ -109,3 +109,99 @@ def test_torchmetrics_dialect_truncates_float_images(cli, tmp_path, digits_class
         untruncated = score_dialect(digits_classifier(torch.from_numpy(images)), "torchmetrics")
     assert payload["dialects"][0]["is_mean"] == pytest.approx(expected.is_mean, rel=1e-9)
     assert expected.is_mean != untruncated.is_mean
+
+
+def test_shuffle_with_a_dialect_is_refused(cli, tmp_path):
+    from isgame.app.scoring_commands import score_in_dialects
+
+    np.save(tmp_path / "logits.npy", np.random.default_rng(3).normal(size=(40, 5)))
+    assert_one_line_error(cli("score", tmp_path / "logits.npy", "--input", "logits", "--dialect", "openai", "--shuffle"),
+                          "--shuffle does not combine with --dialect openai")
+    with pytest.raises(InvalidInputError, match=r"^shuffle=True does not combine with dialect=all"):
+        score_in_dialects(str(tmp_path / "logits.npy"), "all", shuffle=True, input_kind="logits")
+
+
+def test_dialect_output_names_source_and_classifier_and_draws_a_progress_bar(cli, monkeypatch):
+    import hashlib
+    import json
+
+    import isgame.scoring.progress
+    from isgame.scoring.classifiers.digits import shipped_weights_path
+
+    bars = []
+    real_bar = isgame.scoring.progress.progress_bar
+
+    def recording_bar(description, *, total, batches, enabled=True):
+        bars.append((description, total, batches, enabled))
+        return real_bar(description, total=total, batches=batches, enabled=enabled)
+
+    monkeypatch.setattr(isgame.scoring.progress, "progress_bar", recording_bar)
+    result = cli("score", "digits:test", "--dialect", "all", "--batch-size", "100", "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    sha256 = hashlib.sha256(shipped_weights_path("digits").read_bytes()).hexdigest()
+    assert (payload["source"], payload["input"], payload["n"]) == ("digits:test", "images", 540)
+    assert payload["classifier"]["name"] == "digits" and payload["classifier"]["weights_sha256"] == sha256
+    assert payload["uint8_truncation"]["images_rerun"] == 540  # digits are multiples of 1/16: truncation moves them
+    assert {"dialects", "spread_percent"} <= payload.keys()  # the keys that were there before
+    assert "digits:test, N = 540, digits (weights sha256 " + sha256[:12] in result.stderr  # the table's title
+    assert bars == [("classifying digits:test", 540, 6, True)]  # 6 batches of 100: the bar draws
+    bars.clear()
+    cli("score", "digits:test", "--dialect", "openai", "--batch-size", "100", "--quiet")
+    assert bars == [("classifying digits:test", 540, 6, False)]
+
+
+@pytest.fixture()
+def counting_digits(monkeypatch, digits_classifier):
+    """The digits classifier behind the dialect path, counting the images each forward pass sees."""
+    import isgame.app.scoring_commands
+    from isgame.scoring.classifiers import load_classifier
+
+    classifier = load_classifier("digits")
+    classifier.rows = []
+    run_network = classifier._run_network
+
+    def counting(model_input):
+        classifier.rows.append(model_input.shape[0])
+        return run_network(model_input)
+
+    classifier._run_network = counting
+    monkeypatch.setattr(isgame.app.scoring_commands, "load_classifier", lambda name, weights=None: classifier)
+    return classifier
+
+
+@pytest.mark.parametrize("dialect", ["torchmetrics", "all"])
+def test_torchmetrics_dialect_runs_the_network_once_on_uint8_valued_images(tmp_path, counting_digits, digits_classifier,
+                                                                          dialect):
+    from PIL import Image
+
+    from isgame.app.scoring_commands import score_in_dialects
+    from isgame.scoring.samples import open_images
+
+    digits = np.round(open_images("digits:test", n=60).load_all().numpy()[:, 0] * 255).astype(np.uint8)
+    for i, image in enumerate(digits):
+        Image.fromarray(image).save(tmp_path / f"{i:03d}.png")
+    report = score_in_dialects(str(tmp_path), dialect, batch_size=16, progress=False)
+    assert sum(counting_digits.rows) == 60  # once per image: k/255 truncates to itself
+    assert report.extra["uint8_truncation"]["images_rerun"] == 0
+    with torch.no_grad():  # torchmetrics' own input: (imgs * 255).byte()
+        truncated = torch.from_numpy(digits).float()[:, None] / 255
+        expected = score_dialect(digits_classifier((truncated * 255).byte().float() / 255), "torchmetrics")
+    scored = {s.dialect: s for s in report.scores}["torchmetrics"]
+    assert scored.is_mean == pytest.approx(expected.is_mean, rel=1e-6)
+
+
+def test_float_images_run_again_only_where_truncation_changes_a_pixel(tmp_path, counting_digits, digits_classifier):
+    from isgame.app.scoring_commands import score_in_dialects
+
+    images = np.round(np.random.default_rng(5).random((50, 1, 8, 8)) * 255).astype(np.float32) / 255
+    changed = np.zeros(50, bool)
+    changed[::5] = True  # 10 of 50 images carry a pixel that is not k/255
+    images[changed, 0, 0, 0] = 0.5
+    np.save(tmp_path / "x.npy", images)
+    report = score_in_dialects(str(tmp_path / "x.npy"), "torchmetrics", progress=False)
+    assert sum(counting_digits.rows) == 50 + 10
+    assert report.extra["uint8_truncation"]["images_rerun"] == 10
+    with torch.no_grad():
+        expected = score_dialect(digits_classifier((torch.from_numpy(images) * 255).byte().float() / 255), "torchmetrics")
+    assert report.scores[0].is_mean == pytest.approx(expected.is_mean, rel=1e-6)
