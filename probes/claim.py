@@ -314,6 +314,32 @@ def protocol_evidence(score: DialectScore, *, claimed: float, n: int) -> dict[st
             "tolerance": tolerance, "low": score.is_mean - tolerance, "high": score.is_mean + tolerance}
 
 
+def _validated_claim(samples: torch.Tensor, *, claimed: float, claimed_std: float, claimed_splits: int,
+                     claimed_n: int | None, claimed_dialect: str) -> tuple[torch.Tensor, int]:
+    """Check the claim's figures and protocol; return the samples behind it (the first ``claimed_n``) and its splits."""
+    if not math.isfinite(claimed) or claimed < 1:
+        raise InvalidInputError(f"{parameter('claimed')} must be a finite IS >= 1, got {claimed}")
+    if claimed_std < 0 or not math.isfinite(claimed_std):
+        raise InvalidInputError(f"{parameter('claimed_std')} must be >= 0, got {claimed_std}")
+    if claimed_dialect not in DIALECTS:
+        raise InvalidInputError(f"{parameter('claimed_dialect')} must be one of {', '.join(DIALECTS)}, "
+                                f"got {claimed_dialect!r}")
+    n = samples.shape[0]
+    if n < 2:
+        raise InvalidInputError(f"need at least 2 samples to check a score, got {n}")
+    if claimed_n is not None:
+        if claimed_n < 2:
+            raise InvalidInputError(f"{parameter('claimed_n')} must be >= 2, got {claimed_n}")
+        if claimed_n > n:
+            raise InvalidInputError(
+                f"{parameter('claimed_n', claimed_n)} but only {n} samples were given; pass all the samples behind "
+                f"the claim (fewer samples per split bias the IS), or {parameter('claimed_n', n)} or fewer")
+        samples, n = samples[:claimed_n], claimed_n
+    if not 1 <= claimed_splits <= n:
+        raise InvalidInputError(f"{parameter('claimed_splits')} must be between 1 and N = {n}, got {claimed_splits}")
+    return samples, claimed_splits
+
+
 def check_claim(
     samples: torch.Tensor,
     *,
@@ -333,28 +359,10 @@ def check_claim(
     The claim is taken to be ``claimed_dialect``'s IS with ``claimed_splits`` splits over the first
     ``claimed_n`` samples (default: all of them); ``splits`` is an older name of ``claimed_splits``.
     """
-    if not math.isfinite(claimed) or claimed < 1:
-        raise InvalidInputError(f"{parameter('claimed')} must be a finite IS >= 1, got {claimed}")
-    if claimed_std < 0 or not math.isfinite(claimed_std):
-        raise InvalidInputError(f"{parameter('claimed_std')} must be >= 0, got {claimed_std}")
-    if claimed_dialect not in DIALECTS:
-        raise InvalidInputError(f"{parameter('claimed_dialect')} must be one of {', '.join(DIALECTS)}, "
-                                f"got {claimed_dialect!r}")
-    if splits is not None:
-        claimed_splits = splits
+    samples, claimed_splits = _validated_claim(samples, claimed=claimed, claimed_std=claimed_std,
+                                               claimed_splits=claimed_splits if splits is None else splits,
+                                               claimed_n=claimed_n, claimed_dialect=claimed_dialect)
     n = samples.shape[0]
-    if n < 2:
-        raise InvalidInputError(f"need at least 2 samples to check a score, got {n}")
-    if claimed_n is not None:
-        if claimed_n < 2:
-            raise InvalidInputError(f"{parameter('claimed_n')} must be >= 2, got {claimed_n}")
-        if claimed_n > n:
-            raise InvalidInputError(
-                f"{parameter('claimed_n', claimed_n)} but only {n} samples were given; pass all the samples behind "
-                f"the claim (fewer samples per split bias the IS), or {parameter('claimed_n', n)} or fewer")
-        samples, n = samples[:claimed_n], claimed_n
-    if not 1 <= claimed_splits <= n:
-        raise InvalidInputError(f"{parameter('claimed_splits')} must be between 1 and N = {n}, got {claimed_splits}")
     classifier = load_classifier(classifier_name)
     logits = classify(classifier, samples)
     # torchmetrics truncates float images to uint8 before its network: only the images this changes run again.

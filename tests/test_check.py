@@ -178,7 +178,7 @@ def _fake_report(reproduced: bool, meaningful: bool):
         reproduced=reproduced, meaningful=meaningful, verdict=verdict, spread=(8.0, 9.0),
         protocol={"dialect": "openai", "splits": 10, "n": 540, "is_mean": 8.5, "tolerance": 0.3},
         reproduced_reasons=["r [a, b]"], meaningful_reasons=["m"])
-    return SimpleNamespace(result=result, to_dict=lambda: {"verdict": verdict, "reproduced": reproduced,
+    return SimpleNamespace(result=result, notes=(), to_dict=lambda: {"verdict": verdict, "reproduced": reproduced,
                                                            "meaningful": meaningful})
 
 

@@ -94,9 +94,14 @@ def test_check_passes_the_range_and_prints_its_notes(cli, float_255, monkeypatch
 
 
 class FakeResult:
-    verdict = "consistent"
+    """Just what the check command prints: a reproduced, meaningful claim (exit code 0)."""
+
+    verdict = "reproduced, meaningful"
     spread = (1.0, 2.0)
     reasons = ()
+    reproduced = meaningful = True
+    reproduced_reasons = meaningful_reasons = ()
+    protocol = {"dialect": "openai", "splits": 10, "n": 50, "is_mean": 1.5, "tolerance": 0.1}
 
     def to_dict(self):
         return {"verdict": self.verdict}
