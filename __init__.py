@@ -44,6 +44,8 @@ _API: dict[str, str] = {
     "FeatureStatistics": "isgame.scoring.fid",
     "FeatureStatisticsAccumulator": "isgame.scoring.fid",
     "FrechetDistanceAccumulator": "isgame.scoring.fid",
+    "load_statistics": "isgame.scoring.fid",
+    "save_statistics": "isgame.scoring.fid",
     "kernel_inception_distance": "isgame.scoring.kid",
     "KidResult": "isgame.scoring.kid",
     "precision_recall_density_coverage": "isgame.scoring.prdc",
@@ -80,6 +82,8 @@ _API: dict[str, str] = {
     "score_source": "isgame.app.scoring_commands",
     "score_in_dialects": "isgame.app.scoring_commands",
     "fid_between": "isgame.app.scoring_commands",
+    "compute_metrics": "isgame.app.metrics_command",
+    "MetricsResult": "isgame.app.metrics_command",
     "run_inflate": "isgame.app.attack_commands",
     "run_bounded": "isgame.app.attack_commands",
     "run_toy": "isgame.app.attack_commands",
@@ -131,6 +135,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.app.attack_commands import run_bounded, run_inflate, run_toy
     from isgame.app.audit import AuditReport, audit
     from isgame.app.check import run_check
+    from isgame.app.metrics_command import MetricsResult, compute_metrics
     from isgame.app.probe_commands import run_matrix, run_probe
     from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
     from isgame.attacks.bounded import bounded_sweep, targeted_pgd
@@ -149,7 +154,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.scoring.dialects import dialect_table, score_dialect
     from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, SourceNotFoundError
     from isgame.scoring.fid import (FeatureStatistics, FeatureStatisticsAccumulator, FrechetDistanceAccumulator,
-                                    features_to_statistics, frechet_distance, statistics_to_fid)
+                                    features_to_statistics, frechet_distance, load_statistics, save_statistics,
+                                    statistics_to_fid)
     from isgame.scoring.inception_score import inception_score, mutual_information
     from isgame.scoring.kid import KidResult, kernel_inception_distance
     from isgame.scoring.pipeline import classify, classify_with_features

@@ -81,7 +81,8 @@ EXIT_INTERRUPTED = 130
 
 #: library parameter -> the flag that sets it, where the flag is not ``--`` + the name with dashes
 FLAG_OF_PARAMETER = {"input_kind": "--input", "kind": "--input", "classifier_name": "--classifier",
-                     "epsilons": "--eps", "out_dir": "--out", "value_range": "--range"}
+                     "epsilons": "--eps", "out_dir": "--out", "value_range": "--range", "metrics": "--metric",
+                     "real": "REAL", "fake": "FAKE"}
 
 
 def flag_spelling(name: str, value: str | None) -> str:
@@ -470,7 +471,9 @@ def check(
 
 @app.command()
 def fid(
-    real: Annotated[str, typer.Argument(help="Real images: folder, .npy/.npz or a built-in source.")],
+    real: Annotated[str, typer.Argument(help="Real images: folder, .npy/.npz or a built-in source; or stored statistics, "
+                                             "an .npz with mu and sigma (pytorch-fid --save-stats, openai's reference "
+                                             "batches).")],
     fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
@@ -479,6 +482,8 @@ def fid(
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
     seed: Annotated[int, seed_option("Seed of noise sources (noise:uniform, noise:gaussian).")] = 0,
     value_range: RangeOption = ValueRange.auto,
+    save_stats: Annotated[Path | None, typer.Option("--save-stats", help="Also write FAKE's feature statistics here "
+                                                    "(.npz with mu and sigma, as pytorch-fid's --save-stats).")] = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -487,11 +492,51 @@ def fid(
     from isgame.app.scoring_commands import fid_between
 
     result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
-                                             batch_size=batch_size, progress=not quiet, value_range=value_range.value))
+                                             batch_size=batch_size, progress=not quiet, value_range=value_range.value,
+                                             save_stats=save_stats))
     print_notes(result["notes"])
+    n_real = "stored statistics" if result["n_real"] is None else result["n_real"]
     console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
-                                f"{classifier} features (N = {result['n_real']} and {result['n_fake']})")
+                                f"{classifier} features (N = {n_real} and {result['n_fake']})")
     emit_json(result, json_out)
+
+
+@app.command()
+def metrics(
+    real: Annotated[str, typer.Argument(help="Real images (folder, .npy/.npz or a built-in source), or stored FID "
+                                             "statistics (.npz with mu and sigma: FID only).")],
+    fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="A metric to compute: fid, kid, precision-recall, "
+                                                     "density-coverage, ct, authenticity; repeat for several "
+                                                     "(default: all that apply).")] = None,
+    train: Annotated[str | None, typer.Option("--train", help="The generator's training images: adds C_T (REAL as "
+                                              "the held-out set) and authenticity.")] = None,
+    classifier: ClassifierOption = "digits",
+    device: DeviceOption = "auto",
+    weights: WeightsOption = None,
+    n: Annotated[int | None, samples_option("Use the first N images of REAL and FAKE (noise: how many); "
+                                                   "--train is used whole.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
+    seed: Annotated[int, seed_option("Seed of noise sources, KID's subsets and C_T's k-means.")] = 0,
+    kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID subsets (torch-fidelity's default).")] = 100,
+    kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="Rows per KID subset, capped by N "
+                                                 "(torch-fidelity's default).")] = 1000,
+    value_range: RangeOption = ValueRange.auto,
+    json_out: JsonOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """FID, KID, precision/recall, density/coverage and, with --train, C_T and authenticity of FAKE against REAL."""
+    use_device(device)
+    from isgame.app.metrics_command import compute_metrics
+    from isgame.app.tables import metrics_table
+
+    result = run_or_exit(lambda: compute_metrics(
+        real, fake, metrics=metric, train=train, classifier_name=classifier, weights=weights, n=n, seed=seed,
+        batch_size=batch_size, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, progress=not quiet,
+        value_range=value_range.value))
+    print_notes(result.notes)
+    console_for(json_out).print(metrics_table(result))
+    emit_json(result.to_dict(), json_out)
 
 
 @app.command("train-digits")

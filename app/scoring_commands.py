@@ -178,21 +178,39 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
 
 def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weights: Path | None = None,
                 n: int | None = None, seed: int = 0, batch_size: int | None = None, progress: bool = True,
-                value_range: str = "auto") -> dict:
+                value_range: str = "auto", save_stats: Path | None = None) -> dict:
     """FID between two image sources on the classifier's features, streamed (O(D^2) memory) and sharded
-    across torchrun processes; returns a JSON-ready dict (``notes``: what the loader decided for either source)."""
+    across torchrun processes; returns a JSON-ready dict (``notes``: what the loader decided for either source).
+
+    REAL may be stored statistics instead (an ``.npz`` with ``mu`` and ``sigma``: pytorch-fid's saved
+    statistics, openai's reference batches). ``save_stats`` writes FAKE's statistics in that format.
+    """
     import torch
 
     from isgame.scoring.distributed import current_group
-    from isgame.scoring.fid import FeatureStatisticsAccumulator, statistics_to_fid
+    from isgame.scoring.fid import (FeatureStatisticsAccumulator, is_statistics_file, load_statistics, save_statistics,
+                                    statistics_to_fid)
     from isgame.scoring.progress import progress_bar
 
+    if is_statistics_file(fake):
+        raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); pass generated images as "
+                                "FAKE (stored statistics are accepted for the real side)")
     classifier = load_classifier(classifier_name, weights=weights)
     group = current_group()
     statistics = {}
+    real_is_statistics = is_statistics_file(real)
+    if real_is_statistics:
+        statistics["real"] = load_statistics(real)
+        if statistics["real"].mean.shape[0] != classifier.feature_dim:
+            raise InvalidInputError(
+                f"{real} holds statistics of {statistics['real'].mean.shape[0]}-d features but classifier "
+                f"{classifier_name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics came "
+                f"from as {parameter('classifier_name', 'NAME')}")
     sources = {role: open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
-               for role, spec in (("real", real), ("fake", fake))}
+               for role, spec in (("real", real), ("fake", fake)) if role not in statistics}
     for role, spec in (("real", real), ("fake", fake)):
+        if role in statistics:
+            continue
         source = sources[role]
         start, stop = group.shard(source.num_samples)
         accumulator = FeatureStatisticsAccumulator(classifier.feature_dim)
@@ -205,9 +223,17 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
                 advance(batch.shape[0])
         accumulator.all_reduce()
         statistics[role] = accumulator.compute()
+    if save_stats is not None and group.is_main:
+        try:
+            save_statistics(statistics["fake"], save_stats)
+        except OSError as error:
+            raise InvalidInputError(f"cannot write {parameter('save_stats', save_stats)} ({error.strerror}); "
+                                    "choose a writable file path ending in .npz") from None
     return {"real": real, "fake": fake, "classifier": classifier.describe(), "feature_dim": classifier.feature_dim,
             "n_real": statistics["real"].n, "n_fake": statistics["fake"].n,
             "fid": statistics_to_fid(statistics["real"], statistics["fake"]),
             "note": "FID is biased upward at small N; compare values only at equal sample counts",
-            "notes": [*sources["real"].notes, *sources["fake"].notes],
+            "notes": [note for source in sources.values() for note in source.notes],
+            **({"real_is_statistics": True} if real_is_statistics else {}),
+            **({"saved_stats": str(save_stats)} if save_stats is not None else {}),
             **({"processes": group.world_size} if group.world_size > 1 else {})}

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport
+from isgame.app.metrics_command import METRICS, MetricsResult
 from isgame.app.probe_commands import ProbeReport
 from isgame.scoring.pipeline import ScoreReport
 
@@ -188,4 +189,30 @@ def matrix_table(report: ProbeReport) -> Table:
     for game in r.games:
         table.add_row(game[:24], *[f"{r.cells[game][m].value:.3g}" + ("✗" if r.cells[game][m].fooled and game != r.reference_game else "")
                                    for m in r.metrics])
+    return table
+
+
+def _format_value(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def metrics_table(result: MetricsResult) -> Table:
+    """One row per metric: its headline values; the sample counts and classifier in the title."""
+    real = f"{result.real} (stored statistics)" if result.real_is_statistics else f"{result.real} (N = {result.n_real})"
+    train = "" if result.train is None else f"; train {result.train} (N = {result.n_train})"
+    table = _table(f"{result.fake} (N = {result.n_fake}) against {real}{train}, on {result.feature_dim}-d "
+                   f"{result.classifier.get('name', '')} features", ["metric", "value", "details"])
+    for name, values in result.values.items():
+        headline = METRICS[name].headline if name in METRICS else ()
+        shown = " | ".join(f"{key} {_format_value(values[key])}" for key in headline if key in values)
+        details = ""
+        if name == "kid":
+            details = f"{values['subsets']} subsets of {values['subset_size']}, std ddof {values['std_ddof']}"
+        elif name == "ct":
+            details = (f"{values['cells_used']} of {values['cells']} cells used; |C_T| < {values['band']:g} is real-like"
+                       + (f"; cells without held-out samples: {values['cells_without_held_out']}"
+                          if values["cells_without_held_out"] else ""))
+        elif name == "fid":
+            details = "compare only at equal N"
+        table.add_row(name, shown, details)
     return table

@@ -7,7 +7,7 @@ in the same space (pixels or classifier features); distances are Euclidean in th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,7 +15,7 @@ from scipy import stats
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
-from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.errors import InvalidInputError, parameter
 
 
 def flatten_images(images: torch.Tensor) -> np.ndarray:
@@ -82,65 +82,115 @@ def nearest_training_test(train: np.ndarray, held_out: np.ndarray, generated: np
     )
 
 
+#: |C_T| below this is "indistinguishable from held-out data": C_T is a weighted mean of z-scores, N(0, s^2)
+#: with s <= 1 under the null, so |C_T| >= 3 has two-sided probability below 0.3%.
+CT_BAND = 3.0
+#: the authors' tau * m: a cell enters C_T when it holds more than this many generated samples
+CT_GENERATED_PER_CELL = 20
+
+
+def ct_verdict(ct: float, band: float = CT_BAND) -> str:
+    """C_T is two-sided: ``copying`` below -band, ``underfitting`` above +band, else ``like held-out data``."""
+    return "copying" if ct <= -band else "underfitting" if ct >= band else "like held-out data"
+
+
 @dataclass(frozen=True)
 class DataCopyingResult:
-    """The C_T statistic and its per-cell z-scores."""
+    """The C_T statistic and its per-cell z-scores.
+
+    ``cells_without_held_out`` lists the cells (k-means labels) that hold no held-out sample: their
+    weight P_n(cell) is 0, so they cannot enter C_T (the authors' code refuses such partitions);
+    ``generated_in_cells_without_held_out`` is the share of generated samples there, which C_T cannot see.
+    """
 
     ct_statistic: float
     cells: int
     cells_used: int
     cell_z_scores: list[float]
     cell_weights: list[float]
+    cell_labels: list[int] = field(default_factory=list)
+    cells_without_held_out: list[int] = field(default_factory=list)
+    generated_in_cells_without_held_out: float = 0.0
+    generated_per_cell_above: int = CT_GENERATED_PER_CELL
+    band: float = CT_BAND
+
+    @property
+    def verdict(self) -> str:
+        return ct_verdict(self.ct_statistic, self.band)
 
     def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
+        return {**vars(self), "verdict": self.verdict,
+                "rule": f"two-sided z: C_T <= -{self.band:g} copying, C_T >= +{self.band:g} underfitting, "
+                        f"|C_T| < {self.band:g} like held-out data; cells with more than "
+                        f"{self.generated_per_cell_above} generated samples, weighted by their share of held-out samples"}
 
 
 def mann_whitney_z(generated: np.ndarray, held_out: np.ndarray) -> float:
-    """z-score of the Mann–Whitney U of ``generated`` vs ``held_out`` values (no tie correction).
+    """Meehan et al.'s z-score of the Mann–Whitney U of ``generated`` vs ``held_out`` values.
 
-    U counts pairs with generated > held_out (ties 1/2); z < 0 when generated values are smaller.
+    U counts pairs with generated > held_out (ties 1/2); z = (U - (m n / 2 - 0.5)) / sqrt(m n (m + n + 1) / 12),
+    their mean with its -0.5 continuity correction and no tie correction. z < 0 when generated values are smaller.
     """
     m, n = generated.size, held_out.size
     u = stats.mannwhitneyu(generated, held_out, alternative="two-sided", method="asymptotic").statistic
-    return float((u - m * n / 2) / math.sqrt(m * n * (m + n + 1) / 12))
+    return float((u - (m * n / 2 - 0.5)) / math.sqrt(m * n * (m + n + 1) / 12))
 
 
 def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, *, cells: int = 10,
-                      min_generated_per_cell: int = 20, seed: int = 0) -> DataCopyingResult:
-    """C_T of Meehan, Chaudhuri & Dasgupta (AISTATS 2020).
+                      generated_per_cell_above: int = CT_GENERATED_PER_CELL, min_generated_per_cell: int | None = None,
+                      seed: int = 0) -> DataCopyingResult:
+    """C_T of Meehan, Chaudhuri & Dasgupta, "A Non-Parametric Test to Detect Data-Copying in Generative
+    Models" (AISTATS 2020), as their code computes it (github.com/casey-meehan/data-copying,
+    ``data_copying_tests.py``: ``Zu``, ``Zu_cells``, ``C_T``; the k-means partition as in their MNIST tests).
 
-    k-means (``cells`` cells, seeded) is fitted on the training set; every held-out and generated
-    sample falls in the cell of its nearest centre. In each cell, the generated samples'
-    nearest-training distances are compared with the held-out samples' by a Mann–Whitney z-score.
-    C_T is the average z over cells holding at least ``min_generated_per_cell`` generated samples
-    (and at least one held-out sample), weighted by each cell's share of held-out samples.
-    C_T well below 0 flags copying; near 0 is healthy; above 0 means under-fitting.
+    k-means (``cells`` cells, seeded) is fitted on the training set; every training, held-out and
+    generated sample falls in the cell of its nearest centre. In each cell, the distances of its
+    generated samples to their nearest *training point of that cell* are compared with those of its
+    held-out samples by :func:`mann_whitney_z`. A cell enters C_T when it holds more than
+    ``generated_per_cell_above`` generated samples (their tau * m = 20); C_T is the average of those
+    cells' z, weighted by each cell's share of the held-out samples. ``min_generated_per_cell`` is the
+    older spelling (a cell needs at least that many), kept for callers.
+
+    C_T is two-sided: well below 0 means the samples sit closer to the training set than unseen real
+    data does (copying); well above 0 means farther (underfitting); real held-out data scores near 0.
+    :attr:`DataCopyingResult.verdict` reads it with the band |C_T| < 3 (:data:`CT_BAND`).
+    Cells without held-out samples cannot enter (weight 0) and are listed in the result.
     """
     _check_pair(train, generated, ("train", "generated"))
     _check_pair(train, held_out, ("train", "held_out"))
     if cells < 1 or cells > train.shape[0]:
-        raise InvalidInputError(f"cells must be in 1..{train.shape[0]}, got {cells}")
+        raise InvalidInputError(f"{parameter('cells')} must be in 1..{train.shape[0]} (the training rows), got {cells}")
+    if min_generated_per_cell is not None:
+        generated_per_cell_above = min_generated_per_cell - 1
     kmeans = KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(train)
-    cell_of_held_out = kmeans.predict(held_out)
-    cell_of_generated = kmeans.predict(generated)
-    d_held_out = nearest_distances(train, held_out)
-    d_generated = nearest_distances(train, generated)
-    z_scores, weights = [], []
+    cell_of_train, cell_of_held_out, cell_of_generated = (kmeans.predict(a) for a in (train, held_out, generated))
+    z_scores, weights, labels, without_held_out = [], [], [], []
     for cell in range(cells):
-        in_held_out = cell_of_held_out == cell
-        in_generated = cell_of_generated == cell
-        if in_generated.sum() < min_generated_per_cell or in_held_out.sum() == 0:
+        in_train, in_held_out, in_generated = cell_of_train == cell, cell_of_held_out == cell, cell_of_generated == cell
+        if not in_held_out.any():
+            without_held_out.append(cell)
             continue
-        z_scores.append(mann_whitney_z(d_generated[in_generated], d_held_out[in_held_out]))
+        if in_generated.sum() <= generated_per_cell_above:
+            continue
+        if not in_train.any():
+            raise InvalidInputError(f"k-means cell {cell} holds no training point; pass fewer {parameter('cells')}")
+        neighbours = NearestNeighbors(n_neighbors=1).fit(train[in_train])
+        d_generated = neighbours.kneighbors(generated[in_generated])[0][:, 0]
+        d_held_out = neighbours.kneighbors(held_out[in_held_out])[0][:, 0]
+        z_scores.append(mann_whitney_z(d_generated, d_held_out))
         weights.append(float(in_held_out.mean()))
+        labels.append(cell)
     if not z_scores:
         raise InvalidInputError(
-            f"no cell holds {min_generated_per_cell} generated samples; pass more samples or fewer cells"
+            f"no cell holds more than {generated_per_cell_above} generated samples and a held-out sample; "
+            f"pass more samples or fewer {parameter('cells')}"
         )
     ct = float(np.average(z_scores, weights=weights))
+    hidden = float(np.isin(cell_of_generated, without_held_out).mean()) if without_held_out else 0.0
     return DataCopyingResult(ct_statistic=ct, cells=cells, cells_used=len(z_scores), cell_z_scores=z_scores,
-                             cell_weights=weights)
+                             cell_weights=weights, cell_labels=labels, cells_without_held_out=without_held_out,
+                             generated_in_cells_without_held_out=hidden,
+                             generated_per_cell_above=generated_per_cell_above)
 
 
 def authenticity(real: np.ndarray, generated: np.ndarray) -> float:

@@ -2,18 +2,31 @@
 
 k(x, y) = (x . y / d + 1)^3 for features in R^d. For subsets X (m rows) and Y (m rows),
 MMD^2_u = [sum_{i != j} k(x_i, x_j) + sum_{i != j} k(y_i, y_j)] / (m (m - 1)) - 2 mean_{i, j} k(x_i, y_j).
-KID is the mean over ``subsets`` random subset pairs (seeded), with their std (ddof 1 across
-subsets; torchmetrics reports ddof 0, torch-fidelity ddof 0). Unbiased: it can be negative.
+KID is the mean over ``subsets`` random subset pairs. Unbiased: it can be negative.
+
+Conventions, as torch-fidelity 0.4's ``metric_kid.py`` (``kid_features_to_metric``):
+
+* defaults 100 subsets of 1000 rows (torch-fidelity's ``kid_subsets`` / ``kid_subset_size``); the subset
+  size is capped by the smaller N here, where torch-fidelity refuses N < subset size;
+* each subset pair is drawn without replacement by ``np.random.RandomState(seed).choice``, first side then
+  second, so the same features and seed give torch-fidelity's subsets and value;
+* ``std`` is ``np.std`` of the subset values with ddof 0 (torch-fidelity; torchmetrics' KID too);
+  ``stderr`` is the standard error of the mean, std with ddof 1 over sqrt(subsets).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.errors import InvalidInputError, parameter
+
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+STD_DDOF = 0
 
 
 @dataclass(frozen=True)
@@ -22,9 +35,12 @@ class KidResult:
     std: float
     subsets: int
     subset_size: int
+    stderr: float = math.nan
+    std_ddof: int = STD_DDOF
 
-    def to_dict(self) -> dict[str, float]:
-        return dict(vars(self))
+    def to_dict(self) -> dict[str, object]:
+        return {**vars(self), "std_convention": f"std over subsets with ddof {self.std_ddof}, as torch-fidelity; "
+                                                "stderr = std with ddof 1 / sqrt(subsets)"}
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -40,22 +56,31 @@ def unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
     return float(within - 2 * k_xy.mean())
 
 
-def kernel_inception_distance(features_1: object, features_2: object, *, subsets: int = 50, subset_size: int = 200,
-                              seed: int = 0) -> KidResult:
+def _as_features(features: object, name: str) -> np.ndarray:
+    array = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
+    if array.ndim != 2 or array.shape[0] < 2:
+        raise InvalidInputError(f"{name}: expected features of shape (N, d) with N >= 2, got shape {array.shape}")
+    return array
+
+
+def kernel_inception_distance(features_1: object, features_2: object, *, subsets: int = KID_SUBSETS,
+                              subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> KidResult:
     """KID between two (N, d) feature sets; subsets of ``min(subset_size, N_1, N_2)`` rows without replacement."""
-    arrays = []
-    for features in (features_1, features_2):
-        array = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
-        if array.ndim != 2 or array.shape[0] < 2:
-            raise InvalidInputError(f"expected features of shape (N, d) with N >= 2, got {array.shape}")
-        arrays.append(array)
-    if arrays[0].shape[1] != arrays[1].shape[1]:
-        raise InvalidInputError(f"feature dimensions differ: {arrays[0].shape[1]} vs {arrays[1].shape[1]}")
+    first, second = _as_features(features_1, "first"), _as_features(features_2, "second")
+    if first.shape[1] != second.shape[1]:
+        raise InvalidInputError(f"feature dimensions differ: {first.shape[1]} vs {second.shape[1]}; "
+                                "compute both with the same classifier")
     if subsets < 1:
-        raise InvalidInputError(f"subsets must be >= 1, got {subsets}")
-    size = min(subset_size, arrays[0].shape[0], arrays[1].shape[0])
-    rng = np.random.default_rng(seed)
-    values = [unbiased_mmd2(arrays[0][rng.choice(arrays[0].shape[0], size, replace=False)],
-                            arrays[1][rng.choice(arrays[1].shape[0], size, replace=False)]) for _ in range(subsets)]
-    return KidResult(mean=float(np.mean(values)), std=float(np.std(values, ddof=1)) if subsets > 1 else 0.0,
-                     subsets=subsets, subset_size=size)
+        raise InvalidInputError(f"{parameter('subsets')} must be >= 1, got {subsets}")
+    if subset_size < 2:
+        raise InvalidInputError(f"{parameter('subset_size')} must be >= 2, got {subset_size}")
+    size = min(subset_size, first.shape[0], second.shape[0])
+    rng = np.random.RandomState(seed)
+    values = np.zeros(subsets)
+    for i in range(subsets):
+        rows_1 = rng.choice(first.shape[0], size, replace=False)
+        rows_2 = rng.choice(second.shape[0], size, replace=False)
+        values[i] = unbiased_mmd2(first[rows_1], second[rows_2])
+    stderr = float(np.std(values, ddof=1) / math.sqrt(subsets)) if subsets > 1 else math.nan
+    return KidResult(mean=float(np.mean(values)), std=float(np.std(values, ddof=STD_DDOF)), subsets=subsets,
+                     subset_size=size, stderr=stderr)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from isgame.probes.copy_detectors import (authenticity, data_copying_test, leave_one_out_nearest_distances, mann_whitney_z,
-                                   nearest_distances, nearest_training_test)
+from isgame.probes.copy_detectors import (authenticity, ct_verdict, data_copying_test, leave_one_out_nearest_distances,
+                                          mann_whitney_z, nearest_distances, nearest_training_test)
 from isgame.probes.generators import KdeGenerator, replay
 from isgame.probes.memorization import memorization_probe
 from isgame.probes.sensitivity import (SPLIT_COUNTS, score_synthetic, split_sweep_digits, synthetic_exact_is,
@@ -42,19 +42,109 @@ def test_nearest_distances_match_brute_force():
     np.testing.assert_allclose(leave_one_out_nearest_distances(reference), pairwise.min(axis=1), rtol=1e-12)
 
 
-def test_mann_whitney_z_matches_pair_counting():
+def test_mann_whitney_z_matches_pair_counting_with_the_authors_continuity_correction():
     rng = np.random.default_rng(5)
     a, b = rng.normal(size=40), rng.normal(0.3, 1, size=55)
+    a[:3] = b[:3]  # a few ties, counted 1/2
     u = sum((x > y) + 0.5 * (x == y) for x in a for y in b)
-    expected = (u - 40 * 55 / 2) / math.sqrt(40 * 55 * (40 + 55 + 1) / 12)
+    expected = (u - (40 * 55 / 2 - 0.5)) / math.sqrt(40 * 55 * (40 + 55 + 1) / 12)
     assert mann_whitney_z(a, b) == pytest.approx(expected, rel=1e-12)
+
+
+def authors_ct(test, test_cells, generated, generated_cells, train, train_cells, tau):
+    """Meehan et al.'s C_T transcribed step by step from data_copying_tests.py (Zu, Zu_cells, C_T) of
+    github.com/casey-meehan/data-copying, as an independent reference."""
+    from scipy.stats import mannwhitneyu
+    from sklearn.neighbors import NearestNeighbors
+
+    def zu(p_n, q_m, t):
+        m, n = q_m.shape[0], p_n.shape[0]
+        nn = NearestNeighbors(n_neighbors=1).fit(t)
+        l_q, _ = nn.kneighbors(X=q_m, n_neighbors=1)
+        l_p, _ = nn.kneighbors(X=p_n, n_neighbors=1)
+        u, _ = mannwhitneyu(l_q, l_p, alternative="less")
+        return (u - (n * m / 2 - 0.5)) / np.sqrt(n * m * (n + m + 1) / 12)
+
+    k = int(train_cells.max()) + 1
+    q_share = np.bincount(generated_cells, minlength=k) / generated.shape[0]
+    p_share = np.bincount(test_cells, minlength=k) / test.shape[0]
+    selected = q_share > tau
+    z = np.zeros(k)
+    for i in range(k):
+        p_i, q_i, t_i = test[test_cells == i], generated[generated_cells == i], train[train_cells == i]
+        if len(p_i) * len(t_i) == 0:
+            raise ValueError(f"cell {i} lacks test or training samples")
+        if len(q_i) > 0:
+            z[i] = np.ravel(zu(p_i, q_i, t_i))[0]
+    return float(p_share[selected] @ z[selected] / p_share[selected].sum()), z, selected
+
+
+def _partition(train, cells, seed=0):
+    """The k-means partition data_copying_test fits: cell labels of any array."""
+    from sklearn.cluster import KMeans
+
+    return KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(train).predict
+
+
+def test_ct_matches_a_transcription_of_the_authors_code():
+    """A fixed small case with cells of exactly 20 (excluded: the rule is > 20) and 21 generated samples (included)."""
+    rng = np.random.default_rng(4)
+    train, held_out, pool = rng.normal(size=(400, 4)), rng.normal(size=(200, 4)), rng.normal(size=(900, 4))
+    pool[:300] = train[:300] + 0.05 * rng.normal(size=(300, 4))  # near-copies in the pool
+    cell_of = _partition(train, 6)
+    train_cells, held_out_cells, pool_cells = cell_of(train), cell_of(held_out), cell_of(pool)
+    counts = [20, 21, 35, 40, 5, 60]
+    generated = np.concatenate([pool[pool_cells == c][:count] for c, count in enumerate(counts)])
+    generated_cells = cell_of(generated)
+    assert np.bincount(generated_cells).tolist() == counts
+    expected, z, selected = authors_ct(held_out, held_out_cells, generated, generated_cells, train, train_cells,
+                                       tau=20 / generated.shape[0])
+    ours = data_copying_test(train, held_out, generated, cells=6, seed=0)
+    assert ours.ct_statistic == pytest.approx(expected, rel=1e-12)
+    assert ours.cell_labels == [c for c in range(6) if selected[c]] == [1, 2, 3, 5]
+    np.testing.assert_allclose(ours.cell_z_scores, z[selected], rtol=1e-12)
+    # What the authors' code changes: the nearest training point is sought in the sample's own cell (it lies in
+    # another cell for some samples here), and z carries the -0.5 correction.
+    in_cell = np.concatenate([nearest_distances(train[train_cells == c], generated[generated_cells == c]) for c in range(6)])
+    whole = np.concatenate([nearest_distances(train, generated[generated_cells == c]) for c in range(6)])
+    assert (in_cell > whole + 1e-12).sum() > 0
+    assert ours.to_dict()["verdict"] == ours.verdict and "two-sided" in ours.to_dict()["rule"]
+
+
+def test_ct_states_cells_without_held_out_samples():
+    train, pool = gaussian_mixture(400, 1, dim=4), gaussian_mixture(1500, 3, dim=4)
+    held_out_all = gaussian_mixture(300, 2, dim=4)
+    cell_of = _partition(train, 5)
+    train_cells, held_out_cells, pool_cells = cell_of(train), cell_of(held_out_all), cell_of(pool)
+    held_out = held_out_all[held_out_cells != 4]  # cell 4 loses its held-out samples
+    generated = pool[:600]
+    result = data_copying_test(train, held_out, generated, cells=5, seed=0)
+    assert result.cells_without_held_out == [4] and 4 not in result.cell_labels
+    assert result.generated_in_cells_without_held_out == pytest.approx(float((pool_cells[:600] == 4).mean()))
+    # The authors' code refuses this partition; their statistic over the other cells is ours.
+    with pytest.raises(ValueError, match="cell 4"):
+        authors_ct(held_out, held_out_cells[held_out_cells != 4], generated, pool_cells[:600], train, train_cells, 20 / 600)
+    keep = pool_cells[:600] != 4
+    expected, _, _ = authors_ct(held_out, held_out_cells[held_out_cells != 4], generated[keep], pool_cells[:600][keep],
+                                train[train_cells != 4], train_cells[train_cells != 4], 20 / 600 * 600 / keep.sum())
+    assert result.ct_statistic == pytest.approx(expected, rel=1e-12)
+
+
+def test_ct_is_two_sided():
+    """Samples farther from the training set than unseen real data (blurred) score far above 0: underfitting."""
+    train, held_out, fresh = gaussian_mixture(500, 1), gaussian_mixture(300, 2), gaussian_mixture(300, 3)
+    blurred = fresh + np.random.default_rng(7).normal(scale=1.5, size=fresh.shape)
+    result = data_copying_test(train, held_out, blurred, cells=5)
+    assert result.ct_statistic > 3 and result.verdict == "underfitting"
+    assert [ct_verdict(v) for v in (-9.0, -2.9, 0.0, 2.9, 9.2)] == [
+        "copying", "like held-out data", "like held-out data", "like held-out data", "underfitting"]
 
 
 def test_ct_is_strongly_negative_for_replay_and_near_zero_for_fresh_data(mixture):
     replayed = mixture["train"][:1000]
     assert data_copying_test(mixture["train"], mixture["held_out"], replayed).ct_statistic < -5
     fresh = data_copying_test(mixture["train"], mixture["held_out"], mixture["fresh"])
-    assert abs(fresh.ct_statistic) < 2
+    assert abs(fresh.ct_statistic) < 2 and fresh.verdict == "like held-out data"
     assert fresh.cells_used >= 5
 
 
@@ -159,3 +249,40 @@ def test_probe_cli_noise_and_memorization_json(cli, tmp_path):
 def test_unknown_probe_is_refused(cli):
     result = cli("probe", "telepathy")
     assert result.exit_code != 0 and "Traceback" not in result.stderr
+
+
+def test_matrix_ct_rule_is_two_sided_with_a_fair_reference(digits_classifier, monkeypatch):
+    """Uniform noise (C_T far above 0: underfitting) resists C_T; the reference row is one held-out half against
+    the other, not held-out data against itself."""
+    from isgame.probes import matrix
+    from isgame.probes.games import held_out_real, uniform_noise
+    from isgame.probes.matrix import FOOLED_RULES, METRICS, compare_two_sided, held_out_halves, robustness_matrix
+
+    def only_ct(classifier, images, *, train_features, train_pixels, held_out_pixels, seed):
+        """The matrix's C_T alone (the other metrics are tested elsewhere), to keep this test fast."""
+        ct = data_copying_test(train_pixels, held_out_pixels, images.reshape(images.shape[0], -1).double().numpy(),
+                               seed=seed).ct_statistic
+        return {m: 0.0 for m in METRICS} | {"C_T": ct, "KID_stderr": 0.0}
+
+    monkeypatch.setattr(matrix, "metric_values", only_ct)
+
+    first, second = held_out_halves(540, 0)
+    assert len(first) == len(second) == 270 and not set(first) & set(second)
+    assert np.array_equal(first, held_out_halves(540, 0)[0]) and not np.array_equal(first, held_out_halves(540, 1)[0])
+    assert compare_two_sided(-2.9, 0.4).fooled and not compare_two_sided(9.2, 0.4).fooled
+    assert not compare_two_sided(-3.0, 0.4).fooled and compare_two_sided(1.5, 0.4).margin == pytest.approx(0.5)
+    assert set(FOOLED_RULES) == set(METRICS)
+
+    result = robustness_matrix(digits_classifier, games={"held-out real": held_out_real, "uniform noise": uniform_noise})
+    split = digits_split()
+    pixels = lambda images: images.reshape(images.shape[0], -1).double().numpy()  # noqa: E731
+    held_out = pixels(split.test_images)
+    expected = data_copying_test(pixels(split.train_images), held_out[first], held_out[second]).ct_statistic
+    reference = result.cells["held-out real"]["C_T"]
+    assert reference.value == reference.reference == pytest.approx(expected, rel=1e-12)
+    assert abs(reference.value) < 3  # real data the training set never saw reads as real
+    noise = result.cells["uniform noise"]["C_T"]
+    assert noise.value > 3 and not noise.fooled and noise.reference == reference.value
+    payload = result.to_dict()
+    assert payload["higher_is_better"]["C_T"] is None and "|C_T| < 3" in payload["fooled_rules"]["C_T"]
+    assert "two-sided" in payload["paragraphs"]["C_T"]

@@ -1,0 +1,259 @@
+"""The library call behind ``isgame metrics``: FAKE against REAL with every metric, on a classifier's features.
+
+:func:`compute_metrics` extracts float64 features of REAL, FAKE and (optionally) the generator's
+training set TRAIN once, then runs each requested metric of :data:`METRICS` on them and returns a
+:class:`MetricsResult`. REAL may also be stored FID statistics (an ``.npz`` with ``mu`` and
+``sigma``, as pytorch-fid's save-stats and openai's reference batches hold them): then only FID applies.
+
+A metric joins by registering one function of the features in :data:`METRICS`::
+
+    @register_metric("my-metric", headline=("value",))
+    def my_metric(inputs: MetricInputs) -> dict[str, object]:
+        return {"value": float(...)}       # inputs.real, inputs.fake, inputs.train: (N, D) float64
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.fid import FeatureStatistics, features_to_statistics, is_statistics_file, load_statistics, statistics_to_fid
+from isgame.scoring.kid import KID_SUBSET_SIZE, KID_SUBSETS
+
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """What every metric function receives: (N, D) float64 features and the settings that change values.
+
+    ``real`` is None when REAL is stored statistics (``real_statistics`` then comes from the file);
+    ``train`` is None without a training set.
+    """
+
+    real: np.ndarray | None
+    fake: np.ndarray
+    train: np.ndarray | None
+    real_statistics: FeatureStatistics
+    kid_subsets: int = KID_SUBSETS
+    kid_subset_size: int = KID_SUBSET_SIZE
+    seed: int = 0
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def cached(self, key: str, compute: Callable[[], object]) -> object:
+        """``compute()`` once per key, for results two metrics share (precision/recall and density/coverage)."""
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric: its function, what it needs, and the keys of its result a table shows."""
+
+    compute: Callable[[MetricInputs], dict[str, object]]
+    needs_real_features: bool = True
+    needs_train: bool = False
+    headline: tuple[str, ...] = ()
+
+
+#: metric name -> :class:`Metric`, in the order the table shows them; register with :func:`register_metric`
+METRICS: dict[str, Metric] = {}
+
+
+def register_metric(name: str, *, needs_real_features: bool = True, needs_train: bool = False,
+                    headline: tuple[str, ...] = ()) -> Callable:
+    """Decorator: add ``function(inputs) -> dict`` to :data:`METRICS` under ``name``."""
+
+    def add(function: Callable[[MetricInputs], dict[str, object]]) -> Callable[[MetricInputs], dict[str, object]]:
+        METRICS[name] = Metric(function, needs_real_features=needs_real_features, needs_train=needs_train,
+                               headline=headline)
+        return function
+
+    return add
+
+
+@register_metric("fid", needs_real_features=False, headline=("fid",))
+def _fid(inputs: MetricInputs) -> dict[str, object]:
+    fake = features_to_statistics(inputs.fake, name="fake")
+    return {"fid": statistics_to_fid(inputs.real_statistics, fake),
+            "note": "biased upward at small N; compare FIDs only at equal sample counts"}
+
+
+@register_metric("kid", headline=("mean", "std"))
+def _kid(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.kid import kernel_inception_distance
+
+    return kernel_inception_distance(inputs.real, inputs.fake, subsets=inputs.kid_subsets,
+                                     subset_size=inputs.kid_subset_size, seed=inputs.seed).to_dict()
+
+
+def _manifold(inputs: MetricInputs):
+    from isgame.scoring.prdc import precision_recall_density_coverage
+
+    return inputs.cached("prdc", lambda: precision_recall_density_coverage(inputs.real, inputs.fake))
+
+
+@register_metric("precision-recall", headline=("precision", "recall"))
+def _precision_recall(inputs: MetricInputs) -> dict[str, object]:
+    result = _manifold(inputs)
+    return {"precision": result.precision, "recall": result.recall, "k": 3}
+
+
+@register_metric("density-coverage", headline=("density", "coverage"))
+def _density_coverage(inputs: MetricInputs) -> dict[str, object]:
+    result = _manifold(inputs)
+    return {"density": result.density, "coverage": result.coverage, "k": 5}
+
+
+@register_metric("ct", needs_train=True, headline=("ct_statistic", "verdict"))
+def _ct(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.probes.copy_detectors import data_copying_test
+
+    return data_copying_test(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict()
+
+
+@register_metric("authenticity", needs_train=True, headline=("authenticity",))
+def _authenticity(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.probes.copy_detectors import authenticity
+
+    return {"authenticity": authenticity(inputs.train, inputs.fake)}
+
+
+@dataclass(frozen=True)
+class MetricsResult:
+    """Each requested metric's values (``values[name]`` is that metric's dict), with what they were computed on."""
+
+    real: str
+    fake: str
+    train: str | None
+    classifier: dict
+    feature_dim: int
+    n_real: int | None
+    n_fake: int
+    n_train: int | None
+    real_is_statistics: bool
+    seed: int
+    values: dict[str, dict[str, object]]
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        out = {key: value for key, value in vars(self).items() if key not in ("values", "notes")}
+        return {**out, "metrics": list(self.values), "values": self.values, "notes": list(self.notes)}
+
+
+def applicable_metrics(*, real_features: bool, train: bool) -> list[str]:
+    """Every registered metric that these inputs allow, in registry order."""
+    return [name for name, metric in METRICS.items()
+            if (real_features or not metric.needs_real_features) and (train or not metric.needs_train)]
+
+
+def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_size: int, progress: bool,
+                    value_range: str = "auto", notes: list | None = None) -> np.ndarray:
+    """(N, D) float64 features of an image source, in row order (sharded under torchrun, gathered on every rank);
+    the loader's notes are appended to ``notes`` when given."""
+    import torch
+
+    from isgame.scoring.distributed import all_gather_rows, current_group
+    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.samples import open_images
+
+    source = open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+    if notes is not None:
+        notes.extend(source.notes)
+    start, stop = current_group().shard(source.num_samples)
+    parts = []
+    with progress_bar(f"features of {spec}", total=stop - start, batches=(stop - start) // batch_size + 1,
+                      enabled=progress) as advance, torch.no_grad():
+        for batch in source.batches(batch_size, conform=lambda image: classifier.preprocess(image).float(),
+                                    start=start, stop=stop):
+            parts.append(classifier.features(batch))
+            advance(batch.shape[0])
+    local = torch.cat(parts) if parts else torch.empty(0, classifier.feature_dim, dtype=classifier.dtype)
+    return all_gather_rows(local, source.num_samples).double().cpu().numpy()
+
+
+def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:
+    for name, value, least in (("n", n, 1), ("batch_size", batch_size, 1), ("kid_subsets", kid_subsets, 1),
+                               ("kid_subset_size", kid_subset_size, 2)):
+        if value is not None and value < least:
+            raise InvalidInputError(f"{parameter(name)} must be >= {least}, got {value}")
+
+
+def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: bool) -> list[str]:
+    if not metrics:
+        return applicable_metrics(real_features=real_features, train=train)
+    names = list(dict.fromkeys(metrics))
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise InvalidInputError(f"unknown {parameter('metrics')} {', '.join(map(repr, unknown))}; choose from "
+                                f"{', '.join(METRICS)}")
+    for name in names:
+        if METRICS[name].needs_train and not train:
+            raise InvalidInputError(f"{name} needs the generator's training images; pass them as "
+                                    f"{parameter('train', 'SOURCE')}")
+        if METRICS[name].needs_real_features and not real_features:
+            raise InvalidInputError(f"{name} needs features of real images, but {parameter('real')} is stored "
+                                    "statistics (mu, sigma), which give FID only; pass real images instead")
+    return names
+
+
+def compute_metrics(
+    real: str,
+    fake: str,
+    *,
+    metrics: Sequence[str] | None = None,
+    train: str | None = None,
+    classifier_name: str = "digits",
+    weights: Path | None = None,
+    n: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    kid_subsets: int = KID_SUBSETS,
+    kid_subset_size: int = KID_SUBSET_SIZE,
+    progress: bool = True,
+    value_range: str = "auto",
+) -> MetricsResult:
+    """FAKE against REAL with each of ``metrics`` (default: every registered metric that applies).
+
+    REAL, FAKE and TRAIN are image sources (folder, .npy/.npz, built-in); REAL may instead be an
+    ``.npz`` of FID statistics (``mu``, ``sigma``), which allows FID only. ``n`` keeps the first N
+    images of each source (noise: how many); C_T and authenticity need ``train``, the generator's
+    training images, and test FAKE against them with REAL as the held-out set. ``value_range`` reads float
+    image arrays as :func:`~isgame.scoring.samples.open_images` does; ``notes`` in the result say what the
+    loader decided.
+    """
+    from isgame.scoring.classifiers import load_classifier
+    from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE
+
+    _check_settings(n, batch_size, kid_subsets, kid_subset_size)
+    if is_statistics_file(fake):
+        raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); the metrics need generated "
+                                "images, and stored statistics are accepted for the real side only")
+    real_is_statistics = is_statistics_file(real)
+    names = _requested(metrics, real_features=not real_is_statistics, train=train is not None)
+    classifier = load_classifier(classifier_name, weights=weights)
+    notes: list = []
+    options = dict(n=n, seed=seed, batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress,
+                   value_range=value_range, notes=notes)
+    if real_is_statistics:
+        real_features, real_statistics = None, load_statistics(real)
+        if real_statistics.mean.shape[0] != classifier.feature_dim:
+            raise InvalidInputError(
+                f"{real} holds statistics of {real_statistics.mean.shape[0]}-d features but classifier "
+                f"{classifier_name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics came "
+                f"from as {parameter('classifier_name', 'NAME')}")
+    else:
+        real_features = source_features(real, classifier, **options)
+        real_statistics = features_to_statistics(real_features, name="real")
+    inputs = MetricInputs(real=real_features, fake=source_features(fake, classifier, **options),
+                          train=None if train is None else source_features(train, classifier, **(options | {"n": None})),
+                          real_statistics=real_statistics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                          seed=seed)
+    values = {name: METRICS[name].compute(inputs) for name in names}
+    return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
+                         feature_dim=classifier.feature_dim, n_real=real_statistics.n, n_fake=inputs.fake.shape[0],
+                         n_train=None if inputs.train is None else inputs.train.shape[0],
+                         real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes))

@@ -1,0 +1,102 @@
+"""``isgame metrics`` and :func:`isgame.compute_metrics`: the registry, the options, the values, the errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import isgame
+from helpers import assert_one_line_error
+from isgame.app import metrics_command
+from isgame.app.metrics_command import METRICS, compute_metrics, register_metric
+from isgame.probes.copy_detectors import authenticity, data_copying_test
+from isgame.scoring.fid import frechet_distance, save_statistics, features_to_statistics
+from isgame.scoring.kid import kernel_inception_distance
+from isgame.scoring.prdc import precision_recall_density_coverage
+from isgame.scoring.samples import open_images
+
+
+def features(classifier, spec: str, n: int | None = None) -> np.ndarray:
+    with torch.no_grad():
+        return classifier.features(open_images(spec, n=n).load_all()).double().numpy()
+
+
+def test_metrics_cli_values_equal_the_library_functions_on_the_same_features(cli, digits_classifier, tmp_path):
+    from isgame.scoring.digits_data import digits_split
+
+    np.save(tmp_path / "train.npy", digits_split().train_images[:400].numpy())
+    payload = json.loads(cli("metrics", "digits:test", "noise:uniform", "--n", "120", "--train", tmp_path / "train.npy",
+                             "--kid-subsets", "5", "--kid-subset-size", "40", "--seed", "3", "--json", "-",
+                             "--quiet").stdout)
+    real, train = features(digits_classifier, "digits:test", 120), features(digits_classifier, str(tmp_path / "train.npy"))
+    with torch.no_grad():
+        fake = digits_classifier.features(open_images("noise:uniform", n=120, seed=3).load_all()).double().numpy()
+    values = payload["values"]
+    assert payload["metrics"] == ["fid", "kid", "precision-recall", "density-coverage", "ct", "authenticity"]
+    assert (payload["n_real"], payload["n_fake"], payload["n_train"]) == (120, 120, 400)  # --n spares TRAIN
+    assert values["fid"]["fid"] == pytest.approx(frechet_distance(real, fake), rel=1e-6)
+    kid = kernel_inception_distance(real, fake, subsets=5, subset_size=40, seed=3)
+    assert values["kid"]["mean"] == pytest.approx(kid.mean, rel=1e-5) and values["kid"]["subset_size"] == 40
+    assert values["kid"]["std_ddof"] == 0
+    manifold = precision_recall_density_coverage(real, fake)
+    assert values["precision-recall"]["precision"] == manifold.precision
+    assert values["density-coverage"]["coverage"] == manifold.coverage
+    ct = data_copying_test(train, real, fake, seed=3)
+    assert values["ct"]["ct_statistic"] == pytest.approx(ct.ct_statistic, abs=1e-6) and values["ct"]["verdict"] == ct.verdict
+    assert values["authenticity"]["authenticity"] == pytest.approx(authenticity(train, fake), abs=1e-12)
+
+
+def test_metrics_cli_passes_every_option_to_the_library(cli, monkeypatch):
+    received = {}
+
+    def fake_compute(real, fake, **options):
+        received.update(real=real, fake=fake, **options)
+        return metrics_command.MetricsResult(real=real, fake=fake, train=None, classifier={"name": "digits"},
+                                             feature_dim=128, n_real=1, n_fake=1, n_train=None,
+                                             real_is_statistics=False, seed=0, values={"fid": {"fid": 1.5}})
+
+    monkeypatch.setattr(metrics_command, "compute_metrics", fake_compute)
+    result = cli("metrics", "a", "b", "--metric", "kid", "--metric", "fid", "--train", "t", "-c", "digits-b", "--n", "7",
+                 "--seed", "4", "--batch-size", "3", "--kid-subsets", "9", "--kid-subset-size", "11", "--quiet",
+                 "--device", "cpu", "--range", "0-255", "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    assert received == dict(real="a", fake="b", metrics=["kid", "fid"], train="t", classifier_name="digits-b",
+                            weights=None, n=7, seed=4, batch_size=3, kid_subsets=9, kid_subset_size=11, progress=False,
+                            value_range="0-255")
+    assert json.loads(result.stdout)["values"] == {"fid": {"fid": 1.5}}
+
+
+def test_stored_statistics_as_real_give_fid_only(cli, digits_classifier, tmp_path):
+    real = features(digits_classifier, "digits:test")
+    save_statistics(features_to_statistics(real), tmp_path / "real.npz")
+    payload = json.loads(cli("metrics", tmp_path / "real.npz", "digits:train", "--json", "-", "--quiet").stdout)
+    assert payload["metrics"] == ["fid"] and payload["real_is_statistics"] is True
+    assert payload["values"]["fid"]["fid"] == pytest.approx(frechet_distance(real, features(digits_classifier, "digits:train")),
+                                                            rel=1e-6)
+    assert_one_line_error(cli("metrics", tmp_path / "real.npz", "digits:train", "--metric", "kid"),
+                          "kid needs features of real images", "REAL is stored statistics")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--metric", "ct"], ["ct needs the generator's training images", "--train SOURCE"]),
+    (["--metric", "telepathy"], ["unknown --metric 'telepathy'", "fid, kid"]),
+    (["--kid-subsets", "0"], ["--kid-subsets must be >= 1"]),
+    (["--kid-subset-size", "1"], ["--kid-subset-size must be >= 2"]),
+])
+def test_metrics_cli_errors_are_one_line(cli, args, fragments):
+    assert_one_line_error(cli("metrics", "digits:test", "digits:train", *args), *fragments)
+
+
+def test_a_new_metric_joins_by_registering_one_function(monkeypatch):
+    monkeypatch.setattr(metrics_command, "METRICS", dict(METRICS))
+    register_metric("mean-gap", headline=("gap",))(
+        lambda inputs: {"gap": float(np.abs(inputs.real.mean(0) - inputs.fake.mean(0)).sum())})
+    result = isgame.compute_metrics("digits:test", "digits:train", n=50, progress=False)
+    assert list(result.values) == ["fid", "kid", "precision-recall", "density-coverage", "mean-gap"]
+    only = compute_metrics("digits:test", "digits:train", metrics=["mean-gap"], n=50, progress=False)
+    assert only.values["mean-gap"]["gap"] == pytest.approx(result.values["mean-gap"]["gap"], rel=1e-12)
+    assert only.values["mean-gap"]["gap"] > 0
+    assert "mean-gap" not in METRICS  # the registry the test extended was a copy
