@@ -69,6 +69,7 @@ class ValueRange(str, Enum):
 RangeOption = Annotated[ValueRange, typer.Option("--range", help="Values of float image arrays: 0-1, 0-255, or auto "
                                                  "(0-255 when the largest value exceeds 1.5; a note says which).")]
 
+BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")]
 
 def samples_option(meaning: str):
     """The one ``--n`` / ``--num-samples`` option; ``meaning`` says what N counts in this command."""
@@ -479,7 +480,7 @@ def fid(
     device: DeviceOption = "auto",
     weights: WeightsOption = None,
     n: Annotated[int | None, samples_option("Use the first N images of each (noise: how many).")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
+    batch_size: BatchSizeOption = None,
     seed: Annotated[int, seed_option("Seed of noise sources (noise:uniform, noise:gaussian).")] = 0,
     value_range: RangeOption = ValueRange.auto,
     save_stats: Annotated[Path | None, typer.Option("--save-stats", help="Also write FAKE's feature statistics here "
@@ -516,7 +517,7 @@ def metrics(
     weights: WeightsOption = None,
     n: Annotated[int | None, samples_option("Use the first N images of REAL and FAKE (noise: how many); "
                                                    "--train is used whole.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")] = None,
+    batch_size: BatchSizeOption = None,
     seed: Annotated[int, seed_option("Seed of noise sources, KID's subsets and C_T's k-means.")] = 0,
     kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID subsets (torch-fidelity's default).")] = 100,
     kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="Rows per KID subset, capped by N "

@@ -156,21 +156,14 @@ def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_si
     the loader's notes are appended to ``notes`` when given."""
     import torch
 
-    from isgame.scoring.distributed import all_gather_rows, current_group
-    from isgame.scoring.progress import progress_bar
+    from isgame.app.scoring_commands import sharded_feature_batches
+    from isgame.scoring.distributed import all_gather_rows
     from isgame.scoring.samples import open_images
 
     source = open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     if notes is not None:
         notes.extend(source.notes)
-    start, stop = current_group().shard(source.num_samples)
-    parts = []
-    with progress_bar(f"features of {spec}", total=stop - start, batches=(stop - start) // batch_size + 1,
-                      enabled=progress) as advance, torch.no_grad():
-        for batch in source.batches(batch_size, conform=lambda image: classifier.preprocess(image).float(),
-                                    start=start, stop=stop):
-            parts.append(classifier.features(batch))
-            advance(batch.shape[0])
+    parts = list(sharded_feature_batches(classifier, source, batch_size=batch_size, progress=progress))
     local = torch.cat(parts) if parts else torch.empty(0, classifier.feature_dim, dtype=classifier.dtype)
     return all_gather_rows(local, source.num_samples).double().cpu().numpy()
 

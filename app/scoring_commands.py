@@ -176,6 +176,36 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
                          extra=extra)
 
 
+def sharded_feature_batches(classifier, source, *, batch_size: int | None = None, progress: bool = True):
+    """Yield the classifier's (B, D) features of this torchrun rank's rows of ``source``, batch by batch, without
+    gradients, with a progress bar; in one process, of every row."""
+    import torch
+
+    from isgame.scoring.distributed import current_group
+    from isgame.scoring.progress import progress_bar
+
+    start, stop = current_group().shard(source.num_samples)
+    size = batch_size or DEFAULT_BATCH_SIZE
+    with progress_bar(f"features of {source.name}", total=stop - start, batches=(stop - start) // size + 1,
+                      enabled=progress) as advance, torch.no_grad():
+        for batch in source.batches(size, conform=lambda image: classifier.preprocess(image).float(),
+                                    start=start, stop=stop):
+            yield classifier.features(batch)
+            advance(batch.shape[0])
+
+
+def streamed_feature_statistics(classifier, source, *, batch_size: int | None = None, progress: bool = True):
+    """Float64 mean and covariance of the classifier's features of ``source``, streamed one batch at a time
+    (O(D^2) memory) and summed over torchrun processes."""
+    from isgame.scoring.fid import FeatureStatisticsAccumulator
+
+    accumulator = FeatureStatisticsAccumulator(classifier.feature_dim)
+    for features in sharded_feature_batches(classifier, source, batch_size=batch_size, progress=progress):
+        accumulator.update(features)
+    accumulator.all_reduce()
+    return accumulator.compute()
+
+
 def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weights: Path | None = None,
                 n: int | None = None, seed: int = 0, batch_size: int | None = None, progress: bool = True,
                 value_range: str = "auto", save_stats: Path | None = None) -> dict:
@@ -185,15 +215,11 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     REAL may be stored statistics instead (an ``.npz`` with ``mu`` and ``sigma``: pytorch-fid's saved
     statistics, openai's reference batches). ``save_stats`` writes FAKE's statistics in that format.
     """
-    import torch
-
     from isgame.scoring.distributed import current_group
-    from isgame.scoring.fid import (FeatureStatisticsAccumulator, is_statistics_file, load_statistics, save_statistics,
-                                    statistics_to_fid)
-    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.fid import is_statistics_file, load_statistics, save_statistics, statistics_to_fid
 
     if is_statistics_file(fake):
-        raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); pass generated images as "
+        raise InvalidInputError(f"FAKE {fake} holds statistics (mu, sigma); pass generated images as "
                                 "FAKE (stored statistics are accepted for the real side)")
     classifier = load_classifier(classifier_name, weights=weights)
     group = current_group()
@@ -208,21 +234,8 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
                 f"from as {parameter('classifier_name', 'NAME')}")
     sources = {role: open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
                for role, spec in (("real", real), ("fake", fake)) if role not in statistics}
-    for role, spec in (("real", real), ("fake", fake)):
-        if role in statistics:
-            continue
-        source = sources[role]
-        start, stop = group.shard(source.num_samples)
-        accumulator = FeatureStatisticsAccumulator(classifier.feature_dim)
-        size = batch_size or DEFAULT_BATCH_SIZE
-        with progress_bar(f"features of {spec}", total=stop - start, batches=(stop - start) // size + 1,
-                          enabled=progress) as advance, torch.no_grad():
-            for batch in source.batches(size, conform=lambda image: classifier.preprocess(image).float(),
-                                        start=start, stop=stop):
-                accumulator.update(classifier.features(batch))
-                advance(batch.shape[0])
-        accumulator.all_reduce()
-        statistics[role] = accumulator.compute()
+    for role, source in sources.items():
+        statistics[role] = streamed_feature_statistics(classifier, source, batch_size=batch_size, progress=progress)
     if save_stats is not None and group.is_main:
         try:
             save_statistics(statistics["fake"], save_stats)
