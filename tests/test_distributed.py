@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
+
 KEYS = ("is_mean", "is_std", "mutual_information_nats", "mutual_information_stderr_nats",
         "marginal_entropy_bits", "conditional_entropy_bits")
 
@@ -33,6 +35,19 @@ def run_score(args: list[str], out, *, ranks: int) -> dict:
     return run_json(["score", *args, "--quiet"], out, ranks=ranks)
 
 
+def in_one_thread(call):
+    """``call()`` in this process with one intra-op thread, as each torchrun rank runs (OMP_NUM_THREADS=1 above):
+    the one-process reference without paying for another interpreter and torch import."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return call()
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("args", [
     ["--input", "logits", "--splits", "7", "--shuffle", "--seed", "3"],
     ["--input", "logits", "--splits", "10"],
@@ -40,7 +55,9 @@ def run_score(args: list[str], out, *, ranks: int) -> dict:
 def test_two_ranks_equal_one_process_on_logits(tmp_path, args):
     path = tmp_path / "logits.npy"
     np.save(path, np.random.default_rng(0).normal(size=(5003, 40)) * 3)
-    single = run_score([str(path), *args], tmp_path / "one.json", ranks=1)
+    options = {"splits": int(args[args.index("--splits") + 1]), "shuffle": "--shuffle" in args,
+               "seed": int(args[args.index("--seed") + 1]) if "--seed" in args else 0}
+    single = score_source(str(path), input_kind="logits", progress=False, **options).to_dict()
     double = run_score([str(path), *args], tmp_path / "two.json", ranks=2)
     assert double["processes"] == 2 and "processes" not in single
     for key in KEYS:
@@ -50,7 +67,7 @@ def test_two_ranks_equal_one_process_on_logits(tmp_path, args):
 
 
 def test_two_ranks_equal_one_process_on_images(tmp_path):
-    single = run_score(["digits:test", "--splits", "5"], tmp_path / "one.json", ranks=1)
+    single = in_one_thread(lambda: score_source("digits:test", splits=5, progress=False).to_dict())
     double = run_score(["digits:test", "--splits", "5"], tmp_path / "two.json", ranks=2)
     for key in KEYS:
         assert double[key] == pytest.approx(single[key], rel=1e-12), key
@@ -59,7 +76,8 @@ def test_two_ranks_equal_one_process_on_images(tmp_path):
 def test_two_ranks_extract_features_for_the_same_fid(tmp_path):
     # torchrun's parser reads "--n" as an abbreviation of its own options; --num-samples is the safe spelling.
     args = ["fid", "digits:test", "noise:uniform", "--num-samples", "300", "--quiet"]
-    results = [run_json(args, tmp_path / f"{ranks}.json", ranks=ranks) for ranks in (1, 2)]
+    results = [in_one_thread(lambda: fid_between("digits:test", "noise:uniform", n=300, progress=False)),
+               run_json(args, tmp_path / "2.json", ranks=2)]
     assert results[1]["processes"] == 2
     assert results[1]["n_real"] == results[0]["n_real"] and results[1]["n_fake"] == results[0]["n_fake"]
     # The float64 sums merge exactly, but each rank batches different images through a float32 network, and
@@ -152,7 +170,7 @@ def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
 
 
 def test_two_ranks_score_every_dialect_like_one_process(tmp_path):
-    single = run_json(["score", "digits:test", "--dialect", "all"], tmp_path / "one.json", ranks=1)
+    single = in_one_thread(lambda: score_in_dialects("digits:test", "all", progress=False).to_dict())
     double = run_json(["score", "digits:test", "--dialect", "all"], tmp_path / "two.json", ranks=2)
     assert [row["dialect"] for row in double["dialects"]] == [row["dialect"] for row in single["dialects"]]
     for one, two in zip(single["dialects"], double["dialects"], strict=True):
