@@ -143,7 +143,9 @@ def emit_json(payload: dict, destination: str | None) -> None:
     if destination is None or not current_group().is_main:
         return
     if destination == "-":
-        sys.stdout.write(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+        from isgame.scoring.atomic_io import json_text
+
+        sys.stdout.write(json_text(payload))
         return
     run_or_exit(lambda: _write_json_file(Path(destination), payload))
 

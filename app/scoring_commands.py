@@ -65,19 +65,6 @@ def _with_notes(report: ScoreReport, notes: tuple[str, ...]) -> ScoreReport:
     return replace(report, extra={**report.extra, "notes": list(notes)})
 
 
-def collect_logits(source: str, *, classifier_name: str = "digits", weights: Path | None = None, n: int | None = None,
-                   seed: int = 0, batch_size: int | None = None, input_kind: str = "images",
-                   truncate_to_uint8: bool = False, progress: bool = False, value_range: str = "auto"):
-    """All (N, K) logits of SOURCE in memory (the reference implementations hold them all too).
-
-    ``truncate_to_uint8`` reproduces torchmetrics' ``(imgs * 255).byte()``: floats are truncated, not rounded.
-    """
-    collected = _collect_dialect_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=seed,
-                                        batch_size=batch_size, input_kind=input_kind, truncated=truncate_to_uint8,
-                                        progress=progress, value_range=value_range)
-    return collected.truncated if truncate_to_uint8 else collected.logits
-
-
 @dataclass(frozen=True)
 class _CollectedLogits:
     source: str
@@ -157,9 +144,10 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
                                         progress=progress, value_range=value_range)
     logits, truncated = collected.logits, collected.truncated
     if dialect == "all":
-        table = dialect_table(logits, splits=splits)
+        table = dialect_table(logits, splits=splits, seed=seed)
         if truncated is not None:
-            table = DialectTable([score_dialect(truncated, "torchmetrics", splits=splits) if s.dialect == "torchmetrics"
+            table = DialectTable([score_dialect(truncated, "torchmetrics", splits=splits, seed=seed)
+                                  if s.dialect == "torchmetrics"
                                   else s for s in table.scores])
     else:
         table = DialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits,

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from isgame.attacks.inflate import InflateAttack
-from isgame.probes.copy_detectors import authenticity, data_copying_test, flatten_images
+from isgame.probes.copy_detectors import CT_BAND, authenticity, ct_verdict, data_copying_test, flatten_images
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
@@ -43,8 +43,8 @@ CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicub
 CEILING_SAMPLES, CEILING_STEPS = 500, 20
 #: the samples are "not meaningful" when at least this fraction sits nearer noise than real images
 NOISE_LIKE_LIMIT = 0.5
-#: the samples are "not meaningful" (copied) when the data-copying test's C_T z-score is below this
-COPYING_CT_LIMIT = -3.0
+#: the samples are "not meaningful" (copied) when C_T is at or below this: the band of every C_T verdict
+COPYING_CT_LIMIT = -CT_BAND
 #: the protocol a claim is taken to use unless told otherwise: the original openai code, 10 splits
 DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS = "openai", 10
 
@@ -273,14 +273,14 @@ def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_cei
     if memorization is None:
         reasons.append("copying from the training set not tested: that needs the training images and real reference "
                        "images")
-    elif memorization["ct_statistic"] < COPYING_CT_LIMIT:
+    elif ct_verdict(memorization["ct_statistic"]) == "copying":
         meaningful = False
         reasons.append(f"the samples look copied from the training set (C_T = {memorization['ct_statistic']:.1f} "
-                       f"< {COPYING_CT_LIMIT:g}, authenticity {memorization['authenticity']:.2f}): the score is the "
+                       f"<= {COPYING_CT_LIMIT:g}, authenticity {memorization['authenticity']:.2f}): the score is the "
                        "training set's, not a generator's")
     else:
         reasons.append(f"no sign of copying from the training set (C_T = {memorization['ct_statistic']:.1f}, "
-                       f"not below {COPYING_CT_LIMIT:g}; authenticity {memorization['authenticity']:.2f})")
+                       f"above {COPYING_CT_LIMIT:g}; authenticity {memorization['authenticity']:.2f})")
     if reference_bits is not None and samples_bits < 0.1 * reference_bits:
         reasons.append(f"the samples are suspiciously confident: E[H(y|x)] = {samples_bits:.2e} bits "
                        f"against {reference_bits:.3f} for real images, as after the inflate attack "

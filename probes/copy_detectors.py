@@ -173,7 +173,7 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
         if in_generated.sum() <= generated_per_cell_above:
             continue
         if not in_train.any():
-            raise InvalidInputError(f"k-means cell {cell} holds no training point; pass fewer {parameter('cells')}")
+            raise InvalidInputError(f"k-means cell {cell} holds no training point; pass fewer k-means cells")
         neighbours = NearestNeighbors(n_neighbors=1).fit(train[in_train])
         d_generated = neighbours.kneighbors(generated[in_generated])[0][:, 0]
         d_held_out = neighbours.kneighbors(held_out[in_held_out])[0][:, 0]
@@ -183,7 +183,7 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
     if not z_scores:
         raise InvalidInputError(
             f"no cell holds more than {generated_per_cell_above} generated samples and a held-out sample; "
-            f"pass more samples or fewer {parameter('cells')}"
+            "pass more samples or fewer k-means cells"
         )
     ct = float(np.average(z_scores, weights=weights))
     hidden = float(np.isin(cell_of_generated, without_held_out).mean()) if without_held_out else 0.0

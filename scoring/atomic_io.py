@@ -37,6 +37,28 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def json_ready(payload: object) -> object:
+    """``payload`` with every NaN or infinite float replaced by None (JSON's null), at any depth.
+
+    A std over one split, or the standard error of one KID subset, is undefined: JSON says null rather
+    than the non-standard NaN that strict parsers refuse.
+    """
+    import math
+
+    if isinstance(payload, float) and not math.isfinite(payload):
+        return None
+    if isinstance(payload, dict):
+        return {key: json_ready(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [json_ready(value) for value in payload]
+    return payload
+
+
+def json_text(payload: object) -> str:
+    """Indented JSON of :func:`json_ready` ``payload``, with a final newline."""
+    return json.dumps(json_ready(payload), indent=2, allow_nan=False) + "\n"
+
+
 def write_json_atomic(path: Path, payload: object) -> None:
-    """Write ``payload`` as indented JSON (NaN refused) atomically."""
-    write_text_atomic(path, json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    """Write ``payload`` as indented JSON (undefined floats as null) atomically."""
+    write_text_atomic(path, json_text(payload))

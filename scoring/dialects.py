@@ -144,10 +144,11 @@ def score_dialect(values: object, dialect: str, *, splits: int | None = None, se
     return DIALECTS[dialect](logits, **options)
 
 
-def dialect_table(values: object, *, splits: int | None = None) -> DialectTable:
-    """All dialects side by side, each at its defaults unless ``splits`` is given."""
-    return DialectTable([score_dialect(values, name, splits=splits if name not in ("barratt-sharma",) else None)
-                         for name in DIALECTS])
+def dialect_table(values: object, *, splits: int | None = None, seed: int | None = None) -> DialectTable:
+    """All dialects side by side, each at its defaults unless ``splits`` or ``seed`` (the permutation seed of
+    the dialects that shuffle) is given."""
+    return DialectTable([score_dialect(values, name, splits=splits if name not in ("barratt-sharma",) else None,
+                                       seed=seed) for name in DIALECTS])
 
 
 @dataclass(frozen=True)

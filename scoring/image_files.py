@@ -145,15 +145,12 @@ def zip_source(path: Path) -> ImageSource:
     if not members:
         raise InvalidInputError(f"{path}: no images among its {len(infos)} members; zip {', '.join(IMAGE_SUFFIXES)} files")
     members.sort(key=lambda info: info.filename)
-    archive_of_this_process: dict[int, zipfile.ZipFile] = {}
 
     def read(start: int, stop: int) -> list[torch.Tensor]:
-        pid = os.getpid()  # a forked worker opens its own handle rather than share the parent's file offset
-        if pid not in archive_of_this_process:
-            archive_of_this_process.clear()
-            archive_of_this_process[pid] = zipfile.ZipFile(path)
-        archive = archive_of_this_process[pid]
-        return [_read_member(archive, info, where=f"{path}:{info.filename}") for info in members[start:stop]]
+        # A handle per batch, closed with it: nothing stays open between batches, and a forked worker never
+        # shares its parent's file offset.
+        with zipfile.ZipFile(path) as archive:
+            return [_read_member(archive, info, where=f"{path}:{info.filename}") for info in members[start:stop]]
 
     return ImageSource(name=str(path), num_samples=len(members), read=read, notes=tuple(_skipped_note(path, skipped, hidden)))
 

@@ -268,3 +268,25 @@ def test_check_help_documents_its_exit_codes():
     for answers, code in CHECK_EXIT_CODES.items():
         assert f"{code} {meaning[answers]}" in shown
     assert f"{EXIT_USER_ERROR} user error" in shown
+
+
+def test_undefined_figures_are_null_in_json_not_a_crash(cli, tmp_path):
+    """A std over one split and the stderr of one KID subset are undefined: strict JSON says null."""
+    dialects = cli("score", "digits:test", "--dialect", "all", "--splits", "1", "--quiet", "--json", "-")
+    assert dialects.exit_code == 0, dialects.stderr
+    torchmetrics = next(row for row in json.loads(dialects.stdout)["dialects"] if row["dialect"] == "torchmetrics")
+    assert torchmetrics["is_std"] is None and torchmetrics["splits"] == 1
+    kid = cli("metrics", "digits:test", "noise:uniform", "--n", "100", "--metric", "kid", "--kid-subsets", "1",
+              "--quiet", "--json", tmp_path / "kid.json")
+    assert kid.exit_code == 0, kid.stderr
+    assert "NaN" not in (tmp_path / "kid.json").read_text()
+
+
+def test_seed_sets_the_permutation_of_every_shuffling_dialect_with_all(cli):
+    def dialects(*extra):
+        payload = json.loads(cli("score", "digits:test", "--dialect", "all", "--quiet", "--json", "-", *extra).stdout)
+        return {row["dialect"]: row["is_mean"] for row in payload["dialects"]}
+
+    default, seeded = dialects(), dialects("--seed", "5")
+    assert default["torch-fidelity"] != seeded["torch-fidelity"] and default["torchmetrics"] != seeded["torchmetrics"]
+    assert default["openai"] == seeded["openai"]  # contiguous splits: no permutation to seed

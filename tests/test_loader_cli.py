@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from helpers import assert_one_line_error
+from isgame.scoring.errors import InvalidInputError
 
 IMAGES_0_255 = np.random.default_rng(5).integers(0, 256, size=(40, 1, 8, 8)).astype(np.float32)
 
@@ -75,6 +76,8 @@ def test_check_passes_the_range_and_prints_its_notes(cli, float_255, monkeypatch
         raise Loaded
 
     monkeypatch.setattr(check, "check_claim", fake_check_claim)
+    with pytest.raises(InvalidInputError, match="expected \\[0, 1\\]"):  # an explicit range reaches the loader
+        check.run_check(str(float_255 / "f255.npy"), claimed=5.0, value_range="0-1")
     with pytest.raises(Loaded):
         check.run_check(str(float_255 / "f255.npy"), claimed=5.0, value_range="0-255")
     torch.testing.assert_close(received["samples"].double(), torch.from_numpy(IMAGES_0_255.astype(np.float64) / 255.0), atol=1e-7, rtol=0)
