@@ -241,8 +241,11 @@ def compute_metrics(
     else:
         real_features = source_features(real, classifier, **options)
         real_statistics = features_to_statistics(real_features, name="real")
+    needs_train = train is not None and any(METRICS[name].needs_train for name in names)
+    if train is not None and not needs_train:
+        notes.append(f"{train}: not read; none of {', '.join(names)} uses the training images")
     inputs = MetricInputs(real=real_features, fake=source_features(fake, classifier, **options),
-                          train=None if train is None else source_features(train, classifier, **(options | {"n": None})),
+                          train=source_features(train, classifier, **(options | {"n": None})) if needs_train else None,
                           real_statistics=real_statistics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                           seed=seed)
     values = {name: METRICS[name].compute(inputs) for name in names}

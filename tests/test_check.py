@@ -214,6 +214,9 @@ def test_check_cli_gives_exit_3_json_and_html_for_the_issues_claim(cli, tmp_path
     assert result.stdout.startswith("verdict: not reproduced, meaningful")
     payload = json.loads((tmp_path / "c.json").read_text())
     assert (payload["verdict"], payload["reproduced"], payload["meaningful"]) == ("not reproduced, meaningful", False, True)
+    # digits:test is also the default reference: said, since the nearer-noise test then passes by construction.
+    assert any("digits:test is also the real reference" in note for note in payload["notes"])
+    assert "isgame: note: digits:test is also the real reference" in result.stderr
     assert {"recomputed", "sample_count", "noise_baseline", "gaming_ceiling", "class_histogram", "reasons", "protocol",
             "reproduced_reasons", "meaningful_reasons", "within_spread", "spread_min", "spread_max"} <= payload.keys()
     page = (tmp_path / "check.html").read_text()

@@ -113,9 +113,12 @@ def test_json_to_a_folder_is_refused_and_existing_reports_survive(cli, tmp_path)
     assert_one_line_error(cli("score", "digits:test", "--json", tmp_path), "is a folder")
     report = tmp_path / "report.json"
     write_json_atomic(report, {"kept": True})
-    with pytest.raises(ValueError):
-        write_json_atomic(report, {"bad": float("nan")})
+    with pytest.raises(TypeError):  # not serialisable: refused before anything is written
+        write_json_atomic(report, {"bad": object()})
     assert json.loads(report.read_text()) == {"kept": True}
+    write_json_atomic(tmp_path / "undefined.json", {"std": float("nan"), "rows": [1.0, float("inf")]})
+    assert json.loads((tmp_path / "undefined.json").read_text()) == {"std": None, "rows": [1.0, None]}
+    (tmp_path / "undefined.json").unlink()
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
 
 

@@ -72,8 +72,11 @@ def test_metrics_cli_passes_every_option_to_the_library(cli, monkeypatch):
 def test_stored_statistics_as_real_give_fid_only(cli, digits_classifier, tmp_path):
     real = features(digits_classifier, "digits:test")
     save_statistics(features_to_statistics(real), tmp_path / "real.npz")
-    payload = json.loads(cli("metrics", tmp_path / "real.npz", "digits:train", "--json", "-", "--quiet").stdout)
+    payload = json.loads(cli("metrics", tmp_path / "real.npz", "digits:train", "--train", "nowhere/at/all", "--json", "-",
+                             "--quiet").stdout)
     assert payload["metrics"] == ["fid"] and payload["real_is_statistics"] is True
+    # FID alone needs no training images: --train is not read (a missing folder is no error), and a note says so.
+    assert payload["n_train"] is None and any("not read" in note for note in payload["notes"])
     assert payload["values"]["fid"]["fid"] == pytest.approx(frechet_distance(real, features(digits_classifier, "digits:train")),
                                                             rel=1e-6)
     assert_one_line_error(cli("metrics", tmp_path / "real.npz", "digits:train", "--metric", "kid"),
