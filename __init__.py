@@ -56,6 +56,9 @@ _API: dict[str, str] = {
     "nearest_training_test": "isgame.probes.copy_detectors",
     # classifiers and images
     "load_classifier": "isgame.scoring.classifiers",
+    "Domain": "isgame.scoring.domains",
+    "load_domain": "isgame.scoring.domains",
+    "digits_domain": "isgame.scoring.domains",
     "ImageClassifier": "isgame.scoring.classifiers",
     "set_default_device": "isgame.scoring.classifiers",
     "open_images": "isgame.scoring.samples",
@@ -151,6 +154,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.probes.sensitivity import sensitivity_probe
     from isgame.scoring.accumulator import InceptionScoreAccumulator
     from isgame.scoring.classifiers import ImageClassifier, load_classifier, set_default_device
+    from isgame.scoring.domains import Domain, digits_domain, load_domain
     from isgame.scoring.dialects import dialect_table, score_dialect
     from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, SourceNotFoundError
     from isgame.scoring.fid import (FeatureStatistics, FeatureStatisticsAccumulator, FrechetDistanceAccumulator,
