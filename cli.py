@@ -47,6 +47,23 @@ WeightsOption = Annotated[Path | None, typer.Option("--weights", help=(
     "Weights file replacing the shipped or cached ones: .safetensors for digits and digits-b; a .pth/.pt state "
     "dict or .safetensors for inception-v3 and inception-v3-tf (loaded with weights_only=True, never unpickled)."))]
 
+TrainOption = Annotated[str | None, typer.Option("--train", help=(
+    "The images the generator learned from: a folder, .zip, .npy/.npz/.pt or a built-in source \\[digits "
+    "classifiers: digits:train]. Needed with any other classifier; at most --max-train are used (a seeded subsample)."))]
+RealOption = Annotated[str | None, typer.Option("--real", help=(
+    "Held-out real images of the same kind, the same kinds of source \\[digits classifiers: digits:test]. Needed "
+    "with any other classifier; at most --max-real are used (a seeded subsample)."))]
+ClassNamesOption = Annotated[str | None, typer.Option("--class-names", help=(
+    "Names of the K classes, in class order: a text file with one per line, or a comma-separated list."))]
+MaxTrainOption = Annotated[int, typer.Option("--max-train", help="Most training images held (a seeded subsample "
+                                              "beyond), so a domain of 50,000 images at 299 px stays in memory.")]
+MaxRealOption = Annotated[int, typer.Option("--max-real", help="Most real images held (a seeded subsample beyond).")]
+
+
+def steps_option(meaning: str):
+    """The ``--steps`` option of a command that runs attacks; ``meaning`` says which."""
+    return typer.Option("--steps", help=meaning)
+
 
 def seed_option(meaning: str):
     """The ``--seed`` option; ``meaning`` says what the seed draws in this command."""
@@ -82,23 +99,28 @@ EXIT_INTERRUPTED = 130
 
 #: library parameter -> the flag that sets it, where the flag is not ``--`` + the name with dashes
 FLAG_OF_PARAMETER = {"input_kind": "--input", "kind": "--input", "classifier_name": "--classifier",
-                     "epsilons": "--eps", "out_dir": "--out", "value_range": "--range", "metrics": "--metric",
-                     "real": "REAL", "fake": "FAKE"}
+                     "epsilons": "--eps", "out_dir": "--out", "value_range": "--range", "metrics": "--metric"}
+#: where REAL and FAKE are arguments (fid, metrics) rather than the --real option of the other commands
+POSITIONAL_IMAGES = {"real": "REAL", "fake": "FAKE"}
 
 
-def flag_spelling(name: str, value: str | None) -> str:
-    """How a library parameter reads on this command line: ``splits=20`` becomes ``--splits 20``."""
-    flag = FLAG_OF_PARAMETER.get(name, "--" + name.replace("_", "-"))
+def flag_spelling(name: str, value: str | None, positional: dict[str, str] | None = None) -> str:
+    """How a library parameter reads on this command line: ``splits=20`` becomes ``--splits 20``; names in
+    ``positional`` are the command's arguments (``real`` is REAL in ``isgame fid``)."""
+    flag = {**FLAG_OF_PARAMETER, **(positional or {})}.get(name, "--" + name.replace("_", "-"))
+    if value == "False" and flag.startswith("--"):
+        return "--no-" + flag[2:]  # a switch turned off: --no-attack
     return flag if value in (None, "True") else f"{flag} {value}"
 
 
-def run_or_exit(call: Callable[[], T]) -> T:
-    """Run a library call; turn a user error into one line on stderr (parameters named by their flags) and
-    exit code 2, Ctrl-C into exit 130."""
+def run_or_exit(call: Callable[[], T], *, positional: dict[str, str] | None = None) -> T:
+    """Run a library call; turn a user error into one line on stderr (parameters named by their flags, or by the
+    command's arguments in ``positional``) and exit code 2, Ctrl-C into exit 130."""
     try:
         return call()
     except IsgameError as error:
-        typer.echo(f"isgame: error: {_rank_prefix()}{error.render(flag_spelling)}", err=True)
+        message = error.render(lambda name, value: flag_spelling(name, value, positional))
+        typer.echo(f"isgame: error: {_rank_prefix()}{message}", err=True)
         raise typer.Exit(code=EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
         # Every report file is written atomically, so whatever was finished is intact and nothing is half-written.
@@ -114,7 +136,7 @@ def _rank_prefix() -> str:
     return f"rank {os.environ.get('RANK', '?')} of {world_size}: " if world_size > 1 else ""
 
 
-def print_notes(notes) -> None:
+def print_notes(notes, *, positional: dict[str, str] | None = None) -> None:
     """Each note the loader left (files skipped, range detected, values clipped, --n capped) as one stderr line;
     under torchrun only rank 0 prints."""
     from isgame.scoring.distributed import current_group
@@ -122,8 +144,26 @@ def print_notes(notes) -> None:
     if not current_group().is_main:
         return
     for note in notes:
-        text = note.render(flag_spelling) if hasattr(note, "render") else str(note)
+        text = (note.render(lambda name, value: flag_spelling(name, value, positional)) if hasattr(note, "render")
+                else str(note))
         typer.echo(f"isgame: note: {text}", err=True)
+
+
+def open_domain(classifier: str, *, weights: Path | None, train: str | None, real: str | None,
+                class_names: str | None, max_train: int, max_real: int, seed: int):
+    """The domain the options name (the digits default without --train and --real); its notes go to stderr."""
+    from isgame.scoring.domains import load_domain
+
+    domain = run_or_exit(lambda: load_domain(classifier, weights=weights, train=train, real=real,
+                                             class_names=class_names, max_train=max_train, max_real=max_real,
+                                             seed=seed))
+    print_notes(domain.notes)
+    return domain
+
+
+def announce_note(note) -> None:
+    """Print one note (a cost estimate before a long run) on stderr, now."""
+    print_notes([note])
 
 
 def use_device(device: str) -> None:
@@ -228,18 +268,33 @@ def score(
 @app.command()
 def audit(
     out: OutOption = None,
+    classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    train: TrainOption = None,
+    real: RealOption = None,
+    class_names: ClassNamesOption = None,
+    max_train: MaxTrainOption = 2000,
+    max_real: MaxRealOption = 1000,
+    n: Annotated[int | None, samples_option("Generated samples per section: noise scored and attacked, probe and "
+                                            "matrix samples \\[default: 1000 noise images; each probe's own].")] = None,
+    steps: Annotated[int | None, steps_option("Gradient steps of every attack \\[default: each attack's own; "
+                                              "inflate 50].")] = None,
     seed: Annotated[int, seed_option("Seed for every random draw of the audit: noise sources, attacks, probes and "
                                      "the robustness matrix.")] = 0,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Run every score on the embedded digits default and write outputs/<run-id>/."""
+    """Run every score, attack and probe on a domain (the embedded digits default, or --classifier with --train and
+    --real) and write outputs/<run-id>/."""
     use_device(device)
     from isgame.app.audit import audit as run_audit
     from isgame.app.audit import print_audit_summary
 
-    report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet))
+    domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
+                         max_train=max_train, max_real=max_real, seed=seed)
+    report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet, domain=domain, n=n, steps=steps,
+                                           announce=announce_note))
 
     print_audit_summary(report, console_for(json_out))
     emit_json(report.to_dict(), json_out)
@@ -270,7 +325,11 @@ class Norm(str, Enum):
 @attack_app.command("inflate")
 def attack_inflate(
     classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    real: Annotated[str | None, typer.Option("--real", help=(
+        "Real held-out images whose IS the attack is compared with \\[digits classifiers: digits:test; others: "
+        "none]."))] = None,
     n: Annotated[int, samples_option("Number of noise images to attack.")] = 1000,
     noise: Annotated[Noise, typer.Option("--noise", help="Starting noise.")] = Noise.uniform,
     steps: Annotated[int, typer.Option("--steps", help="Most gradient steps.")] = 50,
@@ -291,7 +350,8 @@ def attack_inflate(
     from isgame.app.outputs import new_run_dir
 
     report = run_or_exit(lambda: run_inflate(
-        out_dir=out or new_run_dir(Path("outputs"), label="inflate"), classifier_name=classifier, n=n, noise=noise.value,
+        out_dir=out or new_run_dir(Path("outputs"), label="inflate"), classifier_name=classifier, weights=weights,
+        real=real, n=n, noise=noise.value,
         steps=steps, seed=seed, optimizer=optimizer.value, threshold=threshold, compare=compare,
         checkpoint=checkpoint, resume=resume, progress=not quiet,
     ))
@@ -303,8 +363,10 @@ def attack_inflate(
 @attack_app.command("bounded")
 def attack_bounded(
     classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
     device: DeviceOption = "auto",
-    source: Annotated[str, typer.Option("--source", help="Real images to perturb.")] = "digits:test",
+    source: Annotated[str | None, typer.Option("--source", "--real", help=(
+        "Real images to perturb \\[digits classifiers: digits:test]."))] = None,
     eps: Annotated[str | None, typer.Option("--eps", help="Comma-separated ε list, e.g. 0,1/255,8/255.")] = None,
     norm: Annotated[Norm, typer.Option("--norm", help="Ball: linf, l2 or both.")] = Norm.linf,
     n: Annotated[int | None, samples_option("Use the first N images.")] = None,
@@ -322,7 +384,8 @@ def attack_bounded(
 
     norms = ("linf", "l2") if norm is Norm.both else (norm.value,)
     report = run_or_exit(lambda: run_bounded(
-        out_dir=out or new_run_dir(Path("outputs"), label="bounded"), classifier_name=classifier, source=source,
+        out_dir=out or new_run_dir(Path("outputs"), label="bounded"), classifier_name=classifier, weights=weights,
+        source=source,
         norms=norms, epsilons=None if eps is None else parse_epsilons(eps), n=n, steps=steps, seed=seed,
     ))
     console_for(json_out).print(bounded_table(report))
@@ -357,7 +420,19 @@ class ProbeName(str, Enum):
 def probe(
     name: Annotated[ProbeName, typer.Argument(help="Which probe to run.")],
     classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    train: TrainOption = None,
+    real: RealOption = None,
+    class_names: ClassNamesOption = None,
+    max_train: MaxTrainOption = 2000,
+    max_real: MaxRealOption = 1000,
+    classifier_b: Annotated[str | None, typer.Option("--classifier-b", help=(
+        "sensitivity: a second classifier of the same K for the weights axis \\[digits: digits-b; others: "
+        "seeded perturbed copies only]; the same kinds of spec as --classifier."))] = None,
+    weights_b: Annotated[Path | None, typer.Option("--weights-b", help="Weights file of --classifier-b.")] = None,
+    n: Annotated[int | None, samples_option("Generated samples per set \\[default: each probe's own, 1000].")] = None,
+    steps: Annotated[int | None, steps_option("noise: gradient steps of the inflate attack \\[default: 30].")] = None,
     seed: Annotated[int, seed_option("Seed for the probe's random draws: noise images, subsets and attacks.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
@@ -366,8 +441,13 @@ def probe(
     use_device(device)
     from isgame.app.probe_commands import run_probe
     from isgame.app.tables import PROBE_TABLES
+    from isgame.scoring.classifiers import load_classifier
 
-    report = run_or_exit(lambda: run_probe(name.value, out_dir=out, classifier_name=classifier, seed=seed))
+    domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
+                         max_train=max_train, max_real=max_real, seed=seed)
+    second = None if classifier_b is None else run_or_exit(lambda: load_classifier(classifier_b, weights=weights_b))
+    report = run_or_exit(lambda: run_probe(name.value, domain=domain, out_dir=out, seed=seed, n=n, steps=steps,
+                                           classifier_b=second))
     console_for(json_out).print(PROBE_TABLES[name.value](report))
     emit_json(report.to_dict(), json_out)
 
@@ -375,23 +455,35 @@ def probe(
 @app.command()
 def matrix(
     classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    train: TrainOption = None,
+    real: RealOption = None,
+    class_names: ClassNamesOption = None,
+    max_train: MaxTrainOption = 2000,
+    max_real: MaxRealOption = 1000,
+    n: Annotated[int | None, samples_option("Samples per game \\[default: the real images held, at most 540].")] = None,
+    steps: Annotated[int | None, steps_option("Gradient steps of the attack games \\[default: inflate 30, "
+                                              "bounded foolbox's, FID feature attack 60].")] = None,
     seed: Annotated[int, seed_option("Seed for the games' noise and attacks, KID's subsets and the data-copying "
                                      "test's cells.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
-    """The robustness matrix: every game against every metric, against held-out real data."""
+    """The robustness matrix: every game against every metric, against held-out real data of the domain."""
     use_device(device)
     from isgame.app.probe_commands import run_matrix
     from isgame.app.tables import matrix_table
 
-    report = run_or_exit(lambda: run_matrix(out_dir=out, classifier_name=classifier, seed=seed))
+    domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
+                         max_train=max_train, max_real=max_real, seed=seed)
+    report = run_or_exit(lambda: run_matrix(domain=domain, out_dir=out, seed=seed, n=n, steps=steps))
     console = console_for(json_out)
     console.print(matrix_table(report))
     for paragraph in report.result.paragraphs().values():
         console.print(paragraph)
-    caveat = ", ".join(f"N={n}: {v:.2f}" for n, v in zip(report.result.fid_sample_sizes, report.result.fid_of_real_subsets))
+    caveat = ", ".join(f"N={size}: {v:.2f}" for size, v in zip(report.result.fid_sample_sizes,
+                                                                 report.result.fid_of_real_subsets))
     console.print(f"FID of real held-out subsets against the training set (finite-N bias): {caveat}")
     emit_json(report.to_dict(), json_out)
 
@@ -433,10 +525,18 @@ def check(
         "The implementation behind the claim: openai, torch-fidelity, torchmetrics, sbarratt or "
         "barratt-sharma."))] = "openai",
     classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
     device: DeviceOption = "auto",
-    reference: Annotated[str | None, typer.Option("--reference", help="Real images of the domain \\[digits: digits:test].")] = None,
-    train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation.")] = None,
+    reference: Annotated[str | None, typer.Option("--real", "--reference", help=(
+        "Held-out real images of the domain (--reference is the older name) \\[digits: digits:test]; at most "
+        "1000 are used (a seeded subsample)."))] = None,
+    train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation "
+                                              "(at most 2000, a seeded subsample).")] = None,
     n: Annotated[int | None, samples_option("Use the first N samples.")] = None,
+    steps: Annotated[int, steps_option("Gradient steps of the gaming ceiling's inflate attack (on min(500, N) noise "
+                                       "images).")] = 20,
+    attack: Annotated[bool, typer.Option("--attack/--no-attack", help=(
+        "Run the gaming ceiling (the inflate attack on noise); --no-attack skips it on a slow classifier."))] = True,
     seed: Annotated[int, seed_option("Seed for the noise baseline, the gaming ceiling's starting noise and the "
                                      "data-copying test (and for noise SAMPLES).")] = 0,
     value_range: RangeOption = ValueRange.auto,
@@ -452,7 +552,8 @@ def check(
     report = run_or_exit(lambda: run_check(
         samples, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits, claimed_n=claimed_n,
         claimed_dialect=claimed_dialect, classifier_name=classifier, reference=reference, train=train, n=n, seed=seed,
-        out_dir=out, value_range=value_range.value))
+        out_dir=out, value_range=value_range.value, weights=weights, steps=steps, attack=attack,
+        announce=announce_note))
     print_notes(report.notes)
     result = report.result
     protocol = result.protocol
@@ -496,8 +597,8 @@ def fid(
 
     result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
                                              batch_size=batch_size, progress=not quiet, value_range=value_range.value,
-                                             save_stats=save_stats))
-    print_notes(result["notes"])
+                                             save_stats=save_stats), positional=POSITIONAL_IMAGES)
+    print_notes(result["notes"], positional=POSITIONAL_IMAGES)
     n_real = "stored statistics" if result["n_real"] is None else result["n_real"]
     console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
                                 f"{classifier} features (N = {n_real} and {result['n_fake']})")
@@ -536,8 +637,8 @@ def metrics(
     result = run_or_exit(lambda: compute_metrics(
         real, fake, metrics=metric, train=train, classifier_name=classifier, weights=weights, n=n, seed=seed,
         batch_size=batch_size, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, progress=not quiet,
-        value_range=value_range.value))
-    print_notes(result.notes)
+        value_range=value_range.value), positional=POSITIONAL_IMAGES)
+    print_notes(result.notes, positional=POSITIONAL_IMAGES)
     console_for(json_out).print(metrics_table(result))
     emit_json(result.to_dict(), json_out)
 

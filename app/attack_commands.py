@@ -16,10 +16,12 @@ from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.inflate_result import InflateResult, InflateTraceDisplay
 from isgame.attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
 from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.domains import DIGITS_CLASSIFIERS, DIGITS_SOURCES, Domain, load_real_images
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.pipeline import classify
 from isgame.scoring.inception_score import inception_score
-from isgame.scoring.samples import open_images
+from isgame.scoring.samples import noise_source, open_images
 
 #: The variants ``--compare`` runs beside the default, with the settings measured best for each.
 COMPARISON_VARIANTS = {
@@ -29,10 +31,23 @@ COMPARISON_VARIANTS = {
 }
 
 
-def real_held_out_is(classifier, *, splits: int) -> float:
-    """Classic IS of the held-out digits under ``classifier`` with ``splits`` splits."""
-    images = open_images("digits:test").load_all()
-    return inception_score(classify(classifier, images), splits=splits, track_stderr=False).is_mean
+def real_held_out_is(classifier, *, splits: int, images=None) -> float:
+    """Classic IS of real held-out ``images`` (default: the held-out digits) under ``classifier``, ``splits`` splits
+    (at most one per image)."""
+    images = open_images(DIGITS_SOURCES["real"]).load_all() if images is None else images
+    return inception_score(classify(classifier, images), splits=min(splits, images.shape[0]), track_stderr=False).is_mean
+
+
+def attack_setup(domain: Domain | None, classifier_name: str, weights: Path | None, real: str | None, *,
+                 seed: int) -> tuple[ImageClassifier, object]:
+    """The classifier and the real images an attack command compares with: the domain's, else those of ``real``
+    (a seeded subsample of at most 1000), else the held-out digits for a digits classifier, else None."""
+    if domain is not None:
+        return domain.classifier, domain.real
+    classifier = load_classifier(classifier_name, weights=weights)
+    if real is not None:
+        return classifier, load_real_images(real, classifier, seed=seed)
+    return classifier, (open_images(DIGITS_SOURCES["real"]).load_all() if classifier_name in DIGITS_CLASSIFIERS else None)
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,7 @@ class InflateReport:
     """The default attack, optional comparison runs, the real IS, and the files written."""
 
     result: InflateResult
-    real_is: float
+    real_is: float | None
     noise: str
     seed: int
     classifier: str
@@ -62,8 +77,11 @@ class InflateReport:
 
 def run_inflate(
     *,
+    domain: Domain | None = None,
     out_dir: Path | None = None,
     classifier_name: str = "digits",
+    weights: Path | None = None,
+    real: str | None = None,
     n: int = 1000,
     noise: str = "uniform",
     steps: int = 50,
@@ -76,13 +94,19 @@ def run_inflate(
     resume: bool = False,
     progress: bool = True,
 ) -> InflateReport:
-    """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot."""
+    """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot.
+
+    The noise has the domain's image shape (without a domain: the classifier's input); the real IS is that of
+    the domain's real images, or of ``real`` (a source spec), or of the held-out digits for a digits classifier,
+    and None when there are no real images to compare with.
+    """
     if n < 1:
         raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     if noise not in ("uniform", "gaussian"):
         raise InvalidInputError(f"{parameter('noise')} must be uniform or gaussian, got {noise!r}")
-    classifier = load_classifier(classifier_name)
-    start = open_images(f"noise:{noise}", n=n, seed=seed, image_size=classifier.input_size).load_all()
+    classifier, real_images = attack_setup(domain, classifier_name, weights, real, seed=seed)
+    shape = tuple(domain.image_shape) if domain is not None else (classifier.input_channels, *classifier.input_size)
+    start = noise_source(noise, n=n, seed=seed, image_size=shape[1:], channels=shape[0]).load_all()
     attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n),
                            checkpoint=checkpoint, resume=resume, progress=progress)
     result = attack(classifier, start)
@@ -90,7 +114,7 @@ def run_inflate(
     if compare:
         for name, options in COMPARISON_VARIANTS.items():
             comparison[name] = InflateAttack(steps=steps, threshold=threshold, splits=min(splits, n), **options)(classifier, start)
-    real_is = real_held_out_is(classifier, splits=splits)
+    real_is = None if real_images is None else real_held_out_is(classifier, splits=splits, images=real_images)
     files = {}
     if out_dir is not None:
         folder = prepare_out_dir(out_dir)
@@ -102,7 +126,8 @@ def run_inflate(
                      folder / "inflate_trace.png")
         files = {"images": "inflated.npz", "grid": "inflated_grid.png", "noise_grid": "noise_grid.png",
                  "trace": "inflate_trace.png"}
-    return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed, classifier=classifier_name,
+    return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed,
+                         classifier=classifier_name if domain is None else domain.classifier_name,
                          comparison=comparison, files=files)
 
 
@@ -122,9 +147,11 @@ class BoundedReport:
 
 def run_bounded(
     *,
+    domain: Domain | None = None,
     out_dir: Path | None = None,
     classifier_name: str = "digits",
-    source: str = "digits:test",
+    weights: Path | None = None,
+    source: str | None = None,
     norms: tuple[str, ...] = ("linf",),
     epsilons: list[float] | None = None,
     n: int | None = None,
@@ -132,10 +159,23 @@ def run_bounded(
     splits: int = 10,
     seed: int = 0,
 ) -> BoundedReport:
-    """Sweep ε for each norm on real images from ``source``; write the IS-vs-ε plot and example grids."""
-    classifier = load_classifier(classifier_name)
-    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size).load_all(
-        conform=lambda image: classifier.preprocess(image).float())
+    """Sweep ε for each norm on real images; write the IS-vs-ε plot and example grids.
+
+    The images are ``source``'s (first ``n``), else the domain's real images (first ``n``), else the held-out
+    digits for a digits classifier.
+    """
+    if domain is not None and source is None:
+        classifier, source = domain.classifier, domain.real_source
+        images = domain.real if n is None else domain.real[:n]
+    else:
+        classifier = domain.classifier if domain is not None else load_classifier(classifier_name, weights=weights)
+        name = classifier_name if domain is None else domain.classifier_name
+        if source is None and name not in DIGITS_CLASSIFIERS:
+            raise InvalidInputError(f"classifier {name} has no built-in real images: pass {parameter('source')} "
+                                    "(real images of its domain to perturb)")
+        source = DIGITS_SOURCES["real"] if source is None else source
+        images = open_images(source, n=n, seed=seed, image_size=classifier.input_size).load_all(
+            conform=lambda image: classifier.preprocess(image).float())
     sweeps = [bounded_sweep(classifier, images, norm=norm, epsilons=epsilons, steps=steps, splits=splits, seed=seed)
               for norm in norms]
     files = {}
@@ -147,7 +187,8 @@ def run_bounded(
             # One row per ε, the first ten images of each.
             save_image_grid(folder / f"bounded_examples_{sweep.norm}.png", sweep.examples.flatten(0, 1), nrow=10)
             files[f"examples_{sweep.norm}"] = f"bounded_examples_{sweep.norm}.png"
-    return BoundedReport(source=source, classifier=classifier_name, sweeps=sweeps, files=files)
+    return BoundedReport(source=source, classifier=classifier_name if domain is None else domain.classifier_name,
+                         sweeps=sweeps, files=files)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""``isgame audit`` (``isgame.audit()``): run every score, attack and probe on the embedded default; write one report.
+"""``isgame audit`` (``isgame.audit()``): run every score, attack and probe on a domain; write one report.
+
+The domain is the embedded digits default unless the caller passes another (:func:`isgame.load_domain`):
+any classifier with its training images and held-out real images.
 
 Writes into ``outputs/<run-id>/`` (or ``out``), each file atomically: ``report.json`` and the
 PNG figures of every section. A section that fails leaves the files of earlier sections intact.
@@ -17,12 +20,17 @@ from isgame.app.report_html import render_report_html
 from isgame.app.figures import save_display, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.scoring.atomic_io import write_json_atomic, write_text_atomic
-from isgame.scoring.classifiers import load_classifier
+from isgame.app.cost import CostEstimate, estimate_cost
+from isgame.scoring.domains import Domain, load_domain
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.notes import Note
 from isgame.scoring.pipeline import ScoreReport, score_images
-from isgame.scoring.samples import open_images
+from isgame.scoring.samples import noise_source, tensor_source
 
+#: the sources the digits audit scores, in order (another domain scores its real, train and noise the same way)
 AUDIT_SOURCES = ("digits:test", "digits:train", "noise:uniform", "noise:gaussian")
 AUDIT_NOISE_SAMPLES = 1000
+AUDIT_INFLATE_STEPS = 50
 AUDIT_SPLITS = 10
 AUDIT_TOY_SAMPLES = 100_000
 
@@ -43,6 +51,8 @@ class AuditReport:
     seconds: float
     section_seconds: dict[str, float]
     figures: dict[str, str] = field(default_factory=dict)
+    domain: dict[str, object] = field(default_factory=dict)
+    settings: dict[str, object] = field(default_factory=dict)
 
     def headline(self) -> dict[str, object]:
         """How far IS was inflated, by what, and how fast."""
@@ -75,6 +85,8 @@ class AuditReport:
             "probes": {name: probe.to_dict() for name, probe in self.probes.items()},
             "matrix": self.matrix.to_dict(),
             "figures": self.figures,
+            "domain": self.domain,
+            "settings": self.settings,
         }
 
 
@@ -131,58 +143,67 @@ class SourceScoresDisplay:
         return self
 
 
-def _score_sources(classifier, folder: Path, *, seed: int, progress: bool) -> list[ScoreReport]:
-    reports = []
-    for spec in AUDIT_SOURCES:
-        source = open_images(spec, n=AUDIT_NOISE_SAMPLES if spec.startswith("noise:") else None, seed=seed,
-                             image_size=classifier.input_size)
-        reports.append(score_images(source, classifier, splits=AUDIT_SPLITS, seed=seed, progress=progress))
+def _score_sources(domain: Domain, folder: Path, *, n_noise: int, seed: int) -> list[ScoreReport]:
+    """IS of the domain's real and training images and of uniform and Gaussian noise of its shape."""
+    channels, height, width = domain.image_shape
+    sources = [tensor_source(domain.real_source, domain.real), tensor_source(domain.train_source, domain.train)] + [
+        noise_source(kind, n=n_noise, seed=seed, image_size=(height, width), channels=channels)
+        for kind in ("uniform", "gaussian")]
+    reports = [score_images(source, domain.classifier, splits=AUDIT_SPLITS, seed=seed, progress=False)
+               for source in sources]
     use_file_backend()
     save_display(SourceScoresDisplay.from_reports(reports).plot(), folder / "source_scores.png")
     return reports
 
 
+def audit_cost(domain: Domain, *, n: int, steps: int) -> CostEstimate:
+    """Image passes the audit makes through the classifier (an upper bound; f+b = 3 passes), timed on this machine:
+    the scores, four inflate runs of ``n`` noise images for ``steps`` steps, the bounded sweep's PGD, the probes
+    and the matrix's 11 games with its attacks."""
+    real, train = domain.real.shape[0], domain.train.shape[0]
+    bounded = 2 * 8 * real * 3 * min(steps, 50)
+    probes = 3 * (real + train) + 12 * n + 3 * n * min(steps, 30) + 20 * 3 * n
+    matrix = 12 * min(real, 540) + train + 3 * min(real, 540) * (min(steps, 30) + min(steps, 60) + min(steps, 50))
+    passes = 2 * (real + train + n) + 4 * 3 * n * steps + bounded + probes + matrix
+    return estimate_cost(domain.classifier, domain.image_shape, passes)
+
+
 def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
-              seed: int = 0, progress: bool = True) -> AuditReport:
-    """Run every section with ``classifier_name`` and write the report folder."""
+          seed: int = 0, progress: bool = True, domain: Domain | None = None, n: int | None = None,
+          steps: int | None = None, announce=None) -> AuditReport:
+    """Run every section on ``domain`` (default: ``classifier_name``'s built-in domain) and write the report folder.
+
+    ``n`` sets the generated samples per section (noise scored and attacked, probe and matrix samples; default
+    1000 noise images and each probe's own default), ``steps`` the gradient steps of every attack (default: each
+    attack's own); both shrink a run on a slow classifier. ``announce`` receives the cost estimate of a long run.
+    """
     from isgame.scoring.progress import progress_bar
 
+    for name, value in (("n", n), ("steps", steps)):
+        if value is not None and value < 1:
+            raise InvalidInputError(f"{parameter(name)} must be >= 1, got {value}")
     started = time.perf_counter()
+    domain = load_domain(classifier_name) if domain is None else domain
+    n_noise = AUDIT_NOISE_SAMPLES if n is None else n
+    if announce is not None:
+        cost = audit_cost(domain, n=n_noise, steps=AUDIT_INFLATE_STEPS if steps is None else steps)
+        if cost.worth_announcing:
+            announce(Note(cost.describe("the audit", f"{parameter('n')} and {parameter('steps')}")))
     folder = prepare_out_dir(out, outputs_root=outputs_root, label="audit")
-    classifier = load_classifier(classifier_name)
-    timings: dict[str, float] = {}
-    sections = {
-        "scores": lambda: _score_sources(classifier, folder, seed=seed, progress=False),
-        "inflate": lambda: run_inflate(out_dir=folder, classifier_name=classifier_name, n=AUDIT_NOISE_SAMPLES, seed=seed,
-                                       compare=True, progress=False),
-        "bounded": lambda: run_bounded(out_dir=folder, classifier_name=classifier_name, norms=("linf", "l2"), seed=seed),
-        "toy": lambda: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed),
-    }
-    for probe_name in PROBE_NAMES:
-        # The noise baselines reuse the inflate section's attacked noise instead of attacking again.
-        sections[f"probe-{probe_name}"] = lambda probe_name=probe_name: run_probe(
-            probe_name, out_dir=folder, classifier_name=classifier_name, seed=seed,
-            inflated=results["inflate"].result.images if probe_name == "noise" else None)
-    sections["matrix"] = lambda: run_matrix(out_dir=folder, classifier_name=classifier_name, seed=seed)
-    results = {}
+    sections = _sections(domain, folder, seed=seed, n=n, steps=steps)
+    results, timings = {}, {}
     with progress_bar("audit", total=len(sections), batches=len(sections), enabled=progress) as advance:
         for name, run in sections.items():
             tick = time.perf_counter()
-            results[name] = run()
+            results[name] = run(results)
             timings[name] = time.perf_counter() - tick
             advance(1)
-    figures = {"source_scores": "source_scores.png"}
-    figures.update({f"inflate_{k}": v for k, v in results["inflate"].files.items() if v.endswith(".png")})
-    figures.update({f"bounded_{k}": v for k, v in results["bounded"].files.items()})
-    figures.update({f"toy_{k}": v for k, v in results["toy"].files.items()})
     probes = {name: results[f"probe-{name}"] for name in PROBE_NAMES}
-    figures.update({f"matrix_{k}": v for k, v in results["matrix"].files.items()})
-    for name, probe in probes.items():
-        figures.update({f"{name}_{k}": v for k, v in probe.files.items()})
     report = AuditReport(
-        out_dir=folder, classifier=classifier.describe(), seed=seed, scores=results["scores"],
+        out_dir=folder, classifier=domain.classifier.describe(), seed=seed, scores=results["scores"],
         inflate=results["inflate"], bounded=results["bounded"], toy=results["toy"], probes=probes, matrix=results["matrix"],
-        seconds=time.perf_counter() - started, section_seconds=timings, figures=figures,
+        seconds=time.perf_counter() - started, section_seconds=timings, figures=_figures(results, probes),
+        domain=domain.describe(), settings={"n": n, "steps": steps},
     )
     payload = report.to_dict()
     write_json_atomic(folder / "report.json", payload)
@@ -190,19 +211,53 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     return report
 
 
+def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None) -> dict:
+    """Each section as a call on the results so far, in report order."""
+    n_noise = AUDIT_NOISE_SAMPLES if n is None else n
+    sections = {
+        "scores": lambda results: _score_sources(domain, folder, n_noise=n_noise, seed=seed),
+        "inflate": lambda results: run_inflate(domain=domain, out_dir=folder, n=n_noise, seed=seed, compare=True,
+                                               steps=AUDIT_INFLATE_STEPS if steps is None else steps, progress=False),
+        "bounded": lambda results: run_bounded(domain=domain, out_dir=folder, norms=("linf", "l2"), seed=seed, n=n,
+                                               steps=steps),
+        "toy": lambda results: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed),
+    }
+    for probe_name in PROBE_NAMES:
+        # The noise baselines reuse the inflate section's attacked noise instead of attacking again.
+        sections[f"probe-{probe_name}"] = lambda results, probe_name=probe_name: run_probe(
+            probe_name, domain=domain, out_dir=folder, seed=seed, n=n, steps=steps,
+            inflated=results["inflate"].result.images if probe_name == "noise" else None)
+    sections["matrix"] = lambda results: run_matrix(domain=domain, out_dir=folder, seed=seed, n=n, steps=steps)
+    return sections
+
+
+def _figures(results: dict, probes: dict[str, ProbeReport]) -> dict[str, str]:
+    figures = {"source_scores": "source_scores.png"}
+    figures.update({f"inflate_{k}": v for k, v in results["inflate"].files.items() if v.endswith(".png")})
+    figures.update({f"bounded_{k}": v for k, v in results["bounded"].files.items()})
+    figures.update({f"toy_{k}": v for k, v in results["toy"].files.items()})
+    figures.update({f"matrix_{k}": v for k, v in results["matrix"].files.items()})
+    for name, probe in probes.items():
+        figures.update({f"{name}_{k}": v for k, v in probe.files.items()})
+    return figures
+
+
 def print_audit_summary(report: AuditReport, console) -> None:
     """The headline, then one table per section, then where the report is."""
     from isgame.app.tables import PROBE_TABLES, bounded_table, inflate_table, matrix_table, score_table, toy_table
 
     h = report.headline()
+    digits = report.domain.get("name", "digits") == "digits"
+    noun = "digits" if digits else "real images"
     console.print(
         f"[bold]Headline:[/bold] {h['method']} lifted IS from {h['noise_is']:.3f} to {h['inflated_is']:.4f} "
-        f"(K = {h['num_classes']}; real held-out digits {h['real_is']:.3f}), past 0.999 K after {h['steps_to_999_of_k']} "
+        f"(K = {h['num_classes']}; real held-out {noun} {h['real_is']:.3f}), past 0.999 K after {h['steps_to_999_of_k']} "
         f"of {h['steps']} steps, "
         f"{h['seconds']:.2f} s, {h['gradient_evaluations_per_sample']:.2f} gradient evaluations per sample; "
         f"saved as uint8 it still scores {h['inflated_is_uint8']:.4f}."
     )
-    console.print(score_table(report.scores, title="scores on the digits default"))
+    console.print(score_table(report.scores, title="scores on the digits default" if digits else
+                              f"scores on the domain of {report.classifier['name']}"))
     console.print(inflate_table(report.inflate))
     console.print(bounded_table(report.bounded))
     console.print(toy_table(report.toy))

@@ -7,6 +7,7 @@ histogram, a sample grid and ``check.html`` into the run folder.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,10 +17,14 @@ from isgame.app.figures import save_display, save_image_grid, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.app.probe_commands import ProbeReport
 from isgame.app.report_html import render_check_html
-from isgame.probes.claim import (DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS, ClassHistogramDisplay,
-                                 check_claim)
+from isgame.app.cost import estimate_cost
+from isgame.probes.claim import (CEILING_STEPS, DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS, ClassHistogramDisplay,
+                                 check_claim, check_cost_passes, validated_claim)
 from isgame.scoring.atomic_io import write_text_atomic
 from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.domains import DEFAULT_MAX_REAL, DEFAULT_MAX_TRAIN, DIGITS_CLASSIFIERS, DIGITS_SOURCES, load_real_images
+from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.notes import Note
 from isgame.scoring.samples import open_images
 
 
@@ -37,29 +42,56 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
               claimed_n: int | None = None, claimed_dialect: str = DEFAULT_CLAIMED_DIALECT,
               classifier_name: str = "digits", reference: str | None = None, train: str | None = None,
               n: int | None = None, seed: int = 0, out_dir: Path | None = None,
-              value_range: str = "auto") -> CheckReport:
-    """Load SAMPLES (and the real reference / training images), audit the claim, write check.json-ready data,
+              value_range: str = "auto", weights: Path | None = None, real: str | None = None,
+              steps: int = CEILING_STEPS, attack: bool = True,
+              announce: Callable[[str], None] | None = None) -> CheckReport:
+    """Load SAMPLES (and the real images and training images), audit the claim, write check.json-ready data,
     a class-histogram figure, a sample grid and ``check.html`` into ``out_dir``.
 
-    The result holds the two answers (``reproduced``, ``meaningful``); this function never exits.
+    ``real`` (or its older name ``reference``) are held-out real images of the domain (default for digits:
+    digits:test), at most 1000 (a seeded subsample beyond); ``train`` at most 2000. Images of another size than
+    the samples are resized, with them, to the classifier's input (a note says so). ``steps`` and ``attack``
+    size the gaming ceiling; ``announce`` receives the cost estimate before a long run. The result holds the
+    two answers (``reproduced``, ``meaningful``); this function never exits.
     """
-    classifier = load_classifier(classifier_name)
+    if real is not None and reference is not None and real != reference:
+        raise InvalidInputError(f"{parameter('real')} and {parameter('reference')} name the same images; give one")
+    reference = real if real is not None else reference
+    classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
+
+    def conform(image: torch.Tensor) -> torch.Tensor:
+        return classifier.preprocess(image).float()
 
     def load(spec: str, limit: int | None = None) -> torch.Tensor:
         source = open_images(spec, n=limit, seed=seed, image_size=classifier.input_size, value_range=value_range)
         notes.extend(source.notes)
-        return source.load_all(conform=lambda image: classifier.preprocess(image).float())
+        return source.load_all(conform=conform)
 
-    if reference is None and classifier_name in ("digits", "digits-b"):
-        reference = "digits:test"  # the embedded default's own real held-out images
+    if reference is None and classifier_name in DIGITS_CLASSIFIERS:
+        reference = DIGITS_SOURCES["real"]  # the embedded default's own real held-out images
     if reference == samples:
         notes.append(f"{samples} is also the real reference: every sample's nearest real image is itself, so the "
                      "nearer-noise test passes by construction; pass other real images of the domain as the reference")
-    result = check_claim(load(samples, n), claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
+    sample_images = load(samples, n)
+    # A bad claim is refused before the real images load and before any estimate is printed.
+    validated_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
+                    claimed_n=claimed_n, claimed_dialect=claimed_dialect)
+    others = {name: load_real_images(spec, classifier, cap=cap, seed=seed, value_range=value_range, notes=notes)
+              for name, spec, cap in (("reference", reference, DEFAULT_MAX_REAL), ("train", train, DEFAULT_MAX_TRAIN))
+              if spec is not None}
+    sample_images, others = _same_shape(sample_images, others, conform, notes)
+    if announce is not None:
+        cost = estimate_cost(classifier, tuple(sample_images.shape[1:]), check_cost_passes(
+            sample_images.shape[0], reference=others["reference"].shape[0] if "reference" in others else 0,
+            attack=attack, steps=steps, resized=tuple(sample_images.shape[-2:]) != tuple(classifier.input_size)))
+        if cost.worth_announcing:
+            announce(Note(cost.describe(f"checking {sample_images.shape[0]} samples",
+                                        f"{parameter('n')}, {parameter('steps')} and {parameter('attack', 'False')}")))
+    result = check_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
                          claimed_n=claimed_n, claimed_dialect=claimed_dialect, classifier_name=classifier_name,
-                         reference=None if reference is None else load(reference),
-                         train=None if train is None else load(train), seed=seed)
+                         reference=others.get("reference"), train=others.get("train"), seed=seed, weights=weights,
+                         classifier=classifier, steps=steps, attack=attack)
     folder = prepare_out_dir(out_dir, label="check")
     use_file_backend()
     files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(), folder / "check_histogram.png"),
@@ -68,3 +100,22 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     report = CheckReport(name="check", result=result, files=files, notes=tuple(notes))
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report
+
+
+def _same_shape(samples: torch.Tensor, others: dict[str, torch.Tensor], conform,
+                notes: list) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The samples and the real / training images at one (C, H, W): as they are when they agree, else all
+    resized to the classifier's input, and a note says so (pixel-space tests need one shape)."""
+    shapes = {"samples": tuple(samples.shape[1:])} | {name: tuple(images.shape[1:]) for name, images in others.items()}
+    if len(set(shapes.values())) <= 1:
+        return samples, others
+
+    def resized(images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([conform(batch) for batch in images.split(256)])
+
+    samples, others = resized(samples), {name: resized(images) for name, images in others.items()}
+    listed = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items())
+    notes.append(f"images differ in size ({listed}): all resized to the classifier's input "
+                 f"{'x'.join(map(str, samples.shape[1:]))} for the comparisons")
+    return samples, others

@@ -19,7 +19,8 @@ from isgame.probes.matrix import RobustnessMatrixDisplay, robustness_matrix
 from isgame.probes.memorization import MemorizationDisplay, memorization_probe
 from isgame.probes.noise_baselines import NoiseBaselineDisplay, noise_baselines
 from isgame.probes.sensitivity import SensitivityDisplay, sensitivity_probe
-from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.domains import Domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 
 PROBE_NAMES = ("memorization", "noise", "sensitivity", "domain")
@@ -37,8 +38,26 @@ class ProbeReport:
         return {"probe": self.name, **self.result.to_dict(), "files": self.files}
 
 
-def _memorization(classifier, folder, seed, inflated):
-    result = memorization_probe(classifier, seed=seed)
+@dataclass(frozen=True)
+class ProbeSettings:
+    """What shrinks or widens a probe run: ``n`` samples per generated set (None: each probe's default),
+    ``steps`` of its attacks (None: default), a second classifier for the sensitivity probe's weights axis, and
+    noise already attacked (the audit hands the inflate section's images to the noise baselines)."""
+
+    seed: int = 0
+    n: int | None = None
+    steps: int | None = None
+    classifier_b: ImageClassifier | None = None
+    inflated: torch.Tensor | None = None
+
+    def sized(self, **extra) -> dict[str, object]:
+        """Keyword arguments with ``n`` (and ``extra``) only where set, so each probe keeps its own defaults."""
+        return {"seed": self.seed, **({} if self.n is None else {"n": self.n}),
+                **{key: value for key, value in extra.items() if value is not None}}
+
+
+def _memorization(domain, folder, settings):
+    result = memorization_probe(domain, **settings.sized())
     files = {"plot": save_display(MemorizationDisplay(result).plot(), folder / "memorization.png")}
     examples = torch.cat([images[:10] for images in result.examples.values()])
     save_image_grid(folder / "memorization_examples.png", examples, nrow=10)
@@ -46,18 +65,18 @@ def _memorization(classifier, folder, seed, inflated):
     return result, files
 
 
-def _noise(classifier, folder, seed, inflated):
-    result = noise_baselines(classifier, seed=seed, inflated=inflated)
+def _noise(domain, folder, settings):
+    result = noise_baselines(domain, inflated=settings.inflated, **settings.sized(steps=settings.steps))
     return result, {"plot": save_display(NoiseBaselineDisplay(result).plot(), folder / "noise_baselines.png")}
 
 
-def _sensitivity(classifier, folder, seed, inflated):
-    result = sensitivity_probe(classifier, seed=seed)
+def _sensitivity(domain, folder, settings):
+    result = sensitivity_probe(domain, **settings.sized(classifier_b=settings.classifier_b))
     return result, {"plot": save_display(SensitivityDisplay(result).plot(), folder / "sensitivity.png")}
 
 
-def _domain(classifier, folder, seed, inflated):
-    result = domain_probe(classifier, seed=seed)
+def _domain(domain, folder, settings):
+    result = domain_probe(domain, **settings.sized())
     files = {"plot": save_display(DomainDisplay(result).plot(), folder / "domain.png")}
     save_image_grid(folder / "domain_examples.png", result.examples, nrow=10)
     files["examples"] = "domain_examples.png"
@@ -68,24 +87,29 @@ PROBES: dict[str, Callable] = {"memorization": _memorization, "noise": _noise, "
                                "domain": _domain}
 
 
-def run_probe(name: str, *, out_dir: Path | None = None, classifier_name: str = "digits", seed: int = 0,
-              inflated: torch.Tensor | None = None) -> ProbeReport:
-    """Run probe ``name`` (one of PROBE_NAMES) and write its figures into ``out_dir``."""
+def run_probe(name: str, *, domain: Domain | None = None, out_dir: Path | None = None, classifier_name: str = "digits",
+              seed: int = 0, inflated: torch.Tensor | None = None, n: int | None = None, steps: int | None = None,
+              classifier_b: ImageClassifier | None = None) -> ProbeReport:
+    """Run probe ``name`` (one of PROBE_NAMES) on ``domain`` (default: ``classifier_name``'s built-in domain) and
+    write its figures into ``out_dir``; ``n``, ``steps`` and ``classifier_b`` as in :class:`ProbeSettings`."""
     if name not in PROBES:
         raise InvalidInputError(f"unknown probe {name!r}; choose one of {', '.join(PROBE_NAMES)}")
-    classifier = load_classifier(classifier_name)
+    domain = load_domain(classifier_name) if domain is None else domain
     folder = prepare_out_dir(out_dir, label=f"probe-{name}")
     use_file_backend()
-    result, files = PROBES[name](classifier, folder, seed, inflated)
+    settings = ProbeSettings(seed=seed, n=n, steps=steps, classifier_b=classifier_b, inflated=inflated)
+    result, files = PROBES[name](domain, folder, settings)
     return ProbeReport(name=name, result=result, files=files)
 
 
-def run_matrix(*, out_dir: Path | None = None, classifier_name: str = "digits", seed: int = 0) -> ProbeReport:
-    """Play every game against every metric; write the heatmap and example grids."""
-    classifier = load_classifier(classifier_name)
+def run_matrix(*, domain: Domain | None = None, out_dir: Path | None = None, classifier_name: str = "digits",
+               seed: int = 0, n: int | None = None, steps: int | None = None) -> ProbeReport:
+    """Play every game on ``domain`` against every metric (``n`` samples per game, ``steps`` per attack game);
+    write the heatmap and example grids."""
+    domain = load_domain(classifier_name) if domain is None else domain
     folder = prepare_out_dir(out_dir, label="matrix")
     use_file_backend()
-    result = robustness_matrix(classifier, seed=seed)
+    result = robustness_matrix(domain, seed=seed, n=n, steps=steps)
     files = {"heatmap": save_display(RobustnessMatrixDisplay(result).plot(), folder / "matrix.png")}
     save_image_grid(folder / "matrix_examples.png", torch.cat(list(result.examples.values())), nrow=10)
     files["examples"] = "matrix_examples.png"

@@ -57,8 +57,19 @@ def _page(title: str, parts: list[str]) -> str:
             f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>{chr(10).join(parts)}</body></html>")
 
 
+def _noun(report: dict) -> str:
+    """"digits" on the built-in domain, "real images" on any other."""
+    return "digits" if report.get("domain", {}).get("name", "digits") == "digits" else "real images"
+
+
 def _headline(report: dict) -> list[str]:
     h = report["headline"]
+    domain = report.get("domain") or {}
+    shape = "x".join(str(d) for d in domain.get("image_shape", []))
+    where = ("" if domain.get("name", "digits") == "digits" else
+             f"<p id='domain'>Domain: real images {html.escape(str(domain['real']['source']))} "
+             f"(N = {domain['real']['n']}), training images {html.escape(str(domain['train']['source']))} "
+             f"(N = {domain['train']['n']}), {shape}, K = {domain['num_classes']}.</p>")
     return [
         f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>",
         '<p class="headline" id="headline">'
@@ -66,8 +77,9 @@ def _headline(report: dict) -> list[str]:
         f"to <b id='inflated-is'>{h['inflated_is']:.4f}</b> out of K = {h['num_classes']}, past 0.999 K after "
         f"{h['steps_to_999_of_k']} gradient steps ({h['steps']} until every sample was at its target), "
         f"and {h['seconds']:.2f} s ({h['gradient_evaluations_per_sample']:.2f} forward+backward passes per sample). "
-        f"Real held-out digits score <b id='real-is'>{h['real_is']:.3f}</b>. Saved as uint8 PNGs the noise still scores "
+        f"Real held-out {_noun(report)} score <b id='real-is'>{h['real_is']:.3f}</b>. Saved as uint8 PNGs the noise still scores "
         f"{h['inflated_is_uint8']:.4f}.</p>",
+        where,
         '<p id="figures-status">figures not checked (JavaScript off)</p>',
         f"<p>Seed {report['seed']}; the whole audit took {report['seconds']:.1f} s.</p>",
     ]
@@ -118,7 +130,7 @@ def _inflate_section(report: dict, folder: Path) -> list[str]:
 
 
 def _bounded_section(report: dict, folder: Path) -> list[str]:
-    parts = ["<h2>ε-bounded attacks on real digits (foolbox PGD)</h2>",
+    parts = [f"<h2>ε-bounded attacks on real {_noun(report)} (foolbox PGD)</h2>",
              _figure(folder, report["figures"]["bounded_plot"], "IS against ε")]
     for sweep in report["bounded"]["sweeps"]:
         parts.append(f"<p>{sweep['norm']}: real IS {sweep['real_is']:.4f}; +10% reached at ε = "
@@ -171,8 +183,10 @@ def _sensitivity_and_domain_sections(report: dict, folder: Path) -> list[str]:
                + [["weights", w["samples"], w["spread_percent"]] for w in sensitivity["weights"]]
                + [["preprocessing", p["samples"], p["spread_percent"]] for p in sensitivity["preprocessing"]]),
         "<h2>Domain mismatch</h2>",
-        _figure(folder, figures["domain_plot"], "a digit classifier on photographs"),
-        _figure(folder, figures["domain_examples"], "photo crops as the classifier sees them (8×8 grey)"),
+        _figure(folder, figures["domain_plot"], "a digit classifier on photographs" if _noun(report) == "digits"
+                else "the classifier on images outside its domain"),
+        _figure(folder, figures["domain_examples"], "photo crops as the classifier sees them (8×8 grey)"
+                if _noun(report) == "digits" else "photo crops as the classifier sees them"),
         _table(["images", "IS", "mean top-1", "H(y|x) bits"],
                [[r["name"], r["inception_score"], r["mean_max_probability"], r["conditional_entropy_bits"]]
                 for r in probes["domain"]["rows"]]),
@@ -218,7 +232,8 @@ def render_check_html(check: dict, folder: Path) -> str:
         ["E[H(y|x)] of the samples (bits)", baseline["samples_bits"]],
         ["E[H(y|x)] of uniform noise (bits)", baseline["uniform_noise_bits"]],
         ["E[H(y|x)] of real reference images (bits)", "-" if baseline["reference_bits"] is None else baseline["reference_bits"]],
-        ["gaming ceiling: IS of noise after the inflate attack", ceiling["inflated_is"]],
+        ["gaming ceiling: IS of noise after the inflate attack",
+         "not run (attack skipped)" if ceiling is None else ceiling["inflated_is"]],
         ["samples per split", check["sample_count"]["per_split"]],
         ["fraction nearer noise than real", "-" if check["images_vs_noise"]["fraction_nearer_noise_than_real"] is None
          else check["images_vs_noise"]["fraction_nearer_noise_than_real"]],

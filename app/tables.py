@@ -76,7 +76,8 @@ def _fmt_eps(value: float | None) -> str:
 def inflate_table(report: InflateReport) -> Table:
     """Initial and final IS per run, against K and the real held-out IS."""
     r = report.result
-    table = Table(title=f"inflate: n = {r.n} {report.noise} noise, K = {r.num_classes}, real held-out IS = {report.real_is:.4f}",
+    table = Table(title=f"inflate: n = {r.n} {report.noise} noise, K = {r.num_classes}, real held-out IS = "
+                  f"{'not measured (no real images)' if report.real_is is None else f'{report.real_is:.4f}'}",
                   box=box.SIMPLE_HEAD)
     for column in ("run", "steps", "to .999K", "seconds", "f+b/n", "start IS", "final IS", "IS / K", "uint8 IS", "H(y|x) bits"):
         table.add_column(column, justify="left" if column == "run" else "right", no_wrap=True)
@@ -168,7 +169,8 @@ def sensitivity_table(report: ProbeReport) -> Table:
 
 def domain_table(report: ProbeReport) -> Table:
     r = report.result
-    table = _table("domain mismatch: a digit classifier on photographs",
+    table = _table("domain mismatch: a digit classifier on photographs" if report.result.rows[0].name == "held-out digits"
+                   else "domain mismatch: the classifier on images outside its domain",
                    ["images", "N", "IS", "mean top-1", f"top-1 >= {r.confidence_threshold}", "E[H(y|x)] bits", "H(y) bits"])
     for row in r.rows:
         table.add_row(row.name, str(row.n), f"{row.is_mean:.3f}", f"{row.mean_max_probability:.3f}",

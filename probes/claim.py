@@ -41,6 +41,8 @@ from isgame.scoring.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
 #: the gaming ceiling: how many noise images the inflate attack lifts, and in how many steps
 CEILING_SAMPLES, CEILING_STEPS = 500, 20
+#: the noise baseline scores at least this many noise images (and as many as the samples, up to 2000)
+NOISE_BASELINE_MIN = 50
 #: the samples are "not meaningful" when at least this fraction sits nearer noise than real images
 NOISE_LIKE_LIMIT = 0.5
 #: the samples are "not meaningful" (copied) when C_T is at or below this: the band of every C_T verdict
@@ -75,7 +77,7 @@ class CheckResult:
     within_spread: bool
     sample_count: dict[str, object]
     noise_baseline: dict[str, float | None]
-    gaming_ceiling: dict[str, float]
+    gaming_ceiling: dict[str, float] | None
     images_vs_noise: dict[str, float | None]
     memorization: dict[str, float] | None
     class_histogram: list[int]
@@ -146,23 +148,32 @@ def protocol_score(logits: torch.Tensor, *, dialect: str, splits: int,
 
 def recompute_claim(classifier: ImageClassifier, classifier_name: str, samples: torch.Tensor, logits: torch.Tensor, *,
                     splits: int, dialect: str = DEFAULT_CLAIMED_DIALECT,
-                    truncated_logits: torch.Tensor | None = None) -> dict[str, float]:
+                    truncated_logits: torch.Tensor | None = None, weights=None) -> dict[str, float]:
     """Context for a claim: the samples' IS under every dialect (each at its own defaults) and under every
     preprocessing variant (resize filter, antialias, uint8), the latter scored with the claim's protocol.
 
-    ``classifier`` is ``load_classifier(classifier_name)``, ``logits`` its logits of ``samples`` and
-    ``truncated_logits`` those of their uint8-truncated copies (torchmetrics' dialect scores those).
+    ``classifier`` is ``load_classifier(classifier_name, weights=weights)``, ``logits`` its logits of ``samples``
+    and ``truncated_logits`` those of their uint8-truncated copies (torchmetrics' dialect scores those).
     """
     recomputed = {}
     for score in dialect_table(logits).scores:
         if score.dialect == "torchmetrics" and truncated_logits is not None:
             score = score_dialect(truncated_logits, "torchmetrics")
         recomputed[f"dialect {score.dialect}"] = score.is_mean
+    # Samples already at the classifier's input size are not resized, so every filter gives the same logits;
+    # samples already on the uint8 grid do not change when quantised. Neither runs the network again.
+    unresized = tuple(samples.shape[-2:]) == tuple(classifier.input_size)
     for label in CHECK_RESIZE_VARIANTS:
-        variant = load_classifier(classifier_name, **RESIZE_VARIANTS[label])
-        recomputed[f"preprocessing: {label}"] = score_dialect(classify(variant, samples), dialect, splits=splits).is_mean
-    recomputed["preprocessing: uint8 quantised"] = score_dialect(
-        classify(classifier, quantise_to_uint8(samples)), dialect, splits=splits).is_mean
+        if unresized:
+            variant_logits = logits
+        else:
+            variant = load_classifier(classifier_name, weights=weights, device=classifier.device,
+                                      **RESIZE_VARIANTS[label])
+            variant_logits = classify(variant, samples)
+        recomputed[f"preprocessing: {label}"] = score_dialect(variant_logits, dialect, splits=splits).is_mean
+    quantised = quantise_to_uint8(samples)
+    quantised_logits = logits if torch.equal(quantised, samples) else classify(classifier, quantised)
+    recomputed["preprocessing: uint8 quantised"] = score_dialect(quantised_logits, dialect, splits=splits).is_mean
     return recomputed
 
 
@@ -194,13 +205,17 @@ def noise_baseline_evidence(classifier: ImageClassifier, samples_bits: float, no
             "max_bits": math.log2(classifier.num_classes)}
 
 
-def gaming_ceiling(classifier: ImageClassifier, *, seed: int = 0) -> dict[str, float]:
-    """How far the inflate attack lifts uniform noise in a fixed budget (CEILING_STEPS steps)."""
-    shape = (CEILING_SAMPLES, classifier.input_channels, *classifier.input_size)
+def gaming_ceiling(classifier: ImageClassifier, *, seed: int = 0, samples: int = CEILING_SAMPLES,
+                   steps: int = CEILING_STEPS) -> dict[str, float]:
+    """How far the inflate attack lifts ``samples`` uniform noise images in a fixed budget of ``steps`` steps."""
+    if samples < 1 or steps < 1:
+        raise InvalidInputError(f"the gaming ceiling needs {parameter('steps')} >= 1 and at least one sample, got "
+                                f"steps={steps}, samples={samples}")
+    shape = (samples, classifier.input_channels, *classifier.input_size)
     start = torch.rand(shape, generator=torch.Generator().manual_seed(seed))
-    ceiling = InflateAttack(steps=CEILING_STEPS, splits=min(10, CEILING_SAMPLES))(classifier, start)
+    ceiling = InflateAttack(steps=steps, splits=min(10, samples))(classifier, start)
     return {"inflated_is": ceiling.final_is, "from_noise_is": ceiling.initial_is, "steps": ceiling.steps,
-            "seconds": ceiling.seconds, "num_classes": classifier.num_classes}
+            "seconds": ceiling.seconds, "num_classes": classifier.num_classes, "samples": samples}
 
 
 def memorization_evidence(samples: torch.Tensor, train: torch.Tensor, reference: torch.Tensor, *,
@@ -248,7 +263,7 @@ def reproduction_answer(*, claimed: float, claimed_std: float, protocol: dict[st
     return reproduced, reasons
 
 
-def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float],
+def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float] | None,
                           noise_like: float | None, memorization: dict[str, float] | None) -> tuple[bool, list[str]]:
     """Does the score say anything about these samples? Not when they look like noise, sit outside the
     classifier's domain or are copies of the training set; every check that ran gives a reason either way."""
@@ -282,15 +297,16 @@ def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_cei
         reasons.append(f"no sign of copying from the training set (C_T = {memorization['ct_statistic']:.1f}, "
                        f"above {COPYING_CT_LIMIT:g}; authenticity {memorization['authenticity']:.2f})")
     if reference_bits is not None and samples_bits < 0.1 * reference_bits:
+        ceiling = ("" if gaming_ceiling is None else
+                   f" (which reaches IS {gaming_ceiling['inflated_is']:.3f} of {gaming_ceiling['num_classes']} "
+                   f"from noise in {gaming_ceiling['steps']} steps)")
         reasons.append(f"the samples are suspiciously confident: E[H(y|x)] = {samples_bits:.2e} bits "
-                       f"against {reference_bits:.3f} for real images, as after the inflate attack "
-                       f"(which reaches IS {gaming_ceiling['inflated_is']:.3f} of {gaming_ceiling['num_classes']} "
-                       f"from noise in {gaming_ceiling['steps']} steps)")
+                       f"against {reference_bits:.3f} for real images, as after the inflate attack{ceiling}")
     return meaningful, reasons
 
 
 def claim_verdict(*, claimed: float, claimed_std: float, protocol: dict[str, object], recomputed: dict[str, float],
-                  noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float],
+                  noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float] | None,
                   noise_like: float | None, memorization: dict[str, float] | None,
                   sample_count: dict[str, object]) -> ClaimAnswers:
     """Both answers from the evidence alone (pure: no classifier runs)."""
@@ -314,7 +330,7 @@ def protocol_evidence(score: DialectScore, *, claimed: float, n: int) -> dict[st
             "tolerance": tolerance, "low": score.is_mean - tolerance, "high": score.is_mean + tolerance}
 
 
-def _validated_claim(samples: torch.Tensor, *, claimed: float, claimed_std: float, claimed_splits: int,
+def validated_claim(samples: torch.Tensor, *, claimed: float, claimed_std: float, claimed_splits: int,
                      claimed_n: int | None, claimed_dialect: str) -> tuple[torch.Tensor, int]:
     """Check the claim's figures and protocol; return the samples behind it (the first ``claimed_n``) and its splits."""
     if not math.isfinite(claimed) or claimed < 1:
@@ -353,17 +369,23 @@ def check_claim(
     train: torch.Tensor | None = None,
     splits: int | None = None,
     seed: int = 0,
+    weights=None,
+    classifier: ImageClassifier | None = None,
+    steps: int = CEILING_STEPS,
+    attack: bool = True,
 ) -> CheckResult:
     """Audit ``claimed`` for ``samples`` (N, C, H, W) in [0, 1]; ``reference`` are real images of the domain.
 
     The claim is taken to be ``claimed_dialect``'s IS with ``claimed_splits`` splits over the first
     ``claimed_n`` samples (default: all of them); ``splits`` is an older name of ``claimed_splits``.
+    ``classifier`` is ``load_classifier(classifier_name, weights=weights)`` when given (it is loaded otherwise).
+    The gaming ceiling attacks min(500, N) noise images for ``steps`` steps; ``attack=False`` skips it (None).
     """
-    samples, claimed_splits = _validated_claim(samples, claimed=claimed, claimed_std=claimed_std,
+    samples, claimed_splits = validated_claim(samples, claimed=claimed, claimed_std=claimed_std,
                                                claimed_splits=claimed_splits if splits is None else splits,
                                                claimed_n=claimed_n, claimed_dialect=claimed_dialect)
     n = samples.shape[0]
-    classifier = load_classifier(classifier_name)
+    classifier = load_classifier(classifier_name, weights=weights) if classifier is None else classifier
     logits = classify(classifier, samples)
     # torchmetrics truncates float images to uint8 before its network: only the images this changes run again.
     truncated_logits, _ = logits_of_truncated(classifier, samples, logits)
@@ -371,13 +393,14 @@ def check_claim(
     protocol = protocol_evidence(protocol_score(logits, dialect=claimed_dialect, splits=claimed_splits,
                                                 truncated_logits=truncated_logits), claimed=claimed, n=n)
     # Uniform noise of the samples' own shape: the baseline a classifier should be unsure about.
-    noise = torch.rand((min(max(n, 100), 2000), *samples.shape[1:]), generator=torch.Generator().manual_seed(seed + 1))
+    noise = torch.rand((noise_baseline_count(n), *samples.shape[1:]), generator=torch.Generator().manual_seed(seed + 1))
     evidence = {
         "recomputed": recompute_claim(classifier, classifier_name, samples, logits, splits=claimed_splits,
-                                      dialect=claimed_dialect, truncated_logits=truncated_logits),
+                                      dialect=claimed_dialect, truncated_logits=truncated_logits, weights=weights),
         "sample_count": sample_count_evidence(logits, splits=claimed_splits),
         "noise_baseline": noise_baseline_evidence(classifier, scores.conditional_entropy_bits, noise, reference),
-        "gaming_ceiling": gaming_ceiling(classifier, seed=seed),
+        "gaming_ceiling": (gaming_ceiling(classifier, seed=seed, samples=min(CEILING_SAMPLES, n), steps=steps)
+                           if attack else None),
         "noise_like": None if reference is None else nearest_is_noise_fraction(samples, reference, noise[: reference.shape[0]]),
         "memorization": (None if train is None or reference is None
                          else memorization_evidence(samples, train, reference, seed=seed)),
@@ -394,6 +417,22 @@ def check_claim(
         within_spread=answers.within_spread, images_vs_noise=images_vs_noise, class_histogram=scores.class_counts,
         verdict=answers.verdict, reasons=answers.reasons, examples=samples[:50], **evidence,
     )
+
+
+def noise_baseline_count(n: int) -> int:
+    """Uniform noise images the noise baseline scores for N samples: N, within [NOISE_BASELINE_MIN, 2000]."""
+    return min(max(n, NOISE_BASELINE_MIN), 2000)
+
+
+def check_cost_passes(n: int, *, reference: int = 0, attack: bool = True, steps: int = CEILING_STEPS,
+                      resized: bool = True) -> int:
+    """Image passes through the classifier a check of N samples makes (an upper bound): the samples under the
+    protocol, every resize variant (only when ``resized``: the samples are not at the classifier's input size),
+    uint8 and torchmetrics' truncation; the noise baseline and the reference; and the gaming ceiling's forward and
+    backward passes (about 3 forward passes each)."""
+    samples = n * (3 + (len(CHECK_RESIZE_VARIANTS) if resized else 0))
+    ceiling = 3 * min(CEILING_SAMPLES, n) * steps if attack else 0
+    return samples + noise_baseline_count(n) + 2 * reference + ceiling
 
 
 def claim_rounding(claimed: float) -> float:

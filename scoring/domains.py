@@ -26,6 +26,7 @@ from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.notes import Note
 from isgame.scoring.samples import noise_source, open_images
 
 #: the digits classifiers, whose own domain is the built-in split
@@ -185,6 +186,14 @@ def load_domain(classifier: str = "digits", *, weights: Path | None = None, trai
     return _with_class_names(domain, class_names)
 
 
+def load_real_images(spec: str, classifier: ImageClassifier, *, cap: int = DEFAULT_MAX_REAL, seed: int = 0,
+                     value_range: str = "auto", notes: list[str] | None = None) -> torch.Tensor:
+    """Real images of ``spec`` (N, C, H, W) float32 in [0, 1]: at most ``cap``, a seeded subsample beyond."""
+    images, _ = _load_capped(spec, classifier, cap=cap, seed=seed, value_range=value_range,
+                             notes=[] if notes is None else notes, cap_name="max_real")
+    return images
+
+
 def check_classifier_fits(classifier: ImageClassifier, images: torch.Tensor, name: str) -> None:
     """Refuse, in one line, a classifier that cannot read images of this shape or gives no (N, K) finite logits."""
     shape = "x".join(str(d) for d in images.shape[1:])
@@ -213,13 +222,14 @@ def _load_capped(spec: str, classifier: ImageClassifier, *, cap: int, seed: int,
         return classifier.preprocess(image).float()
 
     source = open_images(spec, seed=seed, image_size=classifier.input_size, value_range=value_range)
-    notes.extend(str(note) for note in source.notes)
+    notes.extend(source.notes)
     available = source.num_samples
     if available <= cap:
         return source.load_all(conform=conform), available
     # A seeded subsample, not the first rows: folders are often sorted by class.
     chosen = np.sort(np.random.default_rng(seed).choice(available, size=cap, replace=False))
-    notes.append(f"{spec} holds {available} images: using a seeded subsample of {cap} ({parameter(cap_name)} sets it)")
+    notes.append(Note(f"{spec} holds {available} images: using a seeded subsample of {cap} ({parameter(cap_name)} "
+                      "sets it)"))
     images = [image for index in chosen for image in source.batches(1, start=int(index), stop=int(index) + 1)]
     if len({tuple(image.shape) for image in images}) > 1:
         images = [conform(image) for image in images]

@@ -74,8 +74,14 @@ class UserClassifier(ImageClassifier):
         shape = (1, -1, 1, 1)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(shape))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(shape))
-        with torch.no_grad():
-            logits, features = self._logits_and_features(torch.zeros(1, input_channels, *input_size))
+        try:
+            with torch.no_grad():
+                logits, features = self._logits_and_features(torch.zeros(1, input_channels, *input_size))
+        except (RuntimeError, ValueError, TypeError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise InvalidInputError(
+                f"{name} fails on input of shape (1, {input_channels}, {input_size[0]}, {input_size[1]}) ({first}); "
+                f"declare the input it takes with ?size=HxW&channels=C") from None
         if logits.ndim != 2 or logits.shape[1] < 2:
             raise InvalidInputError(f"{name}: the module must return logits of shape (N, K >= 2), got {tuple(logits.shape)}")
         self.num_classes = logits.shape[1]
