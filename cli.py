@@ -280,6 +280,9 @@ def audit(
                                             "matrix samples \\[default: 1000 noise images; each probe's own].")] = None,
     steps: Annotated[int | None, steps_option("Gradient steps of every attack \\[default: each attack's own; "
                                               "inflate 50].")] = None,
+    attack: Annotated[bool, typer.Option("--attack/--no-attack", help=(
+        "Run the attacks: inflate, bounded, the noise probe's attacked row and the matrix's attack games; "
+        "--no-attack skips them on a slow classifier."))] = True,
     seed: Annotated[int, seed_option("Seed for every random draw of the audit: noise sources, attacks, probes and "
                                      "the robustness matrix.")] = 0,
     json_out: JsonOption = None,
@@ -294,7 +297,7 @@ def audit(
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
                          max_train=max_train, max_real=max_real, seed=seed)
     report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet, domain=domain, n=n, steps=steps,
-                                           announce=announce_note))
+                                           attack=attack, announce=announce_note))
 
     print_audit_summary(report, console_for(json_out))
     emit_json(report.to_dict(), json_out)

@@ -43,8 +43,8 @@ class AuditReport:
     classifier: dict[str, object]
     seed: int
     scores: list[ScoreReport]
-    inflate: InflateReport
-    bounded: BoundedReport
+    inflate: InflateReport | None
+    bounded: BoundedReport | None
     toy: ToyReport
     probes: dict[str, ProbeReport]
     matrix: ProbeReport
@@ -54,8 +54,10 @@ class AuditReport:
     domain: dict[str, object] = field(default_factory=dict)
     settings: dict[str, object] = field(default_factory=dict)
 
-    def headline(self) -> dict[str, object]:
-        """How far IS was inflated, by what, and how fast."""
+    def headline(self) -> dict[str, object] | None:
+        """How far IS was inflated, by what, and how fast; None when the attacks were skipped."""
+        if self.inflate is None:
+            return None
         r = self.inflate.result
         return {
             "real_is": self.inflate.real_is,
@@ -79,8 +81,8 @@ class AuditReport:
             "section_seconds": self.section_seconds,
             "headline": self.headline(),
             "scores": [score.to_dict() for score in self.scores],
-            "inflate": self.inflate.to_dict(),
-            "bounded": self.bounded.to_dict(),
+            "inflate": None if self.inflate is None else self.inflate.to_dict(),
+            "bounded": None if self.bounded is None else self.bounded.to_dict(),
             "toy": self.toy.to_dict(),
             "probes": {name: probe.to_dict() for name, probe in self.probes.items()},
             "matrix": self.matrix.to_dict(),
@@ -156,26 +158,34 @@ def _score_sources(domain: Domain, folder: Path, *, n_noise: int, seed: int) -> 
     return reports
 
 
-def audit_cost(domain: Domain, *, n: int, steps: int) -> CostEstimate:
+def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> CostEstimate:
     """Image passes the audit makes through the classifier (an upper bound; f+b = 3 passes), timed on this machine:
     the scores, four inflate runs of ``n`` noise images for ``steps`` steps, the bounded sweep's PGD, the probes
     and the matrix's 11 games with its attacks."""
     real, train = domain.real.shape[0], domain.train.shape[0]
-    bounded = 2 * 8 * real * 3 * min(steps, 50)
-    probes = 3 * (real + train) + 12 * n + 3 * n * min(steps, 30) + 20 * 3 * n
-    matrix = 12 * min(real, 540) + train + 3 * min(real, 540) * (min(steps, 30) + min(steps, 60) + min(steps, 50))
-    passes = 2 * (real + train + n) + 4 * 3 * n * steps + bounded + probes + matrix
+    matrix_n = min(real, 540, n)
+    scores = real + train + 2 * n
+    probes = 3 * (real + train) + 12 * n  # memorisation, noise, sensitivity and domain, forward only
+    matrix = 12 * matrix_n + 2 * train + real
+    if attack:
+        inflate = 4 * 3 * n * steps  # four step rules, f+b = 3 passes, an upper bound (samples stop early)
+        bounded = 2 * 8 * min(real, n) * 3 * min(steps, 50)  # two norms, eight ε > 0, foolbox's default steps
+        matrix += 3 * matrix_n * (min(steps, 30) + min(steps, 60) + min(steps, 50))
+        scores += inflate + bounded
+    passes = scores + probes + matrix
     return estimate_cost(domain.classifier, domain.image_shape, passes)
 
 
 def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
           seed: int = 0, progress: bool = True, domain: Domain | None = None, n: int | None = None,
-          steps: int | None = None, announce=None) -> AuditReport:
+          steps: int | None = None, attack: bool = True, announce=None) -> AuditReport:
     """Run every section on ``domain`` (default: ``classifier_name``'s built-in domain) and write the report folder.
 
     ``n`` sets the generated samples per section (noise scored and attacked, probe and matrix samples; default
     1000 noise images and each probe's own default), ``steps`` the gradient steps of every attack (default: each
-    attack's own); both shrink a run on a slow classifier. ``announce`` receives the cost estimate of a long run.
+    attack's own); both shrink a run on a slow classifier; ``attack=False`` skips every attack (the inflate and
+    bounded sections, the noise probe's attacked row, the matrix's attack games). ``announce`` receives the cost
+    estimate of a long run.
     """
     from isgame.scoring.progress import progress_bar
 
@@ -186,11 +196,12 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     domain = load_domain(classifier_name) if domain is None else domain
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
     if announce is not None:
-        cost = audit_cost(domain, n=n_noise, steps=AUDIT_INFLATE_STEPS if steps is None else steps)
+        cost = audit_cost(domain, n=n_noise, steps=AUDIT_INFLATE_STEPS if steps is None else steps, attack=attack)
         if cost.worth_announcing:
-            announce(Note(cost.describe("the audit", f"{parameter('n')} and {parameter('steps')}")))
+            announce(Note(cost.describe("the audit", f"{parameter('n')}, {parameter('steps')} and "
+                                                     f"{parameter('attack', 'False')}")))
     folder = prepare_out_dir(out, outputs_root=outputs_root, label="audit")
-    sections = _sections(domain, folder, seed=seed, n=n, steps=steps)
+    sections = _sections(domain, folder, seed=seed, n=n, steps=steps, attack=attack)
     results, timings = {}, {}
     with progress_bar("audit", total=len(sections), batches=len(sections), enabled=progress) as advance:
         for name, run in sections.items():
@@ -201,9 +212,10 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     probes = {name: results[f"probe-{name}"] for name in PROBE_NAMES}
     report = AuditReport(
         out_dir=folder, classifier=domain.classifier.describe(), seed=seed, scores=results["scores"],
-        inflate=results["inflate"], bounded=results["bounded"], toy=results["toy"], probes=probes, matrix=results["matrix"],
+        inflate=results.get("inflate"), bounded=results.get("bounded"), toy=results["toy"], probes=probes,
+        matrix=results["matrix"],
         seconds=time.perf_counter() - started, section_seconds=timings, figures=_figures(results, probes),
-        domain=domain.describe(), settings={"n": n, "steps": steps},
+        domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack},
     )
     payload = report.to_dict()
     write_json_atomic(folder / "report.json", payload)
@@ -211,30 +223,35 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     return report
 
 
-def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None) -> dict:
+def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None, attack: bool) -> dict:
     """Each section as a call on the results so far, in report order."""
+    from isgame.probes.games import ATTACK_GAMES, GAMES
+
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
-    sections = {
-        "scores": lambda results: _score_sources(domain, folder, n_noise=n_noise, seed=seed),
-        "inflate": lambda results: run_inflate(domain=domain, out_dir=folder, n=n_noise, seed=seed, compare=True,
-                                               steps=AUDIT_INFLATE_STEPS if steps is None else steps, progress=False),
-        "bounded": lambda results: run_bounded(domain=domain, out_dir=folder, norms=("linf", "l2"), seed=seed, n=n,
-                                               steps=steps),
-        "toy": lambda results: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed),
-    }
+    sections = {"scores": lambda results: _score_sources(domain, folder, n_noise=n_noise, seed=seed)}
+    if attack:
+        sections["inflate"] = lambda results: run_inflate(
+            domain=domain, out_dir=folder, n=n_noise, seed=seed, compare=True, progress=False,
+            steps=AUDIT_INFLATE_STEPS if steps is None else steps)
+        sections["bounded"] = lambda results: run_bounded(domain=domain, out_dir=folder, norms=("linf", "l2"),
+                                                          seed=seed, n=n, steps=steps)
+    sections["toy"] = lambda results: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed)
     for probe_name in PROBE_NAMES:
         # The noise baselines reuse the inflate section's attacked noise instead of attacking again.
         sections[f"probe-{probe_name}"] = lambda results, probe_name=probe_name: run_probe(
-            probe_name, domain=domain, out_dir=folder, seed=seed, n=n, steps=steps,
-            inflated=results["inflate"].result.images if probe_name == "noise" else None)
-    sections["matrix"] = lambda results: run_matrix(domain=domain, out_dir=folder, seed=seed, n=n, steps=steps)
+            probe_name, domain=domain, out_dir=folder, seed=seed, n=n, steps=steps, attack=attack,
+            inflated=results["inflate"].result.images if probe_name == "noise" and attack else None)
+    games = GAMES if attack else {name: play for name, play in GAMES.items() if name not in ATTACK_GAMES}
+    sections["matrix"] = lambda results: run_matrix(domain=domain, out_dir=folder, seed=seed, n=n, steps=steps,
+                                                    games=games)
     return sections
 
 
 def _figures(results: dict, probes: dict[str, ProbeReport]) -> dict[str, str]:
     figures = {"source_scores": "source_scores.png"}
-    figures.update({f"inflate_{k}": v for k, v in results["inflate"].files.items() if v.endswith(".png")})
-    figures.update({f"bounded_{k}": v for k, v in results["bounded"].files.items()})
+    if "inflate" in results:
+        figures.update({f"inflate_{k}": v for k, v in results["inflate"].files.items() if v.endswith(".png")})
+        figures.update({f"bounded_{k}": v for k, v in results["bounded"].files.items()})
     figures.update({f"toy_{k}": v for k, v in results["toy"].files.items()})
     figures.update({f"matrix_{k}": v for k, v in results["matrix"].files.items()})
     for name, probe in probes.items():
@@ -249,17 +266,22 @@ def print_audit_summary(report: AuditReport, console) -> None:
     h = report.headline()
     digits = report.domain.get("name", "digits") == "digits"
     noun = "digits" if digits else "real images"
-    console.print(
-        f"[bold]Headline:[/bold] {h['method']} lifted IS from {h['noise_is']:.3f} to {h['inflated_is']:.4f} "
-        f"(K = {h['num_classes']}; real held-out {noun} {h['real_is']:.3f}), past 0.999 K after {h['steps_to_999_of_k']} "
-        f"of {h['steps']} steps, "
-        f"{h['seconds']:.2f} s, {h['gradient_evaluations_per_sample']:.2f} gradient evaluations per sample; "
-        f"saved as uint8 it still scores {h['inflated_is_uint8']:.4f}."
-    )
+    if h is None:
+        console.print("[bold]Headline:[/bold] the attacks were skipped; the probes and the matrix without its "
+                      "attack games follow.")
+    else:
+        console.print(
+            f"[bold]Headline:[/bold] {h['method']} lifted IS from {h['noise_is']:.3f} to {h['inflated_is']:.4f} "
+            f"(K = {h['num_classes']}; real held-out {noun} {h['real_is']:.3f}), past 0.999 K after "
+            f"{h['steps_to_999_of_k']} of {h['steps']} steps, {h['seconds']:.2f} s, "
+            f"{h['gradient_evaluations_per_sample']:.2f} gradient evaluations per sample; "
+            f"saved as uint8 it still scores {h['inflated_is_uint8']:.4f}."
+        )
     console.print(score_table(report.scores, title="scores on the digits default" if digits else
                               f"scores on the domain of {report.classifier['name']}"))
-    console.print(inflate_table(report.inflate))
-    console.print(bounded_table(report.bounded))
+    if report.inflate is not None:
+        console.print(inflate_table(report.inflate))
+        console.print(bounded_table(report.bounded))
     console.print(toy_table(report.toy))
     for name, probe in report.probes.items():
         console.print(PROBE_TABLES[name](probe))

@@ -49,6 +49,7 @@ class ProbeSettings:
     steps: int | None = None
     classifier_b: ImageClassifier | None = None
     inflated: torch.Tensor | None = None
+    attack: bool = True
 
     def sized(self, **extra) -> dict[str, object]:
         """Keyword arguments with ``n`` (and ``extra``) only where set, so each probe keeps its own defaults."""
@@ -66,7 +67,8 @@ def _memorization(domain, folder, settings):
 
 
 def _noise(domain, folder, settings):
-    result = noise_baselines(domain, inflated=settings.inflated, **settings.sized(steps=settings.steps))
+    result = noise_baselines(domain, inflated=settings.inflated, attack=settings.attack,
+                             **settings.sized(steps=settings.steps))
     return result, {"plot": save_display(NoiseBaselineDisplay(result).plot(), folder / "noise_baselines.png")}
 
 
@@ -89,27 +91,29 @@ PROBES: dict[str, Callable] = {"memorization": _memorization, "noise": _noise, "
 
 def run_probe(name: str, *, domain: Domain | None = None, out_dir: Path | None = None, classifier_name: str = "digits",
               seed: int = 0, inflated: torch.Tensor | None = None, n: int | None = None, steps: int | None = None,
-              classifier_b: ImageClassifier | None = None) -> ProbeReport:
+              classifier_b: ImageClassifier | None = None, attack: bool = True) -> ProbeReport:
     """Run probe ``name`` (one of PROBE_NAMES) on ``domain`` (default: ``classifier_name``'s built-in domain) and
-    write its figures into ``out_dir``; ``n``, ``steps`` and ``classifier_b`` as in :class:`ProbeSettings`."""
+    write its figures into ``out_dir``; ``n``, ``steps`` and ``classifier_b`` as in :class:`ProbeSettings`;
+    ``attack=False`` leaves out what needs an attack (the noise baselines' inflated row)."""
     if name not in PROBES:
         raise InvalidInputError(f"unknown probe {name!r}; choose one of {', '.join(PROBE_NAMES)}")
     domain = load_domain(classifier_name) if domain is None else domain
     folder = prepare_out_dir(out_dir, label=f"probe-{name}")
     use_file_backend()
-    settings = ProbeSettings(seed=seed, n=n, steps=steps, classifier_b=classifier_b, inflated=inflated)
+    settings = ProbeSettings(seed=seed, n=n, steps=steps, classifier_b=classifier_b, inflated=inflated, attack=attack)
     result, files = PROBES[name](domain, folder, settings)
     return ProbeReport(name=name, result=result, files=files)
 
 
 def run_matrix(*, domain: Domain | None = None, out_dir: Path | None = None, classifier_name: str = "digits",
-               seed: int = 0, n: int | None = None, steps: int | None = None) -> ProbeReport:
-    """Play every game on ``domain`` against every metric (``n`` samples per game, ``steps`` per attack game);
-    write the heatmap and example grids."""
+               seed: int = 0, n: int | None = None, steps: int | None = None,
+               games: dict | None = None) -> ProbeReport:
+    """Play every game (or those of ``games``, name -> game) on ``domain`` against every metric (``n`` samples
+    per game, ``steps`` per attack game); write the heatmap and example grids."""
     domain = load_domain(classifier_name) if domain is None else domain
     folder = prepare_out_dir(out_dir, label="matrix")
     use_file_backend()
-    result = robustness_matrix(domain, seed=seed, n=n, steps=steps)
+    result = robustness_matrix(domain, seed=seed, n=n, steps=steps, games=games)
     files = {"heatmap": save_display(RobustnessMatrixDisplay(result).plot(), folder / "matrix.png")}
     save_image_grid(folder / "matrix_examples.png", torch.cat(list(result.examples.values())), nrow=10)
     files["examples"] = "matrix_examples.png"

@@ -70,19 +70,31 @@ def _headline(report: dict) -> list[str]:
              f"<p id='domain'>Domain: real images {html.escape(str(domain['real']['source']))} "
              f"(N = {domain['real']['n']}), training images {html.escape(str(domain['train']['source']))} "
              f"(N = {domain['train']['n']}), {shape}, K = {domain['num_classes']}.</p>")
+    title = f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>"
+    if h is None:
+        headline = ('<p class="headline" id="headline"><b>Headline.</b> The attacks were not run (skipped on request); '
+                    "the probes and the matrix without its attack games follow.</p>")
+    else:
+        headline = _headline_sentence(h, _noun(report))
     return [
-        f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>",
+        title,
+        headline,
+        where,
+        '<p id="figures-status">figures not checked (JavaScript off)</p>',
+        f"<p>Seed {report['seed']}; the whole audit took {report['seconds']:.1f} s.</p>",
+    ]
+
+
+def _headline_sentence(h: dict, noun: str) -> str:
+    return (
         '<p class="headline" id="headline">'
         f"<b>Headline.</b> {html.escape(h['method'])} lifted the Inception Score from <b>{h['noise_is']:.3f}</b> "
         f"to <b id='inflated-is'>{h['inflated_is']:.4f}</b> out of K = {h['num_classes']}, past 0.999 K after "
         f"{h['steps_to_999_of_k']} gradient steps ({h['steps']} until every sample was at its target), "
         f"and {h['seconds']:.2f} s ({h['gradient_evaluations_per_sample']:.2f} forward+backward passes per sample). "
-        f"Real held-out {_noun(report)} score <b id='real-is'>{h['real_is']:.3f}</b>. Saved as uint8 PNGs the noise still scores "
-        f"{h['inflated_is_uint8']:.4f}.</p>",
-        where,
-        '<p id="figures-status">figures not checked (JavaScript off)</p>',
-        f"<p>Seed {report['seed']}; the whole audit took {report['seconds']:.1f} s.</p>",
-    ]
+        f"Real held-out {noun} score <b id='real-is'>{h['real_is']:.3f}</b>. Saved as uint8 PNGs the noise still scores "
+        f"{h['inflated_is_uint8']:.4f}.</p>"
+    )
 
 
 def _matrix_section(report: dict, folder: Path) -> list[str]:
@@ -116,6 +128,8 @@ def _scores_section(report: dict, folder: Path) -> list[str]:
 
 def _inflate_section(report: dict, folder: Path) -> list[str]:
     inflate, figures = report["inflate"], report["figures"]
+    if inflate is None:
+        return []
     runs = [["newton (default)", inflate["steps"], inflate["steps_to_999_of_k"], inflate["final_is"], inflate["final_is_uint8"],
              inflate["gradient_evaluations_per_sample"]]]
     runs += [[name, r["steps"], r["steps_to_999_of_k"], r["final_is"], r["final_is_uint8"], r["gradient_evaluations_per_sample"]]
@@ -130,6 +144,8 @@ def _inflate_section(report: dict, folder: Path) -> list[str]:
 
 
 def _bounded_section(report: dict, folder: Path) -> list[str]:
+    if report["bounded"] is None:
+        return []
     parts = [f"<h2>ε-bounded attacks on real {_noun(report)} (foolbox PGD)</h2>",
              _figure(folder, report["figures"]["bounded_plot"], "IS against ε")]
     for sweep in report["bounded"]["sweeps"]:
