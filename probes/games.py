@@ -1,12 +1,18 @@
 """The games of the robustness matrix: ways to produce samples that may fool a metric.
 
-Each game returns float32 images (n, 1, 8, 8) in [0, 1], seeded. The reference for
-distribution metrics is the training set (what a generator learns from); the "held-out real"
-game is the honest baseline every other game is compared with.
+Every game is ``game(domain, n, seed, *, steps=None)`` and returns ``n`` float32 images
+(n, C, H, W) in [0, 1] of the domain's image shape, seeded. ``domain`` is a
+:class:`~isgame.scoring.domains.Domain` (a digits classifier stands for the built-in digits
+domain). ``steps`` is the gradient-step budget of the games in :data:`ATTACK_GAMES` (None: their
+defaults, :data:`INFLATE_STEPS`, foolbox's PGD default and :data:`FEATURE_ATTACK_STEPS`); the
+other games ignore it. The reference for distribution metrics is the training set (what a
+generator learns from); the "held-out real" game is the honest baseline every other game is
+compared with. On the digits every game gives today's numbers exactly.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -14,74 +20,171 @@ import torch
 
 from isgame.attacks.bounded import targeted_pgd
 from isgame.attacks.inflate import InflateAttack
-from isgame.probes.generators import KdeGenerator
+from isgame.probes.generators import KDE_PCA_COMPONENTS, KdeGenerator
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.digits_data import digits_split
-from isgame.scoring.samples import open_images
+from isgame.scoring.domains import Domain, as_domain, pca_bandwidth_scale
+from isgame.scoring.errors import InvalidInputError, parameter
 
 BOUNDED_EPSILON = 8 / 255
+#: KDE bandwidths in PCA units for 8x8 grey digits; other domains scale them by :func:`pca_bandwidth_scale`
 NEAR_COPY_BANDWIDTH = 0.01
 HONEST_BANDWIDTH = 0.4
 HISTOGRAM_POOL_FACTOR = 5
+INFLATE_STEPS = 30
 FEATURE_ATTACK_STEPS = 60
+#: images go through the classifier about this many input values at a time (the digits' sets in one pass)
+CHUNK_VALUES = 1 << 24
+
+Game = Callable[..., torch.Tensor]
+
+
+def _no_grad_chunks(function: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
+                    classifier: ImageClassifier) -> torch.Tensor:
+    """``function`` of (N, C, H, W) ``images`` row-chunked so that one chunk holds about :data:`CHUNK_VALUES`
+    values of the image or the network input, whichever is larger (one chunk for the digits, as before)."""
+    values = max(math.prod(images.shape[1:]), classifier.input_channels * math.prod(classifier.input_size))
+    rows = max(1, CHUNK_VALUES // values)
+    with torch.no_grad():
+        return torch.cat([function(chunk) for chunk in images.split(rows)])
 
 
 def _predicted(classifier: ImageClassifier, images: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return classifier(images).argmax(dim=1)
+    """Top-1 classes (N,) of images (N, C, H, W)."""
+    return _no_grad_chunks(lambda chunk: classifier(chunk).argmax(dim=1), images, classifier)
 
 
-def held_out_real(classifier, n, seed):
-    return digits_split().test_images[:n].clone()
+def _check_steps(steps: int | None) -> None:
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise InvalidInputError(f"{parameter('steps')} must be an integer >= 1, got {steps!r}")
 
 
-def uniform_noise(classifier, n, seed):
-    return open_images("noise:uniform", n=n, seed=seed).load_all()
+class ImageSpaceClassifier(ImageClassifier):
+    """A classifier whose model input is the domain's image (C, H, W) in [0, 1], float32: the inner one's
+    preprocessing (channels, resize) runs inside the differentiable forward pass, so attacks that step on the
+    model input return images of the domain's shape even when the classifier reads another size."""
+
+    def __init__(self, inner: ImageClassifier, image_shape: tuple[int, int, int]) -> None:
+        super().__init__(interpolation=inner.interpolation, antialias=inner.antialias)
+        self._inner = (inner,)  # not a submodule: the inner classifier keeps its own device and dtype
+        self.name, self.num_classes, self.feature_dim = inner.name, inner.num_classes, inner.feature_dim
+        self.input_channels, self.input_size = image_shape[0], tuple(image_shape[1:])
+        self.device = inner.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def _run_network(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inner = self._inner[0]
+        return inner._run_network(inner.preprocess(model_input))
 
 
-def inflated_noise(classifier, n, seed):
-    return InflateAttack(steps=30)(classifier, uniform_noise(classifier, n, seed)).images
+def attack_classifier(domain: Domain) -> ImageClassifier:
+    """The classifier the attack games step through: the domain's own when it reads the domain's images as they
+    are (the digits), else an :class:`ImageSpaceClassifier` around it."""
+    classifier = domain.classifier
+    if (classifier.input_channels, *classifier.input_size) == tuple(domain.image_shape):
+        return classifier
+    return ImageSpaceClassifier(classifier, domain.image_shape)
 
 
-def bounded_attack(classifier, n, seed):
-    real = held_out_real(classifier, n, seed)
-    _, clipped, _ = targeted_pgd(classifier, real, norm="linf", epsilons=[BOUNDED_EPSILON], seed=seed)
+def _present_classes(domain: Domain) -> list[int]:
+    """The classes of the training images (labels, else predictions) that occur, in increasing order."""
+    return torch.unique(domain.train_classes).tolist()
+
+
+def _kde(domain: Domain, seed: int) -> KdeGenerator:
+    """PCA + KDE on the domain's training images: min(30, N_train - 1, D) components (30 for the digits)."""
+    train = domain.train
+    components = min(KDE_PCA_COMPONENTS, train.shape[0] - 1, math.prod(train.shape[1:]))
+    if components < 1:
+        raise InvalidInputError(f"the KDE games need at least 2 training images, but {parameter('train')} "
+                                f"{domain.train_source} gives {train.shape[0]}; pass more training images")
+    return KdeGenerator(train, n_components=components, seed=seed)
+
+
+def _bandwidth(domain: Domain, bandwidth: float) -> float:
+    """A digits bandwidth scaled to the domain's pixel count (exactly itself for 8x8 grey images)."""
+    return bandwidth * pca_bandwidth_scale(domain.image_shape)
+
+
+def held_out_real(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """The first ``n`` held-out real images: the honest baseline."""
+    domain = as_domain(domain)
+    domain.require_real(n, f"the held-out real game with n = {n}")
+    return domain.real[:n].clone()
+
+
+def uniform_noise(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """Seeded U(0, 1) pixels of the domain's shape."""
+    return as_domain(domain).noise("uniform", n, seed=seed)
+
+
+def inflated_noise(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """Uniform noise pushed by gradient steps (``steps``, default 30) to confident, class-balanced predictions."""
+    domain = as_domain(domain)
+    _check_steps(steps)
+    # splits only shape the attack's IS trace; fewer than 10 samples need fewer (the digits' 540 keep 10).
+    attack = InflateAttack(steps=INFLATE_STEPS if steps is None else steps, splits=min(10, n))
+    return attack(attack_classifier(domain), uniform_noise(domain, n, seed)).images
+
+
+def bounded_attack(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """Held-out real images moved by targeted L∞ PGD within 8/255 (``steps``: foolbox's default when None)."""
+    domain = as_domain(domain)
+    _check_steps(steps)
+    real = held_out_real(domain, n, seed)
+    _, clipped, _ = targeted_pgd(attack_classifier(domain), real, norm="linf", epsilons=[BOUNDED_EPSILON],
+                                 steps=steps, seed=seed)
     return clipped[0].detach()
 
 
-def training_replay(classifier, n, seed):
-    train = digits_split().train_images
+def training_replay(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """``n`` distinct training images in a seeded random order (``n`` <= N_train)."""
+    train = as_domain(domain).train
+    if n > train.shape[0]:
+        raise InvalidInputError(f"the training replay game with n = {n} needs at least {n} training images, but "
+                                f"{parameter('train')} gives {train.shape[0]}; pass a smaller n or more training images")
     return train[torch.randperm(train.shape[0], generator=torch.Generator().manual_seed(seed))[:n]].clone()
 
 
-def near_copy_kde(classifier, n, seed):
-    return KdeGenerator(digits_split().train_images, seed=seed).sample(n, bandwidth=NEAR_COPY_BANDWIDTH, seed=seed)
+def near_copy_kde(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """KDE samples with a tiny bandwidth: near copies of training images."""
+    domain = as_domain(domain)
+    return _kde(domain, seed).sample(n, bandwidth=_bandwidth(domain, NEAR_COPY_BANDWIDTH), seed=seed)
 
 
-def honest_kde(classifier, n, seed):
-    return KdeGenerator(digits_split().train_images, seed=seed).sample(n, bandwidth=HONEST_BANDWIDTH, seed=seed)
+def honest_kde(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """KDE samples with a generous bandwidth: blurry novel images."""
+    domain = as_domain(domain)
+    return _kde(domain, seed).sample(n, bandwidth=_bandwidth(domain, HONEST_BANDWIDTH), seed=seed)
 
 
-def mode_collapse(classifier, n, seed):
-    """One training image per class, each repeated (classes cycle, so the set is balanced)."""
-    split = digits_split()
-    firsts = torch.stack([split.train_images[(split.train_labels == c).nonzero()[0, 0]] for c in range(10)])
-    return firsts[torch.arange(n) % 10].clone()
+def mode_collapse(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """One training image per class present (true labels, else the classifier's), each repeated; the classes
+    cycle in increasing order, so the set is balanced."""
+    domain = as_domain(domain)
+    classes = _present_classes(domain)
+    firsts = torch.stack([domain.train[(domain.train_classes == c).nonzero()[0, 0]] for c in classes])
+    return firsts[torch.arange(n) % len(classes)].clone()
 
 
-def class_prototypes(classifier, n, seed):
-    """The mean training image of each class, repeated in a balanced cycle."""
-    split = digits_split()
-    means = torch.stack([split.train_images[split.train_labels == c].mean(dim=0) for c in range(10)])
-    return means[torch.arange(n) % 10].clone()
+def class_prototypes(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """The mean training image of each class present, repeated in a balanced cycle."""
+    domain = as_domain(domain)
+    classes = _present_classes(domain)
+    means = torch.stack([domain.train[domain.train_classes == c].mean(dim=0) for c in classes])
+    return means[torch.arange(n) % len(classes)].clone()
 
 
-def histogram_matching(classifier, n, seed):
+def histogram_matching(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
     """Resample a 5x larger pool of honest KDE samples so the predicted-class histogram equals the real one's."""
-    pool = KdeGenerator(digits_split().train_images, seed=seed).sample(HISTOGRAM_POOL_FACTOR * n,
-                                                                      bandwidth=HONEST_BANDWIDTH, seed=seed + 1)
+    domain = as_domain(domain)
+    classifier = domain.classifier
+    pool = _kde(domain, seed).sample(HISTOGRAM_POOL_FACTOR * n, bandwidth=_bandwidth(domain, HONEST_BANDWIDTH),
+                                     seed=seed + 1)
     pool_classes = _predicted(classifier, pool)
-    target = torch.bincount(_predicted(classifier, held_out_real(classifier, n, seed)), minlength=classifier.num_classes)
+    target = torch.bincount(_predicted(classifier, held_out_real(domain, n, seed)), minlength=classifier.num_classes)
     rng = np.random.default_rng(seed)
     chosen = []
     for c, count in enumerate(target.tolist()):
@@ -102,17 +205,21 @@ def _torch_fid(features: torch.Tensor, mean: torch.Tensor, covariance_root: torc
     return (mu - mean).pow(2).sum() + torch.trace(sigma) + covariance_trace - 2 * eigenvalues.sqrt().sum()
 
 
-def feature_attack(classifier, n, seed):
-    """Gradient descent on FID (against the training features) through the classifier, from honest KDE samples."""
-    train_features = classifier.features(digits_split().train_images).double()
+def feature_attack(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+    """Adam on FID (against the training features) through the classifier, from honest KDE samples;
+    ``steps`` gradient steps (default 60)."""
+    domain = as_domain(domain)
+    _check_steps(steps)
+    classifier = attack_classifier(domain)
+    train_features = _no_grad_chunks(domain.classifier.features, domain.train, domain.classifier).double()
     mean = train_features.mean(dim=0)
     covariance = torch.cov(train_features.T)
     values, vectors = torch.linalg.eigh(covariance)
     root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
-    images = honest_kde(classifier, n, seed)
+    images = honest_kde(domain, n, seed)
     latent = torch.logit(images.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
     optimiser = torch.optim.Adam([latent], lr=0.05)
-    for _ in range(FEATURE_ATTACK_STEPS):
+    for _ in range(FEATURE_ATTACK_STEPS if steps is None else steps):
         features = classifier.features_from_model_input(torch.sigmoid(latent)).double()
         loss = _torch_fid(features, mean, root, torch.trace(covariance))
         optimiser.zero_grad()
@@ -121,7 +228,7 @@ def feature_attack(classifier, n, seed):
     return torch.sigmoid(latent).detach()
 
 
-GAMES: dict[str, Callable[[ImageClassifier, int, int], torch.Tensor]] = {
+GAMES: dict[str, Game] = {
     "held-out real": held_out_real,
     "uniform noise": uniform_noise,
     "IS-inflated noise": inflated_noise,
@@ -135,3 +242,5 @@ GAMES: dict[str, Callable[[ImageClassifier, int, int], torch.Tensor]] = {
     "honest KDE": honest_kde,
 }
 REFERENCE_GAME = "held-out real"
+#: the games that take gradient steps (``steps`` sets their budget)
+ATTACK_GAMES = ("IS-inflated noise", "ε-bounded attack (8/255)", "FID feature attack")

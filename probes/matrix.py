@@ -1,6 +1,6 @@
-"""The robustness matrix: every game against every metric, compared with held-out real data.
+"""The robustness matrix: every game against every metric on a domain, compared with held-out real data.
 
-A game "fools" a metric when it scores at least as well as the held-out real digits (higher
+A game "fools" a metric when it scores at least as well as the held-out real images (higher
 for IS, exp(I), precision, recall, density, coverage and authenticity; lower for FID and
 KID, where a game within two standard errors of the reference's KID also counts, since KID is
 unbiased and fluctuates around 0). Distribution metrics run on the classifier's features against the training set, the
@@ -9,23 +9,29 @@ The margin is the signed relative amount by which a game beats (> 0) or trails (
 
 C_T is two-sided (far below 0: copying; far above: underfitting), so it has its own rule: a game
 fools C_T when it is indistinguishable from real held-out data, |C_T| < 3 (:data:`CT_BAND`, a z
-statistic), and its margin is (3 - |C_T|) / 3. Its reference is fair: the held-out digits are
+statistic), and its margin is (3 - |C_T|) / 3. Its reference is fair: the held-out images are
 split in two seeded halves; every game is tested against the first half, and the reference row is
 the second half tested against the first (real data the training set never saw, not held-out
-data against itself, which is 0 by construction).
+data against itself, which is 0 by construction). C_T is undefined (NaN, with a note) for a set
+none of whose k-means cells holds more than 20 samples, which only small ``n`` can give.
+
+Any :class:`~isgame.scoring.domains.Domain` works; the built-in digits give today's numbers.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from isgame.probes.copy_detectors import CT_BAND, authenticity, data_copying_test, flatten_images
+from isgame.probes.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authenticity, data_copying_test,
+                                          flatten_images)
 from isgame.probes.games import GAMES, REFERENCE_GAME
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.digits_data import digits_split
+from isgame.scoring.domains import Domain, as_domain
+from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.fid import fid_sample_size_curve, frechet_distance
 from isgame.scoring.inception_score import inception_score
 from isgame.scoring.pipeline import classify_with_features
@@ -45,7 +51,17 @@ FOOLED_RULES = {metric: ("at least as high as the reference" if better else "at 
            f"flags copying, >= +{CT_BAND:g} underfitting); reference: one held-out half against the other",
 }
 KID_SUBSETS = 50
+KID_SUBSET_SIZE = 200
+IS_SPLITS = 10
 FID_CAVEAT_SIZES = (25, 50, 100, 200, 400, 540)
+#: k-means cells of C_T (data_copying_test's default, the authors' MNIST setting)
+CT_CELLS = 10
+#: the largest k of the k-NN radii precision_recall_density_coverage takes (density and coverage)
+PRDC_NEAREST_K = 5
+#: the fewest samples a game is played with: C_T needs a k-means cell with more than 20 of them
+MIN_MATRIX_SAMPLES = CT_GENERATED_PER_CELL + 1
+#: the fewest real images: each C_T half must be able to fill a cell (the reference half is a "generated" set)
+MIN_REAL_IMAGES = max(2 * MIN_MATRIX_SAMPLES, PRDC_NEAREST_K + 2)
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,15 @@ class MatrixResult:
     fid_sample_sizes: list[int] = field(default_factory=list)
     fid_of_real_subsets: list[float] = field(default_factory=list)
     examples: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    domain: dict[str, object] = field(default_factory=dict)
+    steps: int | None = None
+    splits: int = IS_SPLITS
+    kid_subset_size: int = KID_SUBSET_SIZE
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def is_digits(self) -> bool:
+        return self.domain.get("name", "digits") == "digits"
 
     @property
     def reference_game(self) -> str:
@@ -93,6 +118,7 @@ class MatrixResult:
         return out
 
     def to_dict(self) -> dict[str, object]:
+        real = "real held-out digits" if self.is_digits else "held-out real images"
         return {
             "n": self.n, "seed": self.seed, "reference_game": REFERENCE_GAME,
             "games": self.games, "metrics": self.metrics,
@@ -101,22 +127,28 @@ class MatrixResult:
             "cells": {g: {m: c.to_dict() for m, c in row.items()} for g, row in self.cells.items()},
             "paragraphs": self.paragraphs(),
             "fid_sample_size_caveat": {
-                "note": "FID of random subsets of the real held-out digits against the training set: the same "
+                "note": f"FID of random subsets of the {real} against the training set: the same "
                         "distribution, so every value above 0 is finite-N bias; compare FIDs only at equal N",
                 "sizes": self.fid_sample_sizes, "fid": self.fid_of_real_subsets,
             },
+            "domain": self.domain, "steps": self.steps, "splits": self.splits,
+            "kid_subset_size": self.kid_subset_size, "notes": list(self.notes),
         }
 
 
 def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_features: np.ndarray,
-                  train_pixels: np.ndarray, held_out_pixels: np.ndarray, seed: int) -> dict[str, float]:
-    """All metrics of ``images`` (n, 1, 8, 8) in [0, 1]."""
+                  train_pixels: np.ndarray, held_out_pixels: np.ndarray, seed: int, splits: int = IS_SPLITS,
+                  kid_subset_size: int = KID_SUBSET_SIZE, notes: list[str] | None = None) -> dict[str, float]:
+    """All metrics of ``images`` (n, C, H, W) in [0, 1]: features (N_train, d) and pixels (N_train, C*H*W) of the
+    training set, pixels of the held-out half C_T compares with; IS over ``splits`` parts, KID on subsets of
+    ``kid_subset_size`` rows. An undefined C_T is NaN and says why in ``notes``."""
     logits, features = classify_with_features(classifier, images)
-    scores = inception_score(logits, splits=10, track_stderr=False)
+    scores = inception_score(logits, splits=splits, track_stderr=False)
     features = features.double().numpy()
     pixels = flatten_images(images)
     manifold = precision_recall_density_coverage(train_features, features)
-    kid = kernel_inception_distance(train_features, features, subsets=KID_SUBSETS, subset_size=200, seed=seed)
+    kid = kernel_inception_distance(train_features, features, subsets=KID_SUBSETS, subset_size=kid_subset_size,
+                                    seed=seed)
     return {
         "IS": scores.is_mean,
         "exp(I)": scores.improved_is,
@@ -127,9 +159,25 @@ def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_fe
         "recall": manifold.recall,
         "density": manifold.density,
         "coverage": manifold.coverage,
-        "C_T": data_copying_test(train_pixels, held_out_pixels, pixels, seed=seed).ct_statistic,
+        "C_T": copying_statistic(train_pixels, held_out_pixels, pixels, seed=seed, notes=notes),
         "authenticity": authenticity(train_pixels, pixels),
     }
+
+
+def copying_statistic(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, *, seed: int,
+                      notes: list[str] | None = None, what: str = "the samples") -> float:
+    """C_T of ``generated`` (M, D) against ``held_out`` (pixels, as ``train``), or NaN (and a note) when no k-means
+    cell holds enough of its samples: possible only for small sets, where C_T is undefined."""
+    try:
+        return data_copying_test(train, held_out, generated, cells=CT_CELLS, seed=seed).ct_statistic
+    except InvalidInputError as error:
+        if not str(error).startswith("no cell holds more than"):
+            raise
+        if notes is not None:
+            notes.append(f"C_T of {what} is undefined (NaN): no k-means cell holds more than "
+                         f"{CT_GENERATED_PER_CELL} of its {generated.shape[0]} samples and a held-out image; more "
+                         f"samples (n) and real images define it")
+        return math.nan
 
 
 def compare(value: float, reference: float, higher_is_better: bool, *, tolerance: float = 0.0) -> MatrixCell:
@@ -150,23 +198,54 @@ def held_out_halves(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[: count // 2]), np.sort(order[count // 2:])
 
 
-def robustness_matrix(classifier: ImageClassifier, *, n: int = MATRIX_SAMPLES, seed: int = 0,
-                      games: dict | None = None) -> MatrixResult:
-    """Play every game and score it with every metric."""
+def check_matrix_sizes(domain: Domain, n: int) -> None:
+    """Refuse, in one line, a domain or ``n`` too small for the matrix's k-NN metrics and C_T, or ``n`` beyond the
+    real (or training) images there are."""
+    domain.require_real(MIN_REAL_IMAGES, f"the robustness matrix (k-NN radii with k = {PRDC_NEAREST_K}, and C_T's two "
+                                         f"held-out halves of more than {CT_GENERATED_PER_CELL} images each)")
+    real, train = domain.real.shape[0], domain.train.shape[0]
+    if train < max(CT_CELLS, PRDC_NEAREST_K + 2):
+        raise InvalidInputError(f"the robustness matrix needs at least {max(CT_CELLS, PRDC_NEAREST_K + 2)} training "
+                                f"images (C_T's {CT_CELLS} k-means cells), but {parameter('train')} "
+                                f"{domain.train_source} gives {train}; pass more training images")
+    if isinstance(n, bool) or not isinstance(n, int) or not MIN_MATRIX_SAMPLES <= n <= min(real, train):
+        raise InvalidInputError(f"{parameter('n')} must be an integer in {MIN_MATRIX_SAMPLES}..{min(real, train)} (at "
+                                f"most the {real} real and {train} training images; C_T needs more than "
+                                f"{CT_GENERATED_PER_CELL} samples in a cell), got {n!r}")
+
+
+def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None, seed: int = 0,
+                      games: dict | None = None, steps: int | None = None) -> MatrixResult:
+    """Play every game on ``domain`` with ``n`` samples and score it with every metric.
+
+    ``n`` defaults to min(real images, :data:`MATRIX_SAMPLES`) (540 for the digits); ``steps`` is the
+    gradient-step budget of the attack games (None: their defaults). ``games`` maps names to
+    ``game(domain, n, seed, *, steps)`` and must hold :data:`REFERENCE_GAME`. IS uses min(10, n)
+    splits and KID subsets of min(200, n) rows.
+    """
+    domain = as_domain(domain)
     games = GAMES if games is None else games
-    split = digits_split()
-    train_features = classify_with_features(classifier, split.train_images)[1].double().numpy()
-    train_pixels, held_out_pixels = flatten_images(split.train_images), flatten_images(split.test_images)
+    n = min(domain.real.shape[0], MATRIX_SAMPLES) if n is None else n
+    check_matrix_sizes(domain, n)
+    classifier, splits, kid_subset_size = domain.classifier, min(IS_SPLITS, n), min(KID_SUBSET_SIZE, n)
+    train_features = classify_with_features(classifier, domain.train)[1].double().numpy()
+    train_pixels, held_out_pixels = flatten_images(domain.train), flatten_images(domain.real)
     ct_half, reference_half = held_out_halves(held_out_pixels.shape[0], seed)
-    images = {name: play(classifier, n, seed) for name, play in games.items()}
-    values = {name: metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
-                                  held_out_pixels=held_out_pixels[ct_half], seed=seed) for name, batch in images.items()}
+    images = {name: play(domain, n, seed, steps=steps) for name, play in games.items()}
+    values, notes = {}, []
+    for name, batch in images.items():
+        game_notes: list[str] = []
+        values[name] = metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
+                                     held_out_pixels=held_out_pixels[ct_half], seed=seed, splits=splits,
+                                     kid_subset_size=kid_subset_size, notes=game_notes)
+        notes.extend(f"{name}: {note}" for note in game_notes)
     reference = values[REFERENCE_GAME]
     # C_T of held-out data against a set it contains is meaningless: the reference row is the other half.
-    reference["C_T"] = data_copying_test(train_pixels, held_out_pixels[ct_half], held_out_pixels[reference_half],
-                                         seed=seed).ct_statistic
-    held_out_features = classify_with_features(classifier, split.test_images)[1].double().numpy()
-    caveat = fid_sample_size_curve(train_features, held_out_features, FID_CAVEAT_SIZES, seed=seed)
+    reference["C_T"] = copying_statistic(train_pixels, held_out_pixels[ct_half], held_out_pixels[reference_half],
+                                         seed=seed, notes=notes, what="the reference (second held-out half)")
+    held_out_features = classify_with_features(classifier, domain.real)[1].double().numpy()
+    sizes = caveat_sizes(domain.real.shape[0])
+    caveat = fid_sample_size_curve(train_features, held_out_features, sizes, seed=seed)
     # KID is unbiased and fluctuates around 0 for the reference's own distribution: a game within two
     # standard errors of the reference's KID is not distinguishable from real data, so it fools KID.
     tolerances = {m: 0.0 for m in METRICS} | {"KID": 2 * reference["KID_stderr"]}
@@ -174,8 +253,15 @@ def robustness_matrix(classifier: ImageClassifier, *, n: int = MATRIX_SAMPLES, s
                     compare(v[m], reference[m], HIGHER_IS_BETTER[m], tolerance=tolerances[m]) for m in METRICS}
              for name, v in values.items()}
     return MatrixResult(games=list(games), metrics=list(METRICS), cells=cells, n=n, seed=seed,
-                        fid_sample_sizes=list(FID_CAVEAT_SIZES), fid_of_real_subsets=caveat,
-                        examples={name: batch[:10] for name, batch in images.items()})
+                        fid_sample_sizes=sizes, fid_of_real_subsets=caveat,
+                        examples={name: batch[:10] for name, batch in images.items()}, domain=domain.describe(),
+                        steps=steps, splits=splits, kid_subset_size=kid_subset_size, notes=notes)
+
+
+def caveat_sizes(real: int) -> list[int]:
+    """:data:`FID_CAVEAT_SIZES` up to the ``real`` images there are, and ``real`` itself (the digits: 25..540)."""
+    sizes = [size for size in FID_CAVEAT_SIZES if size <= real]
+    return sizes if real in sizes else [*sizes, real]
 
 
 class RobustnessMatrixDisplay:
@@ -204,6 +290,9 @@ class RobustnessMatrixDisplay:
                 ax.text(j, i, text, ha="center", va="center", fontsize=7)
         ax.set_xticks(range(len(r.metrics)), [f"{m} {ARROWS[HIGHER_IS_BETTER[m]]}" for m in r.metrics], fontsize=8)
         ax.set_yticks(range(len(r.games)), r.games, fontsize=8)
-        ax.set_title("Robustness matrix: red ✗ = the game scores at least as well as held-out real data")
+        title = "Robustness matrix: red ✗ = the game scores at least as well as held-out real data"
+        if not r.is_digits:
+            title += f" ({r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n})"
+        ax.set_title(title)
         self.ax_, self.figure_ = ax, ax.figure
         return self

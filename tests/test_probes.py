@@ -258,7 +258,7 @@ def test_matrix_ct_rule_is_two_sided_with_a_fair_reference(digits_classifier, mo
     from isgame.probes.games import held_out_real, uniform_noise
     from isgame.probes.matrix import FOOLED_RULES, METRICS, compare_two_sided, held_out_halves, robustness_matrix
 
-    def only_ct(classifier, images, *, train_features, train_pixels, held_out_pixels, seed):
+    def only_ct(classifier, images, *, train_features, train_pixels, held_out_pixels, seed, **_):
         """The matrix's C_T alone (the other metrics are tested elsewhere), to keep this test fast."""
         ct = data_copying_test(train_pixels, held_out_pixels, images.reshape(images.shape[0], -1).double().numpy(),
                                seed=seed).ct_statistic
