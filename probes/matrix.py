@@ -58,10 +58,11 @@ FID_CAVEAT_SIZES = (25, 50, 100, 200, 400, 540)
 CT_CELLS = 10
 #: the largest k of the k-NN radii precision_recall_density_coverage takes (density and coverage)
 PRDC_NEAREST_K = 5
-#: the fewest samples a game is played with: C_T needs a k-means cell with more than 20 of them
-MIN_MATRIX_SAMPLES = CT_GENERATED_PER_CELL + 1
-#: the fewest real images: each C_T half must be able to fill a cell (the reference half is a "generated" set)
-MIN_REAL_IMAGES = max(2 * MIN_MATRIX_SAMPLES, PRDC_NEAREST_K + 2)
+#: the fewest samples a game is played with: the k-NN radii need k + 1 other rows. C_T is defined only where a
+#: k-means cell holds more than 20 samples (CT_GENERATED_PER_CELL); below that it is NaN, with a note.
+MIN_MATRIX_SAMPLES = PRDC_NEAREST_K + 2
+#: the fewest real images: two C_T halves of at least MIN_MATRIX_SAMPLES each
+MIN_REAL_IMAGES = 2 * MIN_MATRIX_SAMPLES
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def check_matrix_sizes(domain: Domain, n: int) -> None:
     """Refuse, in one line, a domain or ``n`` too small for the matrix's k-NN metrics and C_T, or ``n`` beyond the
     real (or training) images there are."""
     domain.require_real(MIN_REAL_IMAGES, f"the robustness matrix (k-NN radii with k = {PRDC_NEAREST_K}, and C_T's two "
-                                         f"held-out halves of more than {CT_GENERATED_PER_CELL} images each)")
+                                         f"held-out halves of at least {MIN_MATRIX_SAMPLES} images each)")
     real, train = domain.real.shape[0], domain.train.shape[0]
     if train < max(CT_CELLS, PRDC_NEAREST_K + 2):
         raise InvalidInputError(f"the robustness matrix needs at least {max(CT_CELLS, PRDC_NEAREST_K + 2)} training "
@@ -210,8 +211,8 @@ def check_matrix_sizes(domain: Domain, n: int) -> None:
                                 f"{domain.train_source} gives {train}; pass more training images")
     if isinstance(n, bool) or not isinstance(n, int) or not MIN_MATRIX_SAMPLES <= n <= min(real, train):
         raise InvalidInputError(f"{parameter('n')} must be an integer in {MIN_MATRIX_SAMPLES}..{min(real, train)} (at "
-                                f"most the {real} real and {train} training images; C_T needs more than "
-                                f"{CT_GENERATED_PER_CELL} samples in a cell), got {n!r}")
+                                f"most the {real} real and {train} training images; the k-NN radii need k + 2 = "
+                                f"{MIN_MATRIX_SAMPLES}), got {n!r}")
 
 
 def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None, seed: int = 0,

@@ -88,7 +88,7 @@ def test_too_few_real_images_are_refused_in_one_line(shapes):
     assert "\n" not in message and "real images" in message and "gives 6" in message
     with pytest.raises(InvalidInputError) as error:
         robustness_matrix(shapes, n=81, steps=2)  # more than the 80 real images
-    assert "in 21..80" in error.value.render() and "got 81" in error.value.render()
+    assert "in 7..80" in error.value.render() and "got 81" in error.value.render()
     with pytest.raises(InvalidInputError, match="steps"):
         GAMES["IS-inflated noise"](shapes, 4, 0, steps=0)
 
