@@ -472,6 +472,7 @@ def matrix(
                                      "test's cells.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
+    quiet: QuietOption = False,
 ) -> None:
     """The robustness matrix: every game against every metric, against held-out real data of the domain."""
     use_device(device)
@@ -480,7 +481,8 @@ def matrix(
 
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
                          max_train=max_train, max_real=max_real, seed=seed)
-    report = run_or_exit(lambda: run_matrix(domain=domain, out_dir=out, seed=seed, n=n, steps=steps))
+    report = run_or_exit(lambda: run_matrix(domain=domain, out_dir=out, seed=seed, n=n, steps=steps,
+                                            progress=not quiet))
     console = console_for(json_out)
     console.print(matrix_table(report))
     for paragraph in report.result.paragraphs().values():

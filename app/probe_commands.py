@@ -107,13 +107,13 @@ def run_probe(name: str, *, domain: Domain | None = None, out_dir: Path | None =
 
 def run_matrix(*, domain: Domain | None = None, out_dir: Path | None = None, classifier_name: str = "digits",
                seed: int = 0, n: int | None = None, steps: int | None = None,
-               games: dict | None = None) -> ProbeReport:
+               games: dict | None = None, progress: bool = False) -> ProbeReport:
     """Play every game (or those of ``games``, name -> game) on ``domain`` against every metric (``n`` samples
     per game, ``steps`` per attack game); write the heatmap and example grids."""
     domain = load_domain(classifier_name) if domain is None else domain
     folder = prepare_out_dir(out_dir, label="matrix")
     use_file_backend()
-    result = robustness_matrix(domain, seed=seed, n=n, steps=steps, games=games)
+    result = robustness_matrix(domain, seed=seed, n=n, steps=steps, games=games, progress=progress)
     files = {"heatmap": save_display(RobustnessMatrixDisplay(result).plot(), folder / "matrix.png")}
     save_image_grid(folder / "matrix_examples.png", torch.cat(list(result.examples.values())), nrow=10)
     files["examples"] = "matrix_examples.png"

@@ -216,8 +216,11 @@ def check_matrix_sizes(domain: Domain, n: int) -> None:
 
 
 def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None, seed: int = 0,
-                      games: dict | None = None, steps: int | None = None) -> MatrixResult:
+                      games: dict | None = None, steps: int | None = None, progress: bool = False) -> MatrixResult:
     """Play every game on ``domain`` with ``n`` samples and score it with every metric.
+
+    One game's images are held at a time (and the first ten of each, for the figure), so memory stays within
+    one game's n images however many games there are; ``progress`` draws a bar over the games on stderr.
 
     ``n`` defaults to min(real images, :data:`MATRIX_SAMPLES`) (540 for the digits); ``steps`` is the
     gradient-step budget of the attack games (None: their defaults). ``games`` maps names to
@@ -232,14 +235,19 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     train_features = classify_with_features(classifier, domain.train)[1].double().numpy()
     train_pixels, held_out_pixels = flatten_images(domain.train), flatten_images(domain.real)
     ct_half, reference_half = held_out_halves(held_out_pixels.shape[0], seed)
-    images = {name: play(domain, n, seed, steps=steps) for name, play in games.items()}
-    values, notes = {}, []
-    for name, batch in images.items():
-        game_notes: list[str] = []
-        values[name] = metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
-                                     held_out_pixels=held_out_pixels[ct_half], seed=seed, splits=splits,
-                                     kid_subset_size=kid_subset_size, notes=game_notes)
-        notes.extend(f"{name}: {note}" for note in game_notes)
+    from isgame.scoring.progress import progress_bar
+
+    values, notes, examples = {}, [], {}
+    with progress_bar("matrix games", total=len(games), batches=len(games), enabled=progress) as advance:
+        for name, play in games.items():
+            batch, game_notes = play(domain, n, seed, steps=steps), []
+            values[name] = metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
+                                         held_out_pixels=held_out_pixels[ct_half], seed=seed, splits=splits,
+                                         kid_subset_size=kid_subset_size, notes=game_notes)
+            notes.extend(f"{name}: {note}" for note in game_notes)
+            examples[name] = batch[:10].clone()
+            del batch
+            advance(1)
     reference = values[REFERENCE_GAME]
     # C_T of held-out data against a set it contains is meaningless: the reference row is the other half.
     reference["C_T"] = copying_statistic(train_pixels, held_out_pixels[ct_half], held_out_pixels[reference_half],
@@ -255,7 +263,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
              for name, v in values.items()}
     return MatrixResult(games=list(games), metrics=list(METRICS), cells=cells, n=n, seed=seed,
                         fid_sample_sizes=sizes, fid_of_real_subsets=caveat,
-                        examples={name: batch[:10] for name, batch in images.items()}, domain=domain.describe(),
+                        examples=examples, domain=domain.describe(),
                         steps=steps, splits=splits, kid_subset_size=kid_subset_size, notes=notes)
 
 
