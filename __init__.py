@@ -65,6 +65,15 @@ _API: dict[str, str] = {
     "ImageSource": "isgame.scoring.samples",
     "classify": "isgame.scoring.pipeline",
     "classify_with_features": "isgame.scoring.pipeline",
+    # weights you can trust: the known Inception files, where they are cached, fetch (the only download) and verify
+    "fetch_weights": "isgame.scoring.classifiers.weights_fetch",
+    "WeightsFetchResult": "isgame.scoring.classifiers.weights_fetch",
+    "WeightsDownloadError": "isgame.scoring.classifiers.weights_fetch",
+    "verify_weights": "isgame.scoring.classifiers.weights_registry",
+    "WeightsVerification": "isgame.scoring.classifiers.weights_registry",
+    "weights_path": "isgame.scoring.classifiers.weights_registry",
+    "list_weights": "isgame.scoring.classifiers.weights_registry",
+    "WeightsStatus": "isgame.scoring.classifiers.weights_registry",
     # gaming the score
     "InflateAttack": "isgame.attacks.inflate",
     "InflateResult": "isgame.attacks.inflate_result",
@@ -154,6 +163,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.probes.sensitivity import sensitivity_probe
     from isgame.scoring.accumulator import InceptionScoreAccumulator
     from isgame.scoring.classifiers import ImageClassifier, load_classifier, set_default_device
+    from isgame.scoring.classifiers.weights_fetch import WeightsDownloadError, WeightsFetchResult, fetch_weights
+    from isgame.scoring.classifiers.weights_registry import (WeightsStatus, WeightsVerification, list_weights,
+                                                             verify_weights, weights_path)
     from isgame.scoring.domains import Domain, digits_domain, load_domain
     from isgame.scoring.dialects import dialect_table, score_dialect
     from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, SourceNotFoundError

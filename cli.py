@@ -395,6 +395,83 @@ def attack_bounded(
     emit_json(report.to_dict(), json_out)
 
 
+weights_app = typer.Typer(help=(
+    "The Inception weights isgame knows (torchvision's and the TF port of torch-fidelity and pytorch-fid): list, "
+    "locate, fetch and verify them. fetch is the only command that uses the network."), no_args_is_help=True)
+app.add_typer(weights_app, name="weights")
+#: exit code of ``weights path`` for a file not cached and of ``weights verify`` for a file that is not a known one
+EXIT_WEIGHTS_NOT_FOUND = 1
+WeightsNameArgument = Annotated[str, typer.Argument(
+    help="A known weights name (inception-v3, inception-v3-tf, pytorch-fid-inception) or its file name.")]
+
+
+@weights_app.command("list")
+def weights_list(
+    verify: Annotated[bool, typer.Option("--verify", help="Hash every cached file (about 0.3 s per 100 MB).")] = False,
+    json_out: JsonOption = None,
+) -> None:
+    """Every known weights file: its published URL and SHA-256, and whether it is in a torch hub cache."""
+    from isgame.app.weights_commands import weights_listing, weights_table
+    from isgame.scoring.classifiers.weights_registry import list_weights
+
+    statuses = run_or_exit(lambda: list_weights(verify=verify))
+    console_for(json_out).print(weights_table(statuses))
+    emit_json(weights_listing(statuses), json_out)
+
+
+@weights_app.command("path")
+def weights_path(name: WeightsNameArgument, json_out: JsonOption = None) -> None:
+    """Print where NAME is cached, or where fetch would put it; exit 1 when it is not cached."""
+    from isgame.scoring.classifiers.weights_registry import fetch_hint, weights_path as locate
+
+    status = run_or_exit(lambda: locate(name))
+    if json_out != "-":
+        typer.echo(str(status.path))
+    emit_json(status.to_dict(), json_out)
+    if not status.present:
+        typer.echo(f"isgame: note: {status.entry.file_name} is not cached; {fetch_hint(status.entry.name)}", err=True)
+        raise typer.Exit(code=EXIT_WEIGHTS_NOT_FOUND)
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    name: WeightsNameArgument,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help=(
+        "Folder to write to \\[default: the torch hub cache, <torch.hub.get_dir()>/checkpoints, where every loader "
+        "looks first]."))] = None,
+    url: Annotated[str | None, typer.Option("--url", help=(
+        "Download from this address (a mirror) instead of the published one; the published hash is checked all the "
+        "same."))] = None,
+    quiet: QuietOption = False,
+    json_out: JsonOption = None,
+) -> None:
+    """Download NAME, check its SHA-256 and write it atomically into the cache; a cut download resumes on the next
+    fetch. Nothing is downloaded when a verified copy is already there."""
+    from isgame.app.weights_commands import fetch_summary
+    from isgame.scoring.classifiers.weights_fetch import fetch_weights
+
+    result = run_or_exit(lambda: fetch_weights(name, cache_dir=cache_dir, progress=not quiet, url=url))
+    console_for(json_out).print(fetch_summary(result), soft_wrap=True, markup=False, highlight=False)
+    emit_json(result.to_dict(), json_out)
+
+
+@weights_app.command("verify")
+def weights_verify(
+    path: Annotated[Path, typer.Argument(help="The weights file to hash and identify.")],
+    json_out: JsonOption = None,
+) -> None:
+    """Hash PATH and say which known weights file it is; exit 1 when it is none of them or not the file its name
+    claims."""
+    from isgame.app.weights_commands import verification_line
+    from isgame.scoring.classifiers.weights_registry import verify_weights
+
+    result = run_or_exit(lambda: verify_weights(path))
+    console_for(json_out).print(verification_line(result), soft_wrap=True, markup=False, highlight=False)
+    emit_json(result.to_dict(), json_out)
+    if not result.ok:
+        raise typer.Exit(code=EXIT_WEIGHTS_NOT_FOUND)
+
+
 @app.command()
 def toy(
     n: Annotated[int, typer.Option("--n", help="Monte Carlo samples per generator.")] = 100_000,

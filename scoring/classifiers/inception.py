@@ -5,15 +5,16 @@ Input: any (N, C, H, W) in [0, 1]; grey is replicated to RGB, the image is resiz
 documents for these weights (``transform_input=True``, as ``inception_v3(weights=...)`` sets).
 Features: the 2048-d pooled activations before ``fc``; logits: ``fc`` of them.
 
-Weights come from ``--weights PATH`` or the torch hub cache
-(``<torch.hub.get_dir()>/checkpoints/inception_v3_google-0cc3c7bd.pth``). Nothing is ever
-downloaded and there is no fallback to random weights: a missing file is an error that names it.
+Weights come from ``--weights PATH`` or a torch hub cache
+(``<torch.hub.get_dir()>/checkpoints/inception_v3_google-0cc3c7bd.pth``, then the other folders of
+:func:`weights_registry.cache_dirs`); a cached file must hash to the published SHA-256. Loading never
+downloads (only ``isgame weights fetch`` does) and there is no fallback to random weights: a missing
+file is an error that names it and the fetch command.
 Files load with ``torch.load(weights_only=True)`` (or safetensors), never as arbitrary pickles.
 """
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import warnings
 from pathlib import Path
@@ -22,7 +23,8 @@ import torch
 from torch import nn
 
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
+from isgame.scoring.classifiers.weights_registry import resolve_classifier_weights
+from isgame.scoring.errors import InvalidInputError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -37,17 +39,6 @@ def torchvision_inception_weights_url() -> str:
 def default_inception_weights_path() -> Path:
     """Where torchvision would cache the weights: the torch hub checkpoints folder."""
     return Path(torch.hub.get_dir()) / "checkpoints" / torchvision_inception_weights_url().rsplit("/", 1)[1]
-
-
-def resolve_local_weights(weights: Path | None, default: Path, *, what: str, source: str) -> Path:
-    """``weights`` or the default cache path, which must exist: isgame never downloads weights."""
-    path = Path(weights) if weights is not None else default
-    if not path.is_file():
-        raise SourceNotFoundError(
-            f"{what} weights not found at {path}; get {source} on a machine with network access and pass it with "
-            f"{parameter('weights', 'PATH')} (isgame never downloads weights)"
-        )
-    return path
 
 
 def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
@@ -106,11 +97,10 @@ class TorchvisionInceptionV3(ImageClassifier):
 
 
 def load_torchvision_inception(weights: Path | None = None, **preprocessing) -> TorchvisionInceptionV3:
-    """Build Inception v3 and load its weights from ``weights`` or the torch hub cache (never downloads)."""
+    """Build Inception v3 and load its weights from ``weights`` or the torch hub caches (never downloads)."""
     from torchvision.models import inception_v3
 
-    path = resolve_local_weights(weights, default_inception_weights_path(), what="Inception v3",
-                                 source=torchvision_inception_weights_url())
+    path, digest = resolve_classifier_weights("inception-v3", weights, what="Inception v3")
     state = load_state_dict_file(path)
     network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True)
     try:
@@ -121,4 +111,4 @@ def load_torchvision_inception(weights: Path | None = None, **preprocessing) -> 
         ) from None
     network.aux_logits = False
     network.AuxLogits = None
-    return TorchvisionInceptionV3(network.eval(), weights_sha256=hashlib.sha256(path.read_bytes()).hexdigest(), **preprocessing)
+    return TorchvisionInceptionV3(network.eval(), weights_sha256=digest, **preprocessing)

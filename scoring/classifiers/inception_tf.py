@@ -16,14 +16,14 @@ Two differences from calling torch-fidelity directly, both deliberate:
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 from pathlib import Path
 
 import torch
 
 from isgame.scoring.classifiers.base import ImageClassifier, to_channels
-from isgame.scoring.classifiers.inception import load_state_dict_file, resolve_local_weights
+from isgame.scoring.classifiers.inception import load_state_dict_file
+from isgame.scoring.classifiers.weights_registry import resolve_classifier_weights
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.validation import check_images
 
@@ -31,7 +31,8 @@ WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 
 
 def default_tf_inception_weights_path() -> Path:
-    """Where torch-fidelity caches the weights (torch hub checkpoints folder)."""
+    """Where torch-fidelity caches the weights in this process (torch hub checkpoints folder); the loader also
+    accepts pytorch-fid's copy of the same bytes and looks in every folder of ``weights_registry.cache_dirs``."""
     return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
 
 
@@ -76,13 +77,13 @@ class TfInceptionV3(ImageClassifier):
 
 
 def load_tf_inception(weights: Path | None = None) -> TfInceptionV3:
-    """Load ``inception-v3-tf`` from ``weights`` or torch-fidelity's cache; never downloads."""
+    """Load ``inception-v3-tf`` from ``weights`` or the torch hub caches torch-fidelity and pytorch-fid download
+    into (a cached file must hash to the published SHA-256); never downloads."""
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except ImportError:
         raise InvalidInputError("inception-v3-tf needs torch-fidelity: pip install 'isgame[fidelity]'") from None
-    path = resolve_local_weights(weights, default_tf_inception_weights_path(), what="TF Inception",
-                                 source=f"{WEIGHTS_FILENAME} (torch-fidelity's release)")
+    path, digest = resolve_classifier_weights("inception-v3-tf", weights, what="TF Inception")
     state = load_state_dict_file(path)
     with tempfile.TemporaryDirectory() as folder:
         # Validated tensors only: torch-fidelity will torch.load this file with weights_only=False.
@@ -94,4 +95,4 @@ def load_tf_inception(weights: Path | None = None) -> TfInceptionV3:
         except RuntimeError as error:
             raise InvalidInputError(
                 f"{path} does not hold torch-fidelity Inception weights ({str(error).splitlines()[0][:160]})") from None
-    return TfInceptionV3(extractor, weights_sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    return TfInceptionV3(extractor, weights_sha256=digest)
