@@ -237,7 +237,7 @@ def test_every_help_string_survives_rich_markup():
                 expected = " ".join(param.help.replace("\\[", "[").split())
                 assert expected in shown, f"isgame {' '.join(path)} {param.name}: {expected!r} not in its --help"
     assert "Contiguous splits for the classic IS [default: 10; with --dialect, the dialect's own]." in _help_of(["score"])
-    assert "Real images of the domain [digits: digits:test]." in _help_of(["check"])
+    assert "Held-out real images of the domain (--reference is the older name) [digits: digits:test]" in " ".join(_help_of(["check"]).split())
 
 
 def test_classifier_weights_and_seed_help_say_what_they_do():
