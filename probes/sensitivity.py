@@ -312,7 +312,7 @@ def sample_sets(domain: Domain, *, n: int = 1000, seed: int = 0) -> dict[str, to
     its training images (bandwidth 0.4 x sqrt(D / 64)) and ``n`` uniform noise images."""
     bandwidth = KDE_BANDWIDTH * pca_bandwidth_scale(domain.image_shape)
     kde_samples = domain_kde(domain, seed=seed).sample(n, bandwidth=bandwidth, seed=seed)
-    return {f"held-out {domain.noun}": domain.real[:n], f"KDE samples (bandwidth {bandwidth:g})": kde_samples,
+    return {f"held-out {domain.noun}": domain.real[:n], f"KDE samples (bandwidth {bandwidth:.3g})": kde_samples,
             "uniform noise": domain.noise("uniform", n, seed=seed)}
 
 
@@ -337,6 +337,10 @@ def second_classifier(domain: Domain, classifier_b: ImageClassifier | None) -> I
         return load_classifier("digits" if domain.classifier_name == "digits-b" else "digits-b")
     if classifier_b is not None:
         check_classifier_fits(classifier_b, domain.real[:2], classifier_b.name)
+        if classifier_b.num_classes != domain.num_classes:
+            raise InvalidInputError(f"{parameter('classifier_b')} {classifier_b.name} has K = {classifier_b.num_classes} "
+                                    f"classes but the domain's classifier has K = {domain.num_classes}; give a second "
+                                    "classifier of the same classes")
     return classifier_b
 
 

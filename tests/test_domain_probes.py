@@ -113,7 +113,7 @@ def test_sensitivity_on_shapes_weighs_both_classifiers(shapes, shapes_b, shapes_
     assert result.splits[0].split_counts == [1, 2, 5, 10, 20, 50]  # 100 splits of 80 images cannot be
     first, second = shapes.classifier_name, shapes_b.name
     assert first != second
-    sets = ["held-out real images", f"KDE samples (bandwidth {0.4 * pca_bandwidth_scale(SHAPE):g})", "uniform noise"]
+    sets = ["held-out real images", "KDE samples (bandwidth 1.04)", "uniform noise"]  # 0.4 x sqrt(432 / 64)
     assert [w.samples for w in result.weights] == sets
     for spread in result.weights:
         assert list(spread.scores)[:2] == [first, second]
@@ -237,23 +237,27 @@ def test_digits_probes_keep_their_json_keys_and_names(digits_classifier, shapes_
         f"{name}, bicubic-upscaled to 32x32" for name in ("held-out digits", "KDE samples (bandwidth 0.4)", "uniform noise")]
 
 
-def test_a_second_classifier_that_cannot_read_the_domain_is_refused(shapes, digits_classifier):
-    """digits reads 1x8x8 but converts and resizes anything: it is accepted; an RGB-only network on grey digits is not."""
-    with pytest.raises(InvalidInputError, match="classifier"):
+def test_a_second_classifier_must_read_the_domain_and_share_its_classes(shapes, shapes_b, digits_classifier):
+    """A network that cannot read the domain's images, or has another K, is refused in one line."""
+    with pytest.raises(InvalidInputError, match="cannot read"):
         sensitivity.second_classifier(digits_domain(), _RgbOnly())
-    assert sensitivity.second_classifier(shapes, digits_classifier) is digits_classifier
+    with pytest.raises(InvalidInputError, match="K = 10") as error:
+        sensitivity.second_classifier(shapes, digits_classifier)  # reads RGB 12x12 (to grey 8x8), but K = 10
+    assert "\n" not in str(error.value)
+    assert sensitivity.second_classifier(shapes, shapes_b) is shapes_b
+    assert sensitivity.second_classifier(shapes, None) is None  # no second network is built in but for digits
 
 
 class _RgbOnly(torch.nn.Module):
     """Not an ImageClassifier: a stand-in whose call fails on grey images, as a mismatched network would."""
 
     name = "rgb-only"
-    num_classes = 5
+    num_classes = 10
 
     def forward(self, images):
         if images.shape[1] != 3:
             raise RuntimeError("expected 3 channels")
-        return torch.zeros(images.shape[0], 5)
+        return torch.zeros(images.shape[0], 10)
 
 
 def test_memorization_refuses_too_few_samples_in_one_line(shapes):
