@@ -1,9 +1,10 @@
 """Domain mismatch: score images from outside the classifier's domain.
 
 Crops of scikit-learn's bundled sample photographs (``load_sample_images``: a Chinese temple
-and a flower), random in position and size (16 to 128 px), converted to grey and reduced to the
-classifier's 8x8 input by its own antialiased resize. A classifier trained on digits still
-labels them, often confidently: IS cannot tell that the images are not digits at all.
+and a flower), random in position and size (16 to 128 px), converted to the classifier's channels
+and reduced to its input by its own resize. A classifier trained on digits still labels them,
+often confidently: IS cannot tell that the images are not digits at all. On any other domain the
+built-in held-out digits are a second out-of-domain set, in the domain's channels and size.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.digits_data import digits_split
+from isgame.scoring.classifiers.base import ImageClassifier, resize, to_channels
+from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.inception_score import inception_score
+from isgame.scoring.pipeline import classify
 from isgame.scoring.score_result import with_legacy_json_keys
 
 CROP_SIZES = (16, 128)
+DIGITS_ROW = "digits (out of domain)"
 
 
 def photo_crops(n: int, *, seed: int = 0) -> list[torch.Tensor]:
@@ -60,9 +63,18 @@ class DomainResult:
     confidence_threshold: float
     seed: int
     examples: torch.Tensor = field(repr=False)
+    domain: dict[str, object] | None = None
+
+    @property
+    def is_digits(self) -> bool:
+        return self.domain is None or self.domain.get("name") == "digits"
+
+    def by_name(self, name: str) -> DomainRow:
+        return next(r for r in self.rows if r.name == name)
 
     def to_dict(self) -> dict[str, object]:
-        return {"confidence_threshold": self.confidence_threshold, "seed": self.seed, "rows": [r.to_dict() for r in self.rows]}
+        return {"confidence_threshold": self.confidence_threshold, "seed": self.seed,
+                "rows": [r.to_dict() for r in self.rows], "domain": self.domain}
 
 
 def domain_row(name: str, logits: torch.Tensor, *, threshold: float) -> DomainRow:
@@ -74,16 +86,48 @@ def domain_row(name: str, logits: torch.Tensor, *, threshold: float) -> DomainRo
                      marginal_entropy_bits=scores.marginal_entropy_bits, class_histogram=scores.class_counts)
 
 
-def domain_probe(classifier: ImageClassifier, *, n: int = 1000, seed: int = 0, threshold: float = 0.9) -> DomainResult:
-    """Photo crops against the held-out digits: IS, confidence (mean top-1, fraction >= threshold), entropies."""
+def digits_in_domain_shape(image_shape: tuple[int, int, int]) -> torch.Tensor:
+    """The built-in held-out digits (540, C, H, W) in [0, 1], in the channels and size of ``image_shape``
+    (grey copied to RGB; resized bilinearly with antialias)."""
+    from isgame.scoring.digits_data import digits_split
+
+    channels, height, width = image_shape
+    digits = to_channels(digits_split().test_images, channels)
+    return resize(digits, (height, width), interpolation="bilinear", antialias=True).contiguous()
+
+
+def _logits(classifier: ImageClassifier, images: torch.Tensor, *, model_input: bool, one_pass: bool) -> torch.Tensor:
+    """Logits (N, K); ``one_pass`` runs all N at once (digits: as always), else in batches (large images)."""
+    if not one_pass:
+        if not model_input:
+            return classify(classifier, images)
+        with torch.no_grad():
+            return torch.cat([classifier.logits_from_model_input(batch) for batch in images.split(256)])
+    with torch.no_grad():
+        return classifier.logits_from_model_input(images) if model_input else classifier(images)
+
+
+def domain_probe(domain: Domain | ImageClassifier, *, n: int = 1000, seed: int = 0,
+                 threshold: float = 0.9) -> DomainResult:
+    """Photo crops against the domain's held-out real images: IS, confidence (mean top-1, fraction >= threshold),
+    entropies. On any domain but digits a third row scores the built-in held-out digits, out of domain there.
+
+    ``examples`` are the first 50 crops as the classifier reads them (50, C_in, *input_size).
+    """
+    domain = as_domain(domain)
+    classifier, one_pass = domain.classifier, domain.is_digits
     crops = photo_crops(n, seed=seed)
     prepared = torch.cat([classifier.preprocess(crop.unsqueeze(0)).float() for crop in crops])
-    with torch.no_grad():
-        crop_logits = classifier.logits_from_model_input(prepared)
-        digit_logits = classifier(digits_split().test_images)
-    rows = [domain_row("held-out digits", digit_logits, threshold=threshold),
+    crop_logits = _logits(classifier, prepared, model_input=True, one_pass=one_pass)
+    real_logits = _logits(classifier, domain.real, model_input=False, one_pass=one_pass)
+    rows = [domain_row(f"held-out {domain.noun}", real_logits, threshold=threshold),
             domain_row("photo crops (non-digits)", crop_logits, threshold=threshold)]
-    return DomainResult(rows=rows, confidence_threshold=threshold, seed=seed, examples=prepared[:50])
+    if not domain.is_digits:
+        digits = digits_in_domain_shape(domain.image_shape)
+        rows.append(domain_row(DIGITS_ROW, _logits(classifier, digits, model_input=False, one_pass=False),
+                               threshold=threshold))
+    return DomainResult(rows=rows, confidence_threshold=threshold, seed=seed, examples=prepared[:50],
+                        domain=domain.describe())
 
 
 class DomainDisplay:
@@ -98,12 +142,14 @@ class DomainDisplay:
 
         if axes is None:
             _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-        width = 0.4
-        for offset, row in zip((-width / 2, width / 2), self.result.rows):
+        rows = self.result.rows
+        width = 0.8 / len(rows)
+        for index, row in enumerate(rows):
+            offset = (index - (len(rows) - 1) / 2) * width
             total = max(sum(row.class_histogram), 1)
             axes[0].bar(np.arange(len(row.class_histogram)) + offset, [c / total for c in row.class_histogram], width,
                         label=f"{row.name}: IS {row.is_mean:.2f}")
-        axes[0].set_xlabel("predicted digit")
+        axes[0].set_xlabel("predicted digit" if self.result.is_digits else "predicted class")
         axes[0].set_ylabel("fraction of samples")
         axes[0].set_title("how 'diverse' the classifier finds each set")
         axes[0].legend(fontsize=8)

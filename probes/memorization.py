@@ -1,14 +1,15 @@
 """Memorisation: IS cannot see copies of the training set; copy detectors can.
 
-Generators: the training set replayed (as is, resampled with repetition, with pixel noise, half of it
-mirrored),
-the held-out set (the reference), and a PCA + KDE generator swept over its bandwidth, from
-near-copies to blurry novel digits. Each is scored by IS and the mutual information, and by the
-copy detectors of :mod:`probes.copy_detectors` in pixel space and in the classifier's feature space.
+Generators: the domain's training set replayed (as is, resampled with repetition, with pixel noise,
+half of it mirrored), its held-out real images (the reference), and a PCA + KDE generator swept over
+its bandwidth, from near-copies to blurry novel images. Each is scored by IS and the mutual
+information, and by the copy detectors of :mod:`probes.copy_detectors` in pixel space and in the
+classifier's feature space. Any :class:`~isgame.scoring.domains.Domain` works; digits is built in.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,12 +18,17 @@ import torch
 from isgame.probes.copy_detectors import authenticity, data_copying_test, flatten_images, nearest_training_test
 from isgame.probes.generators import KdeGenerator, replay
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.digits_data import digits_split
+from isgame.scoring.domains import Domain, as_domain, pca_bandwidth_scale
+from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.inception_score import inception_score
 from isgame.scoring.pipeline import classify_with_features
 
+#: KDE bandwidths in PCA units for 8x8 grey digits; other domains multiply them by ``pca_bandwidth_scale``
 DEFAULT_BANDWIDTHS = (0.01, 0.1, 0.2, 0.4, 0.7, 1.0)
 DEFAULT_SAMPLES = 1000
+KDE_MAX_COMPONENTS = 30
+#: C_T's k-means cells, and the generated samples a cell needs (more than 20) to enter C_T
+CT_CELLS, CT_SAMPLES_PER_CELL = 10, 21
 
 
 @dataclass(frozen=True)
@@ -51,19 +57,34 @@ class GeneratorAudit:
 
 @dataclass(frozen=True)
 class MemorizationResult:
-    """Every generator's audit, in report order; ``kde_explained_variance`` of the PCA."""
+    """Every generator's audit, in report order; ``kde_explained_variance`` of the PCA.
+
+    ``bandwidth_scale`` is sqrt(D / 64) for the domain's D pixel values (1.0 for digits): each audit's
+    ``bandwidth`` is the stated one, and the KDE sampled with ``bandwidth * bandwidth_scale`` PCA units
+    (``effective_bandwidths``). ``ct_cells`` is the number of k-means cells of every C_T.
+    """
 
     generators: list[GeneratorAudit]
     kde_explained_variance: float
     seed: int
     examples: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    domain: dict[str, object] = field(default_factory=dict)
+    bandwidth_scale: float = 1.0
+    kde_components: int = KDE_MAX_COMPONENTS
+    ct_cells: int = CT_CELLS
 
     def by_name(self, name: str) -> GeneratorAudit:
         return next(g for g in self.generators if g.name == name)
 
+    @property
+    def effective_bandwidths(self) -> list[float]:
+        return [g.bandwidth * self.bandwidth_scale for g in self.generators if g.kind == "kde"]
+
     def to_dict(self) -> dict[str, object]:
         return {"seed": self.seed, "kde_explained_variance": self.kde_explained_variance,
-                "generators": [g.to_dict() for g in self.generators]}
+                "generators": [g.to_dict() for g in self.generators], "domain": self.domain,
+                "bandwidth_scale": self.bandwidth_scale, "effective_bandwidths": self.effective_bandwidths,
+                "kde_components": self.kde_components, "ct_cells": self.ct_cells}
 
 
 def _features(classifier: ImageClassifier, images: torch.Tensor) -> np.ndarray:
@@ -72,8 +93,13 @@ def _features(classifier: ImageClassifier, images: torch.Tensor) -> np.ndarray:
 
 def audit_generator(name: str, kind: str, images: torch.Tensor, *, classifier: ImageClassifier, train: torch.Tensor,
                     held_out: torch.Tensor, train_features: np.ndarray, held_out_features: np.ndarray,
-                    bandwidth: float | None = None, splits: int = 10, seed: int = 0) -> GeneratorAudit:
-    """IS, I(y;x) in bits, and the copy detectors of ``images`` (M, 1, 8, 8) against the training set."""
+                    bandwidth: float | None = None, splits: int = 10, seed: int = 0,
+                    cells: int = CT_CELLS) -> GeneratorAudit:
+    """IS, I(y;x) in bits, and the copy detectors of ``images`` (M, C, H, W) in [0, 1] against the training set.
+
+    ``train`` / ``held_out`` are images of the same (C, H, W); the ``*_features`` their classifier features
+    (N, D) float64. C_T uses ``cells`` k-means cells, in pixel and in feature space.
+    """
     logits, features = classify_with_features(classifier, images, batch_size=1024)
     features = features.double().numpy()
     scores = inception_score(logits, splits=splits, track_stderr=False)
@@ -83,8 +109,9 @@ def audit_generator(name: str, kind: str, images: torch.Tensor, *, classifier: I
     return GeneratorAudit(
         name=name, kind=kind, bandwidth=bandwidth, n=images.shape[0],
         is_mean=scores.is_mean, is_std=scores.is_std, mutual_information_bits=scores.mutual_information_bits,
-        ct_statistic=data_copying_test(train_pixels, held_out_pixels, pixels, seed=seed).ct_statistic,
-        ct_statistic_features=data_copying_test(train_features, held_out_features, features, seed=seed).ct_statistic,
+        ct_statistic=data_copying_test(train_pixels, held_out_pixels, pixels, cells=cells, seed=seed).ct_statistic,
+        ct_statistic_features=data_copying_test(train_features, held_out_features, features, cells=cells,
+                                                seed=seed).ct_statistic,
         authenticity=authenticity(train_pixels, pixels),
         authenticity_features=authenticity(train_features, features),
         near_copy_fraction=nearest.near_copy_fraction,
@@ -94,26 +121,63 @@ def audit_generator(name: str, kind: str, images: torch.Tensor, *, classifier: I
     )
 
 
-def memorization_probe(classifier: ImageClassifier, *, bandwidths: tuple[float, ...] = DEFAULT_BANDWIDTHS,
+def ct_cells(smallest_set: int, *, is_digits: bool = False) -> int:
+    """C_T's k-means cells: 10, or, when the smallest set scored (generated or held-out) is under 210, as many
+    as leave 21 samples a cell on average (at least 1), so some cell can enter C_T. Digits keeps 10 always."""
+    if is_digits or smallest_set >= CT_CELLS * CT_SAMPLES_PER_CELL:
+        return CT_CELLS
+    return max(1, smallest_set // CT_SAMPLES_PER_CELL)
+
+
+def _check_sizes(domain: Domain, n: int) -> None:
+    """C_T needs a k-means cell with more than 20 samples of every set scored: refuse sets of 20 or fewer."""
+    if n < CT_SAMPLES_PER_CELL:
+        raise InvalidInputError(f"{parameter('n')} must be >= {CT_SAMPLES_PER_CELL} for the memorisation probe's C_T "
+                                f"(a cell needs more than 20 samples), got {n}")
+    domain.require_real(CT_SAMPLES_PER_CELL, "the memorisation probe's C_T")
+    if domain.train.shape[0] < CT_SAMPLES_PER_CELL:
+        raise InvalidInputError(f"the memorisation probe needs at least {CT_SAMPLES_PER_CELL} training images, but "
+                                f"{parameter('train')} {domain.train_source} gives {domain.train.shape[0]}; "
+                                "pass more training images of the domain")
+
+
+def domain_kde(domain: Domain, *, seed: int = 0) -> KdeGenerator:
+    """The PCA + KDE generator of the domain's training images, in min(30, N_train - 1, D) components
+    (30 on digits); sample it with bandwidths multiplied by ``pca_bandwidth_scale(domain.image_shape)``."""
+    components = min(KDE_MAX_COMPONENTS, domain.train.shape[0] - 1, math.prod(domain.image_shape))
+    return KdeGenerator(domain.train, n_components=components, seed=seed)
+
+
+def memorization_probe(domain: Domain | ImageClassifier, *, bandwidths: tuple[float, ...] = DEFAULT_BANDWIDTHS,
                        n: int = DEFAULT_SAMPLES, seed: int = 0) -> MemorizationResult:
-    """Audit replay, held-out and the KDE bandwidth sweep (``n`` samples each)."""
-    split = digits_split()
-    train, held_out = split.train_images, split.test_images
+    """Audit replay, held-out and the KDE bandwidth sweep (``n`` samples each) on ``domain``.
+
+    The KDE is fitted on the domain's training images in min(30, N_train - 1, D) PCA components, and each
+    bandwidth (PCA units, stated for 8x8 digits) is multiplied by sqrt(D / 64), so the noise per pixel is
+    the same on a domain of any size (exactly the stated bandwidths on digits). Images are (C, H, W) of
+    the domain; the held-out reference is its real images.
+    """
+    domain = as_domain(domain)
+    _check_sizes(domain, n)
+    classifier, train, held_out = domain.classifier, domain.train, domain.real
     train_features, held_out_features = _features(classifier, train), _features(classifier, held_out)
-    common = {"classifier": classifier, "train": train, "held_out": held_out, "train_features": train_features,
-              "held_out_features": held_out_features, "seed": seed}
-    kde = KdeGenerator(train, seed=seed)
+    scale = pca_bandwidth_scale(domain.image_shape)
+    kde = domain_kde(domain, seed=seed)
     candidates = [
         ("held-out", "reference", held_out, None),
         ("replay", "replay", replay(train), None),
         ("replay-resampled", "replay", replay(train, n=n, seed=seed, resample=True), None),
         ("replay-noisy", "replay", replay(train, seed=seed, pixel_noise=0.02), None),
         ("replay-flipped", "replay", replay(train, seed=seed, flip_probability=0.5), None),
-    ] + [(f"kde-{h:g}", "kde", kde.sample(n, bandwidth=h, seed=seed), h) for h in bandwidths]
+    ] + [(f"kde-{h:g}", "kde", kde.sample(n, bandwidth=h * scale, seed=seed), h) for h in bandwidths]
+    cells = ct_cells(min(images.shape[0] for _, _, images, _ in candidates), is_digits=domain.is_digits)
+    common = {"classifier": classifier, "train": train, "held_out": held_out, "train_features": train_features,
+              "held_out_features": held_out_features, "seed": seed, "cells": cells}
     generators = [audit_generator(name, kind, images, bandwidth=h, **common) for name, kind, images, h in candidates]
     examples = {name: images[:20] for name, _, images, _ in candidates}
     return MemorizationResult(generators=generators, kde_explained_variance=kde.explained_variance, seed=seed,
-                              examples=examples)
+                              examples=examples, domain=domain.describe(), bandwidth_scale=scale,
+                              kde_components=int(kde.pca.n_components_), ct_cells=cells)
 
 
 class MemorizationDisplay:
@@ -132,6 +196,9 @@ class MemorizationDisplay:
         bandwidths = [g.bandwidth for g in kde]
         reference = self.result.by_name("held-out")
         copy = self.result.by_name("replay")
+        scale = self.result.bandwidth_scale
+        xlabel = "KDE bandwidth (PCA units; small = copies)" if scale == 1.0 else \
+            f"KDE bandwidth (PCA units x {scale:.3g} for the image size; small = copies)"
         panels = [
             (axes[0], "is_mean", "Inception Score", "IS rises as the generator copies"),
             (axes[1], "ct_statistic", "C_T (pixels)", "C_T flags copying (≪ 0)"),
@@ -142,7 +209,7 @@ class MemorizationDisplay:
             ax.axhline(getattr(reference, key), color="#1b9e77", linestyle="--", label=f"held-out real ({getattr(reference, key):.2f})")
             ax.axhline(getattr(copy, key), color="#d95f02", linestyle=":", label=f"replay ({getattr(copy, key):.2f})")
             ax.set_xscale("log")
-            ax.set_xlabel("KDE bandwidth (PCA units; small = copies)")
+            ax.set_xlabel(xlabel)
             ax.set_ylabel(label)
             ax.set_title(title)
         axes[1].axhline(0, color="grey", linewidth=0.5)

@@ -1,8 +1,9 @@
-"""Noise baselines: how confidently does the classifier label things that are not digits?
+"""Noise baselines: how confidently does the classifier label things that are not of its domain?
 
 Mean conditional entropy E[H(y|x)] and marginal entropy H(y), in bits, for uniform and Gaussian
-noise, constant images, the real held-out and training digits, and noise after the inflate
-attack, set against log2 K. The paper's Inception v3 figures are carried as published context.
+noise, constant images, the domain's held-out real and training images, and noise after the inflate
+attack, set against log2 K. Noise and constants have the domain's (C, H, W). The paper's Inception v3
+figures are carried as published context.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import torch
 
 from isgame.attacks.inflate import InflateAttack
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.digits_data import digits_split
+from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.inception_score import inception_score
 from isgame.scoring.score_result import with_legacy_json_keys
 from isgame.scoring.pipeline import classify
-from isgame.scoring.samples import open_images
 
 #: "A Note on the Inception Score" (Barratt & Sharma, 2018), Inception v3 — published, not measured here.
 PUBLISHED_INCEPTION_V3_CONDITIONAL_ENTROPY_BITS = {
@@ -27,6 +27,7 @@ PUBLISHED_INCEPTION_V3_CONDITIONAL_ENTROPY_BITS = {
     "ImageNet validation": 1.97,
 }
 CONSTANT_LEVELS = 256
+INFLATE_STEPS = 30
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class NoiseBaselineResult:
     num_classes: int
     rows: list[BaselineRow]
     seed: int
+    domain: dict[str, object] | None = None
+
+    @property
+    def is_digits(self) -> bool:
+        return self.domain is None or self.domain.get("name") == "digits"
 
     @property
     def max_entropy_bits(self) -> float:
@@ -66,6 +72,7 @@ class NoiseBaselineResult:
             "max_entropy_bits": self.max_entropy_bits,
             "seed": self.seed,
             "rows": [r.to_dict() for r in self.rows],
+            "domain": self.domain,
             "published_inception_v3_conditional_entropy_bits": {
                 "source": "Barratt & Sharma (2018), A Note on the Inception Score; published figures, not measured here",
                 "num_classes": 1000,
@@ -87,25 +94,43 @@ def baseline_row(name: str, classifier: ImageClassifier, images: torch.Tensor) -
     )
 
 
-def noise_baselines(classifier: ImageClassifier, *, n: int = 1000, seed: int = 0,
-                    inflated: torch.Tensor | None = None) -> NoiseBaselineResult:
-    """Rows for noise, constants, real data and inflated noise (attacked here unless ``inflated`` is given)."""
-    split = digits_split()
-    size = classifier.input_size
-    uniform = open_images("noise:uniform", n=n, seed=seed, image_size=size).load_all()
-    gaussian = open_images("noise:gaussian", n=n, seed=seed, image_size=size).load_all()
-    constant = torch.linspace(0, 1, CONSTANT_LEVELS).view(-1, 1, 1, 1).expand(-1, 1, *size).contiguous()
-    if inflated is None:
-        inflated = InflateAttack(steps=30)(classifier, uniform).images
+def real_row_names(domain: Domain) -> tuple[str, str]:
+    """The rows of the held-out real and the training images: "held-out digits" / "training digits" on digits."""
+    return (f"held-out {domain.noun}", "training digits" if domain.is_digits else "training images")
+
+
+def constant_images(image_shape: tuple[int, int, int], levels: int = CONSTANT_LEVELS) -> torch.Tensor:
+    """``levels`` flat images (levels, C, H, W), grey values 0..1 evenly spaced, the same in every channel."""
+    channels, height, width = image_shape
+    return torch.linspace(0, 1, levels).view(-1, 1, 1, 1).expand(-1, channels, height, width).contiguous()
+
+
+def noise_baselines(domain: Domain | ImageClassifier, *, n: int = 1000, seed: int = 0,
+                    inflated: torch.Tensor | None = None, steps: int = INFLATE_STEPS,
+                    attack: bool = True) -> NoiseBaselineResult:
+    """Rows for noise, constants, real data and inflated noise, in the domain's (C, H, W).
+
+    ``n`` uniform and Gaussian noise images are seeded; the inflated noise is the uniform noise after
+    ``steps`` steps of the inflate attack unless ``inflated`` (N, C, H, W) in [0, 1] is given; with
+    ``attack=False`` and no ``inflated`` the inflated row is left out (no attack runs).
+    """
+    domain = as_domain(domain)
+    classifier = domain.classifier
+    uniform = domain.noise("uniform", n, seed=seed)
+    gaussian = domain.noise("gaussian", n, seed=seed)
+    if inflated is None and attack:
+        inflated = InflateAttack(steps=steps)(classifier, uniform).images
+    held_out_name, train_name = real_row_names(domain)
     rows = [
         baseline_row("uniform noise", classifier, uniform),
         baseline_row("gaussian noise", classifier, gaussian),
-        baseline_row(f"constant images ({CONSTANT_LEVELS} levels)", classifier, constant),
-        baseline_row("held-out digits", classifier, split.test_images),
-        baseline_row("training digits", classifier, split.train_images),
-        baseline_row("inflated noise", classifier, inflated),
+        baseline_row(f"constant images ({CONSTANT_LEVELS} levels)", classifier, constant_images(domain.image_shape)),
+        baseline_row(held_out_name, classifier, domain.real),
+        baseline_row(train_name, classifier, domain.train),
     ]
-    return NoiseBaselineResult(num_classes=classifier.num_classes, rows=rows, seed=seed)
+    if inflated is not None:
+        rows.append(baseline_row("inflated noise", classifier, inflated))
+    return NoiseBaselineResult(num_classes=domain.num_classes, rows=rows, seed=seed, domain=domain.describe())
 
 
 class NoiseBaselineDisplay:
@@ -129,7 +154,8 @@ class NoiseBaselineDisplay:
                    label=f"log2 K = {self.result.max_entropy_bits:.2f}")
         ax.set_xticks(x, [r.name for r in rows], rotation=15, fontsize=8)
         ax.set_ylabel("bits")
-        ax.set_title("What the digits classifier says about non-digits")
+        ax.set_title("What the digits classifier says about non-digits" if self.result.is_digits
+                     else "What the classifier says about images outside its domain")
         ax.legend(fontsize=8)
         self.ax_, self.figure_ = ax, ax.figure
         return self

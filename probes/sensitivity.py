@@ -1,10 +1,15 @@
-"""Sensitivity: how much do splits, sample count, weights and preprocessing move the IS?
+"""Sensitivity: how much do splits, sample count, weights, preprocessing and JPEG move the IS?
 
 * Splits: IS for 1..100 splits (shuffled or not) against the split-free mutual information,
-  on the held-out digits and on a synthetic K = 1000 set.
+  on the domain's held-out real images and on a synthetic K = 1000 set.
 * Sample count: IS against N on the synthetic set, against its exact value.
-* Weights: the same samples under ``digits``, ``digits-b`` and randomly perturbed weights.
+* Weights: the same samples under the domain's classifier, a second one (``digits-b`` for digits)
+  and randomly perturbed copies of the first.
 * Preprocessing: resize interpolation and antialias, uint8 quantisation, float32 vs float64.
+* JPEG: the same samples after a JPEG round trip at qualities 95, 75 and 50.
+
+The sample sets are the domain's real images, KDE samples of its training images and uniform noise,
+all of the domain's (C, H, W); any :class:`~isgame.scoring.domains.Domain` works, digits is built in.
 
 The synthetic set: class c uniform over K, p(y|x) = 1 - eps on c and eps / (K - 1) elsewhere.
 Its marginal is uniform, so its exact IS is K exp(-(h(eps) + eps ln(K - 1))), with h the
@@ -13,23 +18,26 @@ binary entropy in nats; finite samples estimate the marginal, and so the IS, wit
 
 from __future__ import annotations
 
+import copy
+import functools
+import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from isgame.probes.generators import KdeGenerator
+from isgame.probes.memorization import domain_kde
 from isgame.scoring.accumulator import InceptionScoreAccumulator
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.digits_data import digits_split
 from isgame.scoring.distributed import current_group
+from isgame.scoring.domains import Domain, as_domain, check_classifier_fits, pca_bandwidth_scale
+from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.inception_score import inception_score
 from isgame.scoring.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 from isgame.scoring.score_result import spread_percent, with_legacy_json_keys
 from isgame.scoring.pipeline import classify
-from isgame.scoring.samples import open_images
 
 SPLIT_COUNTS = (1, 2, 5, 10, 20, 50, 100)
 SAMPLE_COUNTS = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
@@ -38,6 +46,11 @@ SYNTHETIC_EPSILON = 0.1
 SYNTHETIC_SAMPLES = 50_000
 WEIGHT_NOISE_LEVELS = (0.01, 0.02, 0.05)
 WEIGHT_NOISE_SEEDS = 5
+#: KDE bandwidth of the KDE sample set, in PCA units for 8x8 digits (scaled by sqrt(D / 64) elsewhere)
+KDE_BANDWIDTH = 0.4
+#: images already at the classifier's input size are bicubic-upscaled this much, so the resize acts
+UPSCALE_FACTOR = 4
+JPEG_QUALITIES = (95, 75, 50)
 #: Barratt & Sharma (2018): the same CIFAR-10 images under Inception v3 in Torch vs Keras. Published, not measured.
 PUBLISHED_WEIGHTS_SPREAD_PERCENT = 11.5
 
@@ -125,10 +138,18 @@ class VariantSpread:
 
 @dataclass(frozen=True)
 class SensitivityResult:
+    """The four sweeps, and JPEG: per sample set, IS as is and after a JPEG round trip at each quality.
+
+    ``classifier_b`` names the second classifier of the weights axis (None when there is none).
+    """
+
     splits: list[SplitSweep]
     sample_count: SampleCountSweep
     weights: list[VariantSpread]
     preprocessing: list[VariantSpread]
+    jpeg: list[VariantSpread] = field(default_factory=list)
+    classifier_b: str | None = None
+    domain: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -140,85 +161,207 @@ class SensitivityResult:
                 "source": "Barratt & Sharma (2018): CIFAR-10, Inception v3 in Torch vs Keras; published, not measured here",
             },
             "preprocessing": [p.to_dict() for p in self.preprocessing],
+            "jpeg": [j.to_dict() for j in self.jpeg],
+            "classifier_b": self.classifier_b,
+            "domain": self.domain,
         }
 
 
-def split_sweep_digits(classifier: ImageClassifier, *, seed: int = 0) -> SplitSweep:
-    """Split sweep on the held-out digits."""
+def _logits(domain: Domain, classifier: ImageClassifier, images: torch.Tensor) -> torch.Tensor:
+    """Logits (N, K): digits in one pass (as always, so its numbers stay bit-identical), else batched."""
+    if not domain.is_digits:
+        return classify(classifier, images)
     with torch.no_grad():
-        logits = classifier(digits_split().test_images)
-    unshuffled = [inception_score(logits, splits=s, track_stderr=False).is_mean for s in SPLIT_COUNTS]
-    shuffled = [inception_score(logits, splits=s, shuffle=True, seed=seed, track_stderr=False).is_mean for s in SPLIT_COUNTS]
-    return SplitSweep("held-out digits", logits.shape[0], classifier.num_classes, list(SPLIT_COUNTS), unshuffled, shuffled,
-                      inception_score(logits, splits=1, track_stderr=False).improved_is, None)
+        return classifier(images)
+
+
+def split_sweep_real(domain: Domain | ImageClassifier, *, seed: int = 0) -> SplitSweep:
+    """Split sweep on the domain's held-out real images (all N of them), for the SPLIT_COUNTS up to N."""
+    domain = as_domain(domain)
+    logits = _logits(domain, domain.classifier, domain.real)
+    counts = [s for s in SPLIT_COUNTS if s <= logits.shape[0]]
+    unshuffled = [inception_score(logits, splits=s, track_stderr=False).is_mean for s in counts]
+    shuffled = [inception_score(logits, splits=s, shuffle=True, seed=seed, track_stderr=False).is_mean for s in counts]
+    return SplitSweep(f"held-out {domain.noun}", logits.shape[0], domain.num_classes, counts, unshuffled,
+                      shuffled, inception_score(logits, splits=1, track_stderr=False).improved_is, None)
+
+
+def split_sweep_digits(classifier: ImageClassifier, *, seed: int = 0) -> SplitSweep:
+    """Split sweep on the held-out digits (:func:`split_sweep_real` of the digits domain)."""
+    return split_sweep_real(classifier, seed=seed)
 
 
 def split_sweep_synthetic(*, seed: int = 0) -> SplitSweep:
-    """Split sweep on the synthetic K = 1000 set of 50,000 rows."""
+    """Split sweep on the synthetic K = 1000 set of 50,000 rows (computed once per seed and process)."""
+    return copy.deepcopy(_split_sweep_synthetic(seed, current_group().world_size))
+
+
+def sample_count_sweep(*, seed: int = 0) -> SampleCountSweep:
+    """IS against N (one split) on the synthetic set (computed once per seed and process)."""
+    return copy.deepcopy(_sample_count_sweep(seed, current_group().world_size))
+
+
+# The synthetic sweeps take most of the probe's time and depend on the seed alone (the world size is in the
+# key only because the rows are sharded over it): a second call in one process is free.
+@functools.lru_cache(maxsize=4)
+def _split_sweep_synthetic(seed: int, world_size: int) -> SplitSweep:
     unshuffled = [score_synthetic(SYNTHETIC_SAMPLES, splits=s, shuffle=False, seed=seed) for s in SPLIT_COUNTS]
     shuffled = [score_synthetic(SYNTHETIC_SAMPLES, splits=s, shuffle=True, seed=seed) for s in SPLIT_COUNTS]
     return SplitSweep("synthetic K = 1000", SYNTHETIC_SAMPLES, SYNTHETIC_CLASSES, list(SPLIT_COUNTS), unshuffled, shuffled,
                       unshuffled[0], synthetic_exact_is())
 
 
-def sample_count_sweep(*, seed: int = 0) -> SampleCountSweep:
-    """IS against N (one split) on the synthetic set."""
+@functools.lru_cache(maxsize=4)
+def _sample_count_sweep(seed: int, world_size: int) -> SampleCountSweep:
     scores = [score_synthetic(n, splits=1, shuffle=False, seed=seed) for n in SAMPLE_COUNTS]
     return SampleCountSweep(list(SAMPLE_COUNTS), scores, synthetic_exact_is(),
                             score_synthetic(SYNTHETIC_SAMPLES, splits=10, shuffle=False, seed=seed))
 
 
 def perturbed_copy(classifier: ImageClassifier, relative_noise: float, seed: int) -> ImageClassifier:
-    """A copy of ``classifier`` with N(0, (relative_noise * std(w))^2) added to every weight tensor."""
-    copy = load_classifier(classifier.name)
+    """A copy of ``classifier`` with N(0, (relative_noise * std(w))^2) added to every weight tensor.
+
+    The noise is drawn on the CPU from a generator seeded with ``seed``, tensor by tensor in parameter order.
+    """
+    copied = copy.deepcopy(classifier)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for parameter in copy.parameters():
-            parameter.add_(relative_noise * parameter.std() * torch.randn(parameter.shape, generator=generator))
-    return copy
+        for weights in copied.parameters():
+            noise = torch.randn(weights.shape, generator=generator, dtype=weights.dtype)
+            weights.add_(relative_noise * weights.std() * noise.to(weights.device))
+    return copied
 
 
 def _is(classifier: ImageClassifier, images: torch.Tensor) -> float:
     return inception_score(classify(classifier, images), splits=1, track_stderr=False).is_mean
 
 
-def weight_sensitivity(sample_sets: dict[str, torch.Tensor]) -> list[VariantSpread]:
-    """Per sample set: IS under digits, digits-b and perturbed copies of digits."""
-    base = {name: load_classifier(name) for name in ("digits", "digits-b")}
-    perturbed = {f"digits + {int(100 * level)}% noise (seed {seed})": perturbed_copy(base["digits"], level, seed)
-                 for level in WEIGHT_NOISE_LEVELS for seed in range(WEIGHT_NOISE_SEEDS)}
-    return [VariantSpread(name, {label: _is(c, images) for label, c in {**base, **perturbed}.items()})
+def weight_variants(classifier: ImageClassifier, label: str, *, classifier_b: ImageClassifier | None = None,
+                    label_b: str | None = None, copies: int = WEIGHT_NOISE_SEEDS) -> dict[str, ImageClassifier]:
+    """The weights axis: ``classifier``, ``classifier_b`` if given, and ``copies`` perturbed copies of
+    ``classifier`` at each of WEIGHT_NOISE_LEVELS (relative std), labelled "LABEL + 1% noise (seed 0)"."""
+    variants = {label: classifier}
+    if classifier_b is not None:
+        variants[label_b if label_b and label_b != label else f"{label_b or classifier_b.name} (second)"] = classifier_b
+    for level in WEIGHT_NOISE_LEVELS:
+        for seed in range(copies):
+            variants[f"{label} + {int(100 * level)}% noise (seed {seed})"] = perturbed_copy(classifier, level, seed)
+    return variants
+
+
+def weight_sensitivity(sample_sets: dict[str, torch.Tensor],
+                       classifiers: dict[str, ImageClassifier] | None = None) -> list[VariantSpread]:
+    """Per sample set: IS under each of ``classifiers`` (default: digits, digits-b and perturbed copies of digits)."""
+    if classifiers is None:
+        classifiers = weight_variants(load_classifier("digits"), "digits", classifier_b=load_classifier("digits-b"),
+                                      label_b="digits-b")
+    return [VariantSpread(name, {label: _is(c, images) for label, c in classifiers.items()})
             for name, images in sample_sets.items()]
 
 
-def preprocessing_sensitivity(sample_sets: dict[str, torch.Tensor]) -> list[VariantSpread]:
-    """Per 32x32 sample set: IS under each resize, uint8 quantisation, and float64."""
+def preprocessing_sensitivity(sample_sets: dict[str, torch.Tensor],
+                              domain: Domain | ImageClassifier | None = None) -> list[VariantSpread]:
+    """Per sample set: IS under each resize (RESIZE_VARIANTS), uint8 quantisation, and float64, with the domain's
+    classifier reloaded under each option (default: digits). The sets should differ in size from its input."""
+    domain = as_domain(load_classifier("digits") if domain is None else domain)
+    resized = {label: domain.classifier_variant(**options) for label, options in RESIZE_VARIANTS.items()}
+    default = domain.classifier_variant()
+    wide = domain.classifier_variant().to(torch.float64)
     results = []
     for name, images in sample_sets.items():
-        scores = {label: _is(load_classifier("digits", **options), images) for label, options in RESIZE_VARIANTS.items()}
-        default = load_classifier("digits")
+        scores = {label: _is(classifier, images) for label, classifier in resized.items()}
         scores["uint8 quantised (bilinear, antialias)"] = _is(default, quantise_to_uint8(images))
-        scores["float64 (bilinear, antialias)"] = _is(default.to(torch.float64), images.double())
+        scores["float64 (bilinear, antialias)"] = _is(wide, images.double())
         results.append(VariantSpread(name, scores))
     return results
 
 
-def sensitivity_probe(classifier: ImageClassifier, *, seed: int = 0) -> SensitivityResult:
-    """All four sweeps; the sample sets are the held-out digits, KDE samples and uniform noise."""
-    split = digits_split()
-    kde_samples = KdeGenerator(split.train_images, seed=seed).sample(1000, bandwidth=0.4, seed=seed)
-    noise = open_images("noise:uniform", n=1000, seed=seed).load_all()
-    sets_8 = {"held-out digits": split.test_images, "KDE samples (bandwidth 0.4)": kde_samples, "uniform noise": noise}
+def jpeg_round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
+    """Each image (N, C, H, W) in [0, 1], C = 1 (grey) or 3 (RGB), rounded to 8 bits, saved as JPEG at
+    ``quality`` (1..100; Pillow's other defaults, e.g. 4:2:0 chroma subsampling for RGB) in memory and decoded:
+    float32 (N, C, H, W) in [0, 1]. The 8-bit rounding is part of the round trip."""
+    from PIL import Image
+
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise InvalidInputError(f"JPEG holds grey or RGB images: expected (N, 1 or 3, H, W), got {tuple(images.shape)}")
+    if not 1 <= quality <= 100:
+        raise InvalidInputError(f"{parameter('quality')} must be in 1..100 (JPEG's quality scale), got {quality}")
+    pixels = (images.detach().cpu().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    decoded = []
+    for array in pixels:
+        buffer = io.BytesIO()
+        Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buffer, format="JPEG", quality=quality)
+        buffer.seek(0)
+        decoded.append(np.asarray(Image.open(buffer)).reshape(array.shape))
+    return torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).float().div(255).contiguous()
+
+
+def jpeg_sensitivity(classifier: ImageClassifier, sample_sets: dict[str, torch.Tensor],
+                     qualities: tuple[int, ...] = JPEG_QUALITIES) -> list[VariantSpread]:
+    """Per sample set: IS of the images as they are ("original") and after a JPEG round trip at each quality."""
+    results = []
+    for name, images in sample_sets.items():
+        scores = {"original": _is(classifier, images)}
+        scores.update({f"JPEG quality {q}": _is(classifier, jpeg_round_trip(images, q)) for q in qualities})
+        results.append(VariantSpread(name, scores))
+    return results
+
+
+def sample_sets(domain: Domain, *, n: int = 1000, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The probe's sample sets, (M, C, H, W) of the domain: its real images (at most ``n``), ``n`` KDE samples of
+    its training images (bandwidth 0.4 x sqrt(D / 64)) and ``n`` uniform noise images."""
+    bandwidth = KDE_BANDWIDTH * pca_bandwidth_scale(domain.image_shape)
+    kde_samples = domain_kde(domain, seed=seed).sample(n, bandwidth=bandwidth, seed=seed)
+    return {f"held-out {domain.noun}": domain.real[:n], f"KDE samples (bandwidth {bandwidth:.3g})": kde_samples,
+            "uniform noise": domain.noise("uniform", n, seed=seed)}
+
+
+def at_another_size(domain: Domain, sets: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The sets for the preprocessing axis: as they are when their size differs from the classifier's input,
+    else bicubic-upscaled 4x (digits: 8x8 -> 32x32), so the classifier's resize acts."""
+    _, height, width = domain.image_shape
+    if (height, width) != tuple(domain.classifier.input_size):
+        return {f"{name}, {height}x{width} as they are": images for name, images in sets.items()}
 
     def upscale(images: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.interpolate(images, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
+        return torch.nn.functional.interpolate(images, scale_factor=UPSCALE_FACTOR, mode="bicubic",
+                                               align_corners=False).clamp(0, 1)
 
-    sets_32 = {f"{name}, bicubic-upscaled to 32x32": upscale(images) for name, images in sets_8.items()}
+    size = f"{UPSCALE_FACTOR * height}x{UPSCALE_FACTOR * width}"
+    return {f"{name}, bicubic-upscaled to {size}": upscale(images) for name, images in sets.items()}
+
+
+def second_classifier(domain: Domain, classifier_b: ImageClassifier | None) -> ImageClassifier | None:
+    """``classifier_b`` once it reads the domain's images; on digits by default the other shipped network."""
+    if classifier_b is None and domain.is_digits:
+        return load_classifier("digits" if domain.classifier_name == "digits-b" else "digits-b")
+    if classifier_b is not None:
+        check_classifier_fits(classifier_b, domain.real[:2], classifier_b.name)
+        if classifier_b.num_classes != domain.num_classes:
+            raise InvalidInputError(f"{parameter('classifier_b')} {classifier_b.name} has K = {classifier_b.num_classes} "
+                                    f"classes but the domain's classifier has K = {domain.num_classes}; give a second "
+                                    "classifier of the same classes")
+    return classifier_b
+
+
+def sensitivity_probe(domain: Domain | ImageClassifier, *, seed: int = 0, n: int = 1000,
+                      classifier_b: ImageClassifier | None = None,
+                      weight_copies: int = WEIGHT_NOISE_SEEDS) -> SensitivityResult:
+    """All the sweeps on ``domain``; ``classifier_b`` is the weights axis's second classifier (digits: digits-b),
+    and ``weight_copies`` the perturbed copies of the domain's classifier per noise level."""
+    domain = as_domain(domain)
+    sets = sample_sets(domain, n=n, seed=seed)
+    second = second_classifier(domain, classifier_b)
+    variants = weight_variants(domain.classifier, domain.classifier_name, classifier_b=second,
+                               label_b=None if second is None else second.name, copies=weight_copies)
     return SensitivityResult(
-        splits=[split_sweep_digits(classifier, seed=seed), split_sweep_synthetic(seed=seed)],
+        splits=[split_sweep_real(domain, seed=seed), split_sweep_synthetic(seed=seed)],
         sample_count=sample_count_sweep(seed=seed),
-        weights=weight_sensitivity(sets_8),
-        preprocessing=preprocessing_sensitivity(sets_32),
+        weights=weight_sensitivity(sets, variants),
+        preprocessing=preprocessing_sensitivity(at_another_size(domain, sets), domain),
+        jpeg=jpeg_sensitivity(domain.classifier, sets),
+        classifier_b=None if second is None else second.name,
+        domain=domain.describe(),
     )
 
 
@@ -256,14 +399,15 @@ class SensitivityDisplay:
         ax.set_title("synthetic K = 1000: IS vs N")
         ax.legend(fontsize=7)
         ax = axes[3]
-        labels = [f"weights: {w.samples}" for w in self.result.weights] + [
-            f"preproc.: {p.samples.split(',')[0]}" for p in self.result.preprocessing]
-        spreads = [w.spread_percent for w in self.result.weights] + [p.spread_percent for p in self.result.preprocessing]
-        ax.barh(range(len(spreads)), spreads, color=["#66c2a5"] * len(self.result.weights) + ["#fc8d62"] * len(self.result.preprocessing))
+        groups = [("weights", self.result.weights, "#66c2a5"), ("preproc.", self.result.preprocessing, "#fc8d62"),
+                  ("JPEG", self.result.jpeg, "#8da0cb")]
+        bars = [(f"{group}: {spread.samples.split(',')[0]}", spread.spread_percent, colour)
+                for group, spreads, colour in groups for spread in spreads]
+        ax.barh(range(len(bars)), [value for _, value, _ in bars], color=[colour for _, _, colour in bars])
         ax.axvline(PUBLISHED_WEIGHTS_SPREAD_PERCENT, color="black", linestyle=":", label="11.5% (published, Inception v3)")
-        ax.set_yticks(range(len(spreads)), labels, fontsize=7)
+        ax.set_yticks(range(len(bars)), [label for label, _, _ in bars], fontsize=7)
         ax.set_xlabel("IS spread, % of mean")
-        ax.set_title("weights and preprocessing")
+        ax.set_title("weights, preprocessing and JPEG" if self.result.jpeg else "weights and preprocessing")
         ax.legend(fontsize=7)
         self.axes_, self.figure_ = axes, axes[0].figure
         return self
