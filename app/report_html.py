@@ -197,7 +197,8 @@ def _sensitivity_and_domain_sections(report: dict, folder: Path) -> list[str]:
         _table(["what", "on", "spread %"],
                [["splits", s["dataset"], s["spread_percent"]] for s in sensitivity["splits"]]
                + [["weights", w["samples"], w["spread_percent"]] for w in sensitivity["weights"]]
-               + [["preprocessing", p["samples"], p["spread_percent"]] for p in sensitivity["preprocessing"]]),
+               + [["preprocessing", p["samples"], p["spread_percent"]] for p in sensitivity["preprocessing"]]
+               + [["JPEG quality", j["samples"], j["spread_percent"]] for j in sensitivity.get("jpeg", [])]),
         "<h2>Domain mismatch</h2>",
         _figure(folder, figures["domain_plot"], "a digit classifier on photographs" if _noun(report) == "digits"
                 else "the classifier on images outside its domain"),

@@ -151,7 +151,7 @@ def sensitivity_table(report: ProbeReport) -> Table:
     table = _table("sensitivity: what moves the IS", ["what", "on", "min IS", "max IS", "spread %"])
     for sweep in r.splits:
         values = sweep.is_unshuffled + sweep.is_shuffled
-        table.add_row("splits 1..100", sweep.dataset, f"{min(values):.3f}", f"{max(values):.3f}", f"{sweep.spread_percent:.1f}")
+        table.add_row(f"splits {min(sweep.split_counts)}..{max(sweep.split_counts)}", sweep.dataset, f"{min(values):.3f}", f"{max(values):.3f}", f"{sweep.spread_percent:.1f}")
     count = r.sample_count
     table.add_row("N 500..50,000", f"synthetic (exact {count.exact_is:.1f})", f"{min(count.inception_scores):.3f}",
                   f"{max(count.inception_scores):.3f}", "-")
@@ -161,6 +161,10 @@ def sensitivity_table(report: ProbeReport) -> Table:
     for spread in r.preprocessing:
         values = spread.scores.values()
         table.add_row("preprocessing", spread.samples.split(",")[0], f"{min(values):.3f}", f"{max(values):.3f}",
+                      f"{spread.spread_percent:.2f}")
+    for spread in r.jpeg:
+        values = spread.scores.values()
+        table.add_row("JPEG quality", spread.samples.split(",")[0], f"{min(values):.3f}", f"{max(values):.3f}",
                       f"{spread.spread_percent:.2f}")
     table.caption = (f"synthetic K = 1000: 10 splits of 5,000 give IS {count.is_with_5000_per_split:.1f} against an exact "
                      f"{count.exact_is:.1f}; published weights spread (Inception v3, Torch vs Keras): 11.5%")
