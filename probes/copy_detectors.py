@@ -87,6 +87,8 @@ def nearest_training_test(train: np.ndarray, held_out: np.ndarray, generated: np
 CT_BAND = 3.0
 #: the authors' tau * m: a cell enters C_T when it holds more than this many generated samples
 CT_GENERATED_PER_CELL = 20
+#: C_T's k-means cells (the authors' MNIST setting), and the samples a cell needs on average to enter C_T
+CT_CELLS, CT_SAMPLES_PER_CELL = 10, CT_GENERATED_PER_CELL + 1
 
 
 def ct_verdict(ct: float, band: float = CT_BAND) -> str:
@@ -203,3 +205,11 @@ def authenticity(real: np.ndarray, generated: np.ndarray) -> float:
     own = leave_one_out_nearest_distances(real)
     distances, index = NearestNeighbors(n_neighbors=1).fit(real).kneighbors(generated)
     return float(np.mean(distances[:, 0] > own[index[:, 0]]))
+
+
+def ct_cells(smallest_set: int, *, is_digits: bool = False) -> int:
+    """C_T's k-means cells: 10, or, when the smallest set scored (generated or held-out) is under 210, as many
+    as leave 21 samples a cell on average (at least 1), so some cell can enter C_T. Digits keeps 10 always."""
+    if is_digits or smallest_set >= CT_CELLS * CT_SAMPLES_PER_CELL:
+        return CT_CELLS
+    return max(1, smallest_set // CT_SAMPLES_PER_CELL)

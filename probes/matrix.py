@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from isgame.probes.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authenticity, data_copying_test,
-                                          flatten_images)
+from isgame.probes.copy_detectors import (CT_BAND, CT_CELLS, CT_GENERATED_PER_CELL, authenticity, ct_cells,
+                                          data_copying_test, flatten_images)
 from isgame.probes.games import GAMES, REFERENCE_GAME
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain
@@ -54,8 +54,6 @@ KID_SUBSETS = 50
 KID_SUBSET_SIZE = 200
 IS_SPLITS = 10
 FID_CAVEAT_SIZES = (25, 50, 100, 200, 400, 540)
-#: k-means cells of C_T (data_copying_test's default, the authors' MNIST setting)
-CT_CELLS = 10
 #: the largest k of the k-NN radii precision_recall_density_coverage takes (density and coverage)
 PRDC_NEAREST_K = 5
 #: the fewest samples a game is played with: the k-NN radii need k + 1 other rows. C_T is defined only where a
@@ -90,6 +88,7 @@ class MatrixResult:
     steps: int | None = None
     splits: int = IS_SPLITS
     kid_subset_size: int = KID_SUBSET_SIZE
+    ct_cells: int = CT_CELLS
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -133,13 +132,14 @@ class MatrixResult:
                 "sizes": self.fid_sample_sizes, "fid": self.fid_of_real_subsets,
             },
             "domain": self.domain, "steps": self.steps, "splits": self.splits,
-            "kid_subset_size": self.kid_subset_size, "notes": list(self.notes),
+            "kid_subset_size": self.kid_subset_size, "ct_cells": self.ct_cells, "notes": list(self.notes),
         }
 
 
 def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_features: np.ndarray,
                   train_pixels: np.ndarray, held_out_pixels: np.ndarray, seed: int, splits: int = IS_SPLITS,
-                  kid_subset_size: int = KID_SUBSET_SIZE, notes: list[str] | None = None) -> dict[str, float]:
+                  kid_subset_size: int = KID_SUBSET_SIZE, notes: list[str] | None = None,
+                  cells: int = CT_CELLS) -> dict[str, float]:
     """All metrics of ``images`` (n, C, H, W) in [0, 1]: features (N_train, d) and pixels (N_train, C*H*W) of the
     training set, pixels of the held-out half C_T compares with; IS over ``splits`` parts, KID on subsets of
     ``kid_subset_size`` rows. An undefined C_T is NaN and says why in ``notes``."""
@@ -160,17 +160,17 @@ def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_fe
         "recall": manifold.recall,
         "density": manifold.density,
         "coverage": manifold.coverage,
-        "C_T": copying_statistic(train_pixels, held_out_pixels, pixels, seed=seed, notes=notes),
+        "C_T": copying_statistic(train_pixels, held_out_pixels, pixels, seed=seed, notes=notes, cells=cells),
         "authenticity": authenticity(train_pixels, pixels),
     }
 
 
 def copying_statistic(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, *, seed: int,
-                      notes: list[str] | None = None, what: str = "the samples") -> float:
-    """C_T of ``generated`` (M, D) against ``held_out`` (pixels, as ``train``), or NaN (and a note) when no k-means
-    cell holds enough of its samples: possible only for small sets, where C_T is undefined."""
+                      notes: list[str] | None = None, what: str = "the samples", cells: int = CT_CELLS) -> float:
+    """C_T of ``generated`` (M, D) against ``held_out`` (pixels, as ``train``) with ``cells`` k-means cells, or NaN
+    (and a note) when no cell holds enough of its samples: possible only for small sets, where C_T is undefined."""
     try:
-        return data_copying_test(train, held_out, generated, cells=CT_CELLS, seed=seed).ct_statistic
+        return data_copying_test(train, held_out, generated, cells=cells, seed=seed).ct_statistic
     except InvalidInputError as error:
         if not str(error).startswith("no cell holds more than"):
             raise
@@ -232,6 +232,8 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     n = min(domain.real.shape[0], MATRIX_SAMPLES) if n is None else n
     check_matrix_sizes(domain, n)
     classifier, splits, kid_subset_size = domain.classifier, min(IS_SPLITS, n), min(KID_SUBSET_SIZE, n)
+    # Fewer k-means cells on a small domain, so that a cell can hold enough samples for C_T (digits: always 10).
+    cell_count = ct_cells(min(n, domain.real.shape[0] // 2), is_digits=domain.is_digits)
     train_features = classify_with_features(classifier, domain.train)[1].double().numpy()
     train_pixels, held_out_pixels = flatten_images(domain.train), flatten_images(domain.real)
     ct_half, reference_half = held_out_halves(held_out_pixels.shape[0], seed)
@@ -243,7 +245,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
             batch, game_notes = play(domain, n, seed, steps=steps), []
             values[name] = metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
                                          held_out_pixels=held_out_pixels[ct_half], seed=seed, splits=splits,
-                                         kid_subset_size=kid_subset_size, notes=game_notes)
+                                         kid_subset_size=kid_subset_size, notes=game_notes, cells=cell_count)
             notes.extend(f"{name}: {note}" for note in game_notes)
             examples[name] = batch[:10].clone()
             del batch
@@ -251,7 +253,8 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     reference = values[REFERENCE_GAME]
     # C_T of held-out data against a set it contains is meaningless: the reference row is the other half.
     reference["C_T"] = copying_statistic(train_pixels, held_out_pixels[ct_half], held_out_pixels[reference_half],
-                                         seed=seed, notes=notes, what="the reference (second held-out half)")
+                                         seed=seed, notes=notes, what="the reference (second held-out half)",
+                                         cells=cell_count)
     held_out_features = classify_with_features(classifier, domain.real)[1].double().numpy()
     sizes = caveat_sizes(domain.real.shape[0])
     caveat = fid_sample_size_curve(train_features, held_out_features, sizes, seed=seed)
@@ -264,7 +267,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     return MatrixResult(games=list(games), metrics=list(METRICS), cells=cells, n=n, seed=seed,
                         fid_sample_sizes=sizes, fid_of_real_subsets=caveat,
                         examples=examples, domain=domain.describe(),
-                        steps=steps, splits=splits, kid_subset_size=kid_subset_size, notes=notes)
+                        steps=steps, splits=splits, kid_subset_size=kid_subset_size, notes=notes, ct_cells=cell_count)
 
 
 def caveat_sizes(real: int) -> list[int]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from isgame.probes.copy_detectors import authenticity, data_copying_test, flatten_images, nearest_training_test
+from isgame.probes.copy_detectors import (CT_CELLS, CT_SAMPLES_PER_CELL, authenticity, ct_cells, data_copying_test,
+                                          flatten_images, nearest_training_test)
 from isgame.probes.generators import KdeGenerator, replay
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain, pca_bandwidth_scale
@@ -28,7 +29,6 @@ DEFAULT_BANDWIDTHS = (0.01, 0.1, 0.2, 0.4, 0.7, 1.0)
 DEFAULT_SAMPLES = 1000
 KDE_MAX_COMPONENTS = 30
 #: C_T's k-means cells, and the generated samples a cell needs (more than 20) to enter C_T
-CT_CELLS, CT_SAMPLES_PER_CELL = 10, 21
 
 
 @dataclass(frozen=True)
@@ -119,14 +119,6 @@ def audit_generator(name: str, kind: str, images: torch.Tensor, *, classifier: I
         median_distance_ratio=nearest.median_ratio,
         median_distance_ratio_features=nearest_features.median_ratio,
     )
-
-
-def ct_cells(smallest_set: int, *, is_digits: bool = False) -> int:
-    """C_T's k-means cells: 10, or, when the smallest set scored (generated or held-out) is under 210, as many
-    as leave 21 samples a cell on average (at least 1), so some cell can enter C_T. Digits keeps 10 always."""
-    if is_digits or smallest_set >= CT_CELLS * CT_SAMPLES_PER_CELL:
-        return CT_CELLS
-    return max(1, smallest_set // CT_SAMPLES_PER_CELL)
 
 
 def _check_sizes(domain: Domain, n: int) -> None:

@@ -99,3 +99,91 @@ def test_check_without_the_attack_reports_no_ceiling(tmp_path, cli):
                  "--out", tmp_path / "out")
     payload = json.loads(result.stdout)
     assert payload["gaming_ceiling"] is None and payload["n"] == 100
+
+
+@pytest.fixture(scope="module")
+def shapes_audit(shapes, tmp_path_factory):
+    """One end-to-end ``isgame audit`` on the second domain, shrunk with --n and --steps."""
+    from typer.testing import CliRunner
+
+    from isgame.cli import app
+
+    out = tmp_path_factory.mktemp("shapes-audit") / "run"
+    result = CliRunner().invoke(app, ["audit", "-c", shapes["classifier"], "--train", shapes["train"], "--real",
+                                      shapes["real"], "--n", "40", "--steps", "5", "--out", str(out), "--quiet"])
+    return out, result
+
+
+def test_the_audit_runs_end_to_end_on_a_second_domain(shapes_audit):
+    out, result = shapes_audit
+    assert result.exit_code == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["domain"]["image_shape"] == [3, 12, 12] and report["domain"]["num_classes"] == 5
+    assert report["settings"] == {"n": 40, "steps": 5, "attack": True}
+    for name in report["figures"].values():
+        assert (out / name).stat().st_size > 0, name
+    # Every section ran on the domain's images: noise and attacks at 3x12x12, K = 5 throughout.
+    with np.load(out / "inflated.npz", allow_pickle=False) as inflated:
+        assert inflated["images"].shape == (40, 3, 12, 12)
+    assert report["inflate"]["num_classes"] == 5 and report["inflate"]["steps"] <= 5
+    assert report["probes"]["noise"]["max_entropy_bits"] == pytest.approx(np.log2(5))
+    assert [row["name"] for row in report["probes"]["domain"]["rows"]][-1] == "digits (out of domain)"
+    assert [s["source"] for s in report["scores"]][:2] == [report["domain"]["real"]["source"],
+                                                          report["domain"]["train"]["source"]]
+    page = (out / "report.html").read_text()
+    assert "id='domain'" in page and "held-out real images" in page
+
+
+def test_the_matrix_reference_row_is_isgame_score_of_the_real_images(shapes_audit, shapes, cli):
+    out, _ = shapes_audit
+    matrix = json.loads((out / "report.json").read_text())["matrix"]
+    reference = matrix["cells"][matrix["reference_game"]]
+    score = json.loads(cli("score", shapes["real"], "-c", shapes["classifier"], "--n", matrix["n"], "--splits",
+                           matrix["splits"], "--json", "-", "--quiet").stdout)
+    assert reference["IS"]["value"] == pytest.approx(score["is_mean"], rel=1e-9)
+    assert reference["exp(I)"]["value"] == pytest.approx(score["improved_is"], rel=1e-9)
+
+
+def test_the_audit_without_attacks_leaves_them_out(shapes, tmp_path, cli):
+    result = cli("audit", "-c", shapes["classifier"], "--train", shapes["train"], "--real", shapes["real"], "--n", "30",
+                 "--no-attack", "--out", tmp_path / "run", "--quiet", "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["inflate"] is None and report["bounded"] is None and report["headline"] is None
+    assert "IS-inflated noise" not in report["matrix"]["games"] and "held-out real" in report["matrix"]["games"]
+    assert "inflated noise" not in [row["name"] for row in report["probes"]["noise"]["rows"]]
+    assert "attacks were not run" in (tmp_path / "run" / "report.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def inception_files(tmp_path_factory):
+    """torchvision's Inception v3 with random weights in a file, and a handful of smooth 299 px RGB images."""
+    from torchvision.models import inception_v3
+
+    folder = tmp_path_factory.mktemp("inception")
+    torch.manual_seed(0)
+    network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
+    torch.save(network.state_dict(), folder / "inception.pth")
+    generator = torch.Generator().manual_seed(1)
+    for part, n in (("samples", 8), ("real", 14), ("train", 14)):
+        coarse = torch.rand((n, 3, 8, 8), generator=generator)
+        images = torch.nn.functional.interpolate(coarse, size=(299, 299), mode="bilinear", align_corners=False)
+        np.save(folder / f"{part}.npy", (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    return folder
+
+
+def test_inception_v3_runs_check_and_the_matrix_on_299px_images(inception_files, cli):
+    folder = inception_files
+    common = ["-c", "inception-v3", "--weights", folder / "inception.pth", "--real", folder / "real.npy"]
+    checked = cli("check", folder / "samples.npy", "--claimed", "1.5", "--claimed-splits", "2", *common, "--train", folder / "train.npy",
+                  "--no-attack", "--out", folder / "check", "--json", folder / "check.json")
+    assert checked.exit_code in (0, 3, 4, 5), checked.stderr
+    payload = json.loads((folder / "check.json").read_text())
+    assert payload["num_classes"] == 1000 and payload["n"] == 8 and payload["gaming_ceiling"] is None
+    assert payload["memorization"] is not None and payload["images_vs_noise"]["reference_size"] == 14
+    matrix = cli("matrix", *common, "--train", folder / "train.npy", "--n", "7", "--steps", "1", "--quiet",
+                 "--out", folder / "matrix", "--json", "-")
+    assert matrix.exit_code == 0, matrix.stderr
+    result = json.loads(matrix.stdout)
+    assert len(result["games"]) == 11 and result["n"] == 7 and result["domain"]["image_shape"] == [3, 299, 299]
+    assert all(np.isfinite(result["cells"][game]["FID"]["value"]) for game in result["games"])
