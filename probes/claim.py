@@ -28,7 +28,8 @@ import numpy as np
 import torch
 
 from isgame.attacks.inflate import InflateAttack
-from isgame.probes.copy_detectors import CT_BAND, authenticity, ct_verdict, data_copying_test, flatten_images
+from isgame.probes.copy_detectors import (CT_BAND, CT_CELLS, authenticity, ct_verdict, data_copying_test,
+                                          flatten_images)
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
@@ -41,8 +42,10 @@ from isgame.scoring.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
 #: the gaming ceiling: how many noise images the inflate attack lifts, and in how many steps
 CEILING_SAMPLES, CEILING_STEPS = 500, 20
+#: a C_T cell counts in check's copying test with at least this many samples (more for large N: N / 50)
+CHECK_CT_MIN_PER_CELL = 5
 #: the noise baseline scores at least this many noise images (and as many as the samples, up to 2000)
-NOISE_BASELINE_MIN = 50
+NOISE_BASELINE_MIN = 20
 #: the samples are "not meaningful" when at least this fraction sits nearer noise than real images
 NOISE_LIKE_LIMIT = 0.5
 #: the samples are "not meaningful" (copied) when C_T is at or below this: the band of every C_T verdict
@@ -224,9 +227,14 @@ def memorization_evidence(samples: torch.Tensor, train: torch.Tensor, reference:
                           seed: int = 0) -> dict[str, float]:
     """C_T and authenticity of the samples against the training images, in pixel space."""
     train_pixels, sample_pixels = flatten_images(train), flatten_images(samples)
-    copying = data_copying_test(train_pixels, flatten_images(reference), sample_pixels, seed=seed,
-                                min_generated_per_cell=max(5, samples.shape[0] // 50))
-    return {"ct_statistic": copying.ct_statistic, "authenticity": authenticity(train_pixels, sample_pixels)}
+    # A cell enters C_T with at least 5 samples here: fewer than 10 cells when the samples or the real images
+    # number under 50, so that one can fill (a handful of 299 px images).
+    per_cell = max(CHECK_CT_MIN_PER_CELL, samples.shape[0] // 50)
+    cells = min(CT_CELLS, max(1, min(samples.shape[0], reference.shape[0]) // per_cell))
+    copying = data_copying_test(train_pixels, flatten_images(reference), sample_pixels, seed=seed, cells=cells,
+                                min_generated_per_cell=per_cell)
+    return {"ct_statistic": copying.ct_statistic, "authenticity": authenticity(train_pixels, sample_pixels),
+            "ct_cells": cells}
 
 
 def reproduction_answer(*, claimed: float, claimed_std: float, protocol: dict[str, object],

@@ -211,7 +211,7 @@ def feature_attack(domain: Domain, n: int, seed: int, *, steps: int | None = Non
     domain = as_domain(domain)
     _check_steps(steps)
     classifier = attack_classifier(domain)
-    train_features = _no_grad_chunks(domain.classifier.features, domain.train, domain.classifier).double()
+    train_features = domain.train_outputs[1].double()
     mean = train_features.mean(dim=0)
     covariance = torch.cov(train_features.T)
     values, vectors = torch.linalg.eigh(covariance)

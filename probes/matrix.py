@@ -234,7 +234,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     classifier, splits, kid_subset_size = domain.classifier, min(IS_SPLITS, n), min(KID_SUBSET_SIZE, n)
     # Fewer k-means cells on a small domain, so that a cell can hold enough samples for C_T (digits: always 10).
     cell_count = ct_cells(min(n, domain.real.shape[0] // 2), is_digits=domain.is_digits)
-    train_features = classify_with_features(classifier, domain.train)[1].double().numpy()
+    train_features = domain.train_outputs[1].double().numpy()
     train_pixels, held_out_pixels = flatten_images(domain.train), flatten_images(domain.real)
     ct_half, reference_half = held_out_halves(held_out_pixels.shape[0], seed)
     from isgame.scoring.progress import progress_bar
@@ -255,7 +255,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     reference["C_T"] = copying_statistic(train_pixels, held_out_pixels[ct_half], held_out_pixels[reference_half],
                                          seed=seed, notes=notes, what="the reference (second held-out half)",
                                          cells=cell_count)
-    held_out_features = classify_with_features(classifier, domain.real)[1].double().numpy()
+    held_out_features = domain.real_outputs[1].double().numpy()
     sizes = caveat_sizes(domain.real.shape[0])
     caveat = fid_sample_size_curve(train_features, held_out_features, sizes, seed=seed)
     # KID is unbiased and fluctuates around 0 for the reference's own distribution: a game within two

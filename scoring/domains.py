@@ -82,13 +82,26 @@ class Domain:
         return "digits" if self.is_digits else "real images"
 
     @cached_property
+    def train_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N_train, K) and features (N_train, D) of the training images, computed once per domain: the
+        matrix, mode collapse and the FID feature attack all need them."""
+        from isgame.scoring.pipeline import classify_with_features
+
+        return classify_with_features(self.classifier, self.train)
+
+    @cached_property
+    def real_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (N_real, K) and features (N_real, D) of the real images, computed once per domain."""
+        from isgame.scoring.pipeline import classify_with_features
+
+        return classify_with_features(self.classifier, self.real)
+
+    @cached_property
     def train_classes(self) -> torch.Tensor:
         """A class per training image (N_train,): the true label where known, else the classifier's top-1."""
         if self.train_labels is not None:
             return self.train_labels
-        from isgame.scoring.pipeline import classify
-
-        return classify(self.classifier, self.train).argmax(dim=1)
+        return self.train_outputs[0].argmax(dim=1)
 
     def noise(self, kind: str, n: int, *, seed: int) -> torch.Tensor:
         """``n`` seeded noise images (n, C, H, W) of the domain's shape; ``kind`` is uniform or gaussian."""

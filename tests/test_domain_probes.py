@@ -7,6 +7,8 @@ sensitivity probe are domain-free and take a minute; the tests that run the whol
 
 from __future__ import annotations
 
+import functools
+
 import math
 
 import numpy as np
@@ -175,22 +177,19 @@ def test_synthetic_sweeps_are_computed_once_per_seed(monkeypatch):
         return float(splits)
 
     monkeypatch.setattr(sensitivity, "score_synthetic", counting)
-    sensitivity._split_sweep_synthetic.cache_clear()
-    sensitivity._sample_count_sweep.cache_clear()
-    try:
-        first = SPLIT_SWEEP_SYNTHETIC(seed=7)
-        count = len(calls)
-        second = SPLIT_SWEEP_SYNTHETIC(seed=7)
-        assert len(calls) == count == 2 * len(sensitivity.SPLIT_COUNTS) and second == first
-        second.is_unshuffled.append(0.0)  # a caller's edit does not reach the cache
-        assert SPLIT_SWEEP_SYNTHETIC(seed=7) == first
-        SAMPLE_COUNT_SWEEP(seed=7)
-        SAMPLE_COUNT_SWEEP(seed=7)
-        SPLIT_SWEEP_SYNTHETIC(seed=8)
-        assert len(calls) == 2 * count + len(sensitivity.SAMPLE_COUNTS) + 1
-    finally:
-        sensitivity._split_sweep_synthetic.cache_clear()
-        sensitivity._sample_count_sweep.cache_clear()
+    # Fresh caches of the same functions, so that the process's real cached sweeps (the audit's) stay intact.
+    for name in ("_split_sweep_synthetic", "_sample_count_sweep"):
+        monkeypatch.setattr(sensitivity, name, functools.lru_cache(maxsize=4)(getattr(sensitivity, name).__wrapped__))
+    first = SPLIT_SWEEP_SYNTHETIC(seed=7)
+    count = len(calls)
+    second = SPLIT_SWEEP_SYNTHETIC(seed=7)
+    assert len(calls) == count == 2 * len(sensitivity.SPLIT_COUNTS) and second == first
+    second.is_unshuffled.append(0.0)  # a caller's edit does not reach the cache
+    assert SPLIT_SWEEP_SYNTHETIC(seed=7) == first
+    SAMPLE_COUNT_SWEEP(seed=7)
+    SAMPLE_COUNT_SWEEP(seed=7)
+    SPLIT_SWEEP_SYNTHETIC(seed=8)
+    assert len(calls) == 2 * count + len(sensitivity.SAMPLE_COUNTS) + 1
 
 
 #: the JSON keys of the probes before they ran on any domain (the digits runs must still write them)

@@ -165,7 +165,7 @@ def inception_files(tmp_path_factory):
     network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
     torch.save(network.state_dict(), folder / "inception.pth")
     generator = torch.Generator().manual_seed(1)
-    for part, n in (("samples", 8), ("real", 14), ("train", 14)):
+    for part, n in (("samples", 8), ("real", 14), ("train", 10)):
         coarse = torch.rand((n, 3, 8, 8), generator=generator)
         images = torch.nn.functional.interpolate(coarse, size=(299, 299), mode="bilinear", align_corners=False)
         np.save(folder / f"{part}.npy", (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
