@@ -31,6 +31,18 @@ def run_json(args: list[str], out, *, ranks: int, cwd=None) -> dict:
     return json.loads(out.read_text())
 
 
+def run_json_here(args: list[str], out) -> dict:
+    """``isgame ARGS --json OUT`` in this process with one thread: the one-process reference of a torchrun run,
+    without another interpreter and torch import."""
+    from typer.testing import CliRunner
+
+    from isgame.cli import app
+
+    result = in_one_thread(lambda: CliRunner().invoke(app, [str(a) for a in [*args, "--json", out]]))
+    assert result.exit_code == 0, result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
 def run_score(args: list[str], out, *, ranks: int) -> dict:
     return run_json(["score", *args, "--quiet"], out, ranks=ranks)
 
@@ -100,7 +112,7 @@ SCORE_TOLERANCE = 1e-7
 
 def test_two_ranks_attack_like_one_process(tmp_path):
     # 301 samples: the shards are 150 and 151 rows, so cycling targets and splits straddle the boundary.
-    single = run_json(inflate_args(tmp_path / "one", "--compare"), tmp_path / "one.json", ranks=1, cwd=tmp_path)
+    single = run_json_here(inflate_args(tmp_path / "one", "--compare"), tmp_path / "one.json")
     double = run_json(inflate_args(tmp_path / "two", "--compare"), tmp_path / "two.json", ranks=2, cwd=tmp_path)
     for key in ("final_is", "final_is_uint8", "initial_is", "final_conditional_entropy_bits", "mean_abs_change"):
         assert double[key] == pytest.approx(single[key], rel=SCORE_TOLERANCE), key
@@ -132,7 +144,7 @@ def test_two_ranks_checkpoint_per_rank_and_resume(tmp_path):
     assert sorted(path.name for path in tmp_path.glob("ck*")) == ["ck.rank0-of-2.safetensors", "ck.rank1-of-2.safetensors"]
     resumed = run_json(inflate_args(tmp_path / "b", "--optimizer", "sign", "--checkpoint", checkpoint, "--resume"),
                        tmp_path / "b.json", ranks=2)
-    whole = run_json(inflate_args(tmp_path / "c", "--optimizer", "sign"), tmp_path / "c.json", ranks=1)
+    whole = run_json_here(inflate_args(tmp_path / "c", "--optimizer", "sign"), tmp_path / "c.json")
     assert resumed["steps"] == whole["steps"]
     assert resumed["final_is"] == pytest.approx(whole["final_is"], rel=SCORE_TOLERANCE)
     assert [t["inception_score"] for t in resumed["trace"]] == pytest.approx(
@@ -159,13 +171,15 @@ def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
     # Its own one-process run, not the audit's: the audit's earlier sections leave the inflate game's float32
     # batches rounding differently (FID of inflated noise moved 1e-8 relative).
     # 201 samples a game: shards of 100 and 101 rows, and the whole suite stays within its time.
-    single = run_json(["matrix", "--num-samples", "201", "--out", tmp_path / "one"], tmp_path / "one.json", ranks=1)
+    single = run_json_here(["matrix", "--num-samples", "201", "--out", tmp_path / "one"], tmp_path / "one.json")
     double = run_json(["matrix", "--num-samples", "201", "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2)
     assert double["games"] == single["games"] and double["metrics"] == single["metrics"]
     for game in single["games"]:
         for metric in single["metrics"]:
             one, two = single["cells"][game][metric], double["cells"][game][metric]
-            assert two["value"] == pytest.approx(one["value"], rel=1e-9, abs=1e-12), (game, metric)
+            # The inflate attack's shards run the network on other batch shapes: float32 rounding (README).
+            tolerance = 1e-6 if game == "IS-inflated noise" else 1e-9
+            assert two["value"] == pytest.approx(one["value"], rel=tolerance, abs=1e-12), (game, metric)
             assert two["fooled"] == one["fooled"], (game, metric)
     assert double["fid_sample_size_caveat"]["fid"] == pytest.approx(single["fid_sample_size_caveat"]["fid"], rel=1e-9)
 
