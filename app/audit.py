@@ -31,6 +31,8 @@ from isgame.scoring.samples import noise_source, tensor_source
 AUDIT_SOURCES = ("digits:test", "digits:train", "noise:uniform", "noise:gaussian")
 AUDIT_NOISE_SAMPLES = 1000
 AUDIT_INFLATE_STEPS = 50
+#: the fewest generated samples per section (the memorisation probe's C_T needs a cell of 21)
+AUDIT_MIN_SAMPLES = 21
 AUDIT_SPLITS = 10
 AUDIT_TOY_SAMPLES = 100_000
 
@@ -151,8 +153,8 @@ def _score_sources(domain: Domain, folder: Path, *, n_noise: int, seed: int) -> 
     sources = [tensor_source(domain.real_source, domain.real), tensor_source(domain.train_source, domain.train)] + [
         noise_source(kind, n=n_noise, seed=seed, image_size=(height, width), channels=channels)
         for kind in ("uniform", "gaussian")]
-    reports = [score_images(source, domain.classifier, splits=AUDIT_SPLITS, seed=seed, progress=False)
-               for source in sources]
+    reports = [score_images(source, domain.classifier, splits=min(AUDIT_SPLITS, source.num_samples), seed=seed,
+                            progress=False) for source in sources]
     use_file_backend()
     save_display(SourceScoresDisplay.from_reports(reports).plot(), folder / "source_scores.png")
     return reports
@@ -163,10 +165,13 @@ def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> Co
     the scores, four inflate runs of ``n`` noise images for ``steps`` steps, the bounded sweep's PGD, the probes
     and the matrix's 11 games with its attacks."""
     real, train = domain.real.shape[0], domain.train.shape[0]
-    matrix_n = min(real, 540, n)
+    matrix_n = min(real, train, 540, n)
     scores = real + train + 2 * n
-    probes = 3 * (real + train) + 12 * n  # memorisation, noise, sensitivity and domain, forward only
-    matrix = 12 * matrix_n + 2 * train + real
+    # The probes, forward only: sensitivity scores three sets (real, KDE, noise) under 17 weights, 6 preprocessing
+    # variants and 4 JPEG settings; memorisation the replays and six KDE bandwidths; noise and domain, their rows.
+    sets = min(n, real) + 2 * n
+    probes = 27 * sets + 6 * train + 2 * real + 10 * n + 800
+    matrix = 12 * matrix_n + 5 * matrix_n + train + real
     if attack:
         inflate = 4 * 3 * n * steps  # four step rules, f+b = 3 passes, an upper bound (samples stop early)
         bounded = 2 * 8 * min(real, n) * 3 * min(steps, 50)  # two norms, eight ε > 0, foolbox's default steps
@@ -189,9 +194,11 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     """
     from isgame.scoring.progress import progress_bar
 
-    for name, value in (("n", n), ("steps", steps)):
-        if value is not None and value < 1:
-            raise InvalidInputError(f"{parameter(name)} must be >= 1, got {value}")
+    if n is not None and n < AUDIT_MIN_SAMPLES:
+        raise InvalidInputError(f"{parameter('n')} must be >= {AUDIT_MIN_SAMPLES} (the memorisation probe's C_T needs "
+                                f"a k-means cell of 21 samples), got {n}")
+    if steps is not None and steps < 1:
+        raise InvalidInputError(f"{parameter('steps')} must be >= 1, got {steps}")
     started = time.perf_counter()
     domain = load_domain(classifier_name) if domain is None else domain
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
@@ -242,7 +249,9 @@ def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: 
             probe_name, domain=domain, out_dir=folder, seed=seed, n=n, steps=steps, attack=attack,
             inflated=results["inflate"].result.images if probe_name == "noise" and attack else None)
     games = GAMES if attack else {name: play for name, play in GAMES.items() if name not in ATTACK_GAMES}
-    sections["matrix"] = lambda results: run_matrix(domain=domain, out_dir=folder, seed=seed, n=n, steps=steps,
+    # The matrix plays at most as many samples as there are real and training images.
+    matrix_n = None if n is None else min(n, domain.real.shape[0], domain.train.shape[0])
+    sections["matrix"] = lambda results: run_matrix(domain=domain, out_dir=folder, seed=seed, n=matrix_n, steps=steps,
                                                     games=games)
     return sections
 

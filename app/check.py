@@ -82,12 +82,7 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
               if spec is not None}
     sample_images, others = _same_shape(sample_images, others, conform, notes)
     if announce is not None:
-        cost = estimate_cost(classifier, tuple(sample_images.shape[1:]), check_cost_passes(
-            sample_images.shape[0], reference=others["reference"].shape[0] if "reference" in others else 0,
-            attack=attack, steps=steps, resized=tuple(sample_images.shape[-2:]) != tuple(classifier.input_size)))
-        if cost.worth_announcing:
-            announce(Note(cost.describe(f"checking {sample_images.shape[0]} samples",
-                                        f"{parameter('n')}, {parameter('steps')} and {parameter('attack', 'False')}")))
+        _announce_cost(announce, classifier, sample_images, others, attack=attack, steps=steps)
     result = check_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
                          claimed_n=claimed_n, claimed_dialect=claimed_dialect, classifier_name=classifier_name,
                          reference=others.get("reference"), train=others.get("train"), seed=seed, weights=weights,
@@ -100,6 +95,17 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     report = CheckReport(name="check", result=result, files=files, notes=tuple(notes))
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report
+
+
+def _announce_cost(announce: Callable[[str], None], classifier, samples: torch.Tensor,
+                   others: dict[str, torch.Tensor], *, attack: bool, steps: int) -> None:
+    """Hand ``announce`` the check's cost estimate when the network alone would take long."""
+    cost = estimate_cost(classifier, tuple(samples.shape[1:]), check_cost_passes(
+        samples.shape[0], reference=others["reference"].shape[0] if "reference" in others else 0,
+        attack=attack, steps=steps, resized=tuple(samples.shape[-2:]) != tuple(classifier.input_size)))
+    if cost.worth_announcing:
+        announce(Note(cost.describe(f"checking {samples.shape[0]} samples",
+                                    f"{parameter('n')}, {parameter('steps')} and {parameter('attack', 'False')}")))
 
 
 def _same_shape(samples: torch.Tensor, others: dict[str, torch.Tensor], conform,
