@@ -27,8 +27,6 @@ from isgame.scoring.notes import Note
 from isgame.scoring.pipeline import ScoreReport, score_images
 from isgame.scoring.samples import noise_source, tensor_source
 
-#: the sources the digits audit scores, in order (another domain scores its real, train and noise the same way)
-AUDIT_SOURCES = ("digits:test", "digits:train", "noise:uniform", "noise:gaussian")
 AUDIT_NOISE_SAMPLES = 1000
 AUDIT_INFLATE_STEPS = 50
 #: the fewest generated samples per section (the memorisation probe's C_T needs a cell of 21)
