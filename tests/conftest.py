@@ -38,3 +38,13 @@ def audit_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("audit") / "run"
     result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet"])
     return out, result
+
+
+@pytest.fixture(scope="session")
+def shapes_specs(tmp_path_factory):
+    """The second test domain, written once per session: RGB 12x12 images, K = 5, a TorchScript classifier
+    (``tests/factories.py``); the specs ``classifier``, ``train``, ``real`` and the true labels."""
+    from factories import write_shapes_domain
+
+    return write_shapes_domain(tmp_path_factory.mktemp("shapes"))
+

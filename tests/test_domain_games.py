@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from factories import write_shapes_domain
 from helpers import reference_scores
 from isgame.probes import games as games_module
 from isgame.probes import matrix as matrix_module
@@ -20,11 +19,6 @@ from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 
 SHAPE = (3, 12, 12)
-
-
-@pytest.fixture(scope="session")
-def shapes_specs(tmp_path_factory):
-    return write_shapes_domain(tmp_path_factory.mktemp("shapes"))
 
 
 @pytest.fixture(scope="session")

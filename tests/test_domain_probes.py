@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from factories import SHAPES_CLASSES, SHAPES_SIZE, train_shapes_network, write_shapes_domain
+from factories import SHAPES_CLASSES, SHAPES_SIZE, train_shapes_network
 from isgame.probes import noise_baselines as noise_module
 from isgame.probes import sensitivity
 from isgame.probes.domain import DIGITS_ROW, DomainDisplay, digits_in_domain_shape, domain_probe
@@ -35,8 +35,8 @@ SPLIT_SWEEP_SYNTHETIC, SAMPLE_COUNT_SWEEP = sensitivity.split_sweep_synthetic, s
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
-    specs = write_shapes_domain(tmp_path_factory.mktemp("shapes"))
+def shapes(shapes_specs):
+    specs = shapes_specs
     return load_domain(specs["classifier"], train=specs["train"], real=specs["real"])
 
 

@@ -8,16 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from factories import write_shapes_domain
 from helpers import assert_one_line_error, reference_scores
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
+def shapes(shapes_specs):
     """The second domain: RGB 12x12 images, K = 5, a TorchScript classifier (120 train, 80 real images)."""
-    return write_shapes_domain(tmp_path_factory.mktemp("shapes"))
+    return shapes_specs
 
 
 def test_digits_domain_is_the_built_in_split():
@@ -145,7 +144,7 @@ def test_the_matrix_reference_row_is_isgame_score_of_the_real_images(shapes_audi
 
 
 def test_the_audit_without_attacks_leaves_them_out(shapes, tmp_path, cli):
-    result = cli("audit", "-c", shapes["classifier"], "--train", shapes["train"], "--real", shapes["real"], "--n", "30",
+    result = cli("audit", "-c", shapes["classifier"], "--train", shapes["train"], "--real", shapes["real"], "--n", "21",
                  "--no-attack", "--out", tmp_path / "run", "--quiet", "--json", "-")
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
