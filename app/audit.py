@@ -159,7 +159,8 @@ def _score_sources(domain: Domain, folder: Path, *, n_noise: int, seed: int) -> 
 
 
 def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> CostEstimate:
-    """Image passes the audit makes through the classifier (an upper bound; f+b = 3 passes), timed on this machine:
+    """Image passes the audit makes through the classifier (f+b = 3 passes), timed on this machine; work outside
+    the network is not counted, so the time is a floor:
     the scores, four inflate runs of ``n`` noise images for ``steps`` steps, the bounded sweep's PGD, the probes
     and the matrix's 11 games with its attacks."""
     real, train = domain.real.shape[0], domain.train.shape[0]
