@@ -112,11 +112,6 @@ class Domain:
         """The domain's classifier reloaded with other ``interpolation`` / ``antialias`` options."""
         return load_classifier(self.classifier_name, weights=self.weights, device=self.classifier.device, **preprocessing)
 
-    def with_classifier(self, classifier: ImageClassifier, classifier_name: str, weights: Path | None = None) -> "Domain":
-        """The same images scored by another classifier (e.g. a robust one, or a second network)."""
-        check_classifier_fits(classifier, self.real[:2], classifier_name)
-        return replace(self, classifier=classifier, classifier_name=classifier_name, weights=weights)
-
     def describe(self) -> dict[str, object]:
         """What the domain holds, for reports."""
         return {

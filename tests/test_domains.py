@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_one_line_error, reference_scores
+from helpers import assert_one_line_error
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 
