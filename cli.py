@@ -83,6 +83,16 @@ class ValueRange(str, Enum):
     byte = "0-255"
 
 
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+PrecisionOption = Annotated[Precision, typer.Option("--precision", help=(
+    "Run the classifier under autocast: fp32 (none), bf16 (CPU or CUDA) or fp16 (CUDA). Half precision moves "
+    "IS and FID; the sensitivity probe measures by how much."))]
+
 RangeOption = Annotated[ValueRange, typer.Option("--range", help="Values of float image arrays: 0-1, 0-255, or auto "
                                                  "(0-255 when the largest value exceeds 1.5; a note says which).")]
 
@@ -166,14 +176,16 @@ def announce_note(note) -> None:
     print_notes([note])
 
 
-def use_device(device: str) -> None:
-    """Put every classifier this command loads on ``device`` (one line and exit 2 if it does not exist);
-    on CUDA, with deterministic cuDNN kernels so that the same command gives the same numbers."""
-    from isgame.scoring.classifiers import set_default_device
+def use_device(device: str, precision: "Precision | str" = "fp32") -> None:
+    """Put every classifier this command loads on ``device`` (one line and exit 2 if it does not exist), under
+    autocast at ``precision``; on CUDA, with deterministic cuDNN kernels so that the same command gives the same
+    numbers."""
+    from isgame.scoring.classifiers import set_default_device, set_default_precision
     from isgame.scoring.classifiers.base import use_deterministic_cudnn
 
     if run_or_exit(lambda: set_default_device(device)).type == "cuda":
         use_deterministic_cudnn()
+    run_or_exit(lambda: set_default_precision(getattr(precision, "value", precision)))
 
 
 def emit_json(payload: dict, destination: str | None) -> None:
@@ -217,6 +229,7 @@ def score(
     source: Annotated[str, typer.Argument(help="Folder of images, .npy/.npz, digits:train|test or noise:uniform|gaussian.")],
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     weights: WeightsOption = None,
     splits: Annotated[int | None, typer.Option("--splits", help="Contiguous splits for the classic IS \\[default: 10; "
                                                  "with --dialect, the dialect's own].")] = None,
@@ -238,7 +251,7 @@ def score(
     quiet: QuietOption = False,
 ) -> None:
     """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.scoring_commands import score_in_dialects, score_source
 
     if dialect is not None:
@@ -271,6 +284,7 @@ def audit(
     classifier: ClassifierOption = "digits",
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     train: TrainOption = None,
     real: RealOption = None,
     class_names: ClassNamesOption = None,
@@ -290,7 +304,7 @@ def audit(
 ) -> None:
     """Run every score, attack and probe on a domain (the embedded digits default, or --classifier with --train and
     --real) and write outputs/<run-id>/."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.audit import audit as run_audit
     from isgame.app.audit import print_audit_summary
 
@@ -330,6 +344,7 @@ def attack_inflate(
     classifier: ClassifierOption = "digits",
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     real: Annotated[str | None, typer.Option("--real", help=(
         "Real held-out images whose IS the attack is compared with \\[digits classifiers: digits:test; others: "
         "none]."))] = None,
@@ -347,7 +362,7 @@ def attack_inflate(
     quiet: QuietOption = False,
 ) -> None:
     """Gradient-ascend noise toward cycling target classes until IS approaches K."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.attack_commands import run_inflate
     from isgame.app.tables import inflate_table
     from isgame.app.outputs import new_run_dir
@@ -368,6 +383,7 @@ def attack_bounded(
     classifier: ClassifierOption = "digits",
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     source: Annotated[str | None, typer.Option("--source", "--real", help=(
         "Real images to perturb \\[digits classifiers: digits:test]."))] = None,
     eps: Annotated[str | None, typer.Option("--eps", help="Comma-separated ε list, e.g. 0,1/255,8/255.")] = None,
@@ -379,7 +395,7 @@ def attack_bounded(
     json_out: JsonOption = None,
 ) -> None:
     """Targeted PGD (foolbox) on real images within an ε-ball: IS and H(y|x) per ε."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.attacks.bounded import parse_epsilons
     from isgame.app.attack_commands import run_bounded
     from isgame.app.tables import bounded_table
@@ -502,6 +518,7 @@ def probe(
     classifier: ClassifierOption = "digits",
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     train: TrainOption = None,
     real: RealOption = None,
     class_names: ClassNamesOption = None,
@@ -518,7 +535,7 @@ def probe(
     json_out: JsonOption = None,
 ) -> None:
     """Probe what IS cannot see: memorisation, noise baselines, sensitivity, domain mismatch."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.probe_commands import run_probe
     from isgame.app.tables import PROBE_TABLES
     from isgame.scoring.classifiers import load_classifier
@@ -537,6 +554,7 @@ def matrix(
     classifier: ClassifierOption = "digits",
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     train: TrainOption = None,
     real: RealOption = None,
     class_names: ClassNamesOption = None,
@@ -552,7 +570,7 @@ def matrix(
     quiet: QuietOption = False,
 ) -> None:
     """The robustness matrix: every game against every metric, against held-out real data of the domain."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.probe_commands import run_matrix
     from isgame.app.tables import matrix_table
 
@@ -609,6 +627,7 @@ def check(
     classifier: ClassifierOption = "digits",
     weights: WeightsOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     reference: Annotated[str | None, typer.Option("--real", "--reference", help=(
         "Held-out real images of the domain (--reference is the older name) \\[digits: digits:test]; at most "
         "1000 are used (a seeded subsample)."))] = None,
@@ -626,7 +645,7 @@ def check(
     json_out: JsonOption = None,
 ) -> None:
     """Audit a claimed IS: two answers, reproduced and meaningful, mapped to exit codes (see CHECK_HELP)."""
-    use_device(device)
+    use_device(device, precision)
     from rich.markup import escape
 
     from isgame.app.check import run_check
@@ -663,6 +682,7 @@ def fid(
     fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     weights: WeightsOption = None,
     n: Annotated[int | None, samples_option("Use the first N images of each (noise: how many).")] = None,
     batch_size: BatchSizeOption = None,
@@ -674,7 +694,7 @@ def fid(
     quiet: QuietOption = False,
 ) -> None:
     """FID between REAL and FAKE on the classifier's features (streamed; shards under torchrun)."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.scoring_commands import fid_between
 
     result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
@@ -699,6 +719,7 @@ def metrics(
                                               "the held-out set) and authenticity.")] = None,
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
+    precision: PrecisionOption = Precision.fp32,
     weights: WeightsOption = None,
     n: Annotated[int | None, samples_option("Use the first N images of REAL and FAKE (noise: how many); "
                                                    "--train is used whole.")] = None,
@@ -712,7 +733,7 @@ def metrics(
     quiet: QuietOption = False,
 ) -> None:
     """FID, KID, precision/recall, density/coverage and, with --train, C_T and authenticity of FAKE against REAL."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.metrics_command import compute_metrics
     from isgame.app.tables import metrics_table
 

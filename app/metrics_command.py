@@ -219,7 +219,6 @@ def compute_metrics(
     loader decided.
     """
     from isgame.scoring.classifiers import load_classifier
-    from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE
 
     _check_settings(n, batch_size, kid_subsets, kid_subset_size)
     if is_statistics_file(fake):
@@ -229,7 +228,7 @@ def compute_metrics(
     names = _requested(metrics, real_features=not real_is_statistics, train=train is not None)
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list = []
-    options = dict(n=n, seed=seed, batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress,
+    options = dict(n=n, seed=seed, batch_size=batch_size or classifier.default_batch_size, progress=progress,
                    value_range=value_range, notes=notes)
     if real_is_statistics:
         real_features, real_statistics = None, load_statistics(real)

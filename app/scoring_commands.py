@@ -15,7 +15,7 @@ import torch
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.dialects import DialectReport
-from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE, PREDICTION_BATCH_SIZE, ScoreReport, score_images, score_predictions
+from isgame.scoring.pipeline import PREDICTION_BATCH_SIZE, ScoreReport, model_inputs, score_images, score_predictions
 from isgame.scoring.samples import open_images, open_predictions
 
 
@@ -56,7 +56,7 @@ def score_source(
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     report = score_images(
         images, classifier, splits=splits, shuffle=shuffle, seed=seed,
-        batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress,
+        batch_size=batch_size, progress=progress,
     )
     return _with_notes(report, images.notes)
 
@@ -91,15 +91,14 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
 
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
-    size = batch_size or DEFAULT_BATCH_SIZE
+    size = batch_size or classifier.default_batch_size
     # Under torchrun each rank classifies its shard of the rows; every rank gets all N in row order.
     start, stop = current_group().shard(images.num_samples)
     logits, truncated_logits, rerun = [], [], 0
     with progress_bar(f"classifying {images.name}", total=stop - start, batches=math.ceil((stop - start) / size),
                       enabled=progress) as advance, torch.no_grad():
-        for batch in images.batches(size, conform=lambda image: classifier.preprocess(image).float(),
-                                    start=start, stop=stop):
-            logits.append(classifier(batch))
+        for batch, model_input in model_inputs(classifier, images, size, start=start, stop=stop):
+            logits.append(classifier.logits_from_model_input(model_input))
             if truncated:
                 # torchmetrics truncates float images to uint8 before its network sees them: run the network
                 # again only on the images that truncation changes, reuse the logits of the others.
@@ -173,13 +172,12 @@ def sharded_feature_batches(classifier, source, *, batch_size: int | None = None
     from isgame.scoring.progress import progress_bar
 
     start, stop = current_group().shard(source.num_samples)
-    size = batch_size or DEFAULT_BATCH_SIZE
+    size = batch_size or classifier.default_batch_size
     with progress_bar(f"features of {source.name}", total=stop - start, batches=(stop - start) // size + 1,
                       enabled=progress) as advance, torch.no_grad():
-        for batch in source.batches(size, conform=lambda image: classifier.preprocess(image).float(),
-                                    start=start, stop=stop):
-            yield classifier.features(batch)
-            advance(batch.shape[0])
+        for _, model_input in model_inputs(classifier, source, size, start=start, stop=stop):
+            yield classifier.features_from_model_input(model_input)
+            advance(model_input.shape[0])
 
 
 def streamed_feature_statistics(classifier, source, *, batch_size: int | None = None, progress: bool = True):

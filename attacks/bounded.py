@@ -172,10 +172,19 @@ def targeted_pgd(
     # foolbox would otherwise move the model to cuda:0 whenever CUDA exists; the classifier keeps its own device.
     fmodel = fb.PyTorchModel(ModelInputLogits(classifier).eval(), bounds=(0, 1), device=torch.device("cpu"))
     criterion = fb.criteria.TargetedMisclassification(targets)
-    _, clipped, success = attack(fmodel, model_input[first:last], criterion, epsilons=epsilons)
-    clipped = [all_gather_rows(c, total) for c in clipped]
-    success = [all_gather_rows(s, total) for s in success]
-    return attack, clipped, success
+    # ε = 0 leaves every image where it is (foolbox's steps and projection all vanish), so it costs one forward
+    # pass here instead of a full PGD run; every other ε seeds its own random start, so none of them changes.
+    moving = [e for e in epsilons if e > 0]
+    clipped, success = [], []
+    if moving:
+        _, clipped, success = attack(fmodel, model_input[first:last], criterion, epsilons=moving)
+    moved = iter(zip([all_gather_rows(c, total) for c in clipped], [all_gather_rows(s, total) for s in success]))
+    if len(moving) < len(epsilons):
+        with torch.no_grad():
+            logits = classifier.logits_from_model_input(model_input)
+        unmoved = (model_input.clone(), logits.argmax(dim=1) == cycling_targets(total, classifier.num_classes))
+    pairs = [next(moved) if e > 0 else unmoved for e in epsilons]
+    return attack, [c for c, _ in pairs], [s for _, s in pairs]
 
 
 def bounded_sweep(

@@ -10,7 +10,9 @@ It prints wall time (including start-up), the attack's own seconds, the ratios, 
 sharded result is from the one-process result: largest pixel difference, relative differences
 of the final IS and of every trace step's IS, and whether step counts agree.
 
-    python benchmarks/distributed_attack.py [--n 20000] [--ranks 2] [--steps 50]
+    python benchmarks/distributed_attack.py [--quick] [--n 20000] [--ranks 2] [--steps 50]
+
+Ends with one JSON line (benchmarks/common.py); ``--quick`` uses n = 4000.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from common import emit, ratio
 
 
 def attack(out: Path, *, n: int, steps: int, ranks: int, threads: int) -> tuple[dict, float, np.ndarray]:
@@ -42,10 +46,12 @@ def attack(out: Path, *, n: int, steps: int, ranks: int, threads: int) -> tuple[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--n", type=int, default=None, help="default 20000 (quick: 4000)")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--ranks", type=int, default=2)
     parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
+    args.n = args.n or (4_000 if args.quick else 20_000)
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
         runs = {
@@ -53,20 +59,30 @@ def main() -> None:
             f"{args.ranks} ranks, 1 thread each": attack(root / "b", n=args.n, steps=args.steps, ranks=args.ranks, threads=1),
             "1 process, 1 thread": attack(root / "c", n=args.n, steps=args.steps, ranks=1, threads=1),
         }
-    print(f"inflate attack, digits, n = {args.n}, at most {args.steps} steps")
-    print(f"{'run':28s} {'wall s':>8s} {'attack s':>9s} {'steps':>6s} {'final IS':>10s}")
+    print(f"inflate attack, digits, n = {args.n}, at most {args.steps} steps", file=sys.stderr)
+    print(f"{'run':28s} {'wall s':>8s} {'attack s':>9s} {'steps':>6s} {'final IS':>10s}", file=sys.stderr)
     for name, (result, wall, _) in runs.items():
-        print(f"{name:28s} {wall:8.2f} {result['seconds']:9.2f} {result['steps']:6d} {result['final_is']:10.6f}")
-    (threaded, threaded_wall, threaded_images), (sharded, sharded_wall, sharded_images), (alone, alone_wall, _) = runs.values()
-    print(f"attack seconds, 1 thread / {args.ranks} ranks: {alone['seconds'] / sharded['seconds']:.2f}x")
-    print(f"attack seconds, {args.ranks} threads / {args.ranks} ranks: {threaded['seconds'] / sharded['seconds']:.2f}x "
-          f"(wall {threaded_wall / sharded_wall:.2f}x, start-up included)")
+        print(f"{name:28s} {wall:8.2f} {result['seconds']:9.2f} {result['steps']:6d} {result['final_is']:10.6f}",
+              file=sys.stderr)
+    (threaded, _, threaded_images), (sharded, _, sharded_images), (alone, _, _) = runs.values()
     trace_gap = max(abs(a["inception_score"] - b["inception_score"]) / a["inception_score"]
                     for a, b in zip(threaded["trace"], sharded["trace"]))
-    print(f"sharded vs one process: max |pixel diff| {np.abs(threaded_images - sharded_images).max():.3g}, "
-          f"pixels differing {int((threaded_images != sharded_images).sum())} of {threaded_images.size}, "
-          f"final IS rel diff {abs(threaded['final_is'] - sharded['final_is']) / threaded['final_is']:.3g}, "
-          f"max trace IS rel diff {trace_gap:.3g}, steps {threaded['steps']} vs {sharded['steps']}")
+    figures = {
+        "n": args.n, "ranks": args.ranks, "steps_limit": args.steps,
+        "runs": {name: {"wall_s": wall, "attack_s": result["seconds"], "steps": result["steps"],
+                        "final_is": result["final_is"]} for name, (result, wall, _) in runs.items()},
+        "speedup_ranks_vs_one_thread": ratio(alone["seconds"], sharded["seconds"]),
+        "speedup_ranks_vs_threads": ratio(threaded["seconds"], sharded["seconds"]),
+        "max_pixel_diff": float(np.abs(threaded_images - sharded_images).max()),
+        "final_is_rel_diff": abs(threaded["final_is"] - sharded["final_is"]) / threaded["final_is"],
+        "max_trace_is_rel_diff": trace_gap, "same_steps": threaded["steps"] == sharded["steps"],
+    }
+    headline = (f"Inflate attack on {args.n:,} digits noise images: {args.ranks} one-thread torchrun ranks took "
+                f"{sharded['seconds']:.2f} s of attack time, {figures['speedup_ranks_vs_one_thread']}x one 1-thread "
+                f"process and {figures['speedup_ranks_vs_threads']}x one process with {args.ranks} threads; largest "
+                f"pixel difference from one process {figures['max_pixel_diff']:.3g}, final IS relative difference "
+                f"{figures['final_is_rel_diff']:.2g}.")
+    emit("distributed_attack", figures, headline=headline, quick=args.quick)
 
 
 if __name__ == "__main__":

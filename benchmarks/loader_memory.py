@@ -4,22 +4,23 @@ Writes seeded data once (unless present): 8x8 grey PNGs spread over 10 class fol
 in a ``.zip``, and a float32 (N, 3, 32, 32) ``.npy`` in 0-255 (so ``--range auto`` scans it once
 before scoring). Then runs the real CLI in a child process under ``/usr/bin/time -v`` per source.
 
-    python benchmarks/loader_memory.py [--images 2000 20000] [--arrays 5000 50000] [--dir /tmp/isgame-loader]
+    python benchmarks/loader_memory.py [--quick] [--images 2000 20000] [--arrays 5000 50000] [--dir /tmp/isgame-loader]
+
+Ends with one JSON line (benchmarks/common.py); ``--quick`` uses 500 and 5000 PNGs, 1000 and 10000 arrays.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import re
-import subprocess
 import sys
-import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from common import cli_peak_rss, emit, ratio
 
 
 def png(rng: np.random.Generator) -> bytes:
@@ -57,36 +58,42 @@ def write_array(path: Path, count: int) -> None:
 
 
 def peak_rss(source: Path, json_path: Path) -> tuple[float, float, str]:
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "isgame.cli", "score", str(source), "--quiet",
-               "--json", str(json_path)]
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - started
-    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    notes = [line for line in result.stderr.splitlines() if line.startswith("isgame: note:")]
-    return kib / 1024, seconds, "; ".join(notes)
+    mib, seconds, stderr = cli_peak_rss(["score", str(source), "--quiet", "--json", str(json_path)])
+    notes = [line for line in stderr.splitlines() if line.startswith("isgame: note:")]
+    return mib, seconds, "; ".join(notes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, nargs="+", default=[2_000, 20_000])
-    parser.add_argument("--arrays", type=int, nargs="+", default=[5_000, 50_000])
+    parser.add_argument("--images", type=int, nargs="+", default=None, help="default 2000 20000 (quick: 500 5000)")
+    parser.add_argument("--arrays", type=int, nargs="+", default=None, help="default 5000 50000 (quick: 1000 10000)")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/isgame-loader"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
+    args.images = args.images or ([500, 5_000] if args.quick else [2_000, 20_000])
+    args.arrays = args.arrays or ([1_000, 10_000] if args.quick else [5_000, 50_000])
     runs = []
     for count in args.images:
         write_tree_and_zip(args.dir / f"tree-{count}", args.dir / f"images-{count}.zip", count)
-        runs += [(f"folder tree, {count} PNGs", args.dir / f"tree-{count}", count),
-                 (f"zip, {count} PNGs", args.dir / f"images-{count}.zip", count)]
+        runs += [("folder tree", args.dir / f"tree-{count}", count), ("zip", args.dir / f"images-{count}.zip", count)]
     for count in args.arrays:
         write_array(args.dir / f"float255-{count}.npy", count)
-        runs.append((f"float .npy 0-255, {count} x 3x32x32 ({count * 3 * 32 * 32 * 4 / 2**20:.0f} MiB)",
-                     args.dir / f"float255-{count}.npy", count))
-    for label, source, count in runs:
+        runs.append(("float .npy 0-255 (3x32x32)", args.dir / f"float255-{count}.npy", count))
+    measured = []
+    for kind, source, count in runs:
         mib, seconds, notes = peak_rss(source, args.dir / "score.json")
-        print(f"{label:<45} peak RSS {mib:7.1f} MiB, {seconds:6.1f} s ({count / seconds:,.0f} images/s)"
-              f"{'  ' + notes if notes else ''}", flush=True)
+        measured.append({"source": kind, "count": count, "peak_rss_mib": mib, "seconds": seconds, "notes": notes})
+        print(f"{kind:<28} {count:>7}: peak RSS {mib:7.1f} MiB, {seconds:6.1f} s ({count / seconds:,.0f} images/s)"
+              f"{'  ' + notes if notes else ''}", file=sys.stderr, flush=True)
+    growth = {}
+    for kind in dict.fromkeys(r["source"] for r in measured):
+        small, large = [r for r in measured if r["source"] == kind][:2]
+        growth[kind] = ratio(large["peak_rss_mib"], small["peak_rss_mib"])
+    headline = "Peak RSS of `isgame score` for a tenfold N: " + "; ".join(
+        f"{kind} {[r for r in measured if r['source'] == kind][0]['peak_rss_mib']:.1f} -> "
+        f"{[r for r in measured if r['source'] == kind][1]['peak_rss_mib']:.1f} MiB ({g}x)" for kind, g in growth.items()) + "."
+    emit("loader_memory", {"runs": measured, "peak_rss_ratio_tenfold_n": growth}, headline=headline, quick=args.quick)
 
 
 if __name__ == "__main__":

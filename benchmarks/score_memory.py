@@ -4,19 +4,20 @@ Writes the file once (chunked, seeded) unless it exists, then runs the real CLI 
 process under ``/usr/bin/time -v`` and prints its peak RSS against the file size, and the
 same for a 10x smaller file, so the ratio shows whether memory grows with N.
 
-    python benchmarks/score_memory.py [--rows 1000000] [--classes 1000] [--dir /tmp/isgame-bench]
+    python benchmarks/score_memory.py [--quick] [--rows 1000000] [--classes 1000] [--dir /tmp/isgame-bench]
+
+Ends with one JSON line (benchmarks/common.py); ``--quick`` uses 10^5 rows (and 10^4).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+
+from common import cli_peak_rss, emit, ratio
 
 
 def write_logits(path: Path, rows: int, classes: int, chunk: int = 50_000) -> None:
@@ -32,28 +33,37 @@ def write_logits(path: Path, rows: int, classes: int, chunk: int = 50_000) -> No
 
 
 def peak_rss_mib(path: Path) -> tuple[float, float]:
-    command = ["/usr/bin/time", "-v", sys.executable, "-m", "isgame.cli", "score", str(path), "--input", "logits",
-               "--splits", "10", "--quiet", "--json", str(path.with_suffix(".json"))]
-    started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - started
-    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
-    return kib / 1024, seconds
+    rss, seconds, _ = cli_peak_rss(["score", str(path), "--input", "logits", "--splits", "10", "--quiet",
+                                    "--json", str(path.with_suffix(".json"))])
+    return rss, seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", type=int, default=None, help="default 10^6 (quick: 10^5)")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--classes", type=int, default=1000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/isgame-bench"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    for rows in (args.rows // 10, args.rows):
+    largest = args.rows or (100_000 if args.quick else 1_000_000)
+    runs = []
+    for rows in (largest // 10, largest):
         path = args.dir / f"logits-{rows}x{args.classes}.npy"
         write_logits(path, rows, args.classes)
         rss, seconds = peak_rss_mib(path)
-        print(f"N = {rows:>9}: file {path.stat().st_size / 2**20:8.0f} MiB, peak RSS {rss:7.1f} MiB, "
-              f"{seconds:6.1f} s ({rows / seconds:,.0f} rows/s)", flush=True)
+        runs.append({"rows": rows, "file_mib": path.stat().st_size / 2**20, "peak_rss_mib": rss, "seconds": seconds,
+                     "rows_per_s": rows / seconds})
+        print(f"N = {rows:>9}: file {runs[-1]['file_mib']:8.0f} MiB, peak RSS {rss:7.1f} MiB, "
+              f"{seconds:6.1f} s ({rows / seconds:,.0f} rows/s)", file=sys.stderr, flush=True)
+    small, large = runs
+    headline = (f"`isgame score` on a {large['rows']:,} x {args.classes} float32 .npy ({large['file_mib']:,.0f} MiB) peaked at "
+                f"{large['peak_rss_mib']:.1f} MiB RSS against {small['peak_rss_mib']:.1f} MiB for {small['rows']:,} rows "
+                f"({ratio(large['peak_rss_mib'], small['peak_rss_mib'])}x for 10x the rows), "
+                f"{large['rows_per_s']:,.0f} rows/s including start-up.")
+    emit("score_memory", {"classes": args.classes, "runs": runs,
+                          "peak_rss_ratio_10x_rows": ratio(large["peak_rss_mib"], small["peak_rss_mib"])},
+         headline=headline, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,9 @@ subprocess, so ru_maxrss is its own peak.
 * torch-fidelity: its IS needs a registered extractor, so its pipeline is reproduced: all logits
   are kept (as ``extract_featuresdict_from_input`` does), then ``isc_features_to_metric``.
 
-    python benchmarks/throughput_vs_references.py [--sizes 10000 100000] [--classes 10 1000]
+    python benchmarks/throughput_vs_references.py [--quick] [--sizes 10000 100000] [--classes 10 1000]
+
+Ends with one JSON line (benchmarks/common.py); ``--quick`` uses N = 10^4 and 5 x 10^4.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import sys
 import time
 
 import torch
+
+from common import emit, ratio
 
 BATCH = 1000
 
@@ -72,7 +76,8 @@ def run(implementation: str, n: int, classes: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default 10000 100000 (quick: 10000 50000)")
+    parser.add_argument("--quick", action="store_true")
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 1000])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -80,6 +85,7 @@ def main() -> None:
         implementation, n, classes = args.child.split(",")
         print(json.dumps(run(implementation, int(n), int(classes))))
         return
+    args.sizes = args.sizes or ([10_000, 50_000] if args.quick else [10_000, 100_000])
     rows = []
     for classes in args.classes:
         for n in args.sizes:
@@ -89,14 +95,24 @@ def main() -> None:
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 r = rows[-1]
                 print(f"K={classes:>5} N={n:>7} {implementation:>15}: {r['samples_per_s']:>10,.0f} samples/s, "
-                      f"peak RSS {r['peak_rss_mib']:7.1f} MiB, IS {r['is']:.4f}", flush=True)
+                      f"peak RSS {r['peak_rss_mib']:7.1f} MiB, IS {r['is']:.4f}", file=sys.stderr, flush=True)
+    comparisons = []
     for classes in args.classes:
         for n in args.sizes:
             mine = next(r for r in rows if r["implementation"] == "isgame" and r["n"] == n and r["classes"] == classes)
             for other in ("torchmetrics", "torch-fidelity"):
                 theirs = next(r for r in rows if r["implementation"] == other and r["n"] == n and r["classes"] == classes)
-                print(f"K={classes} N={n}: isgame / {other}: speed {mine['samples_per_s'] / theirs['samples_per_s']:.2f}x, "
-                      f"peak RSS {mine['peak_rss_mib'] / theirs['peak_rss_mib']:.2f}x")
+                comparisons.append({"classes": classes, "n": n, "reference": other,
+                                    "speedup": ratio(mine["samples_per_s"], theirs["samples_per_s"]),
+                                    "peak_rss_ratio": ratio(mine["peak_rss_mib"], theirs["peak_rss_mib"]),
+                                    "is_rel_diff": abs(mine["is"] - theirs["is"]) / abs(theirs["is"])})
+    k, n = max(args.classes), max(args.sizes)
+    top = {c["reference"]: c for c in comparisons if c["classes"] == k and c["n"] == n}
+    headline = (f"Streaming IS of classifier outputs at K = {k}, N = {n:,}: isgame is {top['torchmetrics']['speedup']}x "
+                f"torchmetrics' InceptionScore and {top['torch-fidelity']['speedup']}x torch-fidelity's pipeline, with "
+                f"{top['torchmetrics']['peak_rss_ratio']}x and {top['torch-fidelity']['peak_rss_ratio']}x their peak RSS "
+                "(they keep every logit).")
+    emit("throughput_vs_references", {"runs": rows, "comparisons": comparisons}, headline=headline, quick=args.quick)
 
 
 if __name__ == "__main__":

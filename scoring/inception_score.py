@@ -10,8 +10,7 @@ import torch
 
 from isgame.scoring.accumulator import InceptionScoreAccumulator
 from isgame.scoring.score_result import InceptionScoreResult
-from isgame.scoring.entropy import probabilities_and_log_probabilities
-from isgame.scoring.validation import PredictionKind, check_splits
+from isgame.scoring.validation import PredictionKind, check_splits, prediction_shape
 
 
 def inception_score(
@@ -36,18 +35,18 @@ def inception_score(
     Returns:
         An :class:`InceptionScoreResult`; IS in [1, K], I in [0, log K] nats.
     """
-    p, log_p = probabilities_and_log_probabilities(values, kind=kind)
-    check_splits(p.shape[0], splits)
+    n, k = prediction_shape(values, kind=kind)
+    check_splits(n, splits)
     accumulator = InceptionScoreAccumulator(
-        p.shape[1],
+        k,
         splits=splits,
-        total=p.shape[0],
+        total=n,
         shuffle=shuffle,
         seed=seed,
         kind=kind,
         track_stderr=track_stderr,
     )
-    accumulator.update_validated(p, log_p)
+    accumulator.update(values)
     return accumulator.compute()
 
 

@@ -6,6 +6,7 @@ Memory is one batch of images plus the accumulator's O(K * splits + K^2) statist
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -14,11 +15,13 @@ from isgame.scoring.accumulator import InceptionScoreAccumulator
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.distributed import all_gather_rows, current_group
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.prefetch import prefetched
 from isgame.scoring.progress import progress_bar
 from isgame.scoring.samples import ImageSource, PredictionSource
 from isgame.scoring.score_result import InceptionScoreResult
 from isgame.scoring.validation import PredictionKind, check_splits
 
+#: The default batch of 8 x 8 digits; other inputs get ``ImageClassifier.default_batch_size`` (16 at 299 px).
 DEFAULT_BATCH_SIZE = 256
 #: Rows of logits per batch: measured fastest on 2 cores for K = 1000 (benchmarks/accumulator_throughput.py).
 PREDICTION_BATCH_SIZE = 2048
@@ -43,7 +46,7 @@ def _check_batch_size(batch_size: int) -> None:
         raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
 
 
-def classify(classifier: ImageClassifier, images: torch.Tensor, *, batch_size: int = DEFAULT_BATCH_SIZE) -> torch.Tensor:
+def classify(classifier: ImageClassifier, images: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
     """Logits (N, K) of in-memory images (N, C, H, W) in [0, 1], without gradients.
 
     Under torchrun each rank classifies its shard and every rank gets all N rows.
@@ -52,11 +55,13 @@ def classify(classifier: ImageClassifier, images: torch.Tensor, *, batch_size: i
 
 
 def classify_with_features(classifier: ImageClassifier, images: torch.Tensor, *,
-                           batch_size: int = DEFAULT_BATCH_SIZE) -> tuple[torch.Tensor, torch.Tensor]:
+                           batch_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits (N, K) and penultimate features (N, D) of in-memory images (N, C, H, W) in [0, 1], one forward pass.
 
     Sharded like :func:`classify`; row i of both outputs belongs to image i whatever the process count.
+    ``batch_size`` defaults to the classifier's :attr:`~ImageClassifier.default_batch_size`.
     """
+    batch_size = batch_size or classifier.default_batch_size
     _check_batch_size(batch_size)
     group = current_group()
     n = images.shape[0]
@@ -71,6 +76,22 @@ def classify_with_features(classifier: ImageClassifier, images: torch.Tensor, *,
     return all_gather_rows(logits, n), all_gather_rows(features, n)
 
 
+def model_inputs(classifier: ImageClassifier, source: ImageSource, batch_size: int, *, start: int = 0,
+                 stop: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(images, model_input)`` per batch of rows start..stop-1: images (B, C, H, W) in [0, 1] and the classifier's
+    preprocessed input, read, decoded and resized in a background thread while the caller runs the network."""
+
+    def conform(image: torch.Tensor) -> torch.Tensor:
+        return classifier.preprocess(image).float()
+
+    def prepared() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        with torch.no_grad():
+            for batch in source.batches(batch_size, conform=conform, start=start, stop=stop):
+                yield batch, classifier.preprocess(batch)
+
+    return prefetched(prepared())
+
+
 def score_images(
     source: ImageSource,
     classifier: ImageClassifier,
@@ -78,18 +99,19 @@ def score_images(
     splits: int = 10,
     shuffle: bool = False,
     seed: int = 0,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     progress: bool = True,
 ) -> ScoreReport:
-    """Classify every image of ``source`` and score the logits (IS in [1, K], I in nats and bits)."""
+    """Classify every image of ``source`` and score the logits (IS in [1, K], I in nats and bits).
+
+    ``batch_size`` defaults to the classifier's :attr:`~ImageClassifier.default_batch_size` (256 digits, 16 at 299 px).
+    """
+    batch_size = batch_size or classifier.default_batch_size
     _check_batch_size(batch_size)
     check_splits(source.num_samples, splits)
     accumulator = InceptionScoreAccumulator(
         classifier.num_classes, splits=splits, total=source.num_samples, shuffle=shuffle, seed=seed, kind="logits"
     )
-
-    def conform(image: torch.Tensor) -> torch.Tensor:
-        return classifier.preprocess(image).float()
 
     group = current_group()
     start, stop = group.shard(source.num_samples)
@@ -97,9 +119,9 @@ def score_images(
     batches = math.ceil((stop - start) / batch_size)
     with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
         with torch.no_grad():
-            for batch in source.batches(batch_size, conform=conform, start=start, stop=stop):
-                accumulator.update(classifier(batch))
-                advance(batch.shape[0])
+            for _, model_input in model_inputs(classifier, source, batch_size, start=start, stop=stop):
+                accumulator.update(classifier.logits_from_model_input(model_input))
+                advance(model_input.shape[0])
     accumulator.all_reduce()
     return ScoreReport(source=source.name, input_kind="images", classifier=classifier.describe(), result=accumulator.compute(),
                        extra={"processes": group.world_size} if group.world_size > 1 else {})

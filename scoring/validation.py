@@ -26,18 +26,24 @@ def as_float64_tensor(values: object, *, name: str) -> torch.Tensor:
 
     Raises InvalidTypeError for object, string, boolean or complex data.
     """
+    check_real_array(values, name=name)
     if isinstance(values, torch.Tensor):
-        tensor = values.detach()
-        if tensor.is_complex() or tensor.dtype == torch.bool:
-            raise InvalidTypeError(f"{name}: expected real numbers, got dtype {tensor.dtype}; pass float logits or probabilities")
-        return tensor.to(device="cpu", dtype=torch.float64)
-    if isinstance(values, np.ndarray):
+        return values.detach().to(device="cpu", dtype=torch.float64)
+    return torch.from_numpy(np.array(values, dtype=np.float64))  # a writable copy (memory maps are read-only)
+
+
+def check_real_array(values: object, *, name: str) -> None:
+    """Require a numpy array or tensor of real numbers (not object, string, boolean or complex data)."""
+    if isinstance(values, torch.Tensor):
+        if values.is_complex() or values.dtype == torch.bool:
+            raise InvalidTypeError(f"{name}: expected real numbers, got dtype {values.dtype}; pass float logits or probabilities")
+    elif isinstance(values, np.ndarray):
         if values.dtype.kind not in "fiu":
             raise InvalidTypeError(
                 f"{name}: expected a numeric array, got dtype {values.dtype}; save logits or probabilities as float32/float64"
             )
-        return torch.from_numpy(np.array(values, dtype=np.float64))  # a writable copy (memory maps are read-only)
-    raise InvalidTypeError(f"{name}: expected a numpy array or torch tensor, got {type(values).__name__}")
+    else:
+        raise InvalidTypeError(f"{name}: expected a numpy array or torch tensor, got {type(values).__name__}")
 
 
 def first_bad_row(mask: torch.Tensor) -> int:
@@ -60,18 +66,8 @@ def check_predictions(
     the global row. Probabilities are renormalised exactly (divided by their row sum)
     after the tolerance check, so that they agree with the logits they came from.
     """
-    if kind not in ("logits", "probs"):
-        raise InvalidInputError(f"kind must be 'logits' or 'probs', got {kind!r}")
+    prediction_shape(values, kind=kind, name=name)
     tensor = as_float64_tensor(values, name=name)
-    if tensor.ndim != 2:
-        raise InvalidInputError(
-            f"{name}: expected {kind} of shape (N, K) with K >= 2, got shape {tuple(tensor.shape)}; pass a 2-D array"
-        )
-    n, k = tensor.shape
-    if k < 2:
-        raise InvalidInputError(f"{name}: expected K >= 2 classes, got shape {(n, k)}; the score needs at least two classes")
-    if n == 0:
-        raise InvalidInputError(f"{name}: got 0 rows; pass at least one sample")
     nonfinite = ~torch.isfinite(tensor)
     if nonfinite.any():
         row = first_bad_row(nonfinite)
@@ -97,6 +93,23 @@ def check_predictions(
             )
         tensor = tensor / sums.unsqueeze(1)
     return tensor
+
+
+def prediction_shape(values: object, *, kind: PredictionKind, name: str = "predictions") -> tuple[int, int]:
+    """(N, K) of logits or probabilities after checking their kind, type and shape; the values are not read."""
+    if kind not in ("logits", "probs"):
+        raise InvalidInputError(f"kind must be 'logits' or 'probs', got {kind!r}")
+    check_real_array(values, name=name)
+    if values.ndim != 2:
+        raise InvalidInputError(
+            f"{name}: expected {kind} of shape (N, K) with K >= 2, got shape {tuple(values.shape)}; pass a 2-D array"
+        )
+    n, k = values.shape
+    if k < 2:
+        raise InvalidInputError(f"{name}: expected K >= 2 classes, got shape {(n, k)}; the score needs at least two classes")
+    if n == 0:
+        raise InvalidInputError(f"{name}: got 0 rows; pass at least one sample")
+    return int(n), int(k)
 
 
 def check_splits(n: int, splits: int) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from isgame.scoring.classifiers.base import INTERPOLATIONS, ImageClassifier, resolve_device
+from isgame.scoring.classifiers.base import INTERPOLATIONS, PRECISIONS, ImageClassifier, resolve_device
 from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS, DigitsClassifier, load_digits_classifier
 from isgame.scoring.errors import InvalidInputError
 
@@ -14,6 +14,7 @@ CLASSIFIER_NAMES = (*SHIPPED_DIGITS_WEIGHTS, "inception-v3", "inception-v3-tf")
 
 
 _default_device = torch.device("cpu")
+_default_precision = "fp32"
 
 
 def set_default_device(device: str | torch.device) -> torch.device:
@@ -27,6 +28,19 @@ def set_default_device(device: str | torch.device) -> torch.device:
     return _default_device
 
 
+def set_default_precision(precision: str) -> str:
+    """The autocast precision :func:`load_classifier` gives networks when it is given none (fp32 until set).
+
+    ``bf16`` runs on the CPU and CUDA, ``fp16`` on CUDA only (checked when a classifier is loaded); the CLI
+    sets it from ``--precision`` once per command. See :meth:`ImageClassifier.set_precision`.
+    """
+    global _default_precision
+    # Checked against the default device first, so that a refused precision never becomes the default.
+    ImageClassifier.check_precision(precision, _default_device)
+    _default_precision = precision
+    return precision
+
+
 def load_classifier(
     name: str = "digits",
     *,
@@ -34,15 +48,18 @@ def load_classifier(
     interpolation: str = "bilinear",
     antialias: bool = True,
     device: str | torch.device | None = None,
+    precision: str | None = None,
 ) -> ImageClassifier:
     """Load a classifier by name: ``digits`` (default), ``digits-b`` or ``inception-v3`` (local weights only).
 
     ``weights`` replaces the shipped weights file; ``interpolation`` and ``antialias`` set how
     images of another size are resized on the way in; ``device`` is where the network runs
-    (default: :func:`set_default_device`'s). Inputs and outputs stay on the CPU.
+    (default: :func:`set_default_device`'s); ``precision`` the autocast precision, fp32, bf16 or fp16
+    (default: :func:`set_default_precision`'s). Inputs and outputs stay on the CPU, in float32.
     """
     classifier = _load_by_name(name, weights=weights, interpolation=interpolation, antialias=antialias)
-    return classifier.to_device(_default_device if device is None else device)
+    classifier.to_device(_default_device if device is None else device)
+    return classifier.set_precision(_default_precision if precision is None else precision)
 
 
 def _load_by_name(name: str, *, weights: Path | None, interpolation: str, antialias: bool) -> ImageClassifier:
@@ -67,5 +84,5 @@ def _load_by_name(name: str, *, weights: Path | None, interpolation: str, antial
     )
 
 
-__all__ = ["CLASSIFIER_NAMES", "INTERPOLATIONS", "DigitsClassifier", "ImageClassifier", "load_classifier",
-           "set_default_device"]
+__all__ = ["CLASSIFIER_NAMES", "INTERPOLATIONS", "PRECISIONS", "DigitsClassifier", "ImageClassifier", "load_classifier",
+           "set_default_device", "set_default_precision"]
