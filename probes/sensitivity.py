@@ -7,6 +7,8 @@
   and randomly perturbed copies of the first.
 * Preprocessing: resize interpolation and antialias, uint8 quantisation, float32 vs float64.
 * JPEG: the same samples after a JPEG round trip at qualities 95, 75 and 50.
+* Precision: IS and FID (against the domain's training images) of the same samples with the classifier
+  in float32 and under bf16 autocast.
 
 The sample sets are the domain's real images, KDE samples of its training images and uniform noise,
 all of the domain's (C, H, W); any :class:`~isgame.scoring.domains.Domain` works, digits is built in.
@@ -51,6 +53,8 @@ KDE_BANDWIDTH = 0.4
 #: images already at the classifier's input size are bicubic-upscaled this much, so the resize acts
 UPSCALE_FACTOR = 4
 JPEG_QUALITIES = (95, 75, 50)
+#: images per set (and training images) on the precision axis
+PRECISION_SAMPLES = 500
 #: Barratt & Sharma (2018): the same CIFAR-10 images under Inception v3 in Torch vs Keras. Published, not measured.
 PUBLISHED_WEIGHTS_SPREAD_PERCENT = 11.5
 
@@ -137,6 +141,28 @@ class VariantSpread:
 
 
 @dataclass(frozen=True)
+class PrecisionShift:
+    """One sample set's IS and FID (against the domain's training images) in fp32 and under bf16 autocast."""
+
+    samples: str
+    is_fp32: float
+    is_bf16: float
+    fid_fp32: float
+    fid_bf16: float
+
+    @property
+    def is_shift_percent(self) -> float:
+        return 100 * (self.is_bf16 - self.is_fp32) / self.is_fp32
+
+    @property
+    def fid_shift_percent(self) -> float:
+        return 100 * (self.fid_bf16 - self.fid_fp32) / self.fid_fp32 if self.fid_fp32 else math.nan
+
+    def to_dict(self) -> dict[str, object]:
+        return {**dict(vars(self)), "is_shift_percent": self.is_shift_percent, "fid_shift_percent": self.fid_shift_percent}
+
+
+@dataclass(frozen=True)
 class SensitivityResult:
     """The four sweeps, and JPEG: per sample set, IS as is and after a JPEG round trip at each quality.
 
@@ -150,6 +176,7 @@ class SensitivityResult:
     jpeg: list[VariantSpread] = field(default_factory=list)
     classifier_b: str | None = None
     domain: dict[str, object] | None = None
+    precision: list[PrecisionShift] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -164,6 +191,7 @@ class SensitivityResult:
             "jpeg": [j.to_dict() for j in self.jpeg],
             "classifier_b": self.classifier_b,
             "domain": self.domain,
+            "precision": [shift.to_dict() for shift in self.precision],
         }
 
 
@@ -307,6 +335,26 @@ def jpeg_sensitivity(classifier: ImageClassifier, sample_sets: dict[str, torch.T
     return results
 
 
+def precision_sensitivity(domain: Domain, sample_sets: dict[str, torch.Tensor], *,
+                          n: int = PRECISION_SAMPLES) -> list[PrecisionShift]:
+    """Per sample set (its first ``n`` images): IS, and FID against the domain's first ``n`` training images, in fp32
+    and under bf16 autocast. ``n`` is small because bf16 is emulated, and slow, on CPUs without bf16 instructions."""
+    from isgame.scoring.fid import frechet_distance
+    from isgame.scoring.pipeline import classify_with_features
+
+    half = domain.classifier_variant().set_precision("bf16")
+    train = {"fp32": domain.train_outputs[1][:n], "bf16": classify_with_features(half, domain.train[:n])[1]}
+    shifts = []
+    for name, images in sample_sets.items():
+        scores, distances = {}, {}
+        for label, classifier in (("fp32", domain.classifier), ("bf16", half)):
+            logits, features = classify_with_features(classifier, images[:n])
+            scores[label] = inception_score(logits, splits=1, track_stderr=False).is_mean
+            distances[label] = frechet_distance(train[label].double(), features.double())
+        shifts.append(PrecisionShift(name, scores["fp32"], scores["bf16"], distances["fp32"], distances["bf16"]))
+    return shifts
+
+
 def sample_sets(domain: Domain, *, n: int = 1000, seed: int = 0) -> dict[str, torch.Tensor]:
     """The probe's sample sets, (M, C, H, W) of the domain: its real images (at most ``n``), ``n`` KDE samples of
     its training images (bandwidth 0.4 x sqrt(D / 64)) and ``n`` uniform noise images."""
@@ -372,6 +420,7 @@ def sensitivity_probe(domain: Domain | ImageClassifier, *, seed: int = 0, n: int
         jpeg=jpeg_sensitivity(domain.classifier, sets),
         classifier_b=None if second is None else second.name,
         domain=domain.describe(),
+        precision=precision_sensitivity(domain, sets),
     )
 
 
@@ -413,11 +462,14 @@ class SensitivityDisplay:
                   ("JPEG", self.result.jpeg, "#8da0cb")]
         bars = [(f"{group}: {spread.samples.split(',')[0]}", spread.spread_percent, colour)
                 for group, spreads, colour in groups for spread in spreads]
+        bars += [(f"bf16: {shift.samples.split(',')[0]}", abs(shift.is_shift_percent), "#e78ac3")
+                 for shift in self.result.precision]
         ax.barh(range(len(bars)), [value for _, value, _ in bars], color=[colour for _, _, colour in bars])
         ax.axvline(PUBLISHED_WEIGHTS_SPREAD_PERCENT, color="black", linestyle=":", label="11.5% (published, Inception v3)")
         ax.set_yticks(range(len(bars)), [label for label, _, _ in bars], fontsize=7)
-        ax.set_xlabel("IS spread, % of mean")
-        ax.set_title("weights, preprocessing and JPEG" if self.result.jpeg else "weights and preprocessing")
+        ax.set_xlabel("IS spread, % of mean (bf16: |shift| from fp32)")
+        ax.set_title("weights, preprocessing, JPEG and precision" if self.result.precision else
+                     "weights, preprocessing and JPEG" if self.result.jpeg else "weights and preprocessing")
         ax.legend(fontsize=7)
         self.axes_, self.figure_ = axes, axes[0].figure
         return self

@@ -161,11 +161,15 @@ class InceptionScoreAccumulator(StreamingMetric):
         self.position += batch
 
     def _add_gram(self, p: torch.Tensor) -> None:
-        """Add p^T p (one triangle, float64) with BLAS ``dsyrk``, in place."""
+        """Add p^T p (one triangle, float64) with BLAS's symmetric rank-k update ``dsyrk``, in place.
+
+        Half a matrix product's work, and still float64: float32 products would be twice as fast again but
+        move the standard error by ~1e-6 relative at K = 1000.
+        """
         rows = np.ascontiguousarray(p.numpy())
         # rows.T is Fortran-ordered (K, B), so dsyrk reads it without a copy and accumulates into the buffer.
         out = dsyrk(1.0, rows.T, beta=1.0, c=self._gram_buffer, trans=0, lower=0, overwrite_c=1)
-        if out is not self._gram_buffer and not np.shares_memory(out, self._gram_buffer):  # a BLAS wrapper that copied
+        if not np.shares_memory(out, self._gram_buffer):  # a BLAS wrapper that copied instead of updating in place
             self._gram_buffer[...] = out
 
     @property

@@ -1,8 +1,8 @@
 """The fast paths of issue 16 give the numbers of the plain computations they replace.
 
 Fused per-row statistics, the BLAS triangle of the standard error's second moments, the reader thread,
-the batch size from the input size, channels-last Inception, autocast precision and the ε = 0 shortcut
-of the bounded sweep: each is checked against an independent float64 or default-path computation.
+the batch size from the input size, autocast precision and the ε = 0 shortcut
+of the bounded sweep (channels-last Inception: tests/test_inception_backbone.py): each is checked against an independent float64 or default-path computation.
 """
 
 from __future__ import annotations
@@ -139,23 +139,6 @@ def test_fp16_on_the_cpu_is_refused_in_one_line(cli):
         load_classifier("digits", device="cpu", precision="fp16")
     result = cli("score", "digits:test", "--precision", "fp16", "--device", "cpu", "--quiet")
     assert_one_line_error(result, "--precision fp16 needs a CUDA device")
-
-
-def test_channels_last_inception_matches_the_default_layout(tmp_path):
-    from torchvision.models import inception_v3
-
-    torch.manual_seed(0)
-    network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
-    torch.save(network.state_dict(), tmp_path / "inception.pth")
-    classifier = load_classifier("inception-v3", weights=tmp_path / "inception.pth")
-    assert classifier.network.Conv2d_1a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last)
-    images = torch.rand(2, 3, 299, 299, generator=torch.Generator().manual_seed(1))
-    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-    with torch.no_grad():
-        expected = network((images - mean) / std).double()
-        logits = classifier(images).double()
-    assert float((logits - expected).abs().max() / expected.abs().max()) < 1e-5
 
 
 def test_bounded_epsilon_zero_is_the_clean_images():

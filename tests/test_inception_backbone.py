@@ -33,7 +33,9 @@ def test_loads_from_a_file_and_matches_torchvision(random_inception):
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         expected = network((images - mean) / std)
-    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    # The classifier runs channels-last (faster on the CPU); the reference, the default layout.
+    assert classifier.network.Conv2d_1a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert float((logits - expected).abs().max() / expected.abs().max()) < 1e-5
     classifier.train(True)
     assert not classifier.training and not classifier.network.training
 
