@@ -25,6 +25,7 @@ from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.domains import DEFAULT_MAX_REAL, DEFAULT_MAX_TRAIN, DIGITS_CLASSIFIERS, DIGITS_SOURCES, load_real_images
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
+from isgame.scoring.provenance import input_record, make_provenance, tensor_record
 from isgame.scoring.samples import open_images
 
 
@@ -59,6 +60,7 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     reference = real if real is not None else reference
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
+    records: list[dict] = []
 
     def conform(image: torch.Tensor) -> torch.Tensor:
         return classifier.preprocess(image).float()
@@ -66,7 +68,9 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     def load(spec: str, limit: int | None = None) -> torch.Tensor:
         source = open_images(spec, n=limit, seed=seed, image_size=classifier.input_size, value_range=value_range)
         notes.extend(source.notes)
-        return source.load_all(conform=conform)
+        images = source.load_all(conform=conform)
+        records.append(input_record(source, role="samples"))
+        return images
 
     if reference is None and classifier_name in DIGITS_CLASSIFIERS:
         reference = DIGITS_SOURCES["real"]  # the embedded default's own real held-out images
@@ -92,7 +96,12 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(), folder / "check_histogram.png"),
              "samples": "check_samples.png", "html": "check.html"}
     save_image_grid(folder / files["samples"], result.examples, nrow=10)
-    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes))
+    records += [tensor_record(spec, others[name], role=name) for name, spec in (("reference", reference), ("train", train))
+                if name in others]  # as held: at most DEFAULT_MAX_REAL / _TRAIN, a seeded subsample beyond
+    protocol = result.protocol
+    provenance = make_provenance("check", classifier=classifier, seed=seed, dialect=protocol["dialect"],
+                                 n=protocol["n"], splits=protocol["splits"], shuffled=None, inputs=records)
+    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance.to_dict())
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report
 

@@ -15,6 +15,7 @@ import torch
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.dialects import DialectReport
+from isgame.scoring.provenance import Provenance, input_record, make_provenance
 from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE, PREDICTION_BATCH_SIZE, ScoreReport, score_images, score_predictions
 from isgame.scoring.samples import open_images, open_predictions
 
@@ -49,7 +50,9 @@ def score_source(
             predictions, kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
             batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
         )
-        return _with_notes(report, predictions.notes)
+        return _with_notes(report, predictions.notes, make_provenance(
+            "score", num_classes=predictions.num_classes, seed=seed, dialect="isgame", n=report.result.n, splits=splits,
+            shuffled=shuffle, inputs=[input_record(predictions)]))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
     classifier = load_classifier(classifier_name, weights=weights)
@@ -58,11 +61,16 @@ def score_source(
         images, classifier, splits=splits, shuffle=shuffle, seed=seed,
         batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress,
     )
-    return _with_notes(report, images.notes)
+    return _with_notes(report, images.notes, make_provenance(
+        "score", classifier=classifier, seed=seed, dialect="isgame", n=report.result.n, splits=splits, shuffled=shuffle,
+        inputs=[input_record(images)]))
 
 
-def _with_notes(report: ScoreReport, notes: tuple[str, ...]) -> ScoreReport:
-    return replace(report, extra={**report.extra, "notes": list(notes)})
+def _with_notes(report: ScoreReport, notes: tuple[str, ...], provenance: Provenance | None = None) -> ScoreReport:
+    extra = {**report.extra, "notes": list(notes)}
+    if provenance is not None:
+        extra["provenance"] = provenance.to_dict()
+    return replace(report, extra=extra)
 
 
 @dataclass(frozen=True)
@@ -73,6 +81,8 @@ class _CollectedLogits:
     truncated: torch.Tensor | None = None  # logits of the uint8-truncated images, when asked for
     rerun: int = 0  # images whose truncation changed a pixel, so the network ran on them twice
     notes: tuple[str, ...] = ()  # what the loader decided (files skipped, range detected, n capped, ...)
+    network: object = None  # the classifier that ran, for provenance (None for stored logits)
+    input: dict | None = None  # the source's provenance record, with its fingerprint
 
 
 def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path | None, n: int | None, seed: int,
@@ -81,8 +91,9 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
     """Logits of SOURCE and, with ``truncated``, those of its uint8-truncated images, from one pass of the network."""
     if input_kind == "logits":
         predictions = open_predictions(source, n=n)
-        logits = torch.from_numpy(np.array(predictions.array[0 : predictions.num_samples], dtype=np.float64))
-        return _CollectedLogits(predictions.name, None, logits, notes=tuple(predictions.notes))
+        logits = torch.from_numpy(np.concatenate(list(predictions.batches(PREDICTION_BATCH_SIZE))).astype(np.float64))
+        return _CollectedLogits(predictions.name, None, logits, notes=tuple(predictions.notes),
+                                input=input_record(predictions))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('dialect')} needs logits: use {parameter('input_kind', 'images')} (a classifier runs) or {parameter('input_kind', 'logits')}")
     from isgame.scoring.dialects import logits_of_truncated
@@ -115,7 +126,8 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
     if truncated:
         (rerun,) = sum_over_ranks(rerun)
     return _CollectedLogits(images.name, classifier.describe(), gather(logits),
-                            gather(truncated_logits) if truncated else None, int(rerun), tuple(images.notes))
+                            gather(truncated_logits) if truncated else None, int(rerun), tuple(images.notes),
+                            network=classifier, input=input_record(images))
 
 
 def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,
@@ -160,6 +172,11 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
                  "torchmetrics truncates float images to uint8 before its network; the network ran again only on "
                  "the images this changed")}} if truncated is not None else {}),
              **({"processes": world_size} if world_size > 1 else {}), "notes": list(collected.notes)}
+    extra["provenance"] = make_provenance(
+        "score", classifier=collected.network, num_classes=int(logits.shape[1]), seed=seed, dialect=dialect,
+        n=int(logits.shape[0]), splits=splits, shuffled=False, inputs=[collected.input],
+        rounding=("uint8 truncation for torchmetrics ((x * 255).byte()), none for the others"
+                  if truncated is not None else "none: float32 in [0, 1] as the loader maps stored values")).to_dict()
     return DialectReport(source=collected.source, input_kind=input_kind, classifier=collected.classifier, table=table,
                          extra=extra)
 
@@ -230,6 +247,9 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
         except OSError as error:
             raise InvalidInputError(f"cannot write {parameter('save_stats', save_stats)} ({error.strerror}); "
                                     "choose a writable file path ending in .npz") from None
+    inputs = [{"role": "real", "source": real, "input_range": None, "fingerprint": None, "statistics": True}
+              if real_is_statistics else input_record(sources["real"], role="real"), input_record(sources["fake"], role="fake")]
+    provenance = make_provenance("fid", classifier=classifier, seed=seed, n=statistics["fake"].n, inputs=inputs)
     return {"real": real, "fake": fake, "classifier": classifier.describe(), "feature_dim": classifier.feature_dim,
             "n_real": statistics["real"].n, "n_fake": statistics["fake"].n,
             "fid": statistics_to_fid(statistics["real"], statistics["fake"]),
@@ -237,4 +257,4 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
             "notes": [note for source in sources.values() for note in source.notes],
             **({"real_is_statistics": True} if real_is_statistics else {}),
             **({"saved_stats": str(save_stats)} if save_stats is not None else {}),
-            **({"processes": group.world_size} if group.world_size > 1 else {})}
+            **({"processes": group.world_size} if group.world_size > 1 else {}), "provenance": provenance.to_dict()}
