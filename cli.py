@@ -725,6 +725,25 @@ def metrics(
     emit_json(result.to_dict(), json_out)
 
 
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="A result JSON written by isgame score --json.")],
+    b: Annotated[str, typer.Argument(help="Another result JSON to compare with A.")],
+    dialect_spread: Annotated[str | None, typer.Option("--dialect-spread", help=(
+        "A table of every dialect of the same samples (isgame score SAMPLES --dialect all --json PATH): its spread "
+        "bounds a difference of dialect."))] = None,
+    json_out: JsonOption = None,
+) -> None:
+    """May A and B be compared? The protocol fields that differ, how far they alone move IS, and the standard error."""
+    from isgame.app.tables import compare_table
+    from isgame.scoring.compare import compare_files
+
+    comparison = run_or_exit(lambda: compare_files(a, b, dialect_spread=dialect_spread),
+                             positional={"a": "A", "b": "B"})
+    console_for(json_out).print(compare_table(comparison))
+    emit_json(comparison.to_dict(), json_out)
+
+
 @app.command("train-digits")
 def train_digits(
     out: Annotated[Path, typer.Option("--out", help="Where to write the safetensors weights.")],

@@ -101,6 +101,13 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     protocol = result.protocol
     provenance = make_provenance("check", classifier=classifier, seed=seed, dialect=protocol["dialect"],
                                  n=protocol["n"], splits=protocol["splits"], shuffled=None, inputs=records)
+    order = result.sample_order
+    if order is not None and order["warned"]:
+        notes.append(Note(f"{samples}: the predicted classes come in {order['runs']} runs where a random order gives "
+                          f"{order['expected_runs']:.1f} ± {order['runs_std']:.1f} (z = {order['z']:.1f}): the samples "
+                          f"look class-sorted, so each contiguous split of {protocol['dialect']} sees few classes; IS "
+                          f"{order['is_contiguous']:.4f} as stored, {order['is_shuffled']:.4f} after a seeded shuffle "
+                          f"(seed {order['seed']})"))
     report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance.to_dict())
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report

@@ -17,6 +17,7 @@ from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.dialects import DialectReport
 from isgame.scoring.provenance import Provenance, input_record, make_provenance
 from isgame.scoring.pipeline import DEFAULT_BATCH_SIZE, PREDICTION_BATCH_SIZE, ScoreReport, score_images, score_predictions
+from isgame.scoring.sample_order import RunsCounter, sample_order
 from isgame.scoring.samples import open_images, open_predictions
 
 
@@ -36,7 +37,12 @@ def score_source(
 ) -> ScoreReport:
     """Score SOURCE as images (through a classifier) or as (N, K) logits / probabilities.
 
-    The report's ``to_dict()["notes"]`` lists what the loader decided (files skipped, range detected, ...).
+    The report's ``to_dict()["notes"]`` lists what the loader decided (files skipped, range detected, ...);
+    ``["sample_order"]`` is the runs test of the top-1 labels (:mod:`isgame.scoring.sample_order`), counted as
+    the rows stream. When it finds class-sorted or clustered rows under contiguous splits, a note says so and
+    the rows are read and scored once more after a seeded shuffle (only then: a second pass costs nothing
+    when the order is fine, while a shuffled accumulator run alongside would double the cost of every
+    logits score); ``["provenance"]`` says how the number was made.
     """
     if splits < 1:
         raise InvalidInputError(f"{parameter('splits')} must be >= 1, got {splits}")
@@ -46,10 +52,15 @@ def score_source(
         raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
     if input_kind in ("logits", "probs"):
         predictions = open_predictions(source, n=n)
-        report = score_predictions(
-            predictions, kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
-            batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
-        )
+        runs = RunsCounter(predictions.num_classes)
+
+        def score_rows(shuffled: bool, on_batch=None) -> ScoreReport:
+            return score_predictions(predictions, kind=input_kind, splits=splits, shuffle=shuffled, seed=seed,
+                                     batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
+                                     on_batch=on_batch)
+
+        report = _with_sample_order(score_rows(shuffle, runs.update), runs, score_rows, splits=splits,
+                                    shuffle=shuffle, seed=seed, name=predictions.name)
         return _with_notes(report, predictions.notes, make_provenance(
             "score", num_classes=predictions.num_classes, seed=seed, dialect="isgame", n=report.result.n, splits=splits,
             shuffled=shuffle, inputs=[input_record(predictions)]))
@@ -57,17 +68,33 @@ def score_source(
         raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
-    report = score_images(
-        images, classifier, splits=splits, shuffle=shuffle, seed=seed,
-        batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress,
-    )
+    runs = RunsCounter(classifier.num_classes)
+
+    def score_rows(shuffled: bool, on_batch=None) -> ScoreReport:
+        return score_images(images, classifier, splits=splits, shuffle=shuffled, seed=seed,
+                            batch_size=batch_size or DEFAULT_BATCH_SIZE, progress=progress, on_batch=on_batch)
+
+    report = _with_sample_order(score_rows(shuffle, runs.update), runs, score_rows, splits=splits, shuffle=shuffle,
+                                seed=seed, name=images.name)
     return _with_notes(report, images.notes, make_provenance(
         "score", classifier=classifier, seed=seed, dialect="isgame", n=report.result.n, splits=splits, shuffled=shuffle,
         inputs=[input_record(images)]))
 
 
+def _with_sample_order(report: ScoreReport, runs: RunsCounter, score_rows, *, splits: int, shuffle: bool, seed: int,
+                       name: str) -> ScoreReport:
+    """``report`` with the runs test of its labels (``sample_order``) and, when it warns, the note first."""
+    runs.all_reduce()
+    order = sample_order(runs.compute(), splits=splits, shuffled=shuffle, seed=seed,
+                         is_contiguous=report.result.is_mean, shuffled_is=lambda: score_rows(True).result.is_mean)
+    note = order.note(name)
+    return replace(report, extra={**report.extra, "sample_order": order.to_dict(),
+                                  **({"order_notes": [note]} if note else {})})
+
+
 def _with_notes(report: ScoreReport, notes: tuple[str, ...], provenance: Provenance | None = None) -> ScoreReport:
-    extra = {**report.extra, "notes": list(notes)}
+    extra = {key: value for key, value in report.extra.items() if key != "order_notes"}
+    extra["notes"] = [*notes, *report.extra.get("order_notes", ())]
     if provenance is not None:
         extra["provenance"] = provenance.to_dict()
     return replace(report, extra=extra)
@@ -174,7 +201,8 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
              **({"processes": world_size} if world_size > 1 else {}), "notes": list(collected.notes)}
     extra["provenance"] = make_provenance(
         "score", classifier=collected.network, num_classes=int(logits.shape[1]), seed=seed, dialect=dialect,
-        n=int(logits.shape[0]), splits=splits, shuffled=False, inputs=[collected.input],
+        n=int(logits.shape[0]), splits=table.scores[0].splits if dialect != "all" else splits,
+        shuffled=dialect in ("torch-fidelity", "torchmetrics"), inputs=[collected.input],
         rounding=("uint8 truncation for torchmetrics ((x * 255).byte()), none for the others"
                   if truncated is not None else "none: float32 in [0, 1] as the loader maps stored values")).to_dict()
     return DialectReport(source=collected.source, input_kind=input_kind, classifier=collected.classifier, table=table,

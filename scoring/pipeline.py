@@ -6,6 +6,7 @@ Memory is one batch of images plus the accumulator's O(K * splits + K^2) statist
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -80,8 +81,10 @@ def score_images(
     seed: int = 0,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: bool = True,
+    on_batch: Callable[[torch.Tensor], None] | None = None,
 ) -> ScoreReport:
-    """Classify every image of ``source`` and score the logits (IS in [1, K], I in nats and bits)."""
+    """Classify every image of ``source`` and score the logits (IS in [1, K], I in nats and bits);
+    ``on_batch`` also sees each batch's (B, K) logits, in row order (e.g. to count runs of labels)."""
     _check_batch_size(batch_size)
     check_splits(source.num_samples, splits)
     accumulator = InceptionScoreAccumulator(
@@ -98,7 +101,10 @@ def score_images(
     with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
         with torch.no_grad():
             for batch in source.batches(batch_size, conform=conform, start=start, stop=stop):
-                accumulator.update(classifier(batch))
+                logits = classifier(batch)
+                accumulator.update(logits)
+                if on_batch is not None:
+                    on_batch(logits)
                 advance(batch.shape[0])
     accumulator.all_reduce()
     return ScoreReport(source=source.name, input_kind="images", classifier=classifier.describe(), result=accumulator.compute(),
@@ -115,8 +121,10 @@ def score_predictions(
     batch_size: int = PREDICTION_BATCH_SIZE,
     progress: bool = True,
     track_stderr: bool = True,
+    on_batch: Callable[[object], None] | None = None,
 ) -> ScoreReport:
-    """Score (N, K) logits or probabilities streamed from ``source``; no classifier runs."""
+    """Score (N, K) logits or probabilities streamed from ``source``; no classifier runs. ``on_batch`` also sees
+    each (B, K) batch, in row order."""
     _check_batch_size(batch_size)
     check_splits(source.num_samples, splits)
     accumulator = InceptionScoreAccumulator(
@@ -135,6 +143,8 @@ def score_predictions(
     with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
         for batch in source.batches(batch_size, start=start, stop=stop):
             accumulator.update(batch)
+            if on_batch is not None:
+                on_batch(batch)
             advance(batch.shape[0])
     accumulator.all_reduce()
     return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(),
