@@ -34,9 +34,12 @@ class CheckReport(ProbeReport):
     """The check's :class:`ProbeReport`, with what the loader decided about each source (``notes``)."""
 
     notes: tuple[str, ...] = ()
+    #: with a stats file as the real images: its path, N and the samples' FID against it
+    reference_statistics: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {**super().to_dict(), "notes": list(self.notes)}
+        extra = {} if self.reference_statistics is None else {"reference_statistics": self.reference_statistics}
+        return {**super().to_dict(), "notes": list(self.notes), **extra}
 
 
 def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed_splits: int = DEFAULT_CLAIMED_SPLITS,
@@ -58,6 +61,7 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     if real is not None and reference is not None and real != reference:
         raise InvalidInputError(f"{parameter('real')} and {parameter('reference')} name the same images; give one")
     reference = real if real is not None else reference
+    reference_spec = reference
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
     records: list[dict] = []
@@ -74,6 +78,9 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
 
     if reference is None and classifier_name in DIGITS_CLASSIFIERS:
         reference = DIGITS_SOURCES["real"]  # the embedded default's own real held-out images
+    reference_stats = _reference_statistics(reference, classifier, notes)
+    if reference_stats is not None:
+        reference = None  # the statistics serve FID; the tests on real images are not run
     if reference == samples:
         notes.append(f"{samples} is also the real reference: every sample's nearest real image is itself, so the "
                      "nearer-noise test passes by construction; pass other real images of the domain as the reference")
@@ -108,9 +115,35 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
                           f"look class-sorted, so each contiguous split of {protocol['dialect']} sees few classes; IS "
                           f"{order['is_contiguous']:.4f} as stored, {order['is_shuffled']:.4f} after a seeded shuffle "
                           f"(seed {order['seed']})"))
-    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance.to_dict())
+    statistics = None if reference_stats is None else _fid_against(reference_stats, real or reference_spec, classifier,
+                                                                     sample_images)
+    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance.to_dict(),
+                         reference_statistics=statistics)
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report
+
+
+def _reference_statistics(reference: str | None, classifier, notes: list):
+    """The stats file named as the real images (refused unless made with this classifier's settings), or None."""
+    from isgame.scoring.fid import is_statistics_file
+    from isgame.scoring.stats_file import load_reference_stats
+
+    if reference is None or not is_statistics_file(reference):
+        return None
+    stats = load_reference_stats(reference, classifier=classifier)
+    notes.append(Note(f"{reference} holds feature statistics, not images: it serves the samples' FID against the real "
+                      "images; the tests that need real images (nearer noise than real, the real images' E[H(y|x)], "
+                      f"C_T and authenticity) are not run; pass real images as {parameter('real')} for them"))
+    return stats
+
+
+def _fid_against(stats, path: str, classifier, samples: torch.Tensor) -> dict[str, object]:
+    from isgame.scoring.fid import features_to_statistics, statistics_to_fid
+    from isgame.scoring.pipeline import classify_with_features
+
+    features = classify_with_features(classifier, samples)[1].double().numpy()
+    return {"path": str(path), "n": stats.statistics.n, "fid": statistics_to_fid(stats.statistics,
+                                                                                 features_to_statistics(features))}
 
 
 def _announce_cost(announce: Callable[[str], None], classifier, samples: torch.Tensor,

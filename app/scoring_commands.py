@@ -250,6 +250,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     """
     from isgame.scoring.distributed import current_group
     from isgame.scoring.fid import is_statistics_file, load_statistics, save_statistics, statistics_to_fid
+    from isgame.scoring.stats_file import has_isgame_key, load_reference_stats
 
     if is_statistics_file(fake):
         raise InvalidInputError(f"FAKE {fake} holds statistics (mu, sigma); pass generated images as "
@@ -260,6 +261,8 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     real_is_statistics = is_statistics_file(real)
     if real_is_statistics:
         statistics["real"] = load_statistics(real)
+        if has_isgame_key(real):  # written by isgame stats save: refused unless made with these settings
+            load_reference_stats(real, classifier=classifier)
         if statistics["real"].mean.shape[0] != classifier.feature_dim:
             raise InvalidInputError(
                 f"{real} holds statistics of {statistics['real'].mean.shape[0]}-d features but classifier "
@@ -286,3 +289,43 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
             **({"real_is_statistics": True} if real_is_statistics else {}),
             **({"saved_stats": str(save_stats)} if save_stats is not None else {}),
             **({"processes": group.world_size} if group.world_size > 1 else {}), "provenance": provenance.to_dict()}
+
+
+@dataclass(frozen=True)
+class StatsSaveResult:
+    """What ``isgame stats save`` wrote: the file, its statistics' size and key, and the provenance."""
+
+    path: str
+    stats: object  # ReferenceStats
+    provenance: dict
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, **self.stats.to_dict(), "provenance": self.provenance}
+
+
+def save_stats(source: str, out: Path, *, classifier_name: str = "digits", weights: Path | None = None,
+               n: int | None = None, seed: int = 0, subset: int | None = None, batch_size: int | None = None,
+               progress: bool = True, value_range: str = "auto") -> StatsSaveResult:
+    """Stream SOURCE's features once: float64 mean and covariance, a seeded subset of at most ``subset`` rows
+    (default 10,000) and the key of every setting; write them atomically to ``out``
+    (:mod:`isgame.scoring.stats_file`)."""
+    from isgame.scoring.distributed import current_group
+    from isgame.scoring.stats_file import DEFAULT_SUBSET_CAP, current_key, save_reference_stats, stream_reference_stats
+
+    if current_group().world_size > 1:
+        raise InvalidInputError("stats save runs in one process; run it without torchrun")
+    classifier = load_classifier(classifier_name, weights=weights)
+    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+    key = current_key(classifier, source=images.name, n=images.num_samples)
+    stats = stream_reference_stats(sharded_feature_batches(classifier, images, batch_size=batch_size, progress=progress),
+                                   num_samples=images.num_samples, feature_dim=classifier.feature_dim, key=key,
+                                   cap=DEFAULT_SUBSET_CAP if subset is None else subset, seed=seed)
+    record = input_record(images)
+    stats = replace(stats, key=replace(key, input_fingerprint=(record["fingerprint"] or {}).get("sha256")))
+    try:
+        save_reference_stats(stats, out)
+    except OSError as error:
+        raise InvalidInputError(f"cannot write {parameter('out', out)} ({error.strerror}); choose a writable file "
+                                "path ending in .npz") from None
+    provenance = make_provenance("stats save", classifier=classifier, seed=seed, n=images.num_samples, inputs=[record])
+    return StatsSaveResult(path=str(out), stats=stats, provenance=provenance.to_dict())
