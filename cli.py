@@ -739,7 +739,7 @@ def stats_save(
     device: DeviceOption = "auto",
     n: Annotated[int | None, samples_option("Use the first N images of SOURCE.")] = None,
     subset: Annotated[int | None, typer.Option("--subset", help=(
-        "Most feature rows kept, a seeded subset, for KID and the k-NN metrics \[default: 10000].")) ] = None,
+        "Most feature rows kept, a seeded subset, for KID and the k-NN metrics \\[default: 10000]."))] = None,
     seed: Annotated[int, seed_option("Seed of the stored subset (and of noise sources).")] = 0,
     batch_size: BatchSizeOption = None,
     value_range: RangeOption = ValueRange.auto,
