@@ -84,17 +84,17 @@ class ScoredResult:
 
 
 def read_result(path: str | Path, *, role: str = "a") -> ScoredResult:
-    """Read a result JSON written by ``isgame score`` (``--json``); refuse others in one line."""
+    """Read a saved JSON result of ``isgame score``; refuse others in one line."""
     path = Path(path)
     if not path.is_file():
-        raise SourceNotFoundError(f"{parameter(role, path)} not found; pass a JSON file written by isgame score --json")
+        raise SourceNotFoundError(f"{parameter(role, path)} not found; pass the saved JSON result of isgame score")
     try:
         data = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInputError(f"{path}: not JSON ({type(error).__name__}); pass a file written by isgame score --json")
+        raise InvalidInputError(f"{path}: not JSON ({type(error).__name__}); pass the saved JSON result of isgame score")
     if not isinstance(data, dict) or "provenance" not in data:
-        raise InvalidInputError(f"{path}: holds no provenance block; re-run isgame score --json with this version "
-                                "(older results and other commands' JSON cannot be compared)")
+        raise InvalidInputError(f"{path}: holds no provenance block; score again with this version of isgame and save "
+                                "its JSON result (older results and other commands' JSON cannot be compared)")
     provenance = data["provenance"]
     if "is_mean" in data:
         return ScoredResult(path=str(path), is_mean=float(data["is_mean"]), is_std=float(data["is_std"]),
@@ -109,7 +109,7 @@ def read_result(path: str | Path, *, role: str = "a") -> ScoredResult:
                             splits=int(score["splits"]), n=int(score["rows_used"]), improved_is=None,
                             mi_stderr_nats=None, class_counts=None, provenance=provenance, sample_order=None)
     raise InvalidInputError(f"{path}: not a single IS result ({'a table of every dialect' if dialects else 'no is_mean'});"
-                            f" compare two isgame score results (a --dialect all table serves as "
+                            f" compare two isgame score results (a table of every dialect serves as "
                             f"{parameter('dialect_spread')})")
 
 
@@ -205,8 +205,8 @@ def field_allowance(name: str, a: ScoredResult, b: ScoredResult,
         return _order_allowance(a, b)
     if name == "dialect":
         if dialect_spread is None:
-            return None, (f"dialect spread unknown: pass an isgame score --dialect all table of these samples "
-                          f"as {parameter('dialect_spread')}")
+            return None, (f"dialect spread unknown: pass the table of every dialect of these samples (isgame score "
+                          f"in dialect all) as {parameter('dialect_spread')}")
         return dialect_spread / 100 * (a.is_mean + b.is_mean) / 2, f"measured dialect spread {dialect_spread:.2f}%"
     if name == "input_sha256":
         return 0.0, "different samples: judged by the standard error below"
@@ -223,8 +223,8 @@ def read_dialect_spread(path: str | Path) -> float:
     except (UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
         raise InvalidInputError(f"{parameter('dialect_spread', path)}: not JSON ({type(error).__name__})") from None
     if not isinstance(data, dict) or len(data.get("dialects") or []) < 2 or "spread_percent" not in data:
-        raise InvalidInputError(f"{parameter('dialect_spread', path)} is not a table of every dialect; write one "
-                                "with isgame score SAMPLES --dialect all --json PATH")
+        raise InvalidInputError(f"{parameter('dialect_spread', path)} is not a table of every dialect; save the JSON "
+                                "result of isgame score on the samples in dialect all")
     return float(data["spread_percent"])
 
 

@@ -152,11 +152,11 @@ def load_reference_stats(path: str | Path, *, classifier=None) -> ReferenceStats
 
     path = Path(path)
     if not path.is_file():
-        raise SourceNotFoundError(f"stats file {path} not found; write one with isgame stats save SOURCE -o {path}")
+        raise SourceNotFoundError(f"stats file {path} not found; write one with isgame stats save (isgame.save_stats in Python)")
     statistics = load_statistics(path)
     if not has_isgame_key(path):
         raise InvalidInputError(f"{path} holds mu and sigma but no isgame key, so its settings cannot be checked; "
-                                "write it with isgame stats save SOURCE -o PATH")
+                                "write it with isgame stats save (isgame.save_stats in Python)")
     with np.load(path, allow_pickle=False) as archive:
         try:
             key = StatsKey(**json.loads(str(archive["isgame_key"])))
@@ -175,4 +175,5 @@ def check_key(stats: ReferenceStats, classifier, path: str | Path) -> None:
     differing = stats.key.differences(current_key(classifier))
     if differing:
         raise InvalidInputError(f"{path} was computed under other settings ({'; '.join(differing)}); recompute it "
-                                f"with isgame stats save SOURCE -o {path} and the same classifier and weights")
+                                "with isgame stats save (isgame.save_stats in Python) and the classifier and weights "
+                                "used here")

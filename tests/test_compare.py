@@ -94,6 +94,6 @@ def test_cli_table_json_and_one_line_errors(cli, results, tmp_path):
     assert_one_line_error(cli("compare", tmp_path / "text.json", results["base"]), "not JSON")
     (tmp_path / "old.json").write_text(json.dumps({"is_mean": 2.0}))
     assert_one_line_error(cli("compare", tmp_path / "old.json", results["base"]), "no provenance")
-    assert_one_line_error(cli("compare", results["all"], results["base"]), "--dialect-spread")
+    assert_one_line_error(cli("compare", results["all"], results["base"]), "--dialect-spread", "every dialect")
     assert_one_line_error(cli("compare", results["base"], results["openai"], "--dialect-spread", results["base"]),
                           "--dialect-spread", "every dialect")
