@@ -31,7 +31,7 @@ def fingerprint_of(payload: dict, role: str = "samples") -> dict:
     return next(record for record in payload["provenance"]["inputs"] if record["role"] == role)["fingerprint"]
 
 
-@pytest.mark.parametrize("batch_size", [7, 256])
+@pytest.mark.parametrize("batch_size", [50, 256])
 def test_score_provenance_of_digits(batch_size):
     payload = score_source("digits:test", batch_size=batch_size, progress=False, seed=3).to_dict()
     provenance = payload["provenance"]

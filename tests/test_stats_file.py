@@ -92,9 +92,9 @@ def test_domains_refuse_it_in_one_line(cli, stats_path):
 
 
 def test_check_takes_it_as_the_real_images(stats_path, tmp_path):
-    report = run_check("digits:test", claimed=8.0, n=60, real=str(stats_path), attack=False, out_dir=tmp_path)
+    report = run_check("digits:test", claimed=8.0, n=30, real=str(stats_path), attack=False, out_dir=tmp_path)
     reference = report.to_dict()["reference_statistics"]
-    expected = fid_between(str(stats_path), "digits:test", n=60, progress=False)["fid"]
+    expected = fid_between(str(stats_path), "digits:test", n=30, progress=False)["fid"]
     assert reference["n"] == 540 and reference["fid"] == pytest.approx(expected, rel=1e-6)
     assert any("holds feature statistics" in note for note in report.notes)
 
