@@ -61,7 +61,6 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     if real is not None and reference is not None and real != reference:
         raise InvalidInputError(f"{parameter('real')} and {parameter('reference')} name the same images; give one")
     reference = real if real is not None else reference
-    reference_spec = reference
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
     records: list[dict] = []
@@ -76,11 +75,11 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
         records.append(input_record(source, role="samples"))
         return images
 
-    if reference is None and classifier_name in DIGITS_CLASSIFIERS:
-        reference = DIGITS_SOURCES["real"]  # the embedded default's own real held-out images
-    reference_stats = _reference_statistics(reference, classifier, notes)
+    reference_spec, reference_stats = reference, _reference_statistics(reference, classifier, notes)
     if reference_stats is not None:
         reference = None  # the statistics serve FID; the tests on real images are not run
+    elif reference is None and classifier_name in DIGITS_CLASSIFIERS:
+        reference = DIGITS_SOURCES["real"]  # the embedded default's own real held-out images
     if reference == samples:
         notes.append(f"{samples} is also the real reference: every sample's nearest real image is itself, so the "
                      "nearer-noise test passes by construction; pass other real images of the domain as the reference")
@@ -98,29 +97,47 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
                          claimed_n=claimed_n, claimed_dialect=claimed_dialect, classifier_name=classifier_name,
                          reference=others.get("reference"), train=others.get("train"), seed=seed, weights=weights,
                          classifier=classifier, steps=steps, attack=attack)
+    provenance = _check_provenance(classifier, result, seed=seed, records=records, others=others,
+                                   specs={"reference": reference, "train": train})
+    notes.extend(_order_note(samples, result))
+    statistics = None if reference_stats is None else _fid_against(reference_stats, reference_spec, classifier,
+                                                                     sample_images)
+    return _write_check(result, out_dir, notes=notes, provenance=provenance.to_dict(), statistics=statistics)
+
+
+def _write_check(result, out_dir: Path | None, *, notes: list, provenance: dict,
+                 statistics: dict | None) -> CheckReport:
+    """Write the class histogram, the sample grid and ``check.html`` into the run folder; the report."""
     folder = prepare_out_dir(out_dir, label="check")
     use_file_backend()
     files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(), folder / "check_histogram.png"),
              "samples": "check_samples.png", "html": "check.html"}
     save_image_grid(folder / files["samples"], result.examples, nrow=10)
-    records += [tensor_record(spec, others[name], role=name) for name, spec in (("reference", reference), ("train", train))
-                if name in others]  # as held: at most DEFAULT_MAX_REAL / _TRAIN, a seeded subsample beyond
-    protocol = result.protocol
-    provenance = make_provenance("check", classifier=classifier, seed=seed, dialect=protocol["dialect"],
-                                 n=protocol["n"], splits=protocol["splits"], shuffled=None, inputs=records)
-    order = result.sample_order
-    if order is not None and order["warned"]:
-        notes.append(Note(f"{samples}: the predicted classes come in {order['runs']} runs where a random order gives "
-                          f"{order['expected_runs']:.1f} ± {order['runs_std']:.1f} (z = {order['z']:.1f}): the samples "
-                          f"look class-sorted, so each contiguous split of {protocol['dialect']} sees few classes; IS "
-                          f"{order['is_contiguous']:.4f} as stored, {order['is_shuffled']:.4f} after a seeded shuffle "
-                          f"(seed {order['seed']})"))
-    statistics = None if reference_stats is None else _fid_against(reference_stats, real or reference_spec, classifier,
-                                                                     sample_images)
-    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance.to_dict(),
+    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance,
                          reference_statistics=statistics)
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report
+
+
+def _check_provenance(classifier, result, *, seed: int, records: list[dict], others: dict[str, torch.Tensor],
+                      specs: dict[str, str | None]):
+    """The check's provenance: the claim's protocol, the samples as streamed, the real and training images as held
+    (at most DEFAULT_MAX_REAL / DEFAULT_MAX_TRAIN, a seeded subsample beyond)."""
+    held = [tensor_record(specs[name], images, role=name) for name, images in others.items()]
+    return make_provenance("check", classifier=classifier, seed=seed, dialect=result.protocol["dialect"],
+                           n=result.protocol["n"], splits=result.protocol["splits"], inputs=[*records, *held])
+
+
+def _order_note(samples: str, result) -> list[Note]:
+    """The sample-order warning, when class-sorted samples meet the claim's contiguous splits."""
+    order = result.sample_order
+    if order is None or not order["warned"]:
+        return []
+    return [Note(f"{samples}: the predicted classes come in {order['runs']} runs where a random order gives "
+                 f"{order['expected_runs']:.1f} ± {order['runs_std']:.1f} (z = {order['z']:.1f}): the samples look "
+                 f"class-sorted, so each contiguous split of {result.protocol['dialect']} sees few classes; IS "
+                 f"{order['is_contiguous']:.4f} as stored, {order['is_shuffled']:.4f} after a seeded shuffle "
+                 f"(seed {order['seed']})")]
 
 
 def _reference_statistics(reference: str | None, classifier, notes: list):
