@@ -746,6 +746,61 @@ def metrics(
     emit_json(result.to_dict(), json_out)
 
 
+stats_app = typer.Typer(help="Reference statistics you can trust: feature mean, covariance, a seeded subset of "
+                                "features, and a key of every setting that made them.", no_args_is_help=True)
+app.add_typer(stats_app, name="stats")
+
+
+@stats_app.command("save")
+def stats_save(
+    source: Annotated[str, typer.Argument(help="Real images: folder, .zip, .npy/.npz/.pt or a built-in source.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .npz to write (atomically), e.g. real.stats.npz.")],
+    classifier: ClassifierOption = "digits",
+    weights: WeightsOption = None,
+    device: DeviceOption = "auto",
+    n: Annotated[int | None, samples_option("Use the first N images of SOURCE.")] = None,
+    subset: Annotated[int | None, typer.Option("--subset", help=(
+        "Most feature rows kept, a seeded subset, for KID and the k-NN metrics \\[default: 10000]."))] = None,
+    seed: Annotated[int, seed_option("Seed of the stored subset (and of noise sources).")] = 0,
+    batch_size: BatchSizeOption = None,
+    value_range: RangeOption = ValueRange.auto,
+    json_out: JsonOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Stream SOURCE's features once and write float64 mean and covariance, a seeded feature subset and the key
+    (classifier, weights SHA-256, layer, preprocessing, dtype, input fingerprint); fid and check take the file as
+    their real images and refuse it when the key does not match."""
+    use_device(device)
+    from isgame.app.scoring_commands import save_stats
+
+    result = run_or_exit(lambda: save_stats(source, out, classifier_name=classifier, weights=weights, n=n, seed=seed,
+                                            subset=subset, batch_size=batch_size, progress=not quiet,
+                                            value_range=value_range.value))
+    summary = result.to_dict()
+    console_for(json_out).print(f"{out}: mean and covariance of {summary['n']} {summary['feature_dim']}-d {classifier} "
+                                f"features, {summary['subset_rows']} rows kept (seed {seed})")
+    emit_json(summary, json_out)
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="A result JSON written by isgame score --json.")],
+    b: Annotated[str, typer.Argument(help="Another result JSON to compare with A.")],
+    dialect_spread: Annotated[str | None, typer.Option("--dialect-spread", help=(
+        "A table of every dialect of the same samples (isgame score SAMPLES --dialect all --json PATH): its spread "
+        "bounds a difference of dialect."))] = None,
+    json_out: JsonOption = None,
+) -> None:
+    """May A and B be compared? The protocol fields that differ, how far they alone move IS, and the standard error."""
+    from isgame.app.tables import compare_table
+    from isgame.scoring.compare import compare_files
+
+    comparison = run_or_exit(lambda: compare_files(a, b, dialect_spread=dialect_spread),
+                             positional={"a": "A", "b": "B"})
+    console_for(json_out).print(compare_table(comparison))
+    emit_json(comparison.to_dict(), json_out)
+
+
 @app.command("train-digits")
 def train_digits(
     out: Annotated[Path, typer.Option("--out", help="Where to write the safetensors weights.")],

@@ -20,6 +20,7 @@ from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import DIGITS_CLASSIFIERS, DIGITS_SOURCES, Domain, load_real_images
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.pipeline import classify
+from isgame.scoring.provenance import input_record, make_provenance, tensor_record
 from isgame.scoring.inception_score import inception_score
 from isgame.scoring.samples import noise_source, open_images
 
@@ -61,6 +62,7 @@ class InflateReport:
     classifier: str
     comparison: dict[str, InflateResult] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -72,6 +74,7 @@ class InflateReport:
             "comparison": {name: {k: v for k, v in r.to_dict().items() if k != "trace"} | {
                 "trace_is": [t.is_mean for t in r.trace]} for name, r in self.comparison.items()},
             "files": self.files,
+            **({"provenance": self.provenance} if self.provenance is not None else {}),
         }
 
 
@@ -106,7 +109,8 @@ def run_inflate(
         raise InvalidInputError(f"{parameter('noise')} must be uniform or gaussian, got {noise!r}")
     classifier, real_images = attack_setup(domain, classifier_name, weights, real, seed=seed)
     shape = tuple(domain.image_shape) if domain is not None else (classifier.input_channels, *classifier.input_size)
-    start = noise_source(noise, n=n, seed=seed, image_size=shape[1:], channels=shape[0]).load_all()
+    start_source = noise_source(noise, n=n, seed=seed, image_size=shape[1:], channels=shape[0])
+    start = start_source.load_all()
     attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n),
                            checkpoint=checkpoint, resume=resume, progress=progress)
     result = attack(classifier, start)
@@ -126,9 +130,11 @@ def run_inflate(
                      folder / "inflate_trace.png")
         files = {"images": "inflated.npz", "grid": "inflated_grid.png", "noise_grid": "noise_grid.png",
                  "trace": "inflate_trace.png"}
+    provenance = make_provenance("attack inflate", classifier=classifier, seed=seed, n=n, splits=min(splits, n),
+                                 shuffled=False, inputs=[input_record(start_source, role="start")])
     return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed,
                          classifier=classifier_name if domain is None else domain.classifier_name,
-                         comparison=comparison, files=files)
+                         comparison=comparison, files=files, provenance=provenance.to_dict())
 
 
 @dataclass(frozen=True)
@@ -139,10 +145,12 @@ class BoundedReport:
     classifier: str
     sweeps: list[BoundedSweepResult]
     files: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
         return {"source": self.source, "classifier": self.classifier,
-                "sweeps": [s.to_dict() for s in self.sweeps], "files": self.files}
+                "sweeps": [s.to_dict() for s in self.sweeps], "files": self.files,
+                **({"provenance": self.provenance} if self.provenance is not None else {})}
 
 
 def run_bounded(
@@ -167,6 +175,7 @@ def run_bounded(
     if domain is not None and source is None:
         classifier, source = domain.classifier, domain.real_source
         images = domain.real if n is None else domain.real[:n]
+        record = tensor_record(source, images, role="images")
     else:
         classifier = domain.classifier if domain is not None else load_classifier(classifier_name, weights=weights)
         name = classifier_name if domain is None else domain.classifier_name
@@ -174,8 +183,9 @@ def run_bounded(
             raise InvalidInputError(f"classifier {name} has no built-in real images: pass {parameter('source')} "
                                     "(real images of its domain to perturb)")
         source = DIGITS_SOURCES["real"] if source is None else source
-        images = open_images(source, n=n, seed=seed, image_size=classifier.input_size).load_all(
-            conform=lambda image: classifier.preprocess(image).float())
+        opened = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
+        images = opened.load_all(conform=lambda image: classifier.preprocess(image).float())
+        record = input_record(opened, role="images")
     sweeps = [bounded_sweep(classifier, images, norm=norm, epsilons=epsilons, steps=steps, splits=splits, seed=seed)
               for norm in norms]
     files = {}
@@ -187,17 +197,21 @@ def run_bounded(
             # One row per ε, the first ten images of each.
             save_image_grid(folder / f"bounded_examples_{sweep.norm}.png", sweep.examples.flatten(0, 1), nrow=10)
             files[f"examples_{sweep.norm}"] = f"bounded_examples_{sweep.norm}.png"
+    provenance = make_provenance("attack bounded", classifier=classifier, seed=seed, n=int(images.shape[0]),
+                                 splits=splits, shuffled=False, inputs=[record])
     return BoundedReport(source=source, classifier=classifier_name if domain is None else domain.classifier_name,
-                         sweeps=sweeps, files=files)
+                         sweeps=sweeps, files=files, provenance=provenance.to_dict())
 
 
 @dataclass(frozen=True)
 class ToyReport:
     result: ToyResult
     files: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
-        return {**self.result.to_dict(), "files": self.files}
+        return {**self.result.to_dict(), "files": self.files,
+                **({"provenance": self.provenance} if self.provenance is not None else {})}
 
 
 def run_toy(*, out_dir: Path | None = None, n: int = 100_000, seed: int = 0) -> ToyReport:
@@ -209,4 +223,5 @@ def run_toy(*, out_dir: Path | None = None, n: int = 100_000, seed: int = 0) -> 
         use_file_backend()
         files = {"densities": save_display(ToyDensityDisplay().plot(), folder / "toy_densities.png"),
                  "scores": save_display(ToyScoresDisplay(result).plot(), folder / "toy_scores.png")}
-    return ToyReport(result=result, files=files)
+    return ToyReport(result=result, files=files,
+                     provenance=make_provenance("attack toy", num_classes=2, seed=seed, n=n).to_dict())

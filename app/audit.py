@@ -25,6 +25,7 @@ from isgame.scoring.domains import Domain, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.pipeline import ScoreReport, score_images
+from isgame.scoring.provenance import domain_provenance
 from isgame.scoring.samples import noise_source, tensor_source
 
 AUDIT_NOISE_SAMPLES = 1000
@@ -53,6 +54,7 @@ class AuditReport:
     figures: dict[str, str] = field(default_factory=dict)
     domain: dict[str, object] = field(default_factory=dict)
     settings: dict[str, object] = field(default_factory=dict)
+    provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def headline(self) -> dict[str, object] | None:
         """How far IS was inflated, by what, and how fast; None when the attacks were skipped."""
@@ -89,6 +91,7 @@ class AuditReport:
             "figures": self.figures,
             "domain": self.domain,
             "settings": self.settings,
+            **({"provenance": self.provenance} if self.provenance is not None else {}),
         }
 
 
@@ -222,6 +225,7 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
         matrix=results["matrix"],
         seconds=time.perf_counter() - started, section_seconds=timings, figures=_figures(results, probes),
         domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack},
+        provenance=domain_provenance("audit", domain, seed=seed, n=n).to_dict(),
     )
     payload = report.to_dict()
     write_json_atomic(folder / "report.json", payload)

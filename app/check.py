@@ -25,6 +25,7 @@ from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.domains import DEFAULT_MAX_REAL, DEFAULT_MAX_TRAIN, DIGITS_CLASSIFIERS, DIGITS_SOURCES, load_real_images
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
+from isgame.scoring.provenance import input_record, make_provenance, tensor_record
 from isgame.scoring.samples import open_images
 
 
@@ -33,9 +34,12 @@ class CheckReport(ProbeReport):
     """The check's :class:`ProbeReport`, with what the loader decided about each source (``notes``)."""
 
     notes: tuple[str, ...] = ()
+    #: with a stats file as the real images: its path, N and the samples' FID against it
+    reference_statistics: dict[str, object] | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {**super().to_dict(), "notes": list(self.notes)}
+        extra = {} if self.reference_statistics is None else {"reference_statistics": self.reference_statistics}
+        return {**super().to_dict(), "notes": list(self.notes), **extra}
 
 
 def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed_splits: int = DEFAULT_CLAIMED_SPLITS,
@@ -59,6 +63,7 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     reference = real if real is not None else reference
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
+    records: list[dict] = []
 
     def conform(image: torch.Tensor) -> torch.Tensor:
         return classifier.preprocess(image).float()
@@ -66,9 +71,14 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     def load(spec: str, limit: int | None = None) -> torch.Tensor:
         source = open_images(spec, n=limit, seed=seed, image_size=classifier.input_size, value_range=value_range)
         notes.extend(source.notes)
-        return source.load_all(conform=conform)
+        images = source.load_all(conform=conform)
+        records.append(input_record(source, role="samples"))
+        return images
 
-    if reference is None and classifier_name in DIGITS_CLASSIFIERS:
+    reference_spec, reference_stats = reference, _reference_statistics(reference, classifier, notes)
+    if reference_stats is not None:
+        reference = None  # the statistics serve FID; the tests on real images are not run
+    elif reference is None and classifier_name in DIGITS_CLASSIFIERS:
         reference = DIGITS_SOURCES["real"]  # the embedded default's own real held-out images
     if reference == samples:
         notes.append(f"{samples} is also the real reference: every sample's nearest real image is itself, so the "
@@ -87,14 +97,70 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
                          claimed_n=claimed_n, claimed_dialect=claimed_dialect, classifier_name=classifier_name,
                          reference=others.get("reference"), train=others.get("train"), seed=seed, weights=weights,
                          classifier=classifier, steps=steps, attack=attack)
+    provenance = _check_provenance(classifier, result, seed=seed, records=records, others=others,
+                                   specs={"reference": reference, "train": train})
+    notes.extend(_order_note(samples, result))
+    statistics = None if reference_stats is None else _fid_against(reference_stats, reference_spec, classifier,
+                                                                     sample_images)
+    return _write_check(result, out_dir, notes=notes, provenance=provenance.to_dict(), statistics=statistics)
+
+
+def _write_check(result, out_dir: Path | None, *, notes: list, provenance: dict,
+                 statistics: dict | None) -> CheckReport:
+    """Write the class histogram, the sample grid and ``check.html`` into the run folder; the report."""
     folder = prepare_out_dir(out_dir, label="check")
     use_file_backend()
     files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(), folder / "check_histogram.png"),
              "samples": "check_samples.png", "html": "check.html"}
     save_image_grid(folder / files["samples"], result.examples, nrow=10)
-    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes))
+    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance,
+                         reference_statistics=statistics)
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report
+
+
+def _check_provenance(classifier, result, *, seed: int, records: list[dict], others: dict[str, torch.Tensor],
+                      specs: dict[str, str | None]):
+    """The check's provenance: the claim's protocol, the samples as streamed, the real and training images as held
+    (at most DEFAULT_MAX_REAL / DEFAULT_MAX_TRAIN, a seeded subsample beyond)."""
+    held = [tensor_record(specs[name], images, role=name) for name, images in others.items()]
+    return make_provenance("check", classifier=classifier, seed=seed, dialect=result.protocol["dialect"],
+                           n=result.protocol["n"], splits=result.protocol["splits"], inputs=[*records, *held])
+
+
+def _order_note(samples: str, result) -> list[Note]:
+    """The sample-order warning, when class-sorted samples meet the claim's contiguous splits."""
+    order = result.sample_order
+    if order is None or not order["warned"]:
+        return []
+    return [Note(f"{samples}: the predicted classes come in {order['runs']} runs where a random order gives "
+                 f"{order['expected_runs']:.1f} ± {order['runs_std']:.1f} (z = {order['z']:.1f}): the samples look "
+                 f"class-sorted, so each contiguous split of {result.protocol['dialect']} sees few classes; IS "
+                 f"{order['is_contiguous']:.4f} as stored, {order['is_shuffled']:.4f} after a seeded shuffle "
+                 f"(seed {order['seed']})")]
+
+
+def _reference_statistics(reference: str | None, classifier, notes: list):
+    """The stats file named as the real images (refused unless made with this classifier's settings), or None."""
+    from isgame.scoring.fid import is_statistics_file
+    from isgame.scoring.stats_file import load_reference_stats
+
+    if reference is None or not is_statistics_file(reference):
+        return None
+    stats = load_reference_stats(reference, classifier=classifier)
+    notes.append(Note(f"{reference} holds feature statistics, not images: it serves the samples' FID against the real "
+                      "images; the tests that need real images (nearer noise than real, the real images' E[H(y|x)], "
+                      f"C_T and authenticity) are not run; pass real images as {parameter('real')} for them"))
+    return stats
+
+
+def _fid_against(stats, path: str, classifier, samples: torch.Tensor) -> dict[str, object]:
+    from isgame.scoring.fid import features_to_statistics, statistics_to_fid
+    from isgame.scoring.pipeline import classify_with_features
+
+    features = classify_with_features(classifier, samples)[1].double().numpy()
+    return {"path": str(path), "n": stats.statistics.n, "fid": statistics_to_fid(stats.statistics,
+                                                                                 features_to_statistics(features))}
 
 
 def _announce_cost(announce: Callable[[str], None], classifier, samples: torch.Tensor,

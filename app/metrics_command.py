@@ -23,6 +23,7 @@ import numpy as np
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.fid import FeatureStatistics, features_to_statistics, is_statistics_file, load_statistics, statistics_to_fid
 from isgame.scoring.kid import KID_SUBSET_SIZE, KID_SUBSETS
+from isgame.scoring.provenance import make_provenance
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,12 @@ class MetricsResult:
     seed: int
     values: dict[str, dict[str, object]]
     notes: tuple[str, ...] = ()
+    provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
-        out = {key: value for key, value in vars(self).items() if key not in ("values", "notes")}
-        return {**out, "metrics": list(self.values), "values": self.values, "notes": list(self.notes)}
+        out = {key: value for key, value in vars(self).items() if key not in ("values", "notes", "provenance")}
+        return {**out, "metrics": list(self.values), "values": self.values, "notes": list(self.notes),
+                **({"provenance": self.provenance} if self.provenance is not None else {})}
 
 
 def applicable_metrics(*, real_features: bool, train: bool) -> list[str]:
@@ -151,9 +154,10 @@ def applicable_metrics(*, real_features: bool, train: bool) -> list[str]:
 
 
 def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_size: int, progress: bool,
-                    value_range: str = "auto", notes: list | None = None) -> np.ndarray:
+                    value_range: str = "auto", notes: list | None = None, inputs: list | None = None,
+                    role: str = "samples") -> np.ndarray:
     """(N, D) float64 features of an image source, in row order (sharded under torchrun, gathered on every rank);
-    the loader's notes are appended to ``notes`` when given."""
+    the loader's notes are appended to ``notes`` and its provenance record (as ``role``) to ``inputs`` when given."""
     import torch
 
     from isgame.app.scoring_commands import sharded_feature_batches
@@ -165,6 +169,10 @@ def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_si
         notes.extend(source.notes)
     parts = list(sharded_feature_batches(classifier, source, batch_size=batch_size, progress=progress))
     local = torch.cat(parts) if parts else torch.empty(0, classifier.feature_dim, dtype=classifier.dtype)
+    if inputs is not None:
+        from isgame.scoring.provenance import input_record
+
+        inputs.append(input_record(source, role=role))
     return all_gather_rows(local, source.num_samples).double().cpu().numpy()
 
 
@@ -228,8 +236,9 @@ def compute_metrics(
     names = _requested(metrics, real_features=not real_is_statistics, train=train is not None)
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list = []
+    records: list = []
     options = dict(n=n, seed=seed, batch_size=batch_size or classifier.default_batch_size, progress=progress,
-                   value_range=value_range, notes=notes)
+                   value_range=value_range, notes=notes, inputs=records)
     if real_is_statistics:
         real_features, real_statistics = None, load_statistics(real)
         if real_statistics.mean.shape[0] != classifier.feature_dim:
@@ -238,17 +247,20 @@ def compute_metrics(
                 f"{classifier_name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics came "
                 f"from as {parameter('classifier_name', 'NAME')}")
     else:
-        real_features = source_features(real, classifier, **options)
+        real_features = source_features(real, classifier, **options, role="real")
         real_statistics = features_to_statistics(real_features, name="real")
     needs_train = train is not None and any(METRICS[name].needs_train for name in names)
     if train is not None and not needs_train:
         notes.append(f"{train}: not read; none of {', '.join(names)} uses the training images")
-    inputs = MetricInputs(real=real_features, fake=source_features(fake, classifier, **options),
-                          train=source_features(train, classifier, **(options | {"n": None})) if needs_train else None,
+    inputs = MetricInputs(real=real_features, fake=source_features(fake, classifier, **options, role="fake"),
+                          train=source_features(train, classifier, **(options | {"n": None}), role="train")
+                          if needs_train else None,
                           real_statistics=real_statistics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                           seed=seed)
     values = {name: METRICS[name].compute(inputs) for name in names}
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
                          feature_dim=classifier.feature_dim, n_real=real_statistics.n, n_fake=inputs.fake.shape[0],
                          n_train=None if inputs.train is None else inputs.train.shape[0],
-                         real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes))
+                         real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes),
+                         provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
+                                                    inputs=records).to_dict())

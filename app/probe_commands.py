@@ -22,6 +22,7 @@ from isgame.probes.sensitivity import SensitivityDisplay, sensitivity_probe
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, load_domain
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.provenance import domain_provenance
 
 PROBE_NAMES = ("memorization", "noise", "sensitivity", "domain")
 
@@ -33,9 +34,11 @@ class ProbeReport:
     name: str
     result: object
     files: dict[str, str] = field(default_factory=dict)
+    provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
-        return {"probe": self.name, **self.result.to_dict(), "files": self.files}
+        return {"probe": self.name, **self.result.to_dict(), "files": self.files,
+                **({"provenance": self.provenance} if self.provenance is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ def run_probe(name: str, *, domain: Domain | None = None, out_dir: Path | None =
     use_file_backend()
     settings = ProbeSettings(seed=seed, n=n, steps=steps, classifier_b=classifier_b, inflated=inflated, attack=attack)
     result, files = PROBES[name](domain, folder, settings)
-    return ProbeReport(name=name, result=result, files=files)
+    provenance = domain_provenance(f"probe {name}", domain, seed=seed, n=n)
+    return ProbeReport(name=name, result=result, files=files, provenance=provenance.to_dict())
 
 
 def run_matrix(*, domain: Domain | None = None, out_dir: Path | None = None, classifier_name: str = "digits",
@@ -117,4 +121,5 @@ def run_matrix(*, domain: Domain | None = None, out_dir: Path | None = None, cla
     files = {"heatmap": save_display(RobustnessMatrixDisplay(result).plot(), folder / "matrix.png")}
     save_image_grid(folder / "matrix_examples.png", torch.cat(list(result.examples.values())), nrow=10)
     files["examples"] = "matrix_examples.png"
-    return ProbeReport(name="matrix", result=result, files=files)
+    provenance = domain_provenance("matrix", domain, seed=seed, n=n)
+    return ProbeReport(name="matrix", result=result, files=files, provenance=provenance.to_dict())

@@ -15,7 +15,9 @@ import torch
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.dialects import DialectReport
+from isgame.scoring.provenance import Provenance, input_record, make_provenance
 from isgame.scoring.pipeline import PREDICTION_BATCH_SIZE, ScoreReport, model_inputs, score_images, score_predictions
+from isgame.scoring.sample_order import RunsCounter, sample_order
 from isgame.scoring.samples import open_images, open_predictions
 
 
@@ -35,7 +37,12 @@ def score_source(
 ) -> ScoreReport:
     """Score SOURCE as images (through a classifier) or as (N, K) logits / probabilities.
 
-    The report's ``to_dict()["notes"]`` lists what the loader decided (files skipped, range detected, ...).
+    The report's ``to_dict()["notes"]`` lists what the loader decided (files skipped, range detected, ...);
+    ``["sample_order"]`` is the runs test of the top-1 labels (:mod:`isgame.scoring.sample_order`), counted as
+    the rows stream. When it finds class-sorted or clustered rows under contiguous splits, a note says so and
+    the rows are read and scored once more after a seeded shuffle (only then: a second pass costs nothing
+    when the order is fine, while a shuffled accumulator run alongside would double the cost of every
+    logits score); ``["provenance"]`` says how the number was made.
     """
     if splits < 1:
         raise InvalidInputError(f"{parameter('splits')} must be >= 1, got {splits}")
@@ -45,24 +52,52 @@ def score_source(
         raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
     if input_kind in ("logits", "probs"):
         predictions = open_predictions(source, n=n)
-        report = score_predictions(
-            predictions, kind=input_kind, splits=splits, shuffle=shuffle, seed=seed,
-            batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
-        )
-        return _with_notes(report, predictions.notes)
+        runs = RunsCounter(predictions.num_classes)
+
+        def score_rows(shuffled: bool, on_batch=None) -> ScoreReport:
+            return score_predictions(predictions, kind=input_kind, splits=splits, shuffle=shuffled, seed=seed,
+                                     batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
+                                     on_batch=on_batch)
+
+        report = _with_sample_order(score_rows(shuffle, runs.update), runs, score_rows, splits=splits,
+                                    shuffle=shuffle, seed=seed, name=predictions.name)
+        return _with_notes(report, predictions.notes, make_provenance(
+            "score", num_classes=predictions.num_classes, seed=seed, dialect="isgame", n=report.result.n, splits=splits,
+            shuffled=shuffle, inputs=[input_record(predictions)]))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
-    report = score_images(
-        images, classifier, splits=splits, shuffle=shuffle, seed=seed,
-        batch_size=batch_size, progress=progress,
-    )
-    return _with_notes(report, images.notes)
+    runs = RunsCounter(classifier.num_classes)
+
+    def score_rows(shuffled: bool, on_batch=None) -> ScoreReport:
+        return score_images(images, classifier, splits=splits, shuffle=shuffled, seed=seed,
+                            batch_size=batch_size, progress=progress, on_batch=on_batch)
+
+    report = _with_sample_order(score_rows(shuffle, runs.update), runs, score_rows, splits=splits, shuffle=shuffle,
+                                seed=seed, name=images.name)
+    return _with_notes(report, images.notes, make_provenance(
+        "score", classifier=classifier, seed=seed, dialect="isgame", n=report.result.n, splits=splits, shuffled=shuffle,
+        inputs=[input_record(images)]))
 
 
-def _with_notes(report: ScoreReport, notes: tuple[str, ...]) -> ScoreReport:
-    return replace(report, extra={**report.extra, "notes": list(notes)})
+def _with_sample_order(report: ScoreReport, runs: RunsCounter, score_rows, *, splits: int, shuffle: bool, seed: int,
+                       name: str) -> ScoreReport:
+    """``report`` with the runs test of its labels (``sample_order``) and, when it warns, the note first."""
+    runs.all_reduce()
+    order = sample_order(runs.compute(), splits=splits, shuffled=shuffle, seed=seed,
+                         is_contiguous=report.result.is_mean, shuffled_is=lambda: score_rows(True).result.is_mean)
+    note = order.note(name)
+    return replace(report, extra={**report.extra, "sample_order": order.to_dict(),
+                                  **({"order_notes": [note]} if note else {})})
+
+
+def _with_notes(report: ScoreReport, notes: tuple[str, ...], provenance: Provenance | None = None) -> ScoreReport:
+    extra = {key: value for key, value in report.extra.items() if key != "order_notes"}
+    extra["notes"] = [*notes, *report.extra.get("order_notes", ())]
+    if provenance is not None:
+        extra["provenance"] = provenance.to_dict()
+    return replace(report, extra=extra)
 
 
 @dataclass(frozen=True)
@@ -73,6 +108,8 @@ class _CollectedLogits:
     truncated: torch.Tensor | None = None  # logits of the uint8-truncated images, when asked for
     rerun: int = 0  # images whose truncation changed a pixel, so the network ran on them twice
     notes: tuple[str, ...] = ()  # what the loader decided (files skipped, range detected, n capped, ...)
+    network: object = None  # the classifier that ran, for provenance (None for stored logits)
+    input: dict | None = None  # the source's provenance record, with its fingerprint
 
 
 def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path | None, n: int | None, seed: int,
@@ -81,8 +118,9 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
     """Logits of SOURCE and, with ``truncated``, those of its uint8-truncated images, from one pass of the network."""
     if input_kind == "logits":
         predictions = open_predictions(source, n=n)
-        logits = torch.from_numpy(np.array(predictions.array[0 : predictions.num_samples], dtype=np.float64))
-        return _CollectedLogits(predictions.name, None, logits, notes=tuple(predictions.notes))
+        logits = torch.from_numpy(np.concatenate(list(predictions.batches(PREDICTION_BATCH_SIZE))).astype(np.float64))
+        return _CollectedLogits(predictions.name, None, logits, notes=tuple(predictions.notes),
+                                input=input_record(predictions))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('dialect')} needs logits: use {parameter('input_kind', 'images')} (a classifier runs) or {parameter('input_kind', 'logits')}")
     from isgame.scoring.dialects import logits_of_truncated
@@ -114,7 +152,8 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
     if truncated:
         (rerun,) = sum_over_ranks(rerun)
     return _CollectedLogits(images.name, classifier.describe(), gather(logits),
-                            gather(truncated_logits) if truncated else None, int(rerun), tuple(images.notes))
+                            gather(truncated_logits) if truncated else None, int(rerun), tuple(images.notes),
+                            network=classifier, input=input_record(images))
 
 
 def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,
@@ -159,6 +198,12 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
                  "torchmetrics truncates float images to uint8 before its network; the network ran again only on "
                  "the images this changed")}} if truncated is not None else {}),
              **({"processes": world_size} if world_size > 1 else {}), "notes": list(collected.notes)}
+    extra["provenance"] = make_provenance(
+        "score", classifier=collected.network, num_classes=int(logits.shape[1]), seed=seed, dialect=dialect,
+        n=int(logits.shape[0]), splits=table.scores[0].splits if dialect != "all" else splits,
+        shuffled=dialect in ("torch-fidelity", "torchmetrics"), inputs=[collected.input],
+        rounding=("uint8 truncation for torchmetrics ((x * 255).byte()), none for the others"
+                  if truncated is not None else "none: float32 in [0, 1] as the loader maps stored values")).to_dict()
     return DialectReport(source=collected.source, input_kind=input_kind, classifier=collected.classifier, table=table,
                          extra=extra)
 
@@ -203,6 +248,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     """
     from isgame.scoring.distributed import current_group
     from isgame.scoring.fid import is_statistics_file, load_statistics, save_statistics, statistics_to_fid
+    from isgame.scoring.stats_file import has_isgame_key, load_reference_stats
 
     if is_statistics_file(fake):
         raise InvalidInputError(f"FAKE {fake} holds statistics (mu, sigma); pass generated images as "
@@ -213,6 +259,8 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     real_is_statistics = is_statistics_file(real)
     if real_is_statistics:
         statistics["real"] = load_statistics(real)
+        if has_isgame_key(real):  # written by isgame stats save: refused unless made with these settings
+            load_reference_stats(real, classifier=classifier)
         if statistics["real"].mean.shape[0] != classifier.feature_dim:
             raise InvalidInputError(
                 f"{real} holds statistics of {statistics['real'].mean.shape[0]}-d features but classifier "
@@ -228,6 +276,9 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
         except OSError as error:
             raise InvalidInputError(f"cannot write {parameter('save_stats', save_stats)} ({error.strerror}); "
                                     "choose a writable file path ending in .npz") from None
+    inputs = [{"role": "real", "source": real, "input_range": None, "fingerprint": None, "statistics": True}
+              if real_is_statistics else input_record(sources["real"], role="real"), input_record(sources["fake"], role="fake")]
+    provenance = make_provenance("fid", classifier=classifier, seed=seed, n=statistics["fake"].n, inputs=inputs)
     return {"real": real, "fake": fake, "classifier": classifier.describe(), "feature_dim": classifier.feature_dim,
             "n_real": statistics["real"].n, "n_fake": statistics["fake"].n,
             "fid": statistics_to_fid(statistics["real"], statistics["fake"]),
@@ -235,4 +286,44 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
             "notes": [note for source in sources.values() for note in source.notes],
             **({"real_is_statistics": True} if real_is_statistics else {}),
             **({"saved_stats": str(save_stats)} if save_stats is not None else {}),
-            **({"processes": group.world_size} if group.world_size > 1 else {})}
+            **({"processes": group.world_size} if group.world_size > 1 else {}), "provenance": provenance.to_dict()}
+
+
+@dataclass(frozen=True)
+class StatsSaveResult:
+    """What ``isgame stats save`` wrote: the file, its statistics' size and key, and the provenance."""
+
+    path: str
+    stats: object  # ReferenceStats
+    provenance: dict
+
+    def to_dict(self) -> dict[str, object]:
+        return {"path": self.path, **self.stats.to_dict(), "provenance": self.provenance}
+
+
+def save_stats(source: str, out: Path, *, classifier_name: str = "digits", weights: Path | None = None,
+               n: int | None = None, seed: int = 0, subset: int | None = None, batch_size: int | None = None,
+               progress: bool = True, value_range: str = "auto") -> StatsSaveResult:
+    """Stream SOURCE's features once: float64 mean and covariance, a seeded subset of at most ``subset`` rows
+    (default 10,000) and the key of every setting; write them atomically to ``out``
+    (:mod:`isgame.scoring.stats_file`)."""
+    from isgame.scoring.distributed import current_group
+    from isgame.scoring.stats_file import DEFAULT_SUBSET_CAP, current_key, save_reference_stats, stream_reference_stats
+
+    if current_group().world_size > 1:
+        raise InvalidInputError("stats save runs in one process; run it without torchrun")
+    classifier = load_classifier(classifier_name, weights=weights)
+    images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+    key = current_key(classifier, source=images.name, n=images.num_samples)
+    stats = stream_reference_stats(sharded_feature_batches(classifier, images, batch_size=batch_size, progress=progress),
+                                   num_samples=images.num_samples, feature_dim=classifier.feature_dim, key=key,
+                                   cap=DEFAULT_SUBSET_CAP if subset is None else subset, seed=seed)
+    record = input_record(images)
+    stats = replace(stats, key=replace(key, input_fingerprint=(record["fingerprint"] or {}).get("sha256")))
+    try:
+        save_reference_stats(stats, out)
+    except OSError as error:
+        raise InvalidInputError(f"cannot write {parameter('out', out)} ({error.strerror}); choose a writable file "
+                                "path ending in .npz") from None
+    provenance = make_provenance("stats save", classifier=classifier, seed=seed, n=images.num_samples, inputs=[record])
+    return StatsSaveResult(path=str(out), stats=stats, provenance=provenance.to_dict())

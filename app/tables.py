@@ -222,3 +222,33 @@ def metrics_table(result: MetricsResult) -> Table:
             details = "compare only at equal N"
         table.add_row(name, shown, details)
     return table
+
+
+def _short(value: object) -> str:
+    """A provenance value in a table cell: hashes cut to 12 hex digits, dicts to their differing gist."""
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value[:12] + "…"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items() if k != "network_input")
+    return str(value)
+
+
+def compare_table(comparison) -> Table:
+    """One row per differing protocol field: A, B, how far it alone moves IS, and how that was found."""
+    from rich.markup import escape
+
+    table = Table(title=f"compare: IS {comparison.is_a:.4f} (A) against {comparison.is_b:.4f} (B)", box=box.SIMPLE_HEAD)
+    for column in ("field", "A", "B", "moves IS by", "how"):
+        table.add_column(column, justify="right" if column == "moves IS by" else "left", overflow="fold")
+    for difference in comparison.differences:
+        allowance = "unbounded" if difference.allowance is None else f"{difference.allowance:.4f}"
+        table.add_row(difference.field, escape(_short(difference.a)), escape(_short(difference.b)), allowance,
+                      escape(difference.how))
+    if not comparison.differences:
+        table.add_row("(none)", "", "", "0", "same protocol and inputs")
+    table.caption = escape(
+        f"B - A = {comparison.difference:+.4f}; allowed by the protocol: "
+        f"{'unbounded' if comparison.allowance is None else f'{comparison.allowance:.4f}'}; standard error "
+        f"{comparison.standard_error:.4f}" + ("" if comparison.z is None else f" (z = {comparison.z:+.2f})")
+        + f"\n{comparison.verdict}")
+    return table

@@ -37,6 +37,7 @@ from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.inception_score import inception_score
 from isgame.scoring.pipeline import classify
 from isgame.scoring.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
+from isgame.scoring.sample_order import sample_order_of_logits
 
 #: the resize variants a claim is recomputed under, in report order (labels of RESIZE_VARIANTS)
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
@@ -87,6 +88,9 @@ class CheckResult:
     verdict: str
     reasons: list[str]
     examples: torch.Tensor = field(repr=False, default=None)
+    #: the runs test of the samples' top-1 labels (:mod:`isgame.scoring.sample_order`), with the IS both ways
+    #: when class-sorted samples meet the claim's contiguous splits
+    sample_order: dict[str, object] | None = None
 
     @property
     def spread(self) -> tuple[float, float]:
@@ -426,6 +430,8 @@ def check_claim(
         reproduced_reasons=answers.reproduced_reasons, meaningful_reasons=answers.meaningful_reasons,
         within_spread=answers.within_spread, images_vs_noise=images_vs_noise, class_histogram=scores.class_counts,
         verdict=answers.verdict, reasons=answers.reasons, examples=samples[:50], **evidence,
+        sample_order=sample_order_of_logits(logits, splits=claimed_splits, dialect=claimed_dialect, seed=seed,
+                                            is_contiguous=float(protocol["is_mean"])).to_dict(),
     )
 
 

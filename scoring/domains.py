@@ -156,6 +156,7 @@ def load_domain(classifier: str = "digits", *, weights: Path | None = None, trai
     for name, value in (("max_train", max_train), ("max_real", max_real)):
         if value < 2:
             raise InvalidInputError(f"{parameter(name)} must be >= 2, got {value}")
+    _refuse_statistics(train=train, real=real)
     if classifier in DIGITS_CLASSIFIERS and train in (None, DIGITS_SOURCES["train"]) and \
             real in (None, DIGITS_SOURCES["real"]):
         domain = digits_domain(classifier, weights=weights,
@@ -192,6 +193,18 @@ def load_domain(classifier: str = "digits", *, weights: Path | None = None, trai
                     train=train_images, real=real_images, train_source=train, real_source=real,
                     train_available=train_available, real_available=real_available, notes=tuple(notes))
     return _with_class_names(domain, class_names)
+
+
+def _refuse_statistics(**specs: str | None) -> None:
+    """A domain holds images: a stats file (mu, sigma) as its real or training images is refused in one line."""
+    from isgame.scoring.fid import is_statistics_file
+
+    for name, spec in specs.items():
+        if spec is not None and is_statistics_file(spec):
+            raise InvalidInputError(
+                f"{parameter(name)} {spec} holds feature statistics, not images: a domain's games, probes and "
+                "attacks start from its images and its C_T and nearest-neighbour tests compare pixels; pass images "
+                "here (isgame fid and isgame check take a stats file as their real images)")
 
 
 def load_real_images(spec: str, classifier: ImageClassifier, *, cap: int = DEFAULT_MAX_REAL, seed: int = 0,

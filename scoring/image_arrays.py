@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, parameter
+from isgame.scoring.fingerprint import InputFingerprint
 from isgame.scoring.image_source import ImageSource
 from isgame.scoring.notes import Note
 from isgame.scoring.validation import IMAGE_RANGE_ATOL, out_of_range_message
@@ -289,8 +290,11 @@ def array_image_source(array: np.ndarray | NpyRows, *, name: str, value_range: s
             notes.append(Note(f"{name}: uint8 values are always read as 0-255; "
                               f"{parameter('value_range', '0-1')} applies to float arrays only"))
 
+    fingerprint = InputFingerprint("array-bytes", array_header(array.dtype, array.shape))
+
     def read(start: int, stop: int) -> torch.Tensor:
-        chunk = np.asarray(array[start:stop])
+        chunk = np.ascontiguousarray(array[start:stop])
+        fingerprint.add_rows(start, stop, chunk)  # the bytes as stored, before any scaling
         if layout == "NHW":
             chunk = chunk[:, None]
         elif layout == "NHWC":
@@ -302,4 +306,13 @@ def array_image_source(array: np.ndarray | NpyRows, *, name: str, value_range: s
             np.clip(values, 0.0, 1.0, out=values)
         return torch.from_numpy(values)
 
-    return ImageSource(name=name if rows == total else f"{name}[:{rows}]", num_samples=rows, read=read, notes=tuple(notes))
+    return ImageSource(name=name if rows == total else f"{name}[:{rows}]", num_samples=rows, read=read, notes=tuple(notes),
+                       fingerprint=fingerprint, input_range=f"{'float' if floating else 'uint8'} 0-{peak:g}")
+
+
+def array_header(dtype, shape) -> str:
+    """What a fingerprint of array bytes hashes first: the dtype and the shape of one row (not N, which ``n``
+    may cut), e.g. ``"<f4 (1, 8, 8)"``."""
+    if isinstance(dtype, torch.dtype):
+        dtype = torch.empty(0, dtype=dtype).numpy().dtype
+    return f"{np.dtype(dtype).str} {tuple(int(d) for d in shape[1:])}"

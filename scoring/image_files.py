@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.fingerprint import InputFingerprint
 from isgame.scoring.image_source import ImageSource
 from isgame.scoring.notes import Note
 
@@ -118,10 +119,23 @@ def folder_source(folder: Path) -> ImageSource:
             f"put {', '.join(IMAGE_SUFFIXES)} files in the folder or its subfolders"
         )
 
-    def read(start: int, stop: int) -> list[torch.Tensor]:
-        return [read_image_file(path) for path in files[start:stop]]
+    fingerprint = InputFingerprint("files")
 
-    return ImageSource(name=str(folder), num_samples=len(files), read=read, notes=tuple(_skipped_note(folder, skipped, hidden)))
+    def read(start: int, stop: int) -> list[torch.Tensor]:
+        # Each file is read once: the bytes feed the fingerprint and then the decoder.
+        contents = [(path.relative_to(folder).as_posix(), _read_bytes(path)) for path in files[start:stop]]
+        fingerprint.add_files(start, contents)
+        return [decode_image(io.BytesIO(data), where=str(path)) for path, (_, data) in zip(files[start:stop], contents)]
+
+    return ImageSource(name=str(folder), num_samples=len(files), read=read, notes=tuple(_skipped_note(folder, skipped, hidden)),
+                       fingerprint=fingerprint, input_range="image files, 0-255 per channel (16-bit: 0-65535)")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InvalidInputError(f"{path}: cannot read this file ({error.strerror}); check its permissions") from None
 
 
 def zip_source(path: Path) -> ImageSource:
@@ -145,17 +159,23 @@ def zip_source(path: Path) -> ImageSource:
     if not members:
         raise InvalidInputError(f"{path}: no images among its {len(infos)} members; zip {', '.join(IMAGE_SUFFIXES)} files")
     members.sort(key=lambda info: info.filename)
+    fingerprint = InputFingerprint("files")
 
     def read(start: int, stop: int) -> list[torch.Tensor]:
         # A handle per batch, closed with it: nothing stays open between batches, and a forked worker never
         # shares its parent's file offset.
         with zipfile.ZipFile(path) as archive:
-            return [_read_member(archive, info, where=f"{path}:{info.filename}") for info in members[start:stop]]
+            contents = [(info.filename, _read_member(archive, info, where=f"{path}:{info.filename}"))
+                        for info in members[start:stop]]
+        fingerprint.add_files(start, contents)
+        return [decode_image(io.BytesIO(data), where=f"{path}:{name}") for name, data in contents]
 
-    return ImageSource(name=str(path), num_samples=len(members), read=read, notes=tuple(_skipped_note(path, skipped, hidden)))
+    return ImageSource(name=str(path), num_samples=len(members), read=read, notes=tuple(_skipped_note(path, skipped, hidden)),
+                       fingerprint=fingerprint, input_range="image files, 0-255 per channel (16-bit: 0-65535)")
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, where: str) -> torch.Tensor:
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, where: str) -> bytes:
+    """The decompressed bytes of one member, refusing a zip bomb."""
     if info.file_size > MAX_ZIP_MEMBER_BYTES:
         raise InvalidInputError(f"{where}: {info.file_size} bytes once decompressed, more than "
                                 f"{MAX_ZIP_MEMBER_BYTES} allowed for one image; remove it from the zip")
@@ -166,4 +186,4 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, where: str)
         raise InvalidInputError(f"{where}: cannot read this zip member ({type(error).__name__}: {error}); re-create the zip") from None
     if len(data) > MAX_ZIP_MEMBER_BYTES:
         raise InvalidInputError(f"{where}: decompresses to more than {MAX_ZIP_MEMBER_BYTES} bytes; remove it from the zip")
-    return decode_image(io.BytesIO(data), where=where)
+    return data

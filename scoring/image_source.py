@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.fingerprint import InputFingerprint
 
 
 @dataclass
@@ -18,13 +19,17 @@ class ImageSource:
     (B, C, H, W) tensor. ``conform`` (e.g. a classifier's single-image preprocessing) is
     applied per image when a batch mixes sizes or channel counts. ``notes`` say, one line
     each, what the loader decided on the caller's behalf: files skipped, a value range
-    detected, values clipped, a count capped.
+    detected, values clipped, a count capped. ``fingerprint`` is hashed by ``read`` as rows stream
+    (:mod:`isgame.scoring.fingerprint`); ``input_range`` says how stored values were mapped to [0, 1]
+    (e.g. ``"uint8 0-255"``, ``"float 0-1"``), for provenance.
     """
 
     name: str
     num_samples: int
     read: Callable[[int, int], torch.Tensor | list[torch.Tensor]]
     notes: tuple[str, ...] = ()
+    fingerprint: InputFingerprint | None = None
+    input_range: str | None = None
 
     def batches(
         self, batch_size: int, *, conform: Callable[[torch.Tensor], torch.Tensor] | None = None,

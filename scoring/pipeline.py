@@ -6,7 +6,7 @@ Memory is one batch of images plus the accumulator's O(K * splits + K^2) statist
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -101,8 +101,10 @@ def score_images(
     seed: int = 0,
     batch_size: int | None = None,
     progress: bool = True,
+    on_batch: Callable[[torch.Tensor], None] | None = None,
 ) -> ScoreReport:
-    """Classify every image of ``source`` and score the logits (IS in [1, K], I in nats and bits).
+    """Classify every image of ``source`` and score the logits (IS in [1, K], I in nats and bits);
+    ``on_batch`` also sees each batch's (B, K) logits, in row order (e.g. to count runs of labels).
 
     ``batch_size`` defaults to the classifier's :attr:`~ImageClassifier.default_batch_size` (256 digits, 16 at 299 px).
     """
@@ -120,7 +122,10 @@ def score_images(
     with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
         with torch.no_grad():
             for _, model_input in model_inputs(classifier, source, batch_size, start=start, stop=stop):
-                accumulator.update(classifier.logits_from_model_input(model_input))
+                logits = classifier.logits_from_model_input(model_input)
+                accumulator.update(logits)
+                if on_batch is not None:
+                    on_batch(logits)
                 advance(model_input.shape[0])
     accumulator.all_reduce()
     return ScoreReport(source=source.name, input_kind="images", classifier=classifier.describe(), result=accumulator.compute(),
@@ -137,8 +142,10 @@ def score_predictions(
     batch_size: int = PREDICTION_BATCH_SIZE,
     progress: bool = True,
     track_stderr: bool = True,
+    on_batch: Callable[[object], None] | None = None,
 ) -> ScoreReport:
-    """Score (N, K) logits or probabilities streamed from ``source``; no classifier runs."""
+    """Score (N, K) logits or probabilities streamed from ``source``; no classifier runs. ``on_batch`` also sees
+    each (B, K) batch, in row order."""
     _check_batch_size(batch_size)
     check_splits(source.num_samples, splits)
     accumulator = InceptionScoreAccumulator(
@@ -157,6 +164,8 @@ def score_predictions(
     with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
         for batch in source.batches(batch_size, start=start, stop=stop):
             accumulator.update(batch)
+            if on_batch is not None:
+                on_batch(batch)
             advance(batch.shape[0])
     accumulator.all_reduce()
     return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(),

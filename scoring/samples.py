@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
-from isgame.scoring.image_arrays import (NUMPY_SUFFIXES, TORCH_SUFFIXES, VALUE_RANGES, NpyRows, array_image_source,
-                                         load_array, load_tensor_file)
+from isgame.scoring.fingerprint import InputFingerprint
+from isgame.scoring.image_arrays import (NUMPY_SUFFIXES, TORCH_SUFFIXES, VALUE_RANGES, NpyRows, array_header,
+                                         array_image_source, load_array, load_tensor_file)
 from isgame.scoring.image_files import IMAGE_SUFFIXES, folder_source, read_image_file, zip_source
 from isgame.scoring.image_source import ImageSource
 from isgame.scoring.notes import Note
@@ -79,7 +80,8 @@ def open_images(spec: str, *, n: int | None = None, seed: int = 0, image_size: t
             raise InvalidInputError(f"{path}: unsupported file type {path.suffix!r}; pass a folder or .zip of images "
                                     "or a .npy/.npz/.pt array")
     if n is not None and n < source.num_samples:
-        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read, notes=source.notes)
+        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read, notes=source.notes,
+                             fingerprint=source.fingerprint, input_range=source.input_range)
     elif n is not None and n > source.num_samples and not spec.startswith("noise:"):
         source.notes = (*source.notes, _capped_note(source.name, n, source.num_samples, "images"))
     return source
@@ -109,8 +111,17 @@ def _digits_source(spec: str) -> ImageSource:
 
 
 def tensor_source(name: str, images: torch.Tensor) -> ImageSource:
-    """An :class:`ImageSource` over an in-memory (N, C, H, W) float tensor in [0, 1]."""
-    return ImageSource(name=name, num_samples=images.shape[0], read=lambda a, b: images[a:b])
+    """An :class:`ImageSource` over an in-memory (N, C, H, W) float tensor in [0, 1]; its fingerprint hashes the
+    tensor's bytes as rows are read."""
+    fingerprint = InputFingerprint("array-bytes", array_header(images.dtype, images.shape))
+
+    def read(start: int, stop: int) -> torch.Tensor:
+        rows = images[start:stop]
+        fingerprint.add_rows(start, stop, rows.contiguous().numpy())
+        return rows
+
+    return ImageSource(name=name, num_samples=images.shape[0], read=read, fingerprint=fingerprint,
+                       input_range="float 0-1")
 
 
 def noise_source(kind: str, *, n: int, seed: int, image_size: tuple[int, int] = (8, 8), channels: int = 1) -> ImageSource:
@@ -120,6 +131,7 @@ def noise_source(kind: str, *, n: int, seed: int, image_size: tuple[int, int] = 
     if n < 1:
         raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     shape = (channels, *image_size)
+    fingerprint = InputFingerprint("array-bytes", array_header(torch.float32, (n, *shape)))
 
     def read(start: int, stop: int) -> torch.Tensor:
         # One generator per image keeps image i identical whatever the batch size.
@@ -130,22 +142,26 @@ def noise_source(kind: str, *, n: int, seed: int, image_size: tuple[int, int] = 
                 out[offset] = torch.rand(shape, generator=generator)
             else:
                 out[offset] = (GAUSSIAN_NOISE_MEAN + GAUSSIAN_NOISE_STD * torch.randn(shape, generator=generator)).clamp(0, 1)
+        fingerprint.add_rows(start, stop, out.numpy())
         return out
 
-    return ImageSource(name=f"noise:{kind}", num_samples=n, read=read)
+    return ImageSource(name=f"noise:{kind}", num_samples=n, read=read, fingerprint=fingerprint,
+                       input_range="float 0-1")
 
 
 @dataclass(frozen=True)
 class PredictionSource:
     """N rows of (N, K) logits or probabilities, read in chunks from a streamed array; ``limit`` keeps the first N.
 
-    ``notes`` say what was decided on the caller's behalf (e.g. ``n`` capped to the rows there are).
+    ``notes`` say what was decided on the caller's behalf (e.g. ``n`` capped to the rows there are);
+    ``fingerprint`` hashes the rows' bytes as :meth:`batches` reads them (:mod:`isgame.scoring.fingerprint`).
     """
 
     name: str
     array: np.ndarray | NpyRows
     limit: int | None = None
     notes: tuple[str, ...] = ()
+    fingerprint: InputFingerprint | None = None
 
     @property
     def num_samples(self) -> int:
@@ -161,7 +177,11 @@ class PredictionSource:
             raise InvalidInputError(f"batch size must be >= 1, got {batch_size}")
         stop = self.num_samples if stop is None else stop
         for first in range(start, stop, batch_size):
-            yield np.asarray(self.array[first : min(first + batch_size, stop)])
+            last = min(first + batch_size, stop)
+            rows = np.ascontiguousarray(self.array[first:last])
+            if self.fingerprint is not None:
+                self.fingerprint.add_rows(first, last, rows)
+            yield rows
 
 
 def open_predictions(spec: str, *, n: int | None = None) -> PredictionSource:
@@ -182,4 +202,5 @@ def open_predictions(spec: str, *, n: int | None = None) -> PredictionSource:
         raise InvalidInputError(f"{path}: holds 0 rows; pass at least one sample")
     capped = n is not None and n > array.shape[0]
     return PredictionSource(name=str(path), array=array, limit=n,
-                            notes=(_capped_note(str(path), n, array.shape[0], "rows"),) if capped else ())
+                            notes=(_capped_note(str(path), n, array.shape[0], "rows"),) if capped else (),
+                            fingerprint=InputFingerprint("array-bytes", array_header(array.dtype, array.shape)))

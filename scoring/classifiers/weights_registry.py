@@ -22,7 +22,6 @@ is the one function in isgame that downloads, and only when called.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -171,12 +170,10 @@ def find_cached(entries: tuple[WeightsEntry, ...]) -> Path | None:
 
 
 def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file as 64 hex digits, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for chunk in iter(lambda: stream.read(HASH_CHUNK_BYTES), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The SHA-256 of a file as 64 hex digits, read in 1 MiB chunks; hashed once per (path, mtime, size)."""
+    from isgame.scoring.provenance import cached_file_sha256
+
+    return cached_file_sha256(path)
 
 
 def fetch_hint(name: str) -> str:

@@ -1,0 +1,106 @@
+"""isgame stats save: float64 statistics, a seeded feature subset and a key; refused when the settings differ."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers import assert_one_line_error
+
+from isgame.app.check import run_check
+from isgame.app.scoring_commands import fid_between, save_stats
+from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.digits import shipped_weights_path
+from isgame.scoring.digits_data import digits_split
+from isgame.scoring.domains import load_domain
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.fid import load_statistics
+from isgame.scoring.stats_file import load_reference_stats
+
+
+@pytest.fixture(scope="module")
+def stats_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stats") / "real.stats.npz"
+    save_stats("digits:test", path, subset=100, seed=3, batch_size=64, progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def test_features():
+    with np.errstate(all="ignore"):
+        import torch
+
+        with torch.no_grad():
+            return load_classifier("digits").features(digits_split().test_images).double().numpy()
+
+
+def test_statistics_and_subset_match_an_independent_computation(stats_path, test_features):
+    stats = load_reference_stats(stats_path, classifier=load_classifier("digits"))
+    assert stats.statistics.n == 540 and stats.statistics.mean.dtype == np.float64
+    np.testing.assert_allclose(stats.statistics.mean, test_features.mean(axis=0), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats.statistics.covariance, np.cov(test_features, rowvar=False), rtol=1e-7, atol=1e-9)
+    rows = np.sort(np.random.default_rng(3).choice(540, size=100, replace=False))
+    np.testing.assert_array_equal(stats.subset_rows, rows)
+    np.testing.assert_allclose(stats.features_subset, test_features[rows], rtol=1e-6, atol=1e-6)
+    key = stats.key
+    assert key.weights_sha256 and key.feature_dim == 128 and key.dtype == "float32" and key.n == 540
+    assert key.preprocessing["resize"] == "bilinear" and len(key.input_fingerprint) == 64
+
+
+def test_file_is_plain_arrays_and_pytorch_fid_compatible(stats_path):
+    with np.load(stats_path, allow_pickle=False) as archive:  # no object arrays anywhere
+        assert {"mu", "sigma", "n", "features_subset", "isgame_key"} <= set(archive.files)
+        assert json.loads(str(archive["isgame_key"]))["classifier"] == "digits"
+    assert load_statistics(stats_path).n == 540  # the older reader still reads it
+
+
+def test_refused_after_the_weights_change(stats_path):
+    with pytest.raises(InvalidInputError) as other_name:
+        load_reference_stats(stats_path, classifier=load_classifier("digits-b"))
+    assert "classifier: stored digits, here digits-b" in str(other_name.value)
+    with pytest.raises(InvalidInputError) as same_name:
+        load_reference_stats(stats_path, classifier=load_classifier("digits", weights=shipped_weights_path("digits-b")))
+    message = str(same_name.value)
+    assert "weights_sha256: stored" in message and "classifier:" not in message and "\n" not in message
+
+
+def test_fid_takes_the_file_and_refuses_other_weights(cli, stats_path):
+    from_images = fid_between("digits:test", "digits:train", progress=False)["fid"]
+    assert fid_between(str(stats_path), "digits:train", progress=False)["fid"] == pytest.approx(from_images, rel=1e-6)
+    assert_one_line_error(cli("fid", stats_path, "digits:train", "-c", "digits-b", "-q"), "weights_sha256", "stats save")
+
+
+def test_written_atomically(tmp_path, monkeypatch):
+    path = tmp_path / "keep.stats.npz"
+    path.write_bytes(b"old")
+
+    def fail(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(InvalidInputError, match="cannot write"):
+        save_stats("digits:test", path, n=50, progress=False)
+    assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["keep.stats.npz"]
+
+
+def test_domains_refuse_it_in_one_line(cli, stats_path):
+    with pytest.raises(InvalidInputError, match="holds feature statistics, not images"):
+        load_domain("digits", train="digits:train", real=str(stats_path))
+    assert_one_line_error(cli("matrix", "--real", stats_path, "--train", "digits:train"), "--real", "isgame fid")
+
+
+def test_check_takes_it_as_the_real_images(stats_path, tmp_path):
+    report = run_check("digits:test", claimed=8.0, n=30, real=str(stats_path), attack=False, out_dir=tmp_path)
+    reference = report.to_dict()["reference_statistics"]
+    expected = fid_between(str(stats_path), "digits:test", n=30, progress=False)["fid"]
+    assert reference["n"] == 540 and reference["fid"] == pytest.approx(expected, rel=1e-6)
+    assert any("holds feature statistics" in note for note in report.notes)
+
+
+def test_stats_save_cli(cli, tmp_path):
+    out = cli("stats", "save", "digits:test", "-o", tmp_path / "s.npz", "--n", "80", "--json", "-", "-q")
+    assert out.exit_code == 0, out.stderr
+    assert json.loads(out.stdout)["n"] == 80 and (tmp_path / "s.npz").is_file()
+    assert_one_line_error(cli("stats", "save", "nope/missing", "-o", tmp_path / "t.npz"), "not found")
