@@ -27,15 +27,19 @@ DEFAULT_ACTIVATION_BUDGET_BYTES = 2**30
 def saved_activation_bytes_per_row(classifier: ImageClassifier, model_input_row: torch.Tensor) -> int:
     """Bytes autograd saves for the backward pass of one row (1, C, H, W) of model input; one forward pass.
 
-    A tensor saved by several operations is counted once per save, so this errs on the large side.
+    Saved weights and buffers are left out (they do not grow with the rows); an activation saved by
+    several operations (a ReLU's output, which the next convolution saves too) counts once per save,
+    so this errs on the large side.
     """
-    if model_input_row.shape[0] != 1:
+    if model_input_row.ndim != 4 or model_input_row.shape[0] != 1:
         raise InvalidInputError(f"expected one row of model input (1, C, H, W), got shape {tuple(model_input_row.shape)}")
+    fixed = {tensor.untyped_storage().data_ptr() for tensor in (*classifier.parameters(), *classifier.buffers())}
     saved = 0
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         nonlocal saved
-        saved += tensor.numel() * tensor.element_size()
+        if tensor.untyped_storage().data_ptr() not in fixed:
+            saved += tensor.numel() * tensor.element_size()
         return tensor
 
     variable = model_input_row.detach().clone().requires_grad_(True)

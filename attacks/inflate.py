@@ -22,7 +22,7 @@ no per-sample exit) with sign steps, for comparison.
 
 Chunks hold as many rows as an activation budget allows (:mod:`isgame.attacks.chunk_size`).
 Per step, a sample's exit check is the forward pass that also gives its gradient: a sample costs
-one forward+backward pass per step it moves, plus one forward pass that finds it at target.
+one forward+backward pass per step it moves, plus the one forward pass that finds it at target.
 
 The step rules live in :mod:`isgame.attacks.step_rules`, the batch-MI objective in
 :mod:`isgame.attacks.batch_mutual_information`, checkpoints in :mod:`isgame.attacks.inflate_checkpoint`
@@ -100,6 +100,8 @@ class _TargetsRun:
     step: int = 0
     gradient_evaluations: int = 0
     forward_evaluations: int = 0
+    #: The class shift's share of ``gradient_evaluations`` (on rank 0 only: the shifts are counted once).
+    shift_gradient_evaluations: int = 0
 
     def tensors(self) -> dict[str, torch.Tensor]:
         tensors = {"x": self.x, "logits": self.logits, "active": self.active.to(torch.uint8),
@@ -107,6 +109,8 @@ class _TargetsRun:
                                             dtype=torch.int64)}
         if self.latent is not None:
             tensors.update(latent=self.latent, adam_m=self.adam.m, adam_v=self.adam.v, adam_t=self.adam.t)
+        if self.shift_gradient_evaluations:
+            tensors["shift_counters"] = torch.tensor((self.shift_gradient_evaluations,), dtype=torch.int64)
         return tensors
 
     def restore(self, state: dict) -> None:
@@ -117,6 +121,7 @@ class _TargetsRun:
             self.latent.copy_(state["latent"])
             self.adam = AdamState(m=state["adam_m"], v=state["adam_v"], t=state["adam_t"])
         self.step, self.gradient_evaluations, self.forward_evaluations = state["counters"].tolist()
+        self.shift_gradient_evaluations = int(state["shift_counters"][0]) if "shift_counters" in state else 0
         self.trace = [TraceStep.from_dict(row) for row in state["trace"]]
 
 
@@ -248,6 +253,7 @@ class InflateAttack:
                           active=torch.ones(n, dtype=torch.bool))
         if shifts is not None and current_group().is_main:
             # Every rank computes the same shifts; they are counted once, as one process would.
+            run.shift_gradient_evaluations = shifts.gradient_evaluations
             run.gradient_evaluations += shifts.gradient_evaluations
             run.forward_evaluations += shifts.forward_evaluations
         if resuming:
@@ -256,61 +262,43 @@ class InflateAttack:
         with self._step_bar(run.step) as advance:
             while True:
                 finished = run.step >= self.steps
-                checks_first = self._checks_first(run)
-                self._sweep(classifier, run, shard.targets, rows, update=not (finished or checks_first), check=True)
+                for index in torch.nonzero(run.active).squeeze(1).split(rows):
+                    run.gradient_evaluations += self._advance_chunk(classifier, index, run, shard.targets,
+                                                                    update=not finished)
+                    run.forward_evaluations += index.numel()
                 run.trace.append(self._trace_step(run.step, run.logits, shard, run.active, started))
                 advance(1)
                 # trace[-1].active counts every rank's active samples, so all ranks leave at the same step.
                 if finished or run.trace[-1].active == 0 or self._target_reached(run.trace[-1], k):
                     break
-                if checks_first:
-                    self._sweep(classifier, run, shard.targets, rows, update=True, check=False)
                 run.step += 1
                 if checkpoint is not None and run.step % self.checkpoint_every == 0:
                     checkpoint.save(run.tensors(), [t.to_dict() for t in run.trace])
         return self._result(run.x, run.start, shard, run.trace, run.step, started, run.gradient_evaluations,
-                            run.forward_evaluations, classifier, rows, shift_classes is not None)
+                            run.forward_evaluations, classifier, rows, shift_classes is not None,
+                            run.shift_gradient_evaluations)
 
     @property
     def _goal_margin(self) -> float:
         """The margin log p_t - log(1 - p_t) at the threshold: where newton steps aim."""
         return math.log(self.threshold / (1 - self.threshold))
 
-    def _checks_first(self, run: _TargetsRun) -> bool:
-        """Whether this step checks every active sample without gradients before stepping the ones short of target.
-
-        ``newton`` after its first step: most active samples are then found at target, and a backward pass
-        over a chunk costs as much for them as for the rest, so checking first (a forward pass without a
-        graph) and running forward+backward only on the samples that move is cheaper. It also leaves the
-        loop without the backward passes of a step whose check reached the target. The first step, and
-        ``sign`` and ``adam-logit`` (which finish few samples per step), check and step in one pass.
-        """
-        return self.optimizer == "newton" and run.step > 0
-
-    def _sweep(self, classifier: ImageClassifier, run: _TargetsRun, targets: torch.Tensor, rows: int, *, update: bool,
-               check: bool) -> None:
-        """One pass over the active samples in chunks of ``rows``: check them (``check``), step them (``update``)."""
-        for index in torch.nonzero(run.active).squeeze(1).split(rows):
-            run.gradient_evaluations += self._advance_chunk(classifier, index, run, targets, update=update, check=check)
-            run.forward_evaluations += index.numel()
-
     def _advance_chunk(self, classifier: ImageClassifier, index: torch.Tensor, run: _TargetsRun, targets: torch.Tensor,
-                       *, update: bool, check: bool = True) -> int:
-        """Evaluate the samples ``index``; freeze those at target (``check``), step the others (``update``).
+                       *, update: bool) -> int:
+        """Evaluate the samples ``index``; freeze those at target, step the others. Returns the backward count.
 
-        Without ``check`` every sample of ``index`` steps (a check just found them short of target). Returns the
-        backward count.
+        The exit check is the forward pass that also gives the gradient: checking first without a graph and
+        then running forward+backward only on the samples that move measured no faster on ``digits``.
         """
         variable = (run.latent[index] if run.latent is not None else run.x[index]).clone().requires_grad_(update)
         images = torch.sigmoid(variable) if run.latent is not None else variable
         with torch.set_grad_enabled(update):
             batch_logits = classifier.logits_from_model_input(images)
-            log_p = torch.log_softmax(batch_logits, dim=1)[torch.arange(index.numel()), targets[index]]
-        keep = torch.ones(index.numel(), dtype=torch.bool)
-        if check:
             run.logits[index] = batch_logits.detach()
-            keep = log_p.detach() < math.log(self.threshold)
-            run.active[index[~keep]] = False
+            log_p = torch.log_softmax(batch_logits, dim=1)[torch.arange(index.numel()), targets[index]]
+        done = log_p.detach() >= math.log(self.threshold)
+        run.active[index[done]] = False
+        keep = ~done
         if not update or not keep.any():
             return 0
         objective = (target_margin(batch_logits, targets[index]) if self.optimizer == "newton" else log_p)[keep]
@@ -368,7 +356,7 @@ class InflateAttack:
                 x = sign_step(x, gradient, step_size=self.step_size)
                 step += 1
         return self._result(x, start_images, shard, trace, step, started, gradient_evaluations, forward_evaluations,
-                            classifier, rows, False)
+                            classifier, rows, False, 0)
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _step_bar(self, first_step: int):
@@ -397,7 +385,7 @@ class InflateAttack:
         )
 
     def _result(self, x, start_images, shard, trace, step, started, gradient_evaluations, forward_evaluations,
-                classifier, rows: int, shifted: bool) -> InflateResult:
+                classifier, rows: int, shifted: bool, shift_passes: int) -> InflateResult:
         seconds = time.perf_counter() - started
         if shifted:
             # The trace starts at the noise, before the class shift: scored here, outside the timed and counted attack.
@@ -411,7 +399,8 @@ class InflateAttack:
             quantised_logits = torch.cat([classifier(quantise_to_uint8(chunk)) for chunk in x.split(rows)])
         final = shard.inception_score(final_logits, splits=self.splits)
         final_uint8 = shard.inception_score(quantised_logits, splits=self.splits)
-        gradient_evaluations, forward_evaluations = (int(v) for v in sum_over_ranks(gradient_evaluations, forward_evaluations))
+        gradient_evaluations, forward_evaluations, shift_passes = (
+            int(v) for v in sum_over_ranks(gradient_evaluations, forward_evaluations, shift_passes))
         images, start_images = all_gather_rows(x.detach(), shard.total), all_gather_rows(start_images, shard.total)
         change = (images - start_images).abs()
         return InflateResult(
@@ -436,4 +425,5 @@ class InflateAttack:
             mean_abs_change=float(change.mean()),
             max_abs_change=float(change.max()),
             class_shift=shifted,
+            class_shift_gradient_evaluations=shift_passes,
         )

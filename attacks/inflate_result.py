@@ -59,6 +59,8 @@ class InflateResult:
     #: Whether the samples started from their noise plus their class's shift; the trace then starts with two
     #: step-0 rows, the noise and the shifted noise (:mod:`isgame.attacks.class_shift`).
     class_shift: bool = False
+    #: Forward+backward passes of the class shift's grey images, included in ``gradient_evaluations``.
+    class_shift_gradient_evaluations: int = 0
 
     @property
     def gradient_evaluations_per_sample(self) -> float:
@@ -99,6 +101,7 @@ class InflateResult:
             "forward_evaluations_per_sample": self.forward_evaluations_per_sample,
             "forward_only_evaluations_per_sample": self.forward_only_evaluations_per_sample,
             "class_shift": self.class_shift,
+            "class_shift_gradient_evaluations": self.class_shift_gradient_evaluations,
             "mean_abs_change": self.mean_abs_change,
             "max_abs_change": self.max_abs_change,
             "trace": [step.to_dict() for step in self.trace],
