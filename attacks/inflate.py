@@ -9,11 +9,11 @@ p(target | x) >= ``threshold``, then frozen (early exit). Optimisers:
   vanish as p_t -> 1, unlike that of log p_t; measured on ``digits`` from uniform noise
   (n = 1000) it reaches IS 0.999 K in 14 steps where sign steps need 20. A sample's first step
   follows the gradient of the target logit z_t instead (same length rule): from noise the margin's
-  gradient is dominated by the softmax over the other classes, and measured on ``digits``
-  (n = 2000, from noise) the first step then leaves 72% of the samples short of the threshold
-  instead of 88%. With enough samples per class the newton attack first adds the class shift
-  (:mod:`isgame.attacks.class_shift`): the grey image's own attack toward each target class,
-  paid for once per class.
+  gradient is dominated by the softmax over the other classes. Measured on ``digits`` (10,000
+  uniform-noise images, stopping at IS 0.999 K) this alone cuts the forward+backward passes per
+  sample from 2.58 to 2.29. With enough samples per class the newton attack first adds the class
+  shift (:mod:`isgame.attacks.class_shift`), the grey image's own attack toward each target
+  class, paid for once per class: the same run then takes 1.15 passes per sample (3 steps).
 * ``sign``: iterative FGSM on log p_t with step ``step_size`` (the paper's choice, eps 0.001).
 * ``adam-logit``: Adam on z with x = sigmoid(z), maximising log p_t.
 

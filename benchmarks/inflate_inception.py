@@ -67,8 +67,11 @@ def random_inception_weights(folder: Path) -> Path:
 
 
 def worker(weights: Path, n: int, steps: int, budget: int | None) -> dict:
-    """One attack in this process; its figures as a dict (``budget`` None: no budget, one chunk of n rows)."""
-    from isgame.attacks.chunk_size import chunk_rows, saved_activation_bytes_per_row
+    """One attack in this process; its figures as a dict (``budget`` None: no budget, one chunk of n rows).
+
+    Against an isgame without activation budgets (before this benchmark existed) the attack runs one chunk
+    of n rows and the per-row figures are None.
+    """
     from isgame.attacks.inflate import InflateAttack
     from isgame.scoring.classifiers import load_classifier
     from isgame.scoring.samples import noise_source
@@ -76,19 +79,24 @@ def worker(weights: Path, n: int, steps: int, budget: int | None) -> dict:
     torch.set_num_threads(2)
     classifier = load_classifier("inception-v3", weights=weights)
     start = noise_source("uniform", n=n, seed=0, image_size=(299, 299), channels=3).load_all()
-    bytes_per_row = saved_activation_bytes_per_row(classifier, classifier.preprocess(start[:1]))
-    effective_budget = budget if budget is not None else bytes_per_row * n
-    rows = chunk_rows(bytes_per_row, activation_budget_bytes=effective_budget, batch_size=n)
-    attack = InflateAttack(steps=steps, splits=1, batch_size=n, activation_budget_bytes=effective_budget)
+    try:
+        from isgame.attacks.chunk_size import chunk_rows, saved_activation_bytes_per_row
+    except ImportError:  # the isgame of before: one chunk of batch_size rows
+        bytes_per_row, rows, attack = None, n, InflateAttack(steps=steps, splits=1, batch_size=n)
+    else:
+        bytes_per_row = saved_activation_bytes_per_row(classifier, classifier.preprocess(start[:1]))
+        effective_budget = budget if budget is not None else bytes_per_row * n
+        rows = chunk_rows(bytes_per_row, activation_budget_bytes=effective_budget, batch_size=n)
+        attack = InflateAttack(steps=steps, splits=1, batch_size=n, activation_budget_bytes=effective_budget)
     with PeakRss() as memory:
         result = attack(classifier, start)
     return {"budget_mib": None if budget is None else budget / MIB, "chunk_rows": rows,
-            "saved_activations_mib_per_row": bytes_per_row / MIB,
-            "predicted_chunk_activations_mib": rows * bytes_per_row / MIB,
+            "saved_activations_mib_per_row": None if bytes_per_row is None else bytes_per_row / MIB,
+            "predicted_chunk_activations_mib": None if bytes_per_row is None else rows * bytes_per_row / MIB,
             "peak_rss_above_start_mib": (memory.peak - memory.before) / MIB,
             "seconds": result.seconds, "steps": result.steps,
             "passes_per_sample": result.gradient_evaluations_per_sample,
-            "forward_only_per_sample": result.forward_only_evaluations_per_sample,
+            "forward_only_per_sample": (result.forward_evaluations - result.gradient_evaluations) / n,
             "fwd_bwd_images_per_s": result.gradient_evaluations / result.seconds,
             "samples_per_s": n / result.seconds, "initial_is": result.initial_is, "final_is": result.final_is}
 
@@ -106,9 +114,12 @@ def main() -> None:
         weights, budget = args.worker
         print(json.dumps(worker(Path(weights), n, steps, None if budget == "none" else int(budget))))
         return
-    from isgame.attacks.chunk_size import DEFAULT_ACTIVATION_BUDGET_BYTES
-
-    budgets = [DEFAULT_ACTIVATION_BUDGET_BYTES] if args.quick else [256 * MIB, DEFAULT_ACTIVATION_BUDGET_BYTES, None]
+    try:
+        from isgame.attacks.chunk_size import DEFAULT_ACTIVATION_BUDGET_BYTES
+    except ImportError:  # the isgame of before: no budget, one run
+        DEFAULT_ACTIVATION_BUDGET_BYTES = None
+    budgets = ([DEFAULT_ACTIVATION_BUDGET_BYTES] if args.quick or DEFAULT_ACTIVATION_BUDGET_BYTES is None
+               else [256 * MIB, DEFAULT_ACTIVATION_BUDGET_BYTES])
     runs = []
     with tempfile.TemporaryDirectory() as folder:
         weights = random_inception_weights(Path(folder))
@@ -118,10 +129,12 @@ def main() -> None:
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             runs.append(json.loads(output.strip().splitlines()[-1]))
             print(json.dumps(runs[-1]), flush=True)
-    default = next(r for r in runs if r["budget_mib"] == DEFAULT_ACTIVATION_BUDGET_BYTES / MIB)
-    headline = (f"Inception v3 (random weights), {n} noise images at 299 px, {default['steps']} steps: with the default "
-                f"{default['budget_mib']:.0f} MiB activation budget the attack runs {default['chunk_rows']} rows per chunk "
-                f"({default['saved_activations_mib_per_row']:.0f} MiB saved per row), peaks "
+    default = runs[-1]
+    budget_text = ("no activation budget" if default["budget_mib"] is None else
+                   f"the default {default['budget_mib']:.0f} MiB activation budget "
+                   f"({default['saved_activations_mib_per_row']:.0f} MiB saved per row)")
+    headline = (f"Inception v3 (random weights), {n} noise images at 299 px, {default['steps']} steps: with "
+                f"{budget_text} the attack runs {default['chunk_rows']} rows per chunk, peaks "
                 f"{default['peak_rss_above_start_mib']:.0f} MiB above its start, at "
                 f"{default['fwd_bwd_images_per_s']:.2f} forward+backward images/s and "
                 f"{default['passes_per_sample']:.2f} passes per sample.")
