@@ -77,6 +77,7 @@ _API: dict[str, str] = {
     # gaming the score
     "InflateAttack": "isgame.attacks.inflate",
     "InflateResult": "isgame.attacks.inflate_result",
+    "class_shifts": "isgame.attacks.class_shift",
     "targeted_pgd": "isgame.attacks.bounded",
     "bounded_sweep": "isgame.attacks.bounded",
     "toy_counterexample": "isgame.attacks.toy",
@@ -165,6 +166,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.app.probe_commands import run_matrix, run_probe
     from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
     from isgame.attacks.bounded import bounded_sweep, targeted_pgd
+    from isgame.attacks.class_shift import class_shifts
     from isgame.attacks.inflate import InflateAttack
     from isgame.attacks.inflate_result import InflateResult
     from isgame.attacks.toy import toy_counterexample

@@ -11,7 +11,10 @@ from isgame.scoring.score_result import from_legacy_json_keys, with_legacy_json_
 
 @dataclass(frozen=True)
 class TraceStep:
-    """Scores of all n samples after ``step`` gradient steps (IS with the attack's splits)."""
+    """Scores of all n samples after ``step`` gradient steps (IS with the attack's splits).
+
+    With the class shift, step 0 appears twice: the noise, then the shifted noise.
+    """
 
     step: int
     is_mean: float
@@ -53,6 +56,11 @@ class InflateResult:
     trace: list[TraceStep]
     mean_abs_change: float
     max_abs_change: float
+    #: Whether the samples started from their noise plus their class's shift; the trace then starts with two
+    #: step-0 rows, the noise and the shifted noise (:mod:`isgame.attacks.class_shift`).
+    class_shift: bool = False
+    #: Forward+backward passes of the class shift's grey images, included in ``gradient_evaluations``.
+    class_shift_gradient_evaluations: int = 0
 
     @property
     def gradient_evaluations_per_sample(self) -> float:
@@ -63,6 +71,11 @@ class InflateResult:
     def forward_evaluations_per_sample(self) -> float:
         """Mean number of forward passes per sample (each backward above has one; checks add the rest)."""
         return self.forward_evaluations / self.n
+
+    @property
+    def forward_only_evaluations_per_sample(self) -> float:
+        """Forward passes per sample without a backward pass: the checks that find samples at target."""
+        return (self.forward_evaluations - self.gradient_evaluations) / self.n
 
     def steps_to_fraction_of_k(self, fraction: float) -> int | None:
         """The first gradient step after which the IS of all samples is >= fraction * K; None if never."""
@@ -86,6 +99,9 @@ class InflateResult:
             "seconds": self.seconds,
             "gradient_evaluations_per_sample": self.gradient_evaluations_per_sample,
             "forward_evaluations_per_sample": self.forward_evaluations_per_sample,
+            "forward_only_evaluations_per_sample": self.forward_only_evaluations_per_sample,
+            "class_shift": self.class_shift,
+            "class_shift_gradient_evaluations": self.class_shift_gradient_evaluations,
             "mean_abs_change": self.mean_abs_change,
             "max_abs_change": self.max_abs_change,
             "trace": [step.to_dict() for step in self.trace],
