@@ -6,7 +6,6 @@ one-line message on stderr and a non-zero exit.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from enum import Enum

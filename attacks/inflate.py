@@ -140,7 +140,8 @@ class InflateAttack:
         batch_size: the most samples per forward/backward chunk.
         activation_budget_bytes: bytes of saved activations a chunk may hold; a chunk has
             ``clamp(activation_budget_bytes // bytes_per_row, 1, batch_size)`` rows, ``bytes_per_row``
-            measured on one row (:mod:`isgame.attacks.chunk_size`).
+            measured on one row (:mod:`isgame.attacks.chunk_size`). The mutual-information objective
+            needs the whole batch's marginal and runs its shard as one batch, as before.
         class_shift: start each sample from its noise plus its class's shift (``targets`` objective;
             :mod:`isgame.attacks.class_shift`). None: for ``newton`` when the samples have at least
             ``MIN_SAMPLES_PER_CLASS`` per targeted class.

@@ -6,6 +6,8 @@ CPU seconds of each and the seconds spent inside the hash itself, timed around e
 shared machine wall-clock differences are swamped by other workers' load). The ratio does not depend
 on N: both the hash and the accumulator are linear in the rows.
 Usage: python benchmarks/fingerprint_overhead.py [N] [K] [REPEATS]
+       python benchmarks/fingerprint_overhead.py --quick    # N = 10^5, K = 1000, 2 repeats
+Ends with one JSON line (benchmarks/common.py).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import numpy as np
 
 from isgame.scoring.pipeline import score_predictions
 from isgame.scoring.samples import open_predictions
+
+from common import emit
 
 
 def write_logits(path: Path, n: int, k: int) -> None:
@@ -56,6 +60,9 @@ def timed(path: Path, *, fingerprint: bool) -> float:
 
 
 def main() -> None:
+    quick = "--quick" in sys.argv
+    if quick:
+        sys.argv = [sys.argv[0], "100000", "1000", "2"]
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     k = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 2
@@ -69,9 +76,12 @@ def main() -> None:
                 runs[on].append(timed(path, fingerprint=on))
         off, on = min(runs[False]), min(runs[True])
         hashing = HASH_SECONDS[0] / repeats
-        print(f"N={n} K={k}: without fingerprint {off:.2f} CPU s, with {on:.2f} CPU s (best of {repeats}; "
-              f"overhead {100 * (on - off) / off:+.1f}%); inside the hash {hashing:.2f} s per run = "
-              f"{100 * hashing / off:.1f}% of the run without it")
+        headline = (f"Input fingerprint while scoring {n:,} x {k} logits: {off:.2f} CPU s without it, {on:.2f} with "
+                    f"(best of {repeats}; {100 * (on - off) / off:+.1f}%); {hashing:.2f} s per run inside the hash "
+                    f"({100 * hashing / off:.1f}% of the run without it).")
+        emit("fingerprint_overhead", {"n": n, "k": k, "repeats": repeats, "cpu_seconds_without": off,
+                                      "cpu_seconds_with": on, "overhead_percent": 100 * (on - off) / off,
+                                      "hash_seconds_per_run": hashing}, headline=headline, quick=quick)
 
 
 if __name__ == "__main__":

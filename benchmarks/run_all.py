@@ -23,9 +23,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 #: Every benchmark, in the order run_all runs them (cheap ones first). Each takes --quick.
 BENCHMARKS = (
-    "accumulator_throughput", "throughput_vs_references", "score_memory", "loader_memory", "folder_memory",
-    "fid_low_rank", "inflate_vs_pgd", "inception_attack_memory", "distributed_attack", "image_scoring_throughput",
-    "audit_time",
+    "accumulator_throughput", "fingerprint_overhead", "throughput_vs_references", "score_memory", "loader_memory",
+    "folder_memory", "fid_low_rank", "inflate_vs_pgd", "inflate_inception", "distributed_attack",
+    "image_scoring_throughput", "audit_time",
 )
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 
