@@ -6,7 +6,7 @@ CPU seconds of each and the seconds spent inside the hash itself, timed around e
 shared machine wall-clock differences are swamped by other workers' load). The ratio does not depend
 on N: both the hash and the accumulator are linear in the rows.
 Usage: python benchmarks/fingerprint_overhead.py [N] [K] [REPEATS]
-       python benchmarks/fingerprint_overhead.py --quick    # N = 10^5, K = 1000, 2 repeats
+       python benchmarks/fingerprint_overhead.py --quick    # N = 5 x 10^4, K = 1000, 1 repeat
 Ends with one JSON line (benchmarks/common.py).
 """
 
@@ -62,7 +62,7 @@ def timed(path: Path, *, fingerprint: bool) -> float:
 def main() -> None:
     quick = "--quick" in sys.argv
     if quick:
-        sys.argv = [sys.argv[0], "100000", "1000", "2"]
+        sys.argv = [sys.argv[0], "50000", "1000", "1"]
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
     k = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     repeats = int(sys.argv[3]) if len(sys.argv) > 3 else 2

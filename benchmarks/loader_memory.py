@@ -6,7 +6,7 @@ before scoring). Then runs the real CLI in a child process under ``/usr/bin/time
 
     python benchmarks/loader_memory.py [--quick] [--images 2000 20000] [--arrays 5000 50000] [--dir /tmp/isgame-loader]
 
-Ends with one JSON line (benchmarks/common.py); ``--quick`` uses 500 and 5000 PNGs, 1000 and 10000 arrays.
+Ends with one JSON line (benchmarks/common.py); ``--quick`` uses 300 and 3000 PNGs, 500 and 5000 arrays.
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path("/tmp/isgame-loader"))
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
-    args.images = args.images or ([500, 5_000] if args.quick else [2_000, 20_000])
-    args.arrays = args.arrays or ([1_000, 10_000] if args.quick else [5_000, 50_000])
+    args.images = args.images or ([300, 3_000] if args.quick else [2_000, 20_000])
+    args.arrays = args.arrays or ([500, 5_000] if args.quick else [5_000, 50_000])
     runs = []
     for count in args.images:
         write_tree_and_zip(args.dir / f"tree-{count}", args.dir / f"images-{count}.zip", count)

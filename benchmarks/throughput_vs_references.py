@@ -12,7 +12,7 @@ subprocess, so ru_maxrss is its own peak.
 
     python benchmarks/throughput_vs_references.py [--quick] [--sizes 10000 100000] [--classes 10 1000]
 
-Ends with one JSON line (benchmarks/common.py); ``--quick`` uses N = 10^4 and 5 x 10^4.
+Ends with one JSON line (benchmarks/common.py); ``--quick`` uses K = 1000 only, N = 10^4 and 5 x 10^4.
 """
 
 from __future__ import annotations
@@ -86,6 +86,7 @@ def main() -> None:
         print(json.dumps(run(implementation, int(n), int(classes))))
         return
     args.sizes = args.sizes or ([10_000, 50_000] if args.quick else [10_000, 100_000])
+    args.classes = [1000] if args.quick and args.classes == [10, 1000] else args.classes
     rows = []
     for classes in args.classes:
         for n in args.sizes:
