@@ -763,13 +763,14 @@ def stats_save(
     seed: Annotated[int, seed_option("Seed of the stored subset (and of noise sources).")] = 0,
     batch_size: BatchSizeOption = None,
     value_range: RangeOption = ValueRange.auto,
+    precision: PrecisionOption = Precision.fp32,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Stream SOURCE's features once and write float64 mean and covariance, a seeded feature subset and the key
     (classifier, weights SHA-256, layer, preprocessing, dtype, input fingerprint); fid and check take the file as
     their real images and refuse it when the key does not match."""
-    use_device(device)
+    use_device(device, precision)
     from isgame.app.scoring_commands import save_stats
 
     result = run_or_exit(lambda: save_stats(source, out, classifier_name=classifier, weights=weights, n=n, seed=seed,

@@ -45,7 +45,8 @@ def _logit_statistics(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     total = p.sum(dim=1, keepdim=True)
     p.div_(total)
     a = torch.linalg.vecdot(p, shifted).sub_(total.log().squeeze(1))
-    if not (bool(torch.isfinite(a).all()) and bool(torch.isfinite(peak).all())):
+    # A NaN or inf logit makes its row's peak NaN or inf, or its shifted values NaN or -inf, and so its a NaN.
+    if not bool(torch.isfinite(a).all()):
         return None
     return p, a, logits.argmax(dim=1)
 

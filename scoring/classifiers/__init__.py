@@ -31,7 +31,8 @@ def set_default_device(device: str | torch.device) -> torch.device:
 def set_default_precision(precision: str) -> str:
     """The autocast precision :func:`load_classifier` gives networks when it is given none (fp32 until set).
 
-    ``bf16`` runs on the CPU and CUDA, ``fp16`` on CUDA only (checked when a classifier is loaded); the CLI
+    ``bf16`` runs on the CPU and CUDA, ``fp16`` on CUDA only (checked here against the default device, and again
+    when a classifier is loaded on another); the CLI
     sets it from ``--precision`` once per command. See :meth:`ImageClassifier.set_precision`.
     """
     global _default_precision
