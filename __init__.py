@@ -50,6 +50,22 @@ _API: dict[str, str] = {
     "KidResult": "isgame.scoring.kid",
     "precision_recall_density_coverage": "isgame.scoring.prdc",
     "PrecisionRecallResult": "isgame.scoring.prdc",
+    # the newer metrics (issue 14): diversity, distances on features and pixels, likelihood, N = infinity
+    "vendi_score": "isgame.scoring.vendi",
+    "vendi_score_of_kernel": "isgame.scoring.vendi",
+    "VendiResult": "isgame.scoring.vendi",
+    "sliced_wasserstein": "isgame.scoring.sliced_wasserstein",
+    "SlicedWassersteinResult": "isgame.scoring.sliced_wasserstein",
+    "rbf_mmd": "isgame.scoring.rbf_mmd",
+    "RbfMmdResult": "isgame.scoring.rbf_mmd",
+    "feature_likelihood_divergence": "isgame.scoring.fld",
+    "fld_baseline_nll": "isgame.scoring.fld",
+    "FldResult": "isgame.scoring.fld",
+    "wavelet_frechet_distance": "isgame.scoring.wavelet_fd",
+    "WaveletDistanceResult": "isgame.scoring.wavelet_fd",
+    "fid_infinity": "isgame.scoring.infinity",
+    "is_infinity": "isgame.scoring.infinity",
+    "ExtrapolationResult": "isgame.scoring.infinity",
     # copy detectors
     "data_copying_test": "isgame.probes.copy_detectors",
     "authenticity": "isgame.probes.copy_detectors",
@@ -192,6 +208,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.scoring.kid import KidResult, kernel_inception_distance
     from isgame.scoring.pipeline import classify, classify_with_features
     from isgame.scoring.prdc import PrecisionRecallResult, precision_recall_density_coverage
+    from isgame.scoring.fld import FldResult, feature_likelihood_divergence, fld_baseline_nll
+    from isgame.scoring.infinity import ExtrapolationResult, fid_infinity, is_infinity
+    from isgame.scoring.rbf_mmd import RbfMmdResult, rbf_mmd
+    from isgame.scoring.sliced_wasserstein import SlicedWassersteinResult, sliced_wasserstein
+    from isgame.scoring.vendi import VendiResult, vendi_score, vendi_score_of_kernel
+    from isgame.scoring.wavelet_fd import WaveletDistanceResult, wavelet_frechet_distance
     from isgame.scoring.samples import ImageSource, open_images
     from isgame.scoring.score_result import InceptionScoreResult
     from isgame.scoring.streaming import StreamingMetric

@@ -712,10 +712,11 @@ def metrics(
                                              "statistics (.npz with mu and sigma: FID only).")],
     fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
     metric: Annotated[list[str] | None, typer.Option("--metric", help="A metric to compute: fid, kid, precision-recall, "
-                                                     "density-coverage, ct, authenticity; repeat for several "
-                                                     "(default: all that apply).")] = None,
+                                                     "density-coverage, ct, authenticity, vendi, sliced-wasserstein, "
+                                                     "rbf-mmd, fld, fid-infinity, is-infinity, wavelet-fd; repeat for "
+                                                     "several (default: all that apply).")] = None,
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images: adds C_T (REAL as "
-                                              "the held-out set) and authenticity.")] = None,
+                                              "the held-out set), authenticity and FLD.")] = None,
     classifier: ClassifierOption = "digits",
     device: DeviceOption = "auto",
     precision: PrecisionOption = Precision.fp32,
@@ -731,7 +732,8 @@ def metrics(
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """FID, KID, precision/recall, density/coverage and, with --train, C_T and authenticity of FAKE against REAL."""
+    """FID, KID, precision/recall, density/coverage, Vendi, sliced Wasserstein, RBF MMD, FID/IS at N = infinity, a
+    wavelet Fréchet distance and, with --train, C_T, authenticity and FLD of FAKE against REAL."""
     use_device(device, precision)
     from isgame.app.metrics_command import compute_metrics
     from isgame.app.tables import metrics_table

@@ -26,12 +26,18 @@ from isgame.scoring.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from isgame.scoring.provenance import make_provenance
 
 
+#: the wavelet distance's images: the classifier's input, average-pooled to at most this many pixels a side
+WAVELET_IMAGE_SIZE = 32
+
+
 @dataclass(frozen=True)
 class MetricInputs:
     """What every metric function receives: (N, D) float64 features and the settings that change values.
 
     ``real`` is None when REAL is stored statistics (``real_statistics`` then comes from the file);
-    ``train`` is None without a training set.
+    ``train`` is None without a training set. ``fake_logits`` and the images are read only when a requested
+    metric needs them; the images are the classifier's input, average-pooled to at most
+    :data:`WAVELET_IMAGE_SIZE` pixels a side.
     """
 
     real: np.ndarray | None
@@ -41,6 +47,9 @@ class MetricInputs:
     kid_subsets: int = KID_SUBSETS
     kid_subset_size: int = KID_SUBSET_SIZE
     seed: int = 0
+    fake_logits: np.ndarray | None = None  # (N, K) float64, when a metric needs_logits
+    real_images: np.ndarray | None = None  # (N, C, h, w) float32 in [0, 1], when a metric needs_images
+    fake_images: np.ndarray | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def cached(self, key: str, compute: Callable[[], object]) -> object:
@@ -58,6 +67,8 @@ class Metric:
     needs_real_features: bool = True
     needs_train: bool = False
     headline: tuple[str, ...] = ()
+    needs_logits: bool = False
+    needs_images: bool = False
 
 
 #: metric name -> :class:`Metric`, in the order the table shows them; register with :func:`register_metric`
@@ -65,12 +76,17 @@ METRICS: dict[str, Metric] = {}
 
 
 def register_metric(name: str, *, needs_real_features: bool = True, needs_train: bool = False,
-                    headline: tuple[str, ...] = ()) -> Callable:
-    """Decorator: add ``function(inputs) -> dict`` to :data:`METRICS` under ``name``."""
+                    headline: tuple[str, ...] = (), needs_logits: bool = False,
+                    needs_images: bool = False) -> Callable:
+    """Decorator: add ``function(inputs) -> dict`` to :data:`METRICS` under ``name``.
+
+    ``needs_logits``: the metric reads ``inputs.fake_logits``; ``needs_images``: it reads ``inputs.real_images`` and
+    ``inputs.fake_images`` (REAL must then be images, not stored statistics)."""
 
     def add(function: Callable[[MetricInputs], dict[str, object]]) -> Callable[[MetricInputs], dict[str, object]]:
-        METRICS[name] = Metric(function, needs_real_features=needs_real_features, needs_train=needs_train,
-                               headline=headline)
+        METRICS[name] = Metric(function, needs_real_features=needs_real_features or needs_images,
+                               needs_train=needs_train, headline=headline, needs_logits=needs_logits,
+                               needs_images=needs_images)
         return function
 
     return add
@@ -123,6 +139,57 @@ def _authenticity(inputs: MetricInputs) -> dict[str, object]:
     return {"authenticity": authenticity(inputs.train, inputs.fake)}
 
 
+@register_metric("vendi", headline=("vendi",))
+def _vendi(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.vendi import vendi_score
+
+    # the real set's diversity beside it, for scale
+    return {**vendi_score(inputs.fake).to_dict(), "vendi_real": vendi_score(inputs.real).vendi}
+
+
+@register_metric("sliced-wasserstein", headline=("distance",))
+def _sliced_wasserstein(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.sliced_wasserstein import sliced_wasserstein
+
+    return sliced_wasserstein(inputs.real, inputs.fake, seed=inputs.seed).to_dict()
+
+
+@register_metric("rbf-mmd", headline=("mmd2", "bandwidth"))
+def _rbf_mmd(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.rbf_mmd import rbf_mmd
+
+    return rbf_mmd(inputs.real, inputs.fake).to_dict()
+
+
+@register_metric("fld", needs_train=True, headline=("fld", "gap"))
+def _fld(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.fld import feature_likelihood_divergence
+
+    return feature_likelihood_divergence(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict()
+
+
+@register_metric("fid-infinity", headline=("value_at_infinity",))
+def _fid_infinity(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.infinity import fid_infinity
+
+    return fid_infinity(inputs.real, inputs.fake, seed=inputs.seed).to_dict()
+
+
+@register_metric("is-infinity", needs_logits=True, headline=("value_at_infinity",))
+def _is_infinity(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.infinity import is_infinity
+
+    return is_infinity(inputs.fake_logits, kind="logits", seed=inputs.seed).to_dict()
+
+
+@register_metric("wavelet-fd", needs_images=True, headline=("distance",))
+def _wavelet_fd(inputs: MetricInputs) -> dict[str, object]:
+    from isgame.scoring.wavelet_fd import wavelet_frechet_distance
+
+    return {**wavelet_frechet_distance(inputs.real_images, inputs.fake_images).to_dict(),
+            "images": f"the classifier's input images, average-pooled to at most {WAVELET_IMAGE_SIZE} px a side"}
+
+
 @dataclass(frozen=True)
 class MetricsResult:
     """Each requested metric's values (``values[name]`` is that metric's dict), with what they were computed on."""
@@ -155,9 +222,11 @@ def applicable_metrics(*, real_features: bool, train: bool) -> list[str]:
 
 def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_size: int, progress: bool,
                     value_range: str = "auto", notes: list | None = None, inputs: list | None = None,
-                    role: str = "samples") -> np.ndarray:
+                    role: str = "samples", extras: dict | None = None) -> np.ndarray:
     """(N, D) float64 features of an image source, in row order (sharded under torchrun, gathered on every rank);
-    the loader's notes are appended to ``notes`` and its provenance record (as ``role``) to ``inputs`` when given."""
+    the loader's notes are appended to ``notes`` and its provenance record (as ``role``) to ``inputs`` when given.
+    ``extras``: a dict whose keys (``"logits"``, ``"images"``) name what else to gather from the same pass; the
+    arrays are stored under those keys."""
     import torch
 
     from isgame.app.scoring_commands import sharded_feature_batches
@@ -167,13 +236,53 @@ def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_si
     source = open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     if notes is not None:
         notes.extend(source.notes)
-    parts = list(sharded_feature_batches(classifier, source, batch_size=batch_size, progress=progress))
+    if extras is None:
+        parts = list(sharded_feature_batches(classifier, source, batch_size=batch_size, progress=progress))
+    else:
+        parts = _features_with_extras(classifier, source, extras, batch_size=batch_size, progress=progress)
     local = torch.cat(parts) if parts else torch.empty(0, classifier.feature_dim, dtype=classifier.dtype)
     if inputs is not None:
         from isgame.scoring.provenance import input_record
 
         inputs.append(input_record(source, role=role))
     return all_gather_rows(local, source.num_samples).double().cpu().numpy()
+
+
+def _features_with_extras(classifier, source, extras: dict, *, batch_size: int, progress: bool) -> list:
+    """Feature batches of this rank's rows, as :func:`sharded_feature_batches` gives them (the same network call),
+    filling ``extras`` with the gathered ``"logits"`` (N, K) float64 and/or ``"images"`` (N, C, h, w) float32
+    (the network input, average-pooled to at most :data:`WAVELET_IMAGE_SIZE` a side) that it asks for as keys."""
+    import torch
+
+    from isgame.scoring.distributed import all_gather_rows, current_group
+    from isgame.scoring.pipeline import model_inputs
+    from isgame.scoring.progress import progress_bar
+
+    start, stop = current_group().shard(source.num_samples)
+    features, collected = [], {key: [] for key in extras}
+    with progress_bar(f"features of {source.name}", total=stop - start, batches=(stop - start) // batch_size + 1,
+                      enabled=progress) as advance, torch.no_grad():
+        for _, model_input in model_inputs(classifier, source, batch_size, start=start, stop=stop):
+            logits, batch_features = classifier._run_network(model_input)
+            features.append(batch_features)
+            if "logits" in collected:
+                collected["logits"].append(logits.double())
+            if "images" in collected:
+                collected["images"].append(_pooled(model_input.float().cpu()))
+            advance(model_input.shape[0])
+    for key, parts in collected.items():
+        extras[key] = all_gather_rows(torch.cat(parts), source.num_samples).cpu().numpy()
+    return features
+
+
+def _pooled(images):
+    """(B, C, H, W) images average-pooled to at most WAVELET_IMAGE_SIZE a side (unchanged when already that small)."""
+    import torch.nn.functional as F
+
+    height, width = images.shape[-2:]
+    if max(height, width) <= WAVELET_IMAGE_SIZE:
+        return images
+    return F.adaptive_avg_pool2d(images, (min(height, WAVELET_IMAGE_SIZE), min(width, WAVELET_IMAGE_SIZE)))
 
 
 def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:
@@ -239,6 +348,10 @@ def compute_metrics(
     records: list = []
     options = dict(n=n, seed=seed, batch_size=batch_size or classifier.default_batch_size, progress=progress,
                    value_range=value_range, notes=notes, inputs=records)
+    needs_images = any(METRICS[name].needs_images for name in names)
+    real_extras = dict.fromkeys(["images"] if needs_images else [])
+    fake_extras = dict.fromkeys((["images"] if needs_images else [])
+                                + (["logits"] if any(METRICS[name].needs_logits for name in names) else []))
     if real_is_statistics:
         real_features, real_statistics = None, load_statistics(real)
         if real_statistics.mean.shape[0] != classifier.feature_dim:
@@ -247,16 +360,19 @@ def compute_metrics(
                 f"{classifier_name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics came "
                 f"from as {parameter('classifier_name', 'NAME')}")
     else:
-        real_features = source_features(real, classifier, **options, role="real")
+        real_features = source_features(real, classifier, **options, role="real",
+                                         extras=real_extras if real_extras else None)
         real_statistics = features_to_statistics(real_features, name="real")
     needs_train = train is not None and any(METRICS[name].needs_train for name in names)
     if train is not None and not needs_train:
         notes.append(f"{train}: not read; none of {', '.join(names)} uses the training images")
-    inputs = MetricInputs(real=real_features, fake=source_features(fake, classifier, **options, role="fake"),
+    fake_features = source_features(fake, classifier, **options, role="fake", extras=fake_extras if fake_extras else None)
+    inputs = MetricInputs(real=real_features, fake=fake_features,
                           train=source_features(train, classifier, **(options | {"n": None}), role="train")
                           if needs_train else None,
                           real_statistics=real_statistics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                          seed=seed)
+                          seed=seed, fake_logits=fake_extras.get("logits"), real_images=real_extras.get("images"),
+                          fake_images=fake_extras.get("images"))
     values = {name: METRICS[name].compute(inputs) for name in names}
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
                          feature_dim=classifier.feature_dim, n_real=real_statistics.n, n_fake=inputs.fake.shape[0],

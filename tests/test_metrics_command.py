@@ -35,7 +35,8 @@ def test_metrics_cli_values_equal_the_library_functions_on_the_same_features(cli
     with torch.no_grad():
         fake = digits_classifier.features(open_images("noise:uniform", n=120, seed=3).load_all()).double().numpy()
     values = payload["values"]
-    assert payload["metrics"] == ["fid", "kid", "precision-recall", "density-coverage", "ct", "authenticity"]
+    assert payload["metrics"] == ["fid", "kid", "precision-recall", "density-coverage", "ct", "authenticity", "vendi",
+                                  "sliced-wasserstein", "rbf-mmd", "fld", "fid-infinity", "is-infinity", "wavelet-fd"]
     assert (payload["n_real"], payload["n_fake"], payload["n_train"]) == (120, 120, 400)  # --n spares TRAIN
     assert values["fid"]["fid"] == pytest.approx(frechet_distance(real, fake), rel=1e-6)
     kid = kernel_inception_distance(real, fake, subsets=5, subset_size=40, seed=3)

@@ -13,8 +13,7 @@ import scipy.stats
 import torch
 
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.fld import (_component_lls, feature_likelihood_divergence, fit_log_variances, loss_gradient,
-                                mean_dim_adjusted_nll, squared_distances)
+from isgame.scoring.fld import feature_likelihood_divergence, fit_log_variances, mean_dim_adjusted_nll
 from isgame.scoring.infinity import default_sizes, fid_infinity, fit_against_inverse_n, is_infinity
 from isgame.scoring.rbf_mmd import rbf_mmd
 from isgame.scoring.sliced_wasserstein import sliced_wasserstein
@@ -104,24 +103,26 @@ def test_rbf_mmd_near_zero_for_the_same_distribution_and_positive_for_a_shift():
 # ---- FLD --------------------------------------------------------------------------------------------------------
 
 def _torch_reference_fit(centres: np.ndarray, data: np.ndarray, epochs: int) -> np.ndarray:
-    """marcojira/fld MoG.fit transcribed with torch autograd and torch.optim.Adam (float64)."""
+    """marcojira/fld MoG.fit transcribed with torch autograd (float64) and textbook Adam (Kingma & Ba, Algorithm 1,
+    torch.optim.Adam's defaults; torch.optim itself is not used: constructing it first imports for seconds)."""
     m, dim = centres.shape
     mus, x = torch.from_numpy(centres), torch.from_numpy(data)
     dists = torch.cdist(x, mus) ** 2
-    log_sigmas = ((dists.min(0).values + 1e-3) / dim).log().requires_grad_(True)
-    origin = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    optim = torch.optim.Adam([log_sigmas, origin], lr=0.5)
+    params = torch.cat([((dists.min(0).values + 1e-3) / dim).log(), torch.zeros(1, dtype=torch.float64)])
     origin_d = 0.81 * torch.cdist(x, x.mean(0, keepdim=True)) ** 2
-    for _ in range(epochs):
-        optim.zero_grad()
+    first, second = torch.zeros_like(params), torch.zeros_like(params)
+    for t in range(1, epochs + 1):
+        p = params.clone().requires_grad_(True)
+        log_sigmas, origin = p[:m], p[m]
         pair = -0.5 * dists / log_sigmas.exp() - dim / 2 * log_sigmas - dim / 2 * math.log(2 * math.pi) - math.log(m)
         orig = -0.5 * origin_d / origin.exp() - dim / 2 * origin - dim / 2 * math.log(2 * math.pi)
         loss = -torch.logsumexp(torch.cat([pair, orig], 1), 1).mean() / dim
-        loss.backward()
-        optim.step()
-        with torch.no_grad():
-            log_sigmas.clamp_(-40, 20)
-    return log_sigmas.detach().numpy()
+        (gradient,) = torch.autograd.grad(loss, p)
+        first = 0.9 * first + 0.1 * gradient
+        second = 0.999 * second + 0.001 * gradient**2
+        params = params - 0.5 * (first / (1 - 0.9**t)) / ((second / (1 - 0.999**t)).sqrt() + 1e-8)
+        params[:m] = params[:m].clamp(-40, 20)
+    return params[:m].numpy()
 
 
 def test_fld_fit_matches_torch_autograd_and_adam():
@@ -220,3 +221,38 @@ def test_is_infinity_uses_isgame_inception_score():
     result = is_infinity(logits, sizes=(100, 200, 300), seed=1)
     assert result.values[-1] == pytest.approx(inception_score(logits, splits=1).is_mean, rel=1e-12)
     assert result.value_at_infinity == pytest.approx(np.polyfit(1 / np.array([100, 200, 300]), result.values, 1)[1])
+
+
+# ---- isgame metrics and the Python API ---------------------------------------------------------------------------
+
+def test_metrics_command_gives_the_library_values_on_the_same_features(tmp_path):
+    import isgame
+    from isgame.scoring.classifiers import load_classifier
+    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.samples import open_images
+
+    np.save(tmp_path / "train.npy", digits_split().train_images[:150].numpy())
+    names = ["vendi", "sliced-wasserstein", "rbf-mmd", "fld", "fid-infinity", "is-infinity", "wavelet-fd"]
+    result = isgame.compute_metrics("digits:test", "noise:uniform", metrics=names, train=str(tmp_path / "train.npy"),
+                                    n=60, seed=3, progress=False)
+    classifier = load_classifier("digits")
+    with torch.no_grad():
+        real_images = open_images("digits:test", n=60).load_all()
+        fake_images = open_images("noise:uniform", n=60, seed=3).load_all()
+        train_images = open_images(str(tmp_path / "train.npy")).load_all()
+        real, train = (classifier.features(x).double().numpy() for x in (real_images, train_images))
+        logits, fake = (t.double().numpy() for t in classifier.logits_and_features(fake_images))
+    values = result.values
+    assert list(values) == names
+    assert values["vendi"]["vendi"] == pytest.approx(isgame.vendi_score(fake).vendi, rel=1e-6)
+    assert values["sliced-wasserstein"]["distance"] == pytest.approx(isgame.sliced_wasserstein(real, fake, seed=3).distance,
+                                                                    rel=1e-6)
+    assert values["rbf-mmd"]["mmd2"] == pytest.approx(isgame.rbf_mmd(real, fake).mmd2, rel=1e-5)
+    assert values["fld"]["fld"] == pytest.approx(isgame.feature_likelihood_divergence(train, real, fake, seed=3).fld,
+                                                 rel=1e-5)
+    assert values["fid-infinity"]["value_at_infinity"] == pytest.approx(
+        isgame.fid_infinity(real, fake, seed=3).value_at_infinity, rel=1e-5)
+    assert values["is-infinity"]["value_at_infinity"] == pytest.approx(
+        isgame.is_infinity(logits, seed=3).value_at_infinity, rel=1e-5)
+    assert values["wavelet-fd"]["distance"] == pytest.approx(
+        isgame.wavelet_frechet_distance(real_images.numpy(), fake_images.numpy()).distance, rel=1e-5)
