@@ -94,6 +94,9 @@ def loss_gradient(squared: np.ndarray, origin_squared: np.ndarray, log_variances
     origin = -half_precision[m] * origin_squared - (dim / 2) * log_variances[m]
     shift = np.maximum(work.max(1), origin)
     work -= shift[:, None]
+    # exp below -700 is < 1e-304 next to the row's largest term 1: nothing at float64 precision, but exp is slow on
+    # such arguments (sub-normal results), and most entries are there once the bandwidths have shrunk
+    np.maximum(work, -700.0, out=work)
     np.exp(work, out=work)
     origin_weight = np.exp(origin - shift)
     inverse_total = 1.0 / (work.sum(1) + origin_weight)

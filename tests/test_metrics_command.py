@@ -99,7 +99,8 @@ def test_a_new_metric_joins_by_registering_one_function(monkeypatch):
     register_metric("mean-gap", headline=("gap",))(
         lambda inputs: {"gap": float(np.abs(inputs.real.mean(0) - inputs.fake.mean(0)).sum())})
     result = isgame.compute_metrics("digits:test", "digits:train", n=50, progress=False)
-    assert list(result.values) == ["fid", "kid", "precision-recall", "density-coverage", "mean-gap"]
+    assert list(result.values) == ["fid", "kid", "precision-recall", "density-coverage", "vendi", "sliced-wasserstein",
+                                   "rbf-mmd", "fid-infinity", "is-infinity", "wavelet-fd", "mean-gap"]
     only = compute_metrics("digits:test", "digits:train", metrics=["mean-gap"], n=50, progress=False)
     assert only.values["mean-gap"]["gap"] == pytest.approx(result.values["mean-gap"]["gap"], rel=1e-12)
     assert only.values["mean-gap"]["gap"] > 0
