@@ -38,7 +38,7 @@ class InputKind(str, Enum):
 
 # Help strings go through rich markup: write a literal "[" as "\\[" (tests/test_cli.py checks every help string).
 ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help=(
-    "Classifier: digits, digits-b (shipped); inception-v3 (torchvision's, from --weights or the torch hub cache); "
+    "Classifier: digits, digits-b, digits-robust (shipped); inception-v3 (torchvision's, from --weights or the torch hub cache); "
     "inception-v3-tf (torch-fidelity's 1008-logit port; pip install isgame\\[fidelity]); your own network as "
     "torchscript:PATH?... or package.module:function?... with options size=HxW, channels=1|3, mean, std "
     "(e.g. torchscript:net.pt?size=32x32)."))]
@@ -96,6 +96,24 @@ RangeOption = Annotated[ValueRange, typer.Option("--range", help="Values of floa
                                                  "(0-255 when the largest value exceeds 1.5; a note says which).")]
 
 BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")]
+
+BootstrapOption = Annotated[int | None, typer.Option("--bootstrap", help=(
+    "Bootstrap draws per matrix cell for its standard error \\[default: matrix 20, audit 10]."))]
+AlphaOption = Annotated[float, typer.Option("--alpha", help=(
+    "Level of the matrix's one-sided test: a game fools a metric unless significantly worse than held-out real "
+    "data at this level."))]
+SecondClassifierOption = Annotated[str, typer.Option("--second-classifier", help=(
+    "A second, independently trained classifier for the FID-b column: a classifier spec, auto (digits: digits-b) "
+    "or none."))]
+RobustClassifierOption = Annotated[str, typer.Option("--robust-classifier", help=(
+    "An adversarially trained classifier for the R-IS and R-FID columns: a classifier spec, auto (digits: "
+    "digits-robust) or none."))]
+
+
+def auxiliary_choice(value: str) -> str | None:
+    """``none`` leaves the columns out; anything else (``auto`` or a spec) goes to the library as is."""
+    return None if value.strip().lower() == "none" else value
+
 
 def samples_option(meaning: str):
     """The one ``--n`` / ``--num-samples`` option; ``meaning`` says what N counts in this command."""
@@ -298,6 +316,10 @@ def audit(
         "--no-attack skips them on a slow classifier."))] = True,
     seed: Annotated[int, seed_option("Seed for every random draw of the audit: noise sources, attacks, probes and "
                                      "the robustness matrix.")] = 0,
+    bootstrap: BootstrapOption = None,
+    alpha: AlphaOption = 0.05,
+    second_classifier: SecondClassifierOption = "auto",
+    robust_classifier: RobustClassifierOption = "auto",
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -309,8 +331,11 @@ def audit(
 
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
                          max_train=max_train, max_real=max_real, seed=seed)
+    matrix_options = {"alpha": alpha, "second_classifier": auxiliary_choice(second_classifier),
+                      "robust_classifier": auxiliary_choice(robust_classifier),
+                      **({} if bootstrap is None else {"bootstrap": bootstrap})}
     report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet, domain=domain, n=n, steps=steps,
-                                           attack=attack, announce=announce_note))
+                                           attack=attack, announce=announce_note, matrix_options=matrix_options))
 
     print_audit_summary(report, console_for(json_out))
     emit_json(report.to_dict(), json_out)
@@ -562,21 +587,32 @@ def matrix(
     n: Annotated[int | None, samples_option("Samples per game \\[default: the real images held, at most 540].")] = None,
     steps: Annotated[int | None, steps_option("Gradient steps of the attack games \\[default: inflate 30, "
                                               "bounded foolbox's, FID feature attack 60].")] = None,
-    seed: Annotated[int, seed_option("Seed for the games' noise and attacks, KID's subsets and the data-copying "
-                                     "test's cells.")] = 0,
+    seed: Annotated[int, seed_option("Seed for the games' noise and attacks, KID's subsets, the data-copying "
+                                     "test's cells and the bootstrap.")] = 0,
+    bootstrap: BootstrapOption = None,
+    alpha: AlphaOption = 0.05,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help=(
+        "Only these columns (repeat the option), e.g. --metric IS --metric FID \\[default: all the domain "
+        "allows].")) ] = None,
+    second_classifier: SecondClassifierOption = "auto",
+    robust_classifier: RobustClassifierOption = "auto",
     out: OutOption = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """The robustness matrix: every game against every metric, against held-out real data of the domain."""
+    """The robustness matrix: every game against every metric, against held-out real data of the domain, with a
+    bootstrap standard error per cell and a one-sided test. --real may be a stats file (isgame stats save): the
+    distribution metrics then compare against it."""
     use_device(device, precision)
-    from isgame.app.probe_commands import run_matrix
+    from isgame.app.probe_commands import MATRIX_BOOTSTRAP, run_matrix
     from isgame.app.tables import matrix_table
 
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
                          max_train=max_train, max_real=max_real, seed=seed)
-    report = run_or_exit(lambda: run_matrix(domain=domain, out_dir=out, seed=seed, n=n, steps=steps,
-                                            progress=not quiet))
+    report = run_or_exit(lambda: run_matrix(
+        domain=domain, out_dir=out, seed=seed, n=n, steps=steps, progress=not quiet,
+        bootstrap=MATRIX_BOOTSTRAP if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,
+        second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
     console = console_for(json_out)
     console.print(matrix_table(report))
     for paragraph in report.result.paragraphs().values():

@@ -34,6 +34,8 @@ AUDIT_INFLATE_STEPS = 50
 AUDIT_MIN_SAMPLES = 21
 AUDIT_SPLITS = 10
 AUDIT_TOY_SAMPLES = 100_000
+#: the audit's matrix takes fewer bootstrap draws per cell than ``isgame matrix`` (20), to keep within its budget
+AUDIT_MATRIX_BOOTSTRAP = 10
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> Co
     """Image passes the audit makes through the classifier (f+b = 3 passes), timed on this machine; work outside
     the network is not counted, so the time is a floor:
     the scores, four inflate runs of ``n`` noise images for ``steps`` steps, the bounded sweep's PGD, the probes
-    and the matrix's 11 games with its attacks."""
+    and the matrix's 17 games with its attacks."""
     real, train = domain.real.shape[0], domain.train.shape[0]
     matrix_n = min(real, train, 540, n)
     scores = real + train + 2 * n
@@ -173,7 +175,8 @@ def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> Co
     # variants and 4 JPEG settings; memorisation the replays and six KDE bandwidths; noise and domain, their rows.
     sets = min(n, real) + 2 * n
     probes = 27 * sets + 6 * train + 2 * real + 10 * n + 800
-    matrix = 12 * matrix_n + 5 * matrix_n + train + real
+    # 17 games through the classifier and up to two auxiliary ones, three pools of 5n, the train and real sets.
+    matrix = 3 * 17 * matrix_n + 3 * 5 * matrix_n + 3 * (train + real)
     if attack:
         inflate = 4 * 3 * n * steps  # four step rules, f+b = 3 passes, an upper bound (samples stop early)
         bounded = 2 * 8 * min(real, n) * 3 * min(steps, 50)  # two norms, eight ε > 0, foolbox's default steps
@@ -185,14 +188,16 @@ def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> Co
 
 def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
           seed: int = 0, progress: bool = True, domain: Domain | None = None, n: int | None = None,
-          steps: int | None = None, attack: bool = True, announce=None) -> AuditReport:
+          steps: int | None = None, attack: bool = True, announce=None,
+          matrix_options: dict | None = None) -> AuditReport:
     """Run every section on ``domain`` (default: ``classifier_name``'s built-in domain) and write the report folder.
 
     ``n`` sets the generated samples per section (noise scored and attacked, probe and matrix samples; default
     1000 noise images and each probe's own default), ``steps`` the gradient steps of every attack (default: each
     attack's own); both shrink a run on a slow classifier; ``attack=False`` skips every attack (the inflate and
     bounded sections, the noise probe's attacked row, the matrix's attack games). ``announce`` receives the cost
-    estimate of a long run.
+    estimate of a long run. ``matrix_options`` go to the matrix (``bootstrap``, default
+    :data:`AUDIT_MATRIX_BOOTSTRAP`; ``alpha``; ``second_classifier``; ``robust_classifier``).
     """
     from isgame.scoring.progress import progress_bar
 
@@ -210,7 +215,8 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
             announce(Note(cost.describe("the audit", f"{parameter('n')}, {parameter('steps')} and "
                                                      f"{parameter('attack', 'False')}")))
     folder = prepare_out_dir(out, outputs_root=outputs_root, label="audit")
-    sections = _sections(domain, folder, seed=seed, n=n, steps=steps, attack=attack)
+    sections = _sections(domain, folder, seed=seed, n=n, steps=steps, attack=attack,
+                         matrix_options={"bootstrap": AUDIT_MATRIX_BOOTSTRAP, **(matrix_options or {})})
     results, timings = {}, {}
     with progress_bar("audit", total=len(sections), batches=len(sections), enabled=progress) as advance:
         for name, run in sections.items():
@@ -224,7 +230,10 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
         inflate=results.get("inflate"), bounded=results.get("bounded"), toy=results["toy"], probes=probes,
         matrix=results["matrix"],
         seconds=time.perf_counter() - started, section_seconds=timings, figures=_figures(results, probes),
-        domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack},
+        domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack,
+                                            "matrix": {k: v if isinstance(v, (int, float, str, type(None))) else str(v)
+                                                       for k, v in {"bootstrap": AUDIT_MATRIX_BOOTSTRAP,
+                                                                    **(matrix_options or {})}.items()}},
         provenance=domain_provenance("audit", domain, seed=seed, n=n).to_dict(),
     )
     payload = report.to_dict()
@@ -233,7 +242,8 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     return report
 
 
-def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None, attack: bool) -> dict:
+def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None, attack: bool,
+              matrix_options: dict) -> dict:
     """Each section as a call on the results so far, in report order."""
     from isgame.probes.games import ATTACK_GAMES, GAMES
 
@@ -255,7 +265,7 @@ def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: 
     # The matrix plays at most as many samples as there are real and training images.
     matrix_n = None if n is None else min(n, domain.real.shape[0], domain.train.shape[0])
     sections["matrix"] = lambda results: run_matrix(domain=domain, out_dir=folder, seed=seed, n=matrix_n, steps=steps,
-                                                    games=games)
+                                                    games=games, **matrix_options)
     return sections
 
 

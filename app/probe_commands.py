@@ -109,15 +109,25 @@ def run_probe(name: str, *, domain: Domain | None = None, out_dir: Path | None =
     return ProbeReport(name=name, result=result, files=files, provenance=provenance.to_dict())
 
 
+#: bootstrap draws per cell of ``isgame matrix`` (the audit takes fewer: isgame.app.audit.AUDIT_MATRIX_BOOTSTRAP)
+MATRIX_BOOTSTRAP = 20
+
+
 def run_matrix(*, domain: Domain | None = None, out_dir: Path | None = None, classifier_name: str = "digits",
                seed: int = 0, n: int | None = None, steps: int | None = None,
-               games: dict | None = None, progress: bool = False) -> ProbeReport:
-    """Play every game (or those of ``games``, name -> game) on ``domain`` against every metric (``n`` samples
-    per game, ``steps`` per attack game); write the heatmap and example grids."""
+               games: dict | None = None, progress: bool = False, bootstrap: int = MATRIX_BOOTSTRAP,
+               alpha: float = 0.05, metrics: list[str] | None = None, second_classifier="auto",
+               robust_classifier="auto") -> ProbeReport:
+    """Play every game (or those of ``games``, name -> game) on ``domain`` against every metric (or ``metrics``)
+    (``n`` samples per game, ``steps`` per attack game, ``bootstrap`` draws per cell, test level ``alpha``; the
+    auxiliary classifiers as :func:`~isgame.probes.matrix.robustness_matrix` takes them); write the heatmap and
+    example grids."""
     domain = load_domain(classifier_name) if domain is None else domain
     folder = prepare_out_dir(out_dir, label="matrix")
     use_file_backend()
-    result = robustness_matrix(domain, seed=seed, n=n, steps=steps, games=games, progress=progress)
+    result = robustness_matrix(domain, seed=seed, n=n, steps=steps, games=games, progress=progress,
+                               bootstrap=bootstrap, alpha=alpha, metrics=metrics, second_classifier=second_classifier,
+                               robust_classifier=robust_classifier)
     files = {"heatmap": save_display(RobustnessMatrixDisplay(result).plot(), folder / "matrix.png")}
     save_image_grid(folder / "matrix_examples.png", torch.cat(list(result.examples.values())), nrow=10)
     files["examples"] = "matrix_examples.png"

@@ -186,16 +186,29 @@ PROBE_TABLES = {"memorization": memorization_table, "noise": noise_table, "sensi
                 "domain": domain_table}
 
 
-def matrix_table(report: ProbeReport) -> Table:
-    """Values per game and metric; a trailing ✗ marks a game that fools the metric."""
+#: metric columns per terminal table: the matrix's 19-20 columns are shown as a few tables of at most this many
+MATRIX_TABLE_COLUMNS = 7
+
+
+def matrix_table(report: ProbeReport):
+    """Values per game and metric, in tables of at most :data:`MATRIX_TABLE_COLUMNS` metrics (a rich Group); a
+    trailing ✗ marks a game that fools the metric (not significantly worse than held-out real data)."""
+    from rich.console import Group
+
     r = report.result
     short = {"precision": "prec.", "recall": "rec.", "density": "dens.", "coverage": "cov.", "authenticity": "auth."}
-    table = _table("robustness matrix (✗: scores at least as well as held-out real data)",
-                   ["game"] + [short.get(m, m) for m in r.metrics])
-    for game in r.games:
-        table.add_row(game[:24], *[f"{r.cells[game][m].value:.3g}" + ("✗" if r.cells[game][m].fooled and game != r.reference_game else "")
-                                   for m in r.metrics])
-    return table
+    tables = []
+    for start in range(0, len(r.metrics), MATRIX_TABLE_COLUMNS):
+        metrics = r.metrics[start:start + MATRIX_TABLE_COLUMNS]
+        part = f" ({start // MATRIX_TABLE_COLUMNS + 1}/{math.ceil(len(r.metrics) / MATRIX_TABLE_COLUMNS)})"
+        table = _table(f"robustness matrix{part if len(r.metrics) > MATRIX_TABLE_COLUMNS else ''} (✗: not "
+                       f"significantly worse than held-out real data, α = {getattr(r, 'alpha', 0.05):g})",
+                       ["game"] + [short.get(m, m) for m in metrics])
+        for game in r.games:
+            table.add_row(game[:26], *[f"{r.cells[game][m].value:.3g}" + (
+                "✗" if r.cells[game][m].fooled and game != r.reference_game else "") for m in metrics])
+        tables.append(table)
+    return Group(*tables)
 
 
 def _format_value(value: object) -> str:

@@ -201,10 +201,16 @@ def authenticity(real: np.ndarray, generated: np.ndarray) -> float:
     A sample g is authentic iff its distance to its nearest real sample r* exceeds the distance
     from r* to r*'s own nearest real neighbour (excluding r* itself). Exact copies score 0.
     """
+    return float(np.mean(authentic_flags(real, generated)))
+
+
+def authentic_flags(real: np.ndarray, generated: np.ndarray, *, own_distances: np.ndarray | None = None) -> np.ndarray:
+    """Per generated sample (M,) bool: authentic as :func:`authenticity` defines it. ``own_distances`` (N,), the
+    real rows' leave-one-out nearest distances, may be passed when they are reused across calls."""
     _check_pair(real, generated, ("real", "generated"))
-    own = leave_one_out_nearest_distances(real)
+    own = leave_one_out_nearest_distances(real) if own_distances is None else own_distances
     distances, index = NearestNeighbors(n_neighbors=1).fit(real).kneighbors(generated)
-    return float(np.mean(distances[:, 0] > own[index[:, 0]]))
+    return distances[:, 0] > own[index[:, 0]]
 
 
 def ct_cells(smallest_set: int, *, is_digits: bool = False) -> int:

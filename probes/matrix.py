@@ -1,19 +1,24 @@
 """The robustness matrix: every game against every metric on a domain, compared with held-out real data.
 
-A game "fools" a metric when it scores at least as well as the held-out real images (higher
-for IS, exp(I), precision, recall, density, coverage and authenticity; lower for FID and
-KID, where a game within two standard errors of the reference's KID also counts, since KID is
-unbiased and fluctuates around 0). Distribution metrics run on the classifier's features against the training set, the
-data a generator learns from; C_T and authenticity run in pixel space against the training set.
-The margin is the signed relative amount by which a game beats (> 0) or trails (< 0) the reference.
+Distribution metrics run on the classifier's features against the training set, the data a generator learns
+from (or against a stats file of ``isgame stats save``: FID from its mean and covariance, KID and the k-NN
+metrics on its stored feature subset); C_T and authenticity run in pixel space against the training set.
 
-C_T is two-sided (far below 0: copying; far above: underfitting), so it has its own rule: a game
-fools C_T when it is indistinguishable from real held-out data, |C_T| < 3 (:data:`CT_BAND`, a z
-statistic), and its margin is (3 - |C_T|) / 3. Its reference is fair: the held-out images are
-split in two seeded halves; every game is tested against the first half, and the reference row is
-the second half tested against the first (real data the training set never saw, not held-out
-data against itself, which is 0 by construction). C_T is undefined (NaN, with a note) for a set
-none of whose k-means cells holds more than 20 samples, which only small ``n`` can give.
+Every cell carries a seeded bootstrap standard error over the game's samples, and a game **fools** a metric
+unless it is significantly worse than the held-out real images: a one-sided z test at level ``alpha``
+(:mod:`isgame.probes.matrix_significance`). The margin is the signed relative amount by which a game beats
+(> 0) or trails (< 0) the reference.
+
+C_T is two-sided (far below 0: copying; far above: underfitting), so it has its own rule: a game fools C_T
+when it is indistinguishable from real held-out data, |C_T| < 3 (:data:`CT_BAND`, a z statistic), and its
+margin is (3 - |C_T|) / 3. Its reference is fair: the held-out images are split in two seeded halves; every
+game is tested against the first half, and the reference row is the second half tested against the first.
+C_T is undefined (NaN, with a note) for a set none of whose k-means cells holds more than 20 samples, which
+only small ``n`` can give.
+
+Columns that read another classifier (R-IS and R-FID: an adversarially trained one; FID-b: a second,
+independently trained one) are measured where the domain has one: the digits use digits-robust and
+digits-b; any other domain names them (``robust_classifier``, ``second_classifier``).
 
 Any :class:`~isgame.scoring.domains.Domain` works; the built-in digits give today's numbers.
 """
@@ -26,31 +31,27 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from isgame.probes.copy_detectors import (CT_BAND, CT_CELLS, CT_GENERATED_PER_CELL, authenticity, ct_cells,
-                                          data_copying_test, flatten_images)
-from isgame.probes.games import GAMES, REFERENCE_GAME
+from isgame.probes.copy_detectors import CT_BAND, CT_CELLS, ct_cells, flatten_images
+from isgame.probes.games import GAME_FAMILIES, GAMES, REFERENCE_GAME
+from isgame.probes.matrix_metrics import (MATRIX_METRICS, FAMILIES, MEASURES, AuxiliaryScorer, GameOutputs,
+                                          MatrixContext, MatrixMetric, Measurement, copying_statistic)
+from isgame.probes.matrix_significance import (DEFAULT_ALPHA, DEFAULT_DRAWS, bootstrap_rows, bootstrap_stderr,
+                                               check_test_settings, one_sided_test)
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.fid import fid_sample_size_curve, frechet_distance
-from isgame.scoring.inception_score import inception_score
+from isgame.scoring.fid import features_to_statistics, fid_sample_size_curve
 from isgame.scoring.pipeline import classify_with_features
-from isgame.scoring.kid import kernel_inception_distance
-from isgame.scoring.prdc import precision_recall_density_coverage
+from isgame.scoring.threads import single_threaded
 
 MATRIX_SAMPLES = 540  # the size of the held-out set, so every game is compared at the same N
+ALL_METRICS: tuple[MatrixMetric, ...] = MATRIX_METRICS
 #: True: higher is better; False: lower; None: two-sided (C_T: closest to 0 is best)
-HIGHER_IS_BETTER = {"IS": True, "exp(I)": True, "FID": False, "KID": False, "precision": True, "recall": True,
-                    "density": True, "coverage": True, "C_T": None, "authenticity": True}
+HIGHER_IS_BETTER = {metric.name: metric.higher_is_better for metric in ALL_METRICS}
 METRICS = tuple(HIGHER_IS_BETTER)
+METRIC_FAMILIES = {metric.name: metric.family for metric in ALL_METRICS}
 ARROWS = {True: "↑", False: "↓", None: "→0"}
-FOOLED_RULES = {metric: ("at least as high as the reference" if better else "at least as low as the reference")
-                for metric, better in HIGHER_IS_BETTER.items() if better is not None} | {
-    "KID": "at most the reference's KID plus two of its standard errors",
-    "C_T": f"|C_T| < {CT_BAND:g}: indistinguishable from real held-out data (a z statistic; C_T <= -{CT_BAND:g} "
-           f"flags copying, >= +{CT_BAND:g} underfitting); reference: one held-out half against the other",
-}
-KID_SUBSETS = 50
+FOOLED_RULES = {metric.name: metric.rule for metric in ALL_METRICS}
 KID_SUBSET_SIZE = 200
 IS_SPLITS = 10
 FID_CAVEAT_SIZES = (25, 50, 100, 200, 400, 540)
@@ -61,14 +62,22 @@ PRDC_NEAREST_K = 5
 MIN_MATRIX_SAMPLES = PRDC_NEAREST_K + 2
 #: the fewest real images: two C_T halves of at least MIN_MATRIX_SAMPLES each
 MIN_REAL_IMAGES = 2 * MIN_MATRIX_SAMPLES
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
 class MatrixCell:
+    """A game's value of one metric against the reference row's; ``stderr`` its bootstrap standard error (C_T: 1,
+    a z statistic); ``z`` and ``p_value`` the one-sided test of the gain (NaN for C_T, which has its band)."""
+
     value: float
     reference: float
     fooled: bool
     margin: float
+    stderr: float = math.nan
+    reference_stderr: float = math.nan
+    z: float = math.nan
+    p_value: float = math.nan
 
     def to_dict(self) -> dict[str, object]:
         return dict(vars(self))
@@ -90,6 +99,11 @@ class MatrixResult:
     kid_subset_size: int = KID_SUBSET_SIZE
     ct_cells: int = CT_CELLS
     notes: list[str] = field(default_factory=list)
+    bootstrap: int = DEFAULT_DRAWS
+    alpha: float = DEFAULT_ALPHA
+    reference: str = "the training images' features"
+    auxiliary: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def is_digits(self) -> bool:
@@ -105,6 +119,10 @@ class MatrixResult:
 
     def fooled_by(self, metric: str) -> list[str]:
         return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].fooled]
+
+    def unfooled_metrics(self) -> list[str]:
+        """The metrics no game fools."""
+        return [metric for metric in self.metrics if not self.fooled_by(metric)]
 
     def paragraphs(self) -> dict[str, str]:
         """One sentence per metric naming the games it resists and those that fool it."""
@@ -124,8 +142,14 @@ class MatrixResult:
             "games": self.games, "metrics": self.metrics,
             "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in self.metrics},
             "fooled_rules": {m: FOOLED_RULES[m] for m in self.metrics},
+            "families": {m: METRIC_FAMILIES[m] for m in self.metrics},
+            "game_families": {g: GAME_FAMILIES.get(g, "other") for g in self.games},
+            "descriptions": {metric.name: metric.description for metric in ALL_METRICS if metric.name in self.metrics},
+            "test": {"kind": "one-sided z test of the gain over the reference, bootstrap standard errors "
+                             "(C_T: its |C_T| < 3 band)", "alpha": self.alpha, "bootstrap_draws": self.bootstrap},
             "cells": {g: {m: c.to_dict() for m, c in row.items()} for g, row in self.cells.items()},
             "paragraphs": self.paragraphs(),
+            "unfooled_metrics": self.unfooled_metrics(),
             "fid_sample_size_caveat": {
                 "note": f"FID of random subsets of the {real} against the training set: the same "
                         "distribution, so every value above 0 is finite-N bias; compare FIDs only at equal N",
@@ -133,64 +157,32 @@ class MatrixResult:
             },
             "domain": self.domain, "steps": self.steps, "splits": self.splits,
             "kid_subset_size": self.kid_subset_size, "ct_cells": self.ct_cells, "notes": list(self.notes),
+            "distribution_reference": self.reference, "auxiliary_classifiers": self.auxiliary,
+            "seconds": self.seconds,
         }
 
 
-def metric_values(classifier: ImageClassifier, images: torch.Tensor, *, train_features: np.ndarray,
-                  train_pixels: np.ndarray, held_out_pixels: np.ndarray, seed: int, splits: int = IS_SPLITS,
-                  kid_subset_size: int = KID_SUBSET_SIZE, notes: list[str] | None = None,
-                  cells: int = CT_CELLS) -> dict[str, float]:
-    """All metrics of ``images`` (n, C, H, W) in [0, 1]: features (N_train, d) and pixels (N_train, C*H*W) of the
-    training set, pixels of the held-out half C_T compares with; IS over ``splits`` parts, KID on subsets of
-    ``kid_subset_size`` rows. An undefined C_T is NaN and says why in ``notes``."""
-    logits, features = classify_with_features(classifier, images)
-    scores = inception_score(logits, splits=splits, track_stderr=False)
-    features = features.double().numpy()
-    pixels = flatten_images(images)
-    manifold = precision_recall_density_coverage(train_features, features)
-    kid = kernel_inception_distance(train_features, features, subsets=KID_SUBSETS, subset_size=kid_subset_size,
-                                    seed=seed)
-    return {
-        "IS": scores.is_mean,
-        "exp(I)": scores.improved_is,
-        "FID": frechet_distance(train_features, features),
-        "KID": kid.mean,
-        "KID_stderr": kid.stderr,
-        "precision": manifold.precision,
-        "recall": manifold.recall,
-        "density": manifold.density,
-        "coverage": manifold.coverage,
-        "C_T": copying_statistic(train_pixels, held_out_pixels, pixels, seed=seed, notes=notes, cells=cells),
-        "authenticity": authenticity(train_pixels, pixels),
-    }
-
-
-def copying_statistic(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, *, seed: int,
-                      notes: list[str] | None = None, what: str = "the samples", cells: int = CT_CELLS) -> float:
-    """C_T of ``generated`` (M, D) against ``held_out`` (pixels, as ``train``) with ``cells`` k-means cells, or NaN
-    (and a note) when no cell holds enough of its samples: possible only for small sets, where C_T is undefined."""
-    try:
-        return data_copying_test(train, held_out, generated, cells=cells, seed=seed).ct_statistic
-    except InvalidInputError as error:
-        if not str(error).startswith("no cell holds more than"):
-            raise
-        if notes is not None:
-            notes.append(f"C_T of {what} is undefined (NaN): no k-means cell holds more than "
-                         f"{CT_GENERATED_PER_CELL} of its {generated.shape[0]} samples and a held-out image; more "
-                         f"samples (n) and real images define it")
-        return math.nan
-
-
 def compare(value: float, reference: float, higher_is_better: bool, *, tolerance: float = 0.0) -> MatrixCell:
-    """Fooled iff the game is at least as good as the reference, less ``tolerance``; margin relative to |reference|."""
+    """Fooled iff the game is at least as good as the reference, less ``tolerance``; margin relative to |reference|
+    (the rule without uncertainty; the matrix itself uses :func:`compare_with_test`)."""
     gain = value - reference if higher_is_better else reference - value
     scale = abs(reference) if abs(reference) > 1e-9 else 1.0
     return MatrixCell(value=value, reference=reference, fooled=gain >= -tolerance, margin=gain / scale)
 
 
+def compare_with_test(value: Measurement, reference: Measurement, higher_is_better: bool, *, stderr: float,
+                      reference_stderr: float, alpha: float) -> MatrixCell:
+    """The matrix's rule: fooled unless significantly worse than the reference (one-sided, level ``alpha``)."""
+    test = one_sided_test(value.value, reference.value, higher_is_better, stderr, reference_stderr, alpha=alpha)
+    scale = abs(reference.value) if abs(reference.value) > 1e-9 else 1.0
+    return MatrixCell(value=value.value, reference=reference.value, fooled=test.fooled, margin=test.gain / scale,
+                      stderr=stderr, reference_stderr=reference_stderr, z=test.z, p_value=test.p_value)
+
+
 def compare_two_sided(value: float, reference: float, band: float = CT_BAND) -> MatrixCell:
     """C_T's rule: fooled iff |value| < band (indistinguishable from real data); margin (band - |value|) / band."""
-    return MatrixCell(value=value, reference=reference, fooled=abs(value) < band, margin=(band - abs(value)) / band)
+    return MatrixCell(value=value, reference=reference, fooled=abs(value) < band, margin=(band - abs(value)) / band,
+                      stderr=1.0, reference_stderr=1.0)
 
 
 def held_out_halves(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -215,9 +207,85 @@ def check_matrix_sizes(domain: Domain, n: int) -> None:
                                 f"{MIN_MATRIX_SAMPLES}), got {n!r}")
 
 
+def auxiliary_scorers(domain: Domain, *, second: ImageClassifier | str | None = AUTO,
+                      robust: ImageClassifier | str | None = AUTO) -> dict[str, AuxiliaryScorer]:
+    """The other classifiers the matrix scores with: "second" (FID-b) and "robust" (R-IS, R-FID). ``auto``: the
+    digits' digits-b (digits for digits-b itself) and digits-robust; none on another domain. A name is loaded
+    with :func:`~isgame.scoring.classifiers.load_classifier`; None leaves the columns out."""
+    from isgame.scoring.classifiers import load_classifier
+    from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
+
+    own = domain.classifier_name
+    defaults = {"second": ("digits" if own == "digits-b" else "digits-b"),
+                "robust": "digits-robust" if "digits-robust" in SHIPPED_DIGITS_WEIGHTS and own != "digits-robust"
+                else None} if domain.is_digits else {"second": None, "robust": None}
+    scorers = {}
+    for role, choice in (("second", second), ("robust", robust)):
+        choice = defaults[role] if isinstance(choice, str) and choice == AUTO else choice
+        if choice is None:
+            continue
+        classifier = load_classifier(choice, device=domain.classifier.device) if isinstance(choice, str) else choice
+        features = classify_with_features(classifier, domain.train)[1]
+        scorers[role] = AuxiliaryScorer(label=choice if isinstance(choice, str) else classifier.name,
+                                        classifier=classifier, train_statistics=features_to_statistics(features))
+    return scorers
+
+
+def matrix_context(domain: Domain, *, n: int, seed: int, auxiliary: dict[str, AuxiliaryScorer]) -> MatrixContext:
+    """The reference of every game on ``domain``: the stats file's subset and moments where the domain has one,
+    else the training images' features; IS splits min(10, n), KID subsets min(200, n), C_T cells for n."""
+    stats = getattr(domain, "reference_stats", None)
+    if stats is None:
+        reference_features = domain.train_outputs[1].double().numpy()
+        reference_statistics = features_to_statistics(reference_features)
+    else:
+        reference_features = np.asarray(stats.features_subset, np.float64)
+        reference_statistics = stats.statistics
+    held_out_pixels = flatten_images(domain.real)
+    ct_half, _ = held_out_halves(held_out_pixels.shape[0], seed)
+    return MatrixContext(seed=seed, splits=min(IS_SPLITS, n), kid_subset_size=min(KID_SUBSET_SIZE, n),
+                         # Fewer k-means cells on a small domain, so that a cell can hold enough samples for C_T.
+                         ct_cells=ct_cells(min(n, domain.real.shape[0] // 2), is_digits=domain.is_digits),
+                         reference_features=reference_features, reference_statistics=reference_statistics,
+                         train_pixels=flatten_images(domain.train), ct_held_out_pixels=held_out_pixels[ct_half],
+                         auxiliary=auxiliary, train_images=domain.train)
+
+
+def game_outputs(domain: Domain, images: torch.Tensor, auxiliary: dict[str, AuxiliaryScorer]) -> GameOutputs:
+    """One forward pass per classifier over a game's images (n, C, H, W)."""
+    outputs = {}
+    for role, classifier in (("main", domain.classifier), *((r, a.classifier) for r, a in auxiliary.items())):
+        logits, features = classify_with_features(classifier, images)
+        outputs[role] = (logits, features.double().numpy())
+    return GameOutputs(images=images, pixels=flatten_images(images), outputs=outputs)
+
+
+def measure_game(context: MatrixContext, game: GameOutputs, metrics: list[str]) -> dict[str, Measurement]:
+    """Every measurement of ``metrics`` on one game (see :data:`~isgame.probes.matrix_metrics.MEASURES`)."""
+    out = {}
+    for names, _, measure in MEASURES:
+        if set(names) & set(metrics):
+            out.update({name: m for name, m in measure(context, game).items() if name in metrics})
+    return out
+
+
+def available_metrics(auxiliary: dict[str, AuxiliaryScorer], metrics: list[str] | None = None) -> list[str]:
+    """The columns the matrix can fill: all (or those of ``metrics``) whose auxiliary classifier is there."""
+    known = [metric.name for metric in ALL_METRICS if metric.needs is None or metric.needs in auxiliary]
+    if metrics is None:
+        return known
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise InvalidInputError(f"{parameter('metrics')}: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    return [m for m in known if m in metrics]
+
+
 def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None, seed: int = 0,
-                      games: dict | None = None, steps: int | None = None, progress: bool = False) -> MatrixResult:
-    """Play every game on ``domain`` with ``n`` samples and score it with every metric.
+                      games: dict | None = None, steps: int | None = None, progress: bool = False,
+                      bootstrap: int = DEFAULT_DRAWS, alpha: float = DEFAULT_ALPHA, metrics: list[str] | None = None,
+                      second_classifier: ImageClassifier | str | None = AUTO,
+                      robust_classifier: ImageClassifier | str | None = AUTO) -> MatrixResult:
+    """Play every game on ``domain`` with ``n`` samples and score it with every metric, with uncertainty.
 
     One game's images are held at a time (and the first ten of each, for the figure), so memory stays within
     one game's n images however many games there are; ``progress`` draws a bar over the games on stderr.
@@ -225,49 +293,80 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     ``n`` defaults to min(real images, :data:`MATRIX_SAMPLES`) (540 for the digits); ``steps`` is the
     gradient-step budget of the attack games (None: their defaults). ``games`` maps names to
     ``game(domain, n, seed, *, steps)`` and must hold :data:`REFERENCE_GAME`. IS uses min(10, n)
-    splits and KID subsets of min(200, n) rows.
+    splits and KID subsets of min(200, n) rows. ``bootstrap`` resamples per cell and the level ``alpha`` of the
+    one-sided test decide "fooled"; ``metrics`` (names) restricts the columns.
     """
+    import time
+
+    from isgame.scoring.progress import progress_bar
+
     domain = as_domain(domain)
     games = GAMES if games is None else games
     n = min(domain.real.shape[0], MATRIX_SAMPLES) if n is None else n
     check_matrix_sizes(domain, n)
-    classifier, splits, kid_subset_size = domain.classifier, min(IS_SPLITS, n), min(KID_SUBSET_SIZE, n)
-    # Fewer k-means cells on a small domain, so that a cell can hold enough samples for C_T (digits: always 10).
-    cell_count = ct_cells(min(n, domain.real.shape[0] // 2), is_digits=domain.is_digits)
-    train_features = domain.train_outputs[1].double().numpy()
-    train_pixels, held_out_pixels = flatten_images(domain.train), flatten_images(domain.real)
-    ct_half, reference_half = held_out_halves(held_out_pixels.shape[0], seed)
-    from isgame.scoring.progress import progress_bar
-
-    values, notes, examples = {}, [], {}
+    check_test_settings(bootstrap, alpha)
+    clock = time.perf_counter()
+    auxiliary = auxiliary_scorers(domain, second=second_classifier, robust=robust_classifier)
+    columns = available_metrics(auxiliary, metrics)
+    context = matrix_context(domain, n=n, seed=seed, auxiliary=auxiliary)
+    seconds = {"setup": time.perf_counter() - clock, "games": 0.0, "metrics": 0.0, "bootstrap": 0.0}
+    measured, stderrs, examples = {}, {}, {}
     with progress_bar("matrix games", total=len(games), batches=len(games), enabled=progress) as advance:
-        for name, play in games.items():
-            batch, game_notes = play(domain, n, seed, steps=steps), []
-            values[name] = metric_values(classifier, batch, train_features=train_features, train_pixels=train_pixels,
-                                         held_out_pixels=held_out_pixels[ct_half], seed=seed, splits=splits,
-                                         kid_subset_size=kid_subset_size, notes=game_notes, cells=cell_count)
-            notes.extend(f"{name}: {note}" for note in game_notes)
+        for index, (name, play) in enumerate(games.items()):
+            clock = time.perf_counter()
+            batch = play(domain, n, seed, steps=steps)
+            seconds["games"] += time.perf_counter() - clock
+            clock, first_note = time.perf_counter(), len(context.notes)
+            outputs = game_outputs(domain, batch, auxiliary)
+            with single_threaded():
+                measured[name] = measure_game(context, outputs, columns)
+                context.notes[first_note:] = [f"{name}: {note}" for note in context.notes[first_note:]]
+                seconds["metrics"] += time.perf_counter() - clock
+                clock, rows = time.perf_counter(), bootstrap_rows(n, bootstrap, (seed, index))
+                stderrs[name] = {m: v.stderr if v.stderr is not None else bootstrap_stderr(v.draw, rows)
+                                 for m, v in measured[name].items()}
+            seconds["bootstrap"] += time.perf_counter() - clock
             examples[name] = batch[:10].clone()
             del batch
             advance(1)
-    reference = values[REFERENCE_GAME]
-    # C_T of held-out data against a set it contains is meaningless: the reference row is the other half.
-    reference["C_T"] = copying_statistic(train_pixels, held_out_pixels[ct_half], held_out_pixels[reference_half],
-                                         seed=seed, notes=notes, what="the reference (second held-out half)",
-                                         cells=cell_count)
-    held_out_features = domain.real_outputs[1].double().numpy()
+    _reference_copying(domain, context, measured[REFERENCE_GAME], seed)
+    cells = {name: _row_cells(values, stderrs[name], measured[REFERENCE_GAME], stderrs[REFERENCE_GAME], alpha)
+             for name, values in measured.items()}
     sizes = caveat_sizes(domain.real.shape[0])
-    caveat = fid_sample_size_curve(train_features, held_out_features, sizes, seed=seed)
-    # KID is unbiased and fluctuates around 0 for the reference's own distribution: a game within two
-    # standard errors of the reference's KID is not distinguishable from real data, so it fools KID.
-    tolerances = {m: 0.0 for m in METRICS} | {"KID": 2 * reference["KID_stderr"]}
-    cells = {name: {m: compare_two_sided(v[m], reference[m]) if HIGHER_IS_BETTER[m] is None else
-                    compare(v[m], reference[m], HIGHER_IS_BETTER[m], tolerance=tolerances[m]) for m in METRICS}
-             for name, v in values.items()}
-    return MatrixResult(games=list(games), metrics=list(METRICS), cells=cells, n=n, seed=seed,
-                        fid_sample_sizes=sizes, fid_of_real_subsets=caveat,
-                        examples=examples, domain=domain.describe(),
-                        steps=steps, splits=splits, kid_subset_size=kid_subset_size, notes=notes, ct_cells=cell_count)
+    caveat = fid_sample_size_curve(context.reference_statistics, domain.real_outputs[1].double().numpy(), sizes,
+                                   seed=seed)
+    reference = ("the training images' features" if getattr(domain, "reference_stats", None) is None else
+                 "stored statistics (FID: their mean and covariance; KID and k-NN metrics: their feature subset)")
+    return MatrixResult(games=list(games), metrics=columns, cells=cells, n=n, seed=seed,
+                        fid_sample_sizes=sizes, fid_of_real_subsets=caveat, examples=examples, domain=domain.describe(),
+                        steps=steps, splits=context.splits, kid_subset_size=context.kid_subset_size,
+                        notes=context.notes, ct_cells=context.ct_cells, bootstrap=bootstrap, alpha=alpha,
+                        reference=reference, auxiliary={role: a.label for role, a in auxiliary.items()},
+                        seconds={k: round(v, 3) for k, v in seconds.items()})
+
+
+def _reference_copying(domain: Domain, context: MatrixContext, reference: dict[str, Measurement], seed: int) -> None:
+    """C_T of held-out data against a set it contains is meaningless: the reference row is the other half."""
+    if "C_T" not in reference:
+        return
+    held_out = flatten_images(domain.real)
+    ct_half, reference_half = held_out_halves(held_out.shape[0], seed)
+    reference["C_T"] = Measurement(copying_statistic(context.train_pixels, held_out[ct_half], held_out[reference_half],
+                                                     seed=seed, notes=context.notes, cells=context.ct_cells,
+                                                     what="the reference (second held-out half)"), stderr=1.0)
+
+
+def _row_cells(values: dict[str, Measurement], stderrs: dict[str, float], reference: dict[str, Measurement],
+               reference_stderrs: dict[str, float], alpha: float) -> dict[str, MatrixCell]:
+    cells = {}
+    for metric, value in values.items():
+        if HIGHER_IS_BETTER[metric] is None:
+            cells[metric] = compare_two_sided(value.value, reference[metric].value)
+        else:
+            cells[metric] = compare_with_test(value, reference[metric], HIGHER_IS_BETTER[metric],
+                                              stderr=stderrs[metric], reference_stderr=reference_stderrs[metric],
+                                              alpha=alpha)
+    return cells
 
 
 def caveat_sizes(real: int) -> list[int]:
@@ -277,20 +376,21 @@ def caveat_sizes(real: int) -> list[int]:
 
 
 class RobustnessMatrixDisplay:
-    """Heatmap of games x metrics: red where the game fools the metric, blue where the metric resists;
-    colour depth is the margin (clipped to ±100%); each cell shows the value."""
+    """Heatmap of games x metrics, rows and columns grouped by family (thin lines between families): red where the
+    game fools the metric (not significantly worse than held-out real data), blue where the metric resists;
+    colour depth is the margin (clipped to ±100%); each cell shows the value and, where the bootstrap gives
+    one, its standard error."""
 
     def __init__(self, result: MatrixResult) -> None:
         self.result = result
-
 
     def plot(self, *, ax=None) -> "RobustnessMatrixDisplay":
         import matplotlib.pyplot as plt
 
         r = self.result
         if ax is None:
-            _, ax = plt.subplots(figsize=(13, 6.5))
-        margins = np.array([[np.clip(r.cells[g][m].margin, -1, 1) for m in r.metrics] for g in r.games])
+            _, ax = plt.subplots(figsize=(max(13, 1.05 * len(r.metrics) + 3), max(6.5, 0.55 * len(r.games) + 2)))
+        margins = np.array([[np.clip(np.nan_to_num(r.cells[g][m].margin), -1, 1) for m in r.metrics] for g in r.games])
         fooled = np.array([[r.cells[g][m].fooled for m in r.metrics] for g in r.games])
         # Fooled cells are shown red (0.5..1 on the colormap), resisted cells blue (0..0.5).
         shade = np.where(fooled, 0.55 + 0.45 * np.abs(margins), 0.45 - 0.45 * np.abs(margins))
@@ -299,12 +399,25 @@ class RobustnessMatrixDisplay:
             for j, metric in enumerate(r.metrics):
                 cell = r.cells[game][metric]
                 text = f"{cell.value:.3g}" + (" ✗" if cell.fooled and game != REFERENCE_GAME else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=7)
-        ax.set_xticks(range(len(r.metrics)), [f"{m} {ARROWS[HIGHER_IS_BETTER[m]]}" for m in r.metrics], fontsize=8)
-        ax.set_yticks(range(len(r.games)), r.games, fontsize=8)
-        title = "Robustness matrix: red ✗ = the game scores at least as well as held-out real data"
+                if math.isfinite(cell.stderr) and HIGHER_IS_BETTER[metric] is not None:
+                    text += f"\n±{cell.stderr:.2g}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=6)
+        ax.set_xticks(range(len(r.metrics)), [f"{m} {ARROWS[HIGHER_IS_BETTER[m]]}" for m in r.metrics], fontsize=8,
+                      rotation=40, ha="right")
+        ax.set_yticks(range(len(r.games)), [f"{g}  [{GAME_FAMILIES.get(g, 'other')}]" for g in r.games], fontsize=8)
+        for boundary in _family_boundaries([METRIC_FAMILIES[m] for m in r.metrics]):
+            ax.axvline(boundary - 0.5, color="black", linewidth=1.2)
+        for boundary in _family_boundaries([GAME_FAMILIES.get(g, "other") for g in r.games]):
+            ax.axhline(boundary - 0.5, color="black", linewidth=1.2)
+        title = (f"Robustness matrix: red ✗ = not significantly worse than held-out real data (one-sided, "
+                 f"α = {r.alpha:g}, {r.bootstrap} bootstrap draws)")
         if not r.is_digits:
-            title += f" ({r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n})"
-        ax.set_title(title)
+            title += f"\n{r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n}"
+        ax.set_title(title, fontsize=10)
         self.ax_, self.figure_ = ax, ax.figure
         return self
+
+
+def _family_boundaries(families: list[str]) -> list[int]:
+    """Positions where the family changes along an axis (for the separating lines)."""
+    return [i for i in range(1, len(families)) if families[i] != families[i - 1]]

@@ -61,6 +61,10 @@ class Domain:
     train_available: int | None = None
     real_available: int | None = None
     notes: tuple[str, ...] = ()
+    #: a stats file's reference (:class:`~isgame.scoring.stats_file.ReferenceStats`) that the distribution metrics
+    #: compare against instead of the training images' features, and where it came from
+    reference_stats: object | None = field(default=None, repr=False)
+    reference_stats_source: str | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -120,6 +124,8 @@ class Domain:
             "train": {"source": self.train_source, "n": int(self.train.shape[0]), "available": self.train_available},
             "real": {"source": self.real_source, "n": int(self.real.shape[0]), "available": self.real_available},
             "notes": [str(note) for note in self.notes],
+            **({} if self.reference_stats is None else {"reference_stats": {
+                "source": self.reference_stats_source, **self.reference_stats.to_dict()}}),
         }
 
     def require_real(self, minimum: int, why: str) -> None:
@@ -156,6 +162,12 @@ def load_domain(classifier: str = "digits", *, weights: Path | None = None, trai
     for name, value in (("max_train", max_train), ("max_real", max_real)):
         if value < 2:
             raise InvalidInputError(f"{parameter(name)} must be >= 2, got {value}")
+    from isgame.scoring.fid import is_statistics_file
+
+    if real is not None and is_statistics_file(real):
+        return _domain_with_reference_stats(classifier, weights=weights, train=train, stats_path=real,
+                                            class_names=class_names, max_train=max_train, max_real=max_real,
+                                            seed=seed, value_range=value_range, device=device)
     _refuse_statistics(train=train, real=real)
     if classifier in DIGITS_CLASSIFIERS and train in (None, DIGITS_SOURCES["train"]) and \
             real in (None, DIGITS_SOURCES["real"]):
@@ -195,6 +207,44 @@ def load_domain(classifier: str = "digits", *, weights: Path | None = None, trai
     return _with_class_names(domain, class_names)
 
 
+def _domain_with_reference_stats(classifier: str, *, weights: Path | None, train: str | None, stats_path: str,
+                                 class_names, max_train: int, max_real: int, seed: int, value_range: str,
+                                 device) -> Domain:
+    """A domain whose distribution metrics compare against a stats file (``isgame stats save``), refused unless
+    made with this classifier's settings. Its held-out real images are the digits' test split for a digits
+    classifier, else a seeded split of the training images, min(``max_real``, N / 2) of them, kept out of its
+    training part (a note says so)."""
+    from isgame.scoring.stats_file import load_reference_stats
+
+    _refuse_statistics(train=train)
+    network = load_classifier(classifier, weights=weights, device=device)
+    stats = load_reference_stats(stats_path, classifier=network)
+    if classifier in DIGITS_CLASSIFIERS and train in (None, DIGITS_SOURCES["train"]):
+        domain = digits_domain(classifier, weights=weights, classifier=network)
+        return _with_class_names(replace(domain, reference_stats=stats, reference_stats_source=str(stats_path)),
+                                 class_names)
+    if train is None:
+        raise InvalidInputError(f"classifier {classifier} has no built-in domain: pass {parameter('train')} (the "
+                                f"images its generator learned from); {stats_path} serves as the reference statistics")
+    notes: list[str] = []
+    images, available = _load_capped(train, network, cap=max_train + max_real, seed=seed, value_range=value_range,
+                                     notes=notes, cap_name="max_train")
+    if images.shape[0] < 4:
+        raise InvalidInputError(f"{parameter('train')} {train} gives {images.shape[0]} images; a domain whose real "
+                                "side is a stats file splits its training images and needs at least 4")
+    order = torch.from_numpy(np.random.default_rng(seed).permutation(images.shape[0]))
+    real_count = min(max_real, images.shape[0] // 2)
+    real_rows, train_rows = torch.sort(order[:real_count]).values, torch.sort(order[real_count:][:max_train]).values
+    notes.append(Note(f"{stats_path} holds feature statistics, not images: the distribution metrics compare against "
+                      f"it, and the held-out real images are a seeded split of {real_count} of the {train} images, "
+                      "kept out of the training part"))
+    domain = Domain(name="custom", classifier=network, classifier_name=classifier, weights=weights,
+                    train=images[train_rows], real=images[real_rows], train_source=train,
+                    real_source=f"{train} (held-out split)", train_available=available, real_available=real_count,
+                    notes=tuple(notes), reference_stats=stats, reference_stats_source=str(stats_path))
+    return _with_class_names(domain, class_names)
+
+
 def _refuse_statistics(**specs: str | None) -> None:
     """A domain holds images: a stats file (mu, sigma) as its real or training images is refused in one line."""
     from isgame.scoring.fid import is_statistics_file
@@ -204,7 +254,7 @@ def _refuse_statistics(**specs: str | None) -> None:
             raise InvalidInputError(
                 f"{parameter(name)} {spec} holds feature statistics, not images: a domain's games, probes and "
                 "attacks start from its images and its C_T and nearest-neighbour tests compare pixels; pass images "
-                "here (isgame fid and isgame check take a stats file as their real images)")
+                "here (isgame fid, check, matrix and audit take a stats file as their real images)")
 
 
 def load_real_images(spec: str, classifier: ImageClassifier, *, cap: int = DEFAULT_MAX_REAL, seed: int = 0,

@@ -289,13 +289,15 @@ class FrechetDistanceAccumulator(StreamingMetric):
 
 
 def fid_sample_size_curve(reference: object, pool: object, sizes: tuple[int, ...], *, seed: int = 0) -> list[float]:
-    """FID against ``reference`` of a seeded random subset of ``pool`` of each size.
+    """FID against ``reference`` ((N, D) features or their :class:`FeatureStatistics`) of a seeded random subset of
+    ``pool`` of each size.
 
     With ``pool`` drawn from the reference's distribution the true FID is 0, so the curve is
     FID's finite-N bias.
     """
     pool_array = _as_features(pool, "pool")
-    reference_statistics = features_to_statistics(reference, name="reference")
+    reference_statistics = reference if isinstance(reference, FeatureStatistics) else (
+        features_to_statistics(reference, name="reference"))
     rng = np.random.default_rng(seed)
     return [statistics_to_fid(reference_statistics, features_to_statistics(pool_array[rng.choice(len(pool_array), size,
                                                                                                   replace=False)]))

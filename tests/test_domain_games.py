@@ -15,6 +15,7 @@ from isgame.probes import games as games_module
 from isgame.probes import matrix as matrix_module
 from isgame.probes.games import ATTACK_GAMES, GAMES, REFERENCE_GAME, attack_classifier, mode_collapse
 from isgame.probes.matrix import MATRIX_SAMPLES, METRICS, robustness_matrix
+from isgame.probes.matrix_metrics import Measurement
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 
@@ -44,7 +45,7 @@ def test_matrix_on_the_shapes_domain(shapes):
     assert "held-out real images" in payload["fid_sample_size_caveat"]["note"]
     assert payload["fid_sample_size_caveat"]["sizes"] == [25, 50, 80]  # the 80 real images end the curve
     for game in result.games:
-        for metric in METRICS:
+        for metric in result.metrics:
             value = result.cells[game][metric].value
             # C_T alone may be undefined at small n (no k-means cell with more than 20 samples); a note says so.
             assert math.isfinite(value) or (metric == "C_T" and any(note.startswith(f"{game}:") for note in result.notes)), \
@@ -111,10 +112,10 @@ def test_digits_matrix_defaults_and_the_steps_budget(digits_classifier, monkeypa
         return domain.real[:n].clone()
 
     # The matrix's plumbing alone: every metric but C_T stubbed (tested on the shapes domain above).
-    def cheap(classifier, images, **_):
-        return {m: 0.0 for m in METRICS} | {"KID_stderr": 0.0}
+    def cheap(context, game, metrics):
+        return {m: Measurement(0.0, stderr=0.0) for m in metrics}
 
-    monkeypatch.setattr(matrix_module, "metric_values", cheap)
+    monkeypatch.setattr(matrix_module, "measure_game", cheap)
     result = robustness_matrix(digits_classifier, games={REFERENCE_GAME: reference}, steps=3)
     assert seen == {"n": MATRIX_SAMPLES, "steps": 3} and result.n == 540 == MATRIX_SAMPLES
     payload = result.to_dict()

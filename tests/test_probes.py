@@ -258,13 +258,13 @@ def test_matrix_ct_rule_is_two_sided_with_a_fair_reference(digits_classifier, mo
     from isgame.probes.games import held_out_real, uniform_noise
     from isgame.probes.matrix import FOOLED_RULES, METRICS, compare_two_sided, held_out_halves, robustness_matrix
 
-    def only_ct(classifier, images, *, train_features, train_pixels, held_out_pixels, seed, **_):
-        """The matrix's C_T alone (the other metrics are tested elsewhere), to keep this test fast."""
-        ct = data_copying_test(train_pixels, held_out_pixels, images.reshape(images.shape[0], -1).double().numpy(),
-                               seed=seed).ct_statistic
-        return {m: 0.0 for m in METRICS} | {"C_T": ct, "KID_stderr": 0.0}
+    from isgame.probes.matrix_metrics import Measurement, measure_copying
 
-    monkeypatch.setattr(matrix, "metric_values", only_ct)
+    def only_ct(context, game, metrics):
+        """The matrix's C_T alone (the other metrics are tested elsewhere), to keep this test fast."""
+        return {m: Measurement(0.0, stderr=0.0) for m in metrics} | {"C_T": measure_copying(context, game)["C_T"]}
+
+    monkeypatch.setattr(matrix, "measure_game", only_ct)
 
     first, second = held_out_halves(540, 0)
     assert len(first) == len(second) == 270 and not set(first) & set(second)

@@ -85,10 +85,31 @@ def test_written_atomically(tmp_path, monkeypatch):
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["keep.stats.npz"]
 
 
-def test_domains_refuse_it_in_one_line(cli, stats_path):
+def test_the_matrix_takes_it_as_the_reference_of_its_distribution_metrics(cli, stats_path, tmp_path):
+    """A stats file of every training digit (a subset cap above their 1257) is the matrix's usual reference, the
+    training features, in stored form: the distribution metrics must agree with the matrix without it."""
+    from isgame.probes.games import REFERENCE_GAME, held_out_real, uniform_noise
+    from isgame.probes.matrix import robustness_matrix
+
+    train_stats = tmp_path / "train.stats.npz"
+    save_stats("digits:train", train_stats, subset=2000, progress=False)
+    domain = load_domain("digits", real=str(train_stats))
+    assert domain.real_source == "digits:test" and domain.reference_stats.features_subset.shape == (1257, 128)
+    options = dict(games={REFERENCE_GAME: held_out_real, "uniform noise": uniform_noise}, bootstrap=2,
+                   metrics=["FID", "KID", "RBF-MMD", "precision", "coverage"], second_classifier=None,
+                   robust_classifier=None)
+    stored, usual = robustness_matrix(domain, **options), robustness_matrix(load_domain("digits"), **options)
+    for game in stored.games:
+        for metric in ("FID", "KID", "RBF-MMD"):
+            assert stored.cells[game][metric].value == pytest.approx(usual.cells[game][metric].value, rel=1e-5)
+        for metric in ("precision", "coverage"):
+            assert stored.cells[game][metric].value == pytest.approx(usual.cells[game][metric].value, abs=0.01)
+    assert stored.to_dict()["distribution_reference"].startswith("stored statistics")
+    assert stored.to_dict()["domain"]["reference_stats"]["source"] == str(train_stats)
+    # Training images must be images; a file made under other weights is refused, naming the field.
     with pytest.raises(InvalidInputError, match="holds feature statistics, not images"):
-        load_domain("digits", train="digits:train", real=str(stats_path))
-    assert_one_line_error(cli("matrix", "--real", stats_path, "--train", "digits:train"), "--real", "isgame fid")
+        load_domain("digits", train=str(stats_path), real="digits:test")
+    assert_one_line_error(cli("matrix", "--real", stats_path, "-c", "digits-b"), "classifier", "stats save")
 
 
 def test_check_takes_it_as_the_real_images(stats_path, tmp_path):

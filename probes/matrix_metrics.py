@@ -1,0 +1,410 @@
+"""The robustness matrix's columns: every metric, its family, its direction, and how it is bootstrapped.
+
+A metric column is measured on one game's outputs (:class:`GameOutputs`: images, pixels, and the logits and
+features of each classifier) against the :class:`MatrixContext` built once per matrix (the reference features
+and statistics, training pixels, C_T's held-out half, the auxiliary classifiers). Each measurement is a
+:class:`Measurement`: the value, exactly as the metric's own function computes it, and either a ``draw`` (the
+metric recomputed on a resample of the game's rows, for the bootstrap of
+:mod:`isgame.probes.matrix_significance`) or an analytic standard error (C_T is a z statistic: 1).
+
+Draws reuse what does not change between resamples: the k-NN metrics resample per-row indicators of one
+distance matrix (recall keeps each generated row's k-NN radius from the full set; with duplicates a resample
+would otherwise give radius 0), KID's draw is the full-set unbiased MMD^2 from one kernel matrix (its value is
+the subset estimate, as always).
+
+Families, in the order the heatmap shows them: classifier scores, feature distances (through a classifier),
+k-NN manifold metrics, diversity, and pixel-space metrics that no classifier can be attacked through.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import torch
+from sklearn.metrics import pairwise_distances
+
+from isgame.probes.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authentic_flags, data_copying_test,
+                                          leave_one_out_nearest_distances)
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
+from isgame.scoring.inception_score import inception_score
+from isgame.scoring.kid import kernel_inception_distance, polynomial_kernel
+from isgame.scoring.prdc import knn_radii, precision_recall_density_coverage
+
+KID_SUBSETS = 50
+SLICED_PROJECTIONS = 200
+SLICED_ORDER = 2
+SLICED_DRAW_PROJECTIONS = 50
+WAVELET_IMAGE_SIZE = 32
+#: the k of precision/recall and of density/coverage (Naeem et al.'s defaults, as the prdc package)
+PRDC_K, DC_K = 3, 5
+FAMILIES = ("classifier score", "feature distance", "k-NN manifold", "diversity", "pixel space")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """A metric's value on a game, and how its uncertainty is had: ``draw(rows)`` recomputes it on the sorted
+    resampled row numbers (n,), or ``stderr`` is analytic."""
+
+    value: float
+    draw: Callable[[np.ndarray], float] | None = None
+    stderr: float | None = None
+
+
+@dataclass(frozen=True)
+class MatrixMetric:
+    """A column: ``higher_is_better`` True, False, or None (two-sided: closest to 0 is best); ``needs`` names the
+    auxiliary classifier the column reads ("second", "robust") or None for the domain's own."""
+
+    name: str
+    family: str
+    higher_is_better: bool | None
+    rule: str
+    description: str
+    needs: str | None = None
+
+
+@dataclass(frozen=True)
+class AuxiliaryScorer:
+    """Another classifier the matrix scores every game with, and its statistics of the training images."""
+
+    label: str
+    classifier: ImageClassifier
+    train_statistics: FeatureStatistics
+
+
+@dataclass
+class GameOutputs:
+    """One game's n images (n, C, H, W) in [0, 1], their pixels (n, C*H*W) float64, and per classifier ("main" and
+    each auxiliary's role) its logits (n, K) float32 tensor and features (n, D) float64 array."""
+
+    images: torch.Tensor
+    pixels: np.ndarray
+    outputs: dict[str, tuple[torch.Tensor, np.ndarray]]
+
+    @property
+    def n(self) -> int:
+        return int(self.images.shape[0])
+
+
+@dataclass
+class MatrixContext:
+    """What every game is measured against, computed once: ``reference_features`` (N_ref, D) for KID and the k-NN
+    metrics and ``reference_statistics`` for FID (the training images' features, or a stats file's subset and
+    moments), the training pixels (N_train, P), C_T's held-out half (pixels), the auxiliary scorers."""
+
+    seed: int
+    splits: int
+    kid_subset_size: int
+    ct_cells: int
+    reference_features: np.ndarray
+    reference_statistics: FeatureStatistics
+    train_pixels: np.ndarray
+    ct_held_out_pixels: np.ndarray
+    auxiliary: dict[str, AuxiliaryScorer] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    train_images: torch.Tensor | None = field(default=None, repr=False)
+
+    @cached_property
+    def precision_radii(self) -> np.ndarray:
+        return knn_radii(self.reference_features, PRDC_K)
+
+    @cached_property
+    def coverage_radii(self) -> np.ndarray:
+        return knn_radii(self.reference_features, DC_K)
+
+    @cached_property
+    def reference_kernel_within(self) -> float:
+        """The reference's own term of the full-set unbiased MMD^2 (cubic polynomial kernel)."""
+        kernel = polynomial_kernel(self.reference_features, self.reference_features)
+        m = kernel.shape[0]
+        return float((kernel.sum() - np.trace(kernel)) / (m * (m - 1)))
+
+    @cached_property
+    def train_pixel_own_distances(self) -> np.ndarray:
+        return leave_one_out_nearest_distances(self.train_pixels)
+
+    @cached_property
+    def rbf_reference(self) -> tuple[float, float]:
+        """The RBF kernel's bandwidth (median heuristic on the reference) and the reference's unbiased own term."""
+        from isgame.scoring.rbf_mmd import _kernel_means, _median_distance, squared_distances
+
+        squared = squared_distances(self.reference_features, self.reference_features)
+        sigma = _median_distance(squared)
+        return sigma, _kernel_means(squared, 1.0 / (2.0 * sigma**2))[1]
+
+    @cached_property
+    def sliced_reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """POT's seeded projection directions (D, P) and the reference projected on them (N_ref, P)."""
+        import ot
+
+        directions = ot.sliced.get_random_projections(self.reference_features.shape[1], SLICED_PROJECTIONS,
+                                                      seed=self.seed)
+        return directions, self.reference_features @ directions
+
+    @cached_property
+    def wavelet_reference(self) -> list[FeatureStatistics]:
+        """Per Haar packet, the statistics of the training images' coefficients (images pooled to <= 32 px)."""
+        from isgame.scoring.wavelet_fd import packet_features
+
+        packets = packet_features(self.wavelet_images(self.train_images))
+        return [features_to_statistics(packets[:, p]) for p in range(packets.shape[1])]
+
+    @staticmethod
+    def wavelet_images(images: torch.Tensor) -> np.ndarray:
+        """(N, C, H, W) images average-pooled to at most 32 px a side (unchanged when that small), float64."""
+        import torch.nn.functional as F
+
+        height, width = images.shape[-2:]
+        if max(height, width) > WAVELET_IMAGE_SIZE:
+            images = F.adaptive_avg_pool2d(images.float(), (min(height, WAVELET_IMAGE_SIZE),
+                                                            min(width, WAVELET_IMAGE_SIZE)))
+        return images.double().numpy()
+
+
+Measure = Callable[[MatrixContext, GameOutputs], dict[str, Measurement]]
+
+
+def _rows(values, rows: np.ndarray):
+    return values[torch.from_numpy(rows)] if isinstance(values, torch.Tensor) else values[rows]
+
+
+def measure_inception_scores(role: str, names: tuple[str, str] | tuple[str]) -> Measure:
+    """IS (and exp(I) when two names are given) of the ``role`` classifier's logits, over contiguous splits."""
+    def measure(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+        logits = game.outputs[role][0]
+
+        def scores(rows=None):
+            chosen = logits if rows is None else _rows(logits, rows)
+            return inception_score(chosen, splits=context.splits, track_stderr=False)
+
+        full = scores()
+        out = {names[0]: Measurement(full.is_mean, draw=lambda rows: scores(rows).is_mean)}
+        if len(names) > 1:
+            out[names[1]] = Measurement(full.improved_is, draw=lambda rows: scores(rows).improved_is)
+        return out
+    return measure
+
+
+def measure_fid(role: str, name: str) -> Measure:
+    """FID of the ``role`` classifier's features against its reference statistics."""
+    def measure(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+        reference = context.reference_statistics if role == "main" else context.auxiliary[role].train_statistics
+        features = game.outputs[role][1]
+
+        def fid(rows=None):
+            return statistics_to_fid(reference, features_to_statistics(features if rows is None else features[rows]))
+
+        return {name: Measurement(fid(), draw=fid)}
+    return measure
+
+
+def measure_kid(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """KID (subset estimate, as ``isgame metrics``); its draws are the full-set unbiased MMD^2 of a resample."""
+    features = game.outputs["main"][1]
+    kid = kernel_inception_distance(context.reference_features, features, subsets=KID_SUBSETS,
+                                    subset_size=context.kid_subset_size, seed=context.seed)
+    within = polynomial_kernel(features, features)
+    cross = polynomial_kernel(features, context.reference_features).mean(axis=1)
+    diagonal = np.diag(within)
+
+    def draw(rows: np.ndarray) -> float:
+        m = rows.shape[0]
+        own = (within[np.ix_(rows, rows)].sum() - diagonal[rows].sum()) / (m * (m - 1))
+        return float(own + context.reference_kernel_within - 2 * cross[rows].mean())
+
+    return {"KID": Measurement(kid.mean, draw=draw)}
+
+
+def measure_manifold(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """Precision, recall, density, coverage (Kynkäänniemi et al. 2019; Naeem et al. 2020) and their draws."""
+    reference, features = context.reference_features, game.outputs["main"][1]
+    full = precision_recall_density_coverage(reference, features, k_precision_recall=PRDC_K, k_density_coverage=DC_K)
+    distances = pairwise_distances(reference, features)  # (N_ref, n)
+    in_reference_ball = distances < context.precision_radii[:, None]
+    precise = in_reference_ball.any(axis=0)
+    recalled = distances < knn_radii(features, PRDC_K)[None, :]
+    inside = distances < context.coverage_radii[:, None]
+    density_counts = inside.sum(axis=0) / DC_K
+
+    def any_of(matrix: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda rows: float(matrix[:, np.unique(rows)].any(axis=1).mean())
+
+    return {"precision": Measurement(full.precision, draw=lambda rows: float(precise[rows].mean())),
+            "recall": Measurement(full.recall, draw=any_of(recalled)),
+            "density": Measurement(full.density, draw=lambda rows: float(density_counts[rows].mean())),
+            "coverage": Measurement(full.coverage, draw=any_of(inside))}
+
+
+def copying_statistic(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, *, seed: int,
+                      notes: list[str] | None = None, what: str = "the samples", cells: int = 10) -> float:
+    """C_T of ``generated`` (M, D) against ``held_out`` (pixels, as ``train``) with ``cells`` k-means cells, or NaN
+    (and a note) when no cell holds enough of its samples: possible only for small sets, where C_T is undefined."""
+    try:
+        return data_copying_test(train, held_out, generated, cells=cells, seed=seed).ct_statistic
+    except InvalidInputError as error:
+        if not str(error).startswith("no cell holds more than"):
+            raise
+        if notes is not None:
+            notes.append(f"C_T of {what} is undefined (NaN): no k-means cell holds more than "
+                         f"{CT_GENERATED_PER_CELL} of its {generated.shape[0]} samples and a held-out image; more "
+                         f"samples (n) and real images define it")
+        return math.nan
+
+
+def measure_copying(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """C_T (a z statistic, so its standard error is 1) and authenticity (per-sample flags, resampled)."""
+    flags = authentic_flags(context.train_pixels, game.pixels, own_distances=context.train_pixel_own_distances)
+    notes: list[str] = []
+    ct = copying_statistic(context.train_pixels, context.ct_held_out_pixels, game.pixels, seed=context.seed,
+                           notes=notes, cells=context.ct_cells)
+    context.notes.extend(notes)
+    return {"C_T": Measurement(ct, stderr=1.0),
+            "authenticity": Measurement(float(flags.mean()), draw=lambda rows: float(flags[rows].mean()))}
+
+
+def measure_infinity(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """IS∞ and FID∞ (Chong & Forsyth, CVPR 2020): intercepts of fits against 1/N over seeded subsets."""
+    from isgame.scoring.infinity import fid_infinity, is_infinity
+
+    logits, features = game.outputs["main"]
+
+    def is_draw(rows=None):
+        return is_infinity(logits if rows is None else _rows(logits, rows), seed=context.seed).value_at_infinity
+
+    def fid_draw(rows=None):
+        chosen = features if rows is None else features[rows]
+        return fid_infinity(context.reference_statistics, chosen, seed=context.seed).value_at_infinity
+
+    return {"IS∞": Measurement(is_draw(), draw=is_draw), "FID∞": Measurement(fid_draw(), draw=fid_draw)}
+
+
+def measure_rbf_mmd(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """Unbiased RBF-kernel MMD^2 (as CMMD, Jayasumana et al. 2024), bandwidth: the median pairwise distance of the
+    reference features; the same number as :func:`isgame.scoring.rbf_mmd.rbf_mmd`, from kernels computed once."""
+    from isgame.scoring.rbf_mmd import squared_distances
+
+    features = game.outputs["main"][1]
+    sigma, reference_term = context.rbf_reference
+    gamma = 1.0 / (2.0 * sigma**2)
+    within = np.exp(-gamma * squared_distances(features, features))
+    cross = np.exp(-gamma * squared_distances(context.reference_features, features)).mean(axis=0)
+
+    def mmd(rows: np.ndarray) -> float:
+        m = rows.shape[0]
+        own = (within[np.ix_(rows, rows)].sum() - m) / (m * (m - 1))  # the diagonal is exp(0) = 1
+        return float(reference_term + own - 2 * cross[rows].mean())
+
+    return {"RBF-MMD": Measurement(mmd(np.arange(game.n)), draw=mmd)}
+
+
+def measure_sliced_wasserstein(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """Sliced Wasserstein SW_2 on features (POT's projections, 200 of them, seeded); draws weight the game's rows
+    by their multiplicity in the resample."""
+    import ot
+
+    directions, reference = context.sliced_reference
+    projected = game.outputs["main"][1] @ directions
+    value = float(np.mean(ot.lp.wasserstein_1d(reference, projected, p=SLICED_ORDER)) ** (1 / SLICED_ORDER))
+    # Draws use the first 50 directions, pre-sorted: the spread between resamples, not the projection noise, is
+    # what the standard error estimates, and a draw then costs a quarter as much.
+    few = slice(0, SLICED_DRAW_PROJECTIONS)
+    sorted_reference = np.sort(reference[:, few], axis=0)
+    uniform = np.full(sorted_reference.shape, 1.0 / sorted_reference.shape[0])
+    order = np.argsort(projected[:, few], axis=0)
+    sorted_game = np.take_along_axis(projected[:, few], order, axis=0)
+
+    def draw(rows: np.ndarray) -> float:
+        weights = (np.bincount(rows, minlength=game.n) / rows.shape[0])[order]
+        costs = ot.lp.wasserstein_1d(sorted_reference, sorted_game, uniform, weights, p=SLICED_ORDER,
+                                     require_sort=False)
+        return float(np.mean(costs) ** (1 / SLICED_ORDER))
+
+    return {"SWD": Measurement(value, draw=draw)}
+
+
+def measure_vendi(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """Vendi score (Friedman & Dieng, TMLR 2023; cosine kernel on features, q = 1): reference-free diversity."""
+    from isgame.scoring.vendi import vendi_score
+
+    features = game.outputs["main"][1]
+    return {"Vendi": Measurement(vendi_score(features).vendi, draw=lambda rows: vendi_score(features[rows]).vendi)}
+
+
+def measure_wavelet(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+    """Encoder-free: the mean over Haar packets of the Fréchet distance to the training images' packets (as FWD,
+    Veeramacheneni et al., ICLR 2025), on images pooled to <= 32 px."""
+    from isgame.scoring.wavelet_fd import packet_features
+
+    packets = packet_features(context.wavelet_images(game.images))
+    reference = context.wavelet_reference
+
+    def distance(rows: np.ndarray | None = None) -> float:
+        chosen = packets if rows is None else packets[rows]
+        return float(np.mean([statistics_to_fid(reference[p], features_to_statistics(chosen[:, p]))
+                              for p in range(chosen.shape[1])]))
+
+    return {"wavelet FD": Measurement(distance(), draw=distance)}
+
+
+def _rule(higher_is_better: bool | None) -> str:
+    if higher_is_better is None:
+        return (f"|C_T| < {CT_BAND:g}: indistinguishable from real held-out data (a z statistic; C_T <= -{CT_BAND:g} "
+                f"flags copying, >= +{CT_BAND:g} underfitting); reference: one held-out half against the other")
+    return ("not significantly lower than the reference" if higher_is_better
+            else "not significantly higher than the reference")
+
+
+def _metric(name, family, higher, description, needs=None) -> MatrixMetric:
+    return MatrixMetric(name=name, family=family, higher_is_better=higher, rule=_rule(higher), description=description,
+                        needs=needs)
+
+
+#: every column the matrix knows, in heatmap order, and the measurement that fills it
+MATRIX_METRICS: tuple[MatrixMetric, ...] = (
+    _metric("IS", "classifier score", True, "Inception Score over contiguous splits"),
+    _metric("exp(I)", "classifier score", True, "exp of the mutual information I(x; y), split-free"),
+    _metric("R-IS", "classifier score", True, "IS through the adversarially trained classifier (Alfarra et al. 2022)",
+            needs="robust"),
+    _metric("IS∞", "classifier score", True, "IS extrapolated to infinite N (Chong & Forsyth 2020)"),
+    _metric("FID", "feature distance", False, "Fréchet distance of the classifier's features to the reference"),
+    _metric("FID∞", "feature distance", False, "FID extrapolated to infinite N (Chong & Forsyth 2020)"),
+    _metric("KID", "feature distance", False, "kernel (cubic polynomial) MMD^2, subsets"),
+    _metric("RBF-MMD", "feature distance", False, "Gaussian-kernel MMD^2 as CMMD, median-distance bandwidth"),
+    _metric("SWD", "feature distance", False, "sliced Wasserstein SW_2, 200 seeded projections (POT)"),
+    _metric("R-FID", "feature distance", False, "FID on the adversarially trained classifier's features",
+            needs="robust"),
+    _metric("FID-b", "feature distance", False, "FID on a second, independently trained classifier's features",
+            needs="second"),
+    _metric("precision", "k-NN manifold", True, "improved precision, k = 3"),
+    _metric("recall", "k-NN manifold", True, "improved recall, k = 3"),
+    _metric("density", "k-NN manifold", True, "density, k = 5"),
+    _metric("coverage", "k-NN manifold", True, "coverage, k = 5"),
+    _metric("Vendi", "diversity", True, "Vendi score, cosine kernel: reference-free diversity (noise scores high)"),
+    _metric("wavelet FD", "pixel space", False, "Fréchet distance of Haar wavelet packets: no classifier involved"),
+    _metric("C_T", "pixel space", None, "data-copying test statistic (Meehan et al. 2020)"),
+    _metric("authenticity", "pixel space", True, "fraction of authentic samples (Alaa et al. 2022)"),
+)
+
+
+#: (the columns it fills, the auxiliary classifier it needs or None, the measurement)
+MEASURES: tuple[tuple[tuple[str, ...], str | None, Measure], ...] = (
+    (("IS", "exp(I)"), None, measure_inception_scores("main", ("IS", "exp(I)"))),
+    (("R-IS",), "robust", measure_inception_scores("robust", ("R-IS",))),
+    (("FID",), None, measure_fid("main", "FID")),
+    (("KID",), None, measure_kid),
+    (("R-FID",), "robust", measure_fid("robust", "R-FID")),
+    (("FID-b",), "second", measure_fid("second", "FID-b")),
+    (("precision", "recall", "density", "coverage"), None, measure_manifold),
+    (("C_T", "authenticity"), None, measure_copying),
+    (("IS∞", "FID∞"), None, measure_infinity),
+    (("RBF-MMD",), None, measure_rbf_mmd),
+    (("SWD",), None, measure_sliced_wasserstein),
+    (("Vendi",), None, measure_vendi),
+    (("wavelet FD",), None, measure_wavelet),
+)

@@ -1,0 +1,132 @@
+"""The matrix as a statistical instrument: its one-sided test, its bootstrap, each column's draw, the new games."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import norm
+
+from isgame.probes.games import (GAME_FAMILIES, GAMES, REFERENCE_GAME, class_sorted, held_out_real,
+                                 mode_dropping_half, mode_dropping_one, resampling_features, truncation)
+from isgame.probes.matrix import (HIGHER_IS_BETTER, METRIC_FAMILIES, METRICS, auxiliary_scorers, available_metrics,
+                                  game_outputs, matrix_context, measure_game)
+from isgame.probes.matrix_metrics import FAMILIES, SLICED_DRAW_PROJECTIONS
+from isgame.probes.matrix_significance import bootstrap_rows, bootstrap_stderr, check_test_settings, one_sided_test
+from isgame.scoring.domains import digits_domain
+from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.fid import frechet_distance
+from isgame.scoring.inception_score import inception_score
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return digits_domain()
+
+
+@pytest.fixture(scope="module")
+def measured(digits):
+    """Every column on 200 held-out digits, with the context and outputs they came from."""
+    from isgame.scoring.threads import single_threaded
+
+    auxiliary = auxiliary_scorers(digits, robust=None)
+    context = matrix_context(digits, n=200, seed=0, auxiliary=auxiliary)
+    outputs = game_outputs(digits, held_out_real(digits, 200, 0), auxiliary)
+    with single_threaded():  # as the matrix runs them
+        return context, outputs, measure_game(context, outputs, available_metrics(auxiliary))
+
+
+def test_the_one_sided_test_by_hand():
+    # gain -1 with standard errors 0.3 and 0.4: se 0.5, z -2, p = Phi(-2) = 0.02275.
+    test = one_sided_test(9.0, 10.0, True, 0.3, 0.4, alpha=0.05)
+    assert test.gain == -1.0 and test.stderr == pytest.approx(0.5) and test.z == pytest.approx(-2.0)
+    assert test.p_value == pytest.approx(norm.cdf(-2.0)) and not test.fooled
+    assert one_sided_test(9.0, 10.0, True, 0.3, 0.4, alpha=0.01).fooled  # not significant at 1%
+    lower = one_sided_test(12.0, 10.0, False, 1.0, 0.0)  # lower is better: 12 trails 10 by 2 standard errors
+    assert lower.gain == -2.0 and lower.z == pytest.approx(-2.0) and not lower.fooled
+    assert one_sided_test(11.0, 10.0, True, 0.0, 0.0).fooled and not one_sided_test(9.0, 10.0, True, 0, 0).fooled
+    assert one_sided_test(10.0, 10.0, True, math.nan, 0.0).fooled  # an equal value is never worse
+    for draws, alpha in ((1, 0.05), (True, 0.05), (10, 0.0), (10, 0.5)):
+        with pytest.raises(InvalidInputError):
+            check_test_settings(draws, alpha)
+
+
+def test_bootstrap_rows_are_seeded_sorted_resamples():
+    rows = bootstrap_rows(50, 3, (0, 1))
+    assert [r.tolist() for r in rows] == [r.tolist() for r in bootstrap_rows(50, 3, (0, 1))]
+    assert [r.tolist() for r in rows] != [r.tolist() for r in bootstrap_rows(50, 3, (0, 2))]
+    assert all(np.all(np.diff(r) >= 0) and r.min() >= 0 and r.max() < 50 and len(np.unique(r)) < 50 for r in rows)
+
+
+def test_the_bootstrap_stderr_of_a_proportion_is_the_binomial_one(measured):
+    """Precision is a mean of per-sample indicators: its bootstrap standard error must be sqrt(p (1 - p) / n)."""
+    _, outputs, values = measured
+    p = values["precision"].value
+    se = bootstrap_stderr(values["precision"].draw, bootstrap_rows(outputs.n, 400, 7))
+    assert 0 < p < 1 and se == pytest.approx(math.sqrt(p * (1 - p) / outputs.n), rel=0.15)
+
+
+def test_every_draw_at_the_full_set_reproduces_its_value(measured):
+    context, outputs, values = measured
+    everything = np.arange(outputs.n)
+    assert set(values) == set(METRICS) - {"R-IS", "R-FID"}
+    independent = {"KID", "SWD", "C_T"}  # checked below against other computations; C_T has no draw (se 1)
+    for name, measurement in values.items():
+        if name not in independent:
+            assert measurement.draw(everything) == pytest.approx(measurement.value, rel=1e-9, abs=1e-12), name
+    assert values["C_T"].draw is None and values["C_T"].stderr == 1.0
+    # KID's draw is the full-set unbiased MMD^2 under k(x, y) = (x.y / d + 1)^3, here in float64 by hand.
+    x, y = outputs.outputs["main"][1], context.reference_features
+    kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
+    m, r = x.shape[0], y.shape[0]
+    mmd = ((kernel(x, x).sum() - np.trace(kernel(x, x))) / (m * (m - 1))
+           + (kernel(y, y).sum() - np.trace(kernel(y, y))) / (r * (r - 1)) - 2 * kernel(x, y).mean())
+    assert values["KID"].draw(everything) == pytest.approx(mmd, rel=1e-9)
+    # SWD's draw is POT's sliced distance on the first 50 of the value's directions.
+    import ot
+
+    directions = context.sliced_reference[0][:, :SLICED_DRAW_PROJECTIONS]
+    expected = ot.sliced_wasserstein_distance(y, x, projections=directions, p=2)
+    assert values["SWD"].draw(everything) == pytest.approx(float(expected), rel=1e-9)
+    assert values["FID"].value == pytest.approx(frechet_distance(y, x), rel=1e-9)
+
+
+def test_families_and_directions_cover_every_column_and_game():
+    assert set(METRIC_FAMILIES) == set(METRICS) == set(HIGHER_IS_BETTER) and set(METRIC_FAMILIES.values()) <= set(FAMILIES)
+    assert len(METRICS) >= 18 and len(GAMES) >= 16 and set(GAME_FAMILIES) == set(GAMES)
+    assert GAME_FAMILIES[REFERENCE_GAME] == "reference" and HIGHER_IS_BETTER["C_T"] is None
+    order = [FAMILIES.index(METRIC_FAMILIES[m]) for m in METRICS]
+    assert order == sorted(order)  # columns grouped by family
+
+
+def _predicted(domain, images):
+    with torch.no_grad():
+        return domain.classifier(images).argmax(dim=1)
+
+
+def test_the_new_games(digits):
+    real = held_out_real(digits, 540, 0)
+    classes = _predicted(digits, real)
+    ordered = class_sorted(digits, 540, 0)
+    assert torch.equal(torch.sort(ordered.reshape(540, -1), dim=0).values, torch.sort(real.reshape(540, -1), dim=0).values)
+    assert torch.all(torch.diff(_predicted(digits, ordered)) >= 0)
+    split_is = inception_score(digits.classifier(ordered).detach(), splits=10, track_stderr=False).is_mean
+    assert split_is < 0.5 * inception_score(digits.classifier(real).detach(), splits=10, track_stderr=False).is_mean
+    # Truncation: half-way from each image to its class's mean training image.
+    pulled = truncation(digits, 100, 0)
+    means = torch.stack([digits.train[digits.train_classes == c].mean(dim=0) for c in classes[:100].tolist()])
+    assert torch.allclose(pulled - means, 0.5 * (real[:100] - means), atol=1e-6)
+    assert len(torch.unique(_predicted(digits, mode_dropping_one(digits, 540, 0)))) == 9
+    assert len(torch.unique(_predicted(digits, mode_dropping_half(digits, 540, 0)))) == 5
+
+
+def test_feature_resampling_lowers_fid_below_the_pool(digits):
+    """Resampling honest samples by weights fitted on the features lowers FID against the training set far below
+    the pool's own (Kynkäänniemi et al. 2023), without changing a single image."""
+    train = digits.train_outputs[1].double().numpy()
+    pool = GAMES["honest KDE"](digits, 300, 0)
+    resampled = resampling_features(digits, 300, 0)
+    features = lambda images: digits.classifier.features(images).detach().double().numpy()  # noqa: E731
+    assert frechet_distance(train, features(resampled)) < 0.5 * frechet_distance(train, features(pool))
