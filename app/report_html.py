@@ -105,11 +105,16 @@ def _matrix_section(report: dict, folder: Path) -> list[str]:
     classes = [[""] + ["fooled" if matrix["cells"][g][m]["fooled"] and g != matrix["reference_game"] else "resisted"
                        for m in matrix["metrics"]] for g in matrix["games"]]
     caveat = matrix["fid_sample_size_caveat"]
+    test = matrix.get("test", {})
+    unfooled = matrix.get("unfooled_metrics", [])
     return [
         "<h2>The robustness matrix</h2>",
         _figure(folder, report["figures"]["matrix_heatmap"],
-                "games × metrics; red ✗: the game scores at least as well as real data"),
+                "games × metrics, grouped by family; red ✗: the game is not significantly worse than held-out real "
+                f"data (one-sided test at α = {test.get('alpha', 0.05):g}, "
+                f"{test.get('bootstrap_draws', '?')} bootstrap draws per cell)"),
         _table(["game"] + matrix["metrics"], rows, classes),
+        f"<p><b>Metrics no game fools:</b> {html.escape(', '.join(unfooled) or 'none')}.</p>",
         *(f"<p>{html.escape(text)}</p>" for text in matrix["paragraphs"].values()),
         f"<p><b>FID's sample-size caveat.</b> {html.escape(caveat['note'])}.</p>",
         _table(["N real samples"] + [str(n) for n in caveat["sizes"]], [["FID"] + caveat["fid"]]),

@@ -33,7 +33,7 @@ import torch
 
 from isgame.probes.copy_detectors import CT_BAND, CT_CELLS, ct_cells, flatten_images
 from isgame.probes.games import GAME_FAMILIES, GAMES, REFERENCE_GAME
-from isgame.probes.matrix_metrics import (MATRIX_METRICS, FAMILIES, MEASURES, AuxiliaryScorer, GameOutputs,
+from isgame.probes.matrix_metrics import (MATRIX_METRICS, MEASURES, AuxiliaryScorer, GameOutputs,
                                           MatrixContext, MatrixMetric, Measurement, copying_statistic)
 from isgame.probes.matrix_significance import (DEFAULT_ALPHA, DEFAULT_DRAWS, bootstrap_rows, bootstrap_stderr,
                                                check_test_settings, one_sided_test)

@@ -41,10 +41,16 @@ def test_histogram_matching_matches_the_real_predicted_histogram(digits_classifi
 
 
 def test_matrix_cli_json(cli, tmp_path):
-    result = cli("matrix", "--out", tmp_path, "--json", tmp_path / "m.json")
+    from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
+
+    # Two bootstrap draws keep the test short; the bootstrap itself is tested in test_matrix_statistics.py.
+    result = cli("matrix", "--out", tmp_path, "--bootstrap", "2", "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.stderr
     payload = json.loads((tmp_path / "m.json").read_text())
-    assert payload["games"] == list(GAMES) and payload["metrics"] == list(METRICS)
+    robust = "digits-robust" in SHIPPED_DIGITS_WEIGHTS
+    assert payload["games"] == list(GAMES)
+    assert payload["metrics"] == [m for m in METRICS if robust or m not in ("R-IS", "R-FID")]
+    assert payload["test"]["bootstrap_draws"] == 2 and payload["test"]["alpha"] == 0.05
     cells = payload["cells"]
     # The reference row is the held-out digits: its IS is that of an independent float64 computation (scipy).
     with torch.no_grad():
@@ -54,7 +60,7 @@ def test_matrix_cli_json(cli, tmp_path):
     assert cells[REFERENCE_GAME]["exp(I)"]["value"] == pytest.approx(math.exp(expected["mi_nats"]), rel=1e-9)
     for game in payload["games"]:
         for metric in payload["metrics"]:
-            assert {"value", "reference", "fooled"} <= cells[game][metric].keys()
+            assert {"value", "reference", "fooled", "stderr", "z", "p_value"} <= cells[game][metric].keys()
     # The reference row scores exactly its own reference; the headline games behave as the literature says.
     assert all(cells[REFERENCE_GAME][m]["value"] == cells[REFERENCE_GAME][m]["reference"] for m in payload["metrics"])
     assert cells["IS-inflated noise"]["IS"]["fooled"] and not cells["IS-inflated noise"]["FID"]["fooled"]
