@@ -6,6 +6,9 @@ ReLU (the features, D = 128) - linear 128->10 (the logits). Input: grey 8x8 in [
 Weights ship as safetensors in ``scoring/weights/`` and are reproduced by
 :func:`train_digits_cnn` from their seed (``isgame train-digits --seed S``): training runs
 single-threaded with deterministic algorithms so that the same seed gives the same weights.
+``digits`` (seed 0) and ``digits-b`` (seed 1) are trained on clean images; ``digits-robust``
+(seed 2) with L∞ PGD adversarial training at ε = 0.1, 7 steps
+(:mod:`~isgame.scoring.classifiers.adversarial_training`), for the defended scores R-IS and R-FID.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ class DigitsClassifier(ImageClassifier):
 
 
 def shipped_weights_path(name: str) -> Path:
-    """Path of the shipped safetensors file of ``digits`` or ``digits-b``."""
+    """Path of the shipped safetensors file of ``digits``, ``digits-b`` or ``digits-robust``."""
     filename, _ = SHIPPED_DIGITS_WEIGHTS[name]
     return Path(str(resources.files("isgame.scoring") / "weights" / filename))
 
@@ -92,7 +95,8 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
 
     if not path.is_file():
         raise SourceNotFoundError(f"digits weights not found at {path}; recreate them with `isgame train-digits` "
-                                  "(seed 0 gives digits, seed 1 digits-b) or pass another file as "
+                                  f"(seed 0 gives digits, seed 1 digits-b, seed 2 with {parameter('adversarial_epsilon', '0.1')} "
+                                  "digits-robust) or pass another file as "
                                   f"{parameter('weights', 'PATH')}")
     raw = path.read_bytes()
     try:
@@ -111,7 +115,7 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
 
 
 def load_digits_classifier(name: str = "digits", *, weights: Path | None = None, **preprocessing) -> DigitsClassifier:
-    """The shipped ``digits`` / ``digits-b`` classifier, or a DigitsCNN from ``weights``."""
+    """The shipped ``digits`` / ``digits-b`` / ``digits-robust`` classifier, or a DigitsCNN from ``weights``."""
     if weights is None:
         if name not in SHIPPED_DIGITS_WEIGHTS:
             raise InvalidInputError(f"unknown digits classifier {name!r}; choose one of {', '.join(SHIPPED_DIGITS_WEIGHTS)}")
