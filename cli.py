@@ -812,7 +812,8 @@ def train_digits(
         "PGD adversarial training (Madry et al.) with this L∞ radius in \\[0, 1] pixel units; 0.1 with seed 2 "
         "reproduces digits-robust. Default: standard training."))] = None,
     adversarial_steps: Annotated[int | None, typer.Option("--adversarial-steps", help=(
-        "PGD steps per batch of adversarial training (with --adversarial-epsilon) \\[default: 7, digits-robust's]."))] = None,
+        "PGD steps per batch of adversarial training (with --adversarial-epsilon) \\[default: 7, digits-robust's]."
+    ))] = None,
     json_out: JsonOption = None,
 ) -> None:
     """Retrain the embedded digits CNN from a seed (reproduces the shipped weights)."""

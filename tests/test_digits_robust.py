@@ -16,6 +16,15 @@ from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.pipeline import classify
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """8x8 images are too small to share between threads: one thread is several times faster on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def robust():
     return load_classifier("digits-robust")

@@ -130,5 +130,5 @@ def robust_accuracy(
         _, _, success = attack(fmodel, model_input, fb.criteria.Misclassification(labels), epsilons=epsilon)
     robust = clean & ~success.cpu()
     return RobustAccuracy(classifier=getattr(classifier, "name", type(classifier).__name__), epsilon=epsilon,
-                          steps=steps, rel_stepsize=attack.rel_stepsize, n=int(labels.shape[0]), clean_accuracy=float(clean.float().mean()),
-                          robust_accuracy=float(robust.float().mean()))
+                          steps=steps, rel_stepsize=attack.rel_stepsize, n=int(labels.shape[0]),
+                          clean_accuracy=float(clean.float().mean()), robust_accuracy=float(robust.float().mean()))

@@ -95,8 +95,8 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
 
     if not path.is_file():
         raise SourceNotFoundError(f"digits weights not found at {path}; recreate them with `isgame train-digits` "
-                                  f"(seed 0 gives digits, seed 1 digits-b, seed 2 with {parameter('adversarial_epsilon', '0.1')} "
-                                  "digits-robust) or pass another file as "
+                                  "(seed 0 gives digits, seed 1 digits-b, seed 2 with "
+                                  f"{parameter('adversarial_epsilon', '0.1')} digits-robust) or pass another file as "
                                   f"{parameter('weights', 'PATH')}")
     raw = path.read_bytes()
     try:
