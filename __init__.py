@@ -81,6 +81,10 @@ _API: dict[str, str] = {
     "ImageSource": "isgame.scoring.samples",
     "classify": "isgame.scoring.pipeline",
     "classify_with_features": "isgame.scoring.pipeline",
+    # the defended score's classifier (digits-robust): PGD adversarial training and robust accuracy
+    "train_digits_cnn": "isgame.scoring.classifiers.digits",
+    "robust_accuracy": "isgame.scoring.classifiers.adversarial_training",
+    "RobustAccuracy": "isgame.scoring.classifiers.adversarial_training",
     # weights you can trust: the known Inception files, where they are cached, fetch (the only download) and verify
     "fetch_weights": "isgame.scoring.classifiers.weights_fetch",
     "WeightsFetchResult": "isgame.scoring.classifiers.weights_fetch",
@@ -195,6 +199,8 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.probes.sensitivity import sensitivity_probe
     from isgame.scoring.accumulator import InceptionScoreAccumulator
     from isgame.scoring.classifiers import ImageClassifier, load_classifier, set_default_device
+    from isgame.scoring.classifiers.adversarial_training import RobustAccuracy, robust_accuracy
+    from isgame.scoring.classifiers.digits import train_digits_cnn
     from isgame.scoring.classifiers.weights_fetch import WeightsDownloadError, WeightsFetchResult, fetch_weights
     from isgame.scoring.classifiers.weights_registry import (WeightsStatus, WeightsVerification, list_weights,
                                                              verify_weights, weights_path)

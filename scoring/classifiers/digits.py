@@ -6,6 +6,9 @@ ReLU (the features, D = 128) - linear 128->10 (the logits). Input: grey 8x8 in [
 Weights ship as safetensors in ``scoring/weights/`` and are reproduced by
 :func:`train_digits_cnn` from their seed (``isgame train-digits --seed S``): training runs
 single-threaded with deterministic algorithms so that the same seed gives the same weights.
+``digits`` (seed 0) and ``digits-b`` (seed 1) are trained on clean images; ``digits-robust``
+(seed 2) with L∞ PGD adversarial training at ε = 0.1, 7 steps
+(:mod:`~isgame.scoring.classifiers.adversarial_training`), for the defended scores R-IS and R-FID.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from isgame.scoring.classifiers.adversarial_training import ROBUST_TRAIN_STEPS, check_epsilon, pgd_linf
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
 
 #: name -> (weights file shipped in scoring/weights, training seed)
-SHIPPED_DIGITS_WEIGHTS = {"digits": ("digits.safetensors", 0), "digits-b": ("digits-b.safetensors", 1)}
+SHIPPED_DIGITS_WEIGHTS = {"digits": ("digits.safetensors", 0), "digits-b": ("digits-b.safetensors", 1),
+                          "digits-robust": ("digits-robust.safetensors", 2)}
 
 TRAIN_EPOCHS = 30
 TRAIN_BATCH_SIZE = 64
@@ -75,7 +80,7 @@ class DigitsClassifier(ImageClassifier):
 
 
 def shipped_weights_path(name: str) -> Path:
-    """Path of the shipped safetensors file of ``digits`` or ``digits-b``."""
+    """Path of the shipped safetensors file of ``digits``, ``digits-b`` or ``digits-robust``."""
     filename, _ = SHIPPED_DIGITS_WEIGHTS[name]
     return Path(str(resources.files("isgame.scoring") / "weights" / filename))
 
@@ -90,7 +95,8 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
 
     if not path.is_file():
         raise SourceNotFoundError(f"digits weights not found at {path}; recreate them with `isgame train-digits` "
-                                  "(seed 0 gives digits, seed 1 digits-b) or pass another file as "
+                                  "(seed 0 gives digits, seed 1 digits-b, seed 2 with "
+                                  f"{parameter('adversarial_epsilon', '0.1')} digits-robust) or pass another file as "
                                   f"{parameter('weights', 'PATH')}")
     raw = path.read_bytes()
     try:
@@ -109,7 +115,7 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
 
 
 def load_digits_classifier(name: str = "digits", *, weights: Path | None = None, **preprocessing) -> DigitsClassifier:
-    """The shipped ``digits`` / ``digits-b`` classifier, or a DigitsCNN from ``weights``."""
+    """The shipped ``digits`` / ``digits-b`` / ``digits-robust`` classifier, or a DigitsCNN from ``weights``."""
     if weights is None:
         if name not in SHIPPED_DIGITS_WEIGHTS:
             raise InvalidInputError(f"unknown digits classifier {name!r}; choose one of {', '.join(SHIPPED_DIGITS_WEIGHTS)}")
@@ -120,15 +126,25 @@ def load_digits_classifier(name: str = "digits", *, weights: Path | None = None,
 
 @dataclass(frozen=True)
 class DigitsTrainingResult:
-    """A trained network and its held-out accuracy (fraction in [0, 1])."""
+    """A trained network and its held-out accuracy (fraction in [0, 1]).
+
+    ``adversarial_epsilon`` (L∞, [0, 1] pixel units) and ``adversarial_steps`` are set for PGD adversarial
+    training, else None.
+    """
 
     network: DigitsCNN
     seed: int
     epochs: int
     held_out_accuracy: float
+    adversarial_epsilon: float | None = None
+    adversarial_steps: int | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"seed": self.seed, "epochs": self.epochs, "held_out_accuracy": self.held_out_accuracy}
+        result = {"seed": self.seed, "epochs": self.epochs, "held_out_accuracy": self.held_out_accuracy}
+        # Standard training keeps its keys (and so its saved file's metadata) as they always were.
+        if self.adversarial_epsilon is not None:
+            result |= {"adversarial_epsilon": self.adversarial_epsilon, "adversarial_steps": self.adversarial_steps}
+        return result
 
 
 def held_out_accuracy(network: nn.Module) -> float:
@@ -139,14 +155,24 @@ def held_out_accuracy(network: nn.Module) -> float:
     return float((logits.argmax(dim=1) == split.test_labels).float().mean())
 
 
-def train_digits_cnn(seed: int, *, epochs: int = TRAIN_EPOCHS) -> DigitsTrainingResult:
+def train_digits_cnn(seed: int, *, epochs: int = TRAIN_EPOCHS, adversarial_epsilon: float | None = None,
+                     adversarial_steps: int | None = None) -> DigitsTrainingResult:
     """Train a :class:`DigitsCNN` on the training part of the digits split, reproducibly from ``seed``.
 
     Adam (lr 1e-3), batch 64, cross-entropy, random shifts of up to one pixel as augmentation.
+    With ``adversarial_epsilon`` (an L∞ radius in (0, 1] pixel units) each shifted batch is replaced by its
+    untargeted PGD adversary of ``adversarial_steps`` steps (default 7) before the update (Madry et al.'s adversarial
+    training, :func:`~isgame.scoring.classifiers.adversarial_training.pgd_linf`); seed 2 with ε = 0.1 and 7
+    steps reproduces ``digits-robust``. Without it the random stream and the weights are those of before.
     Single-threaded with deterministic algorithms, so the same seed gives the same weights.
     """
     if epochs < 1:
-        raise InvalidInputError(f"epochs must be >= 1, got {epochs}")
+        raise InvalidInputError(f"{parameter('epochs')} must be >= 1, got {epochs}")
+    if adversarial_epsilon is not None:
+        adversarial_epsilon = check_epsilon(adversarial_epsilon)
+        adversarial_steps = ROBUST_TRAIN_STEPS if adversarial_steps is None else adversarial_steps
+        if adversarial_steps < 1:
+            raise InvalidInputError(f"{parameter('adversarial_steps')} must be >= 1, got {adversarial_steps}")
     split = digits_split()
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -164,6 +190,9 @@ def train_digits_cnn(seed: int, *, epochs: int = TRAIN_EPOCHS) -> DigitsTraining
             for start in range(0, images.shape[0], TRAIN_BATCH_SIZE):
                 index = order[start : start + TRAIN_BATCH_SIZE]
                 batch = _random_shift(images[index], generator)
+                if adversarial_epsilon is not None:
+                    batch = pgd_linf(network, batch, labels[index], epsilon=adversarial_epsilon,
+                                     steps=adversarial_steps, generator=generator)
                 logits, _ = network(batch)
                 loss = torch.nn.functional.cross_entropy(logits, labels[index])
                 optimiser.zero_grad()
@@ -174,7 +203,9 @@ def train_digits_cnn(seed: int, *, epochs: int = TRAIN_EPOCHS) -> DigitsTraining
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
-    return DigitsTrainingResult(network=network, seed=seed, epochs=epochs, held_out_accuracy=accuracy)
+    return DigitsTrainingResult(network=network, seed=seed, epochs=epochs, held_out_accuracy=accuracy,
+                                adversarial_epsilon=adversarial_epsilon,
+                                adversarial_steps=None if adversarial_epsilon is None else adversarial_steps)
 
 
 def _random_shift(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
