@@ -178,13 +178,14 @@ def print_notes(notes, *, positional: dict[str, str] | None = None) -> None:
 
 
 def open_domain(classifier: str, *, weights: Path | None, train: str | None, real: str | None,
-                class_names: str | None, max_train: int, max_real: int, seed: int):
-    """The domain the options name (the digits default without --train and --real); its notes go to stderr."""
+                class_names: str | None, max_train: int, max_real: int, seed: int, allow_stats: bool = False):
+    """The domain the options name (the digits default without --train and --real); its notes go to stderr.
+    ``allow_stats``: --real may be a stats file (matrix and audit)."""
     from isgame.scoring.domains import load_domain
 
     domain = run_or_exit(lambda: load_domain(classifier, weights=weights, train=train, real=real,
                                              class_names=class_names, max_train=max_train, max_real=max_real,
-                                             seed=seed))
+                                             seed=seed, allow_stats=allow_stats))
     print_notes(domain.notes)
     return domain
 
@@ -331,7 +332,7 @@ def audit(
     from isgame.app.audit import print_audit_summary
 
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
-                         max_train=max_train, max_real=max_real, seed=seed)
+                         max_train=max_train, max_real=max_real, seed=seed, allow_stats=True)
     matrix_options = {"alpha": alpha, "second_classifier": auxiliary_choice(second_classifier),
                       "robust_classifier": auxiliary_choice(robust_classifier),
                       **({} if bootstrap is None else {"bootstrap": bootstrap})}
@@ -609,7 +610,7 @@ def matrix(
     from isgame.app.tables import matrix_table
 
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
-                         max_train=max_train, max_real=max_real, seed=seed)
+                         max_train=max_train, max_real=max_real, seed=seed, allow_stats=True)
     report = run_or_exit(lambda: run_matrix(
         domain=domain, out_dir=out, seed=seed, n=n, steps=steps, progress=not quiet,
         bootstrap=MATRIX_BOOTSTRAP if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,

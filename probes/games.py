@@ -270,9 +270,11 @@ def _mode_dropping(domain: Domain, n: int, seed: int, dropped_count: int) -> tor
     domain = as_domain(domain)
     classes = _predicted_real(domain)
     present = torch.unique(classes).tolist()
-    if dropped_count >= len(present):
-        raise InvalidInputError(f"mode dropping of {dropped_count} classes needs more than {dropped_count} classes "
-                                f"among the real images, which show {len(present)}; pass real images of more classes")
+    if len(present) < 2:
+        raise InvalidInputError(f"mode dropping needs real images of at least 2 predicted classes, but "
+                                f"{parameter('real')} {domain.real_source} shows {len(present)}; pass real images of "
+                                "more classes")
+    dropped_count = min(dropped_count, len(present) - 1)
     dropped = np.random.default_rng(seed).choice(present, size=dropped_count, replace=False)
     kept = torch.nonzero(~torch.isin(classes, torch.as_tensor(dropped))).squeeze(1)
     return domain.real[kept[torch.arange(n) % kept.numel()]].clone()
@@ -284,9 +286,10 @@ def mode_dropping_one(domain: Domain, n: int, seed: int, *, steps: int | None = 
 
 
 def mode_dropping_half(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
-    """Held-out real images with K/2 (seeded) classes removed (5 of the digits' 10); the rest repeat to fill n."""
+    """Held-out real images with half the classes they show removed (seeded; 5 of the digits' 10: K/2 when every
+    class appears); the rest repeat to fill n."""
     domain = as_domain(domain)
-    return _mode_dropping(domain, n, seed, max(1, domain.num_classes // 2))
+    return _mode_dropping(domain, n, seed, max(1, len(torch.unique(_predicted_real(domain))) // 2))
 
 
 def _weighted_frechet(values: torch.Tensor, log_weights: torch.Tensor, mean: torch.Tensor, root: torch.Tensor,

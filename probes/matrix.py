@@ -36,7 +36,7 @@ from isgame.probes.games import GAME_FAMILIES, GAMES, REFERENCE_GAME
 from isgame.probes.matrix_metrics import (MATRIX_METRICS, MEASURES, AuxiliaryScorer, GameOutputs,
                                           MatrixContext, MatrixMetric, Measurement, copying_statistic)
 from isgame.probes.matrix_significance import (DEFAULT_ALPHA, DEFAULT_DRAWS, bootstrap_rows, bootstrap_stderr,
-                                               check_test_settings, one_sided_test)
+                                               check_test_settings, game_seed, one_sided_test)
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.errors import InvalidInputError, parameter
@@ -146,7 +146,9 @@ class MatrixResult:
             "game_families": {g: GAME_FAMILIES.get(g, "other") for g in self.games},
             "descriptions": {metric.name: metric.description for metric in ALL_METRICS if metric.name in self.metrics},
             "test": {"kind": "one-sided z test of the gain over the reference, bootstrap standard errors "
-                             "(C_T: its |C_T| < 3 band)", "alpha": self.alpha, "bootstrap_draws": self.bootstrap},
+                             "(C_T: its |C_T| < 3 band)", "alpha": self.alpha, "bootstrap_draws": self.bootstrap,
+                     "fooled": "not significantly worse than the reference at level alpha (before isgame 0.2: at "
+                               "least as good as the reference; KID: within two of its standard errors)"},
             "cells": {g: {m: c.to_dict() for m, c in row.items()} for g, row in self.cells.items()},
             "paragraphs": self.paragraphs(),
             "unfooled_metrics": self.unfooled_metrics(),
@@ -269,15 +271,28 @@ def measure_game(context: MatrixContext, game: GameOutputs, metrics: list[str]) 
     return out
 
 
+def _metric_key(name: str) -> str:
+    """Case, spaces, dashes and underscores ignored: FID-b, fid_b and "fid b" name one column."""
+    return "".join(ch for ch in name.lower() if ch not in " -_")
+
+
 def available_metrics(auxiliary: dict[str, AuxiliaryScorer], metrics: list[str] | None = None) -> list[str]:
-    """The columns the matrix can fill: all (or those of ``metrics``) whose auxiliary classifier is there."""
+    """The columns the matrix can fill: all (or those of ``metrics``, spelled in any case) whose auxiliary
+    classifier is there; a requested column whose classifier is missing is refused in one line."""
     known = [metric.name for metric in ALL_METRICS if metric.needs is None or metric.needs in auxiliary]
     if metrics is None:
         return known
-    unknown = [m for m in metrics if m not in METRICS]
+    by_key = {_metric_key(m.name): m for m in ALL_METRICS}
+    unknown = [m for m in metrics if _metric_key(m) not in by_key]
     if unknown:
         raise InvalidInputError(f"{parameter('metrics')}: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
-    return [m for m in known if m in metrics]
+    wanted = {by_key[_metric_key(m)].name for m in metrics}
+    missing = [m for m in ALL_METRICS if m.name in wanted and m.name not in known]
+    if missing:
+        role = missing[0].needs
+        raise InvalidInputError(f"{parameter('metrics')}: {', '.join(m.name for m in missing)} need a {role} classifier, "
+                                f"which this domain has none of; pass {parameter(f'{role}_classifier')}")
+    return [m for m in known if m in wanted]
 
 
 def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None, seed: int = 0,
@@ -312,7 +327,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     seconds = {"setup": time.perf_counter() - clock, "games": 0.0, "metrics": 0.0, "bootstrap": 0.0}
     measured, stderrs, examples = {}, {}, {}
     with progress_bar("matrix games", total=len(games), batches=len(games), enabled=progress) as advance:
-        for index, (name, play) in enumerate(games.items()):
+        for name, play in games.items():
             clock = time.perf_counter()
             batch = play(domain, n, seed, steps=steps)
             seconds["games"] += time.perf_counter() - clock
@@ -322,9 +337,12 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
                 measured[name] = measure_game(context, outputs, columns)
                 context.notes[first_note:] = [f"{name}: {note}" for note in context.notes[first_note:]]
                 seconds["metrics"] += time.perf_counter() - clock
-                clock, rows = time.perf_counter(), bootstrap_rows(n, bootstrap, (seed, index))
+                clock, rows = time.perf_counter(), bootstrap_rows(n, bootstrap, game_seed(seed, name))
                 stderrs[name] = {m: v.stderr if v.stderr is not None else bootstrap_stderr(v.draw, rows)
                                  for m, v in measured[name].items()}
+                context.notes.extend(f"{name}: {m} has no bootstrap standard error (fewer than 2 finite draws); "
+                                     "its cell is decided by the sign of the gain alone"
+                                     for m, se in stderrs[name].items() if not math.isfinite(se))
             seconds["bootstrap"] += time.perf_counter() - clock
             examples[name] = batch[:10].clone()
             del batch
@@ -336,7 +354,9 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     caveat = fid_sample_size_curve(context.reference_statistics, domain.real_outputs[1].double().numpy(), sizes,
                                    seed=seed)
     reference = ("the training images' features" if getattr(domain, "reference_stats", None) is None else
-                 "stored statistics (FID: their mean and covariance; KID and k-NN metrics: their feature subset)")
+                 f"stored statistics ({domain.reference_stats_source}): FID and FID∞ against their mean and "
+                 "covariance; KID, RBF-MMD, SWD and the k-NN metrics against their feature subset; R-FID, FID-b and "
+                 "the pixel metrics still against the training images")
     return MatrixResult(games=list(games), metrics=columns, cells=cells, n=n, seed=seed,
                         fid_sample_sizes=sizes, fid_of_real_subsets=caveat, examples=examples, domain=domain.describe(),
                         steps=steps, splits=context.splits, kid_subset_size=context.kid_subset_size,

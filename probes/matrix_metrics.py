@@ -41,6 +41,8 @@ SLICED_PROJECTIONS = 200
 SLICED_ORDER = 2
 SLICED_DRAW_PROJECTIONS = 50
 WAVELET_IMAGE_SIZE = 32
+#: the RBF bandwidth is the median pairwise distance of at most this many reference rows (seeded beyond)
+RBF_MEDIAN_ROWS = 2000
 #: the k of precision/recall and of density/coverage (Naeem et al.'s defaults, as the prdc package)
 PRDC_K, DC_K = 3, 5
 FAMILIES = ("classifier score", "feature distance", "k-NN manifold", "diversity", "pixel space")
@@ -120,10 +122,13 @@ class MatrixContext:
 
     @cached_property
     def reference_kernel_within(self) -> float:
-        """The reference's own term of the full-set unbiased MMD^2 (cubic polynomial kernel)."""
-        kernel = polynomial_kernel(self.reference_features, self.reference_features)
-        m = kernel.shape[0]
-        return float((kernel.sum() - np.trace(kernel)) / (m * (m - 1)))
+        """The reference's own term of the full-set unbiased MMD^2 (cubic polynomial kernel), in row blocks so that a
+        10,000-row stats subset never holds its whole kernel matrix."""
+        rows = self.reference_features
+        total = sum(polynomial_kernel(block, rows).sum() for block in _blocks(rows))
+        diagonal = sum(np.diag(polynomial_kernel(block, block)).sum() for block in _blocks(rows))
+        m = rows.shape[0]
+        return float((total - diagonal) / (m * (m - 1)))
 
     @cached_property
     def train_pixel_own_distances(self) -> np.ndarray:
@@ -132,11 +137,17 @@ class MatrixContext:
     @cached_property
     def rbf_reference(self) -> tuple[float, float]:
         """The RBF kernel's bandwidth (median heuristic on the reference) and the reference's unbiased own term."""
-        from isgame.scoring.rbf_mmd import _kernel_means, _median_distance, squared_distances
+        from isgame.scoring.rbf_mmd import _median_distance, squared_distances
 
-        squared = squared_distances(self.reference_features, self.reference_features)
-        sigma = _median_distance(squared)
-        return sigma, _kernel_means(squared, 1.0 / (2.0 * sigma**2))[1]
+        rows = self.reference_features
+        # The median of all pairwise distances up to RBF_MEDIAN_ROWS reference rows (every digit); beyond, of a
+        # seeded subsample of that many, so that a 10,000-row stats subset does not need 10^8 distances at once.
+        sample = rows if rows.shape[0] <= RBF_MEDIAN_ROWS else rows[np.sort(
+            np.random.default_rng(self.seed).choice(rows.shape[0], RBF_MEDIAN_ROWS, replace=False))]
+        sigma = _median_distance(squared_distances(sample, sample))
+        gamma, m = 1.0 / (2.0 * sigma**2), rows.shape[0]
+        total = sum(np.exp(-gamma * squared_distances(block, rows)).sum() for block in _blocks(rows))
+        return sigma, float((total - m) / (m * (m - 1)))  # the diagonal is exp(0) = 1 per row
 
     @cached_property
     def sliced_reference(self) -> tuple[np.ndarray, np.ndarray]:
@@ -168,6 +179,11 @@ class MatrixContext:
 
 
 Measure = Callable[[MatrixContext, GameOutputs], dict[str, Measurement]]
+
+
+def _blocks(rows: np.ndarray, size: int = 1024) -> list[np.ndarray]:
+    """(N, D) rows in consecutive blocks of at most ``size`` rows (kernel sums without an N x N matrix)."""
+    return [rows[start:start + size] for start in range(0, rows.shape[0], size)]
 
 
 def _rows(values, rows: np.ndarray):

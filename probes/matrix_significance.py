@@ -16,6 +16,7 @@ standard error is 0 (identical draws) is decided by the sign of the gain alone.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,7 +26,7 @@ from scipy.stats import norm
 from isgame.scoring.errors import InvalidInputError, parameter
 
 DEFAULT_ALPHA = 0.05
-DEFAULT_DRAWS = 50
+DEFAULT_DRAWS = 20
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ def bootstrap_rows(n: int, draws: int, seed: int | tuple[int, ...]) -> list[np.n
     """``draws`` sorted resamples (each (n,) int64, with replacement) of rows 0..n-1, seeded."""
     rng = np.random.default_rng(seed)
     return [np.sort(rng.integers(0, n, size=n)) for _ in range(draws)]
+
+
+def game_seed(seed: int, game: str) -> tuple[int, int]:
+    """The bootstrap seed of one game: the matrix's seed and a stable hash of the game's name, so that a game's
+    standard errors do not depend on which other games are played."""
+    return seed, zlib.crc32(game.encode("utf-8"))
 
 
 def bootstrap_stderr(draw: Callable[[np.ndarray], float] | None, rows: list[np.ndarray]) -> float:

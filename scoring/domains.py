@@ -152,19 +152,22 @@ def digits_domain(classifier_name: str = "digits", *, weights: Path | None = Non
 def load_domain(classifier: str = "digits", *, weights: Path | None = None, train: str | None = None,
                 real: str | None = None, class_names: Sequence[str] | str | None = None,
                 max_train: int = DEFAULT_MAX_TRAIN, max_real: int = DEFAULT_MAX_REAL, seed: int = 0,
-                value_range: str = "auto", device: str | torch.device | None = None) -> Domain:
+                value_range: str = "auto", device: str | torch.device | None = None,
+                allow_stats: bool = False) -> Domain:
     """The domain of ``classifier`` with ``train`` and ``real`` images from any source the loader reads.
 
     With a digits classifier and neither source, the built-in digits domain (numbers as always).
     Any other classifier needs both sources: its own domain is not built in. ``class_names`` is a
     list, a comma-separated string or a text file with one name per line, and must have K entries.
+    ``allow_stats``: ``real`` may be a stats file of ``isgame stats save`` (for the robustness matrix, whose
+    distribution metrics then compare against it); otherwise a stats file is refused in one line.
     """
     for name, value in (("max_train", max_train), ("max_real", max_real)):
         if value < 2:
             raise InvalidInputError(f"{parameter(name)} must be >= 2, got {value}")
     from isgame.scoring.fid import is_statistics_file
 
-    if real is not None and is_statistics_file(real):
+    if allow_stats and real is not None and is_statistics_file(real):
         return _domain_with_reference_stats(classifier, weights=weights, train=train, stats_path=real,
                                             class_names=class_names, max_train=max_train, max_real=max_real,
                                             seed=seed, value_range=value_range, device=device)
@@ -254,7 +257,7 @@ def _refuse_statistics(**specs: str | None) -> None:
             raise InvalidInputError(
                 f"{parameter(name)} {spec} holds feature statistics, not images: a domain's games, probes and "
                 "attacks start from its images and its C_T and nearest-neighbour tests compare pixels; pass images "
-                "here (isgame fid, check, matrix and audit take a stats file as their real images)")
+                "here (the FID, claim check, matrix and audit take a stats file as their real images)")
 
 
 def load_real_images(spec: str, classifier: ImageClassifier, *, cap: int = DEFAULT_MAX_REAL, seed: int = 0,

@@ -93,6 +93,25 @@ def test_every_draw_at_the_full_set_reproduces_its_value(measured):
     assert values["FID"].value == pytest.approx(frechet_distance(y, x), rel=1e-9)
 
 
+def test_draws_on_a_resample_with_repeated_rows_match_the_library_on_those_rows(measured):
+    """A resample repeats rows: each draw must equal its metric computed afresh on the resampled rows."""
+    import ot
+
+    from isgame.scoring.rbf_mmd import rbf_mmd
+
+    context, outputs, values = measured
+    rows = bootstrap_rows(outputs.n, 1, 3)[0]
+    assert len(np.unique(rows)) < outputs.n
+    x, y = outputs.outputs["main"][1][rows], context.reference_features
+    directions = context.sliced_reference[0][:, :SLICED_DRAW_PROJECTIONS]
+    assert values["SWD"].draw(rows) == pytest.approx(float(ot.sliced_wasserstein_distance(y, x, projections=directions,
+                                                                                           p=2)), rel=1e-9)
+    assert values["RBF-MMD"].draw(rows) == pytest.approx(rbf_mmd(y, x).mmd2, rel=1e-9)
+    assert values["FID"].draw(rows) == pytest.approx(frechet_distance(y, x), rel=1e-9)
+    assert values["precision"].draw(rows) == pytest.approx(np.mean(
+        (np.linalg.norm(y[:, None] - x[None], axis=2) < context.precision_radii[:, None]).any(axis=0)))
+
+
 def test_families_and_directions_cover_every_column_and_game():
     assert set(METRIC_FAMILIES) == set(METRICS) == set(HIGHER_IS_BETTER) and set(METRIC_FAMILIES.values()) <= set(FAMILIES)
     assert len(METRICS) >= 18 and len(GAMES) >= 16 and set(GAME_FAMILIES) == set(GAMES)
@@ -120,6 +139,12 @@ def test_the_new_games(digits):
     assert torch.allclose(pulled - means, 0.5 * (real[:100] - means), atol=1e-6)
     assert len(torch.unique(_predicted(digits, mode_dropping_one(digits, 540, 0)))) == 9
     assert len(torch.unique(_predicted(digits, mode_dropping_half(digits, 540, 0)))) == 5
+    # On real images that show only 4 classes, "half" drops 2 of those 4, whatever K is.
+    from dataclasses import replace
+
+    few = replace(digits, real=digits.real[classes < 4])
+    few.__dict__.pop("real_outputs", None)
+    assert len(torch.unique(_predicted(few, mode_dropping_half(few, 50, 0)))) == 2
 
 
 def test_feature_resampling_lowers_fid_below_the_pool(digits):
@@ -130,3 +155,12 @@ def test_feature_resampling_lowers_fid_below_the_pool(digits):
     resampled = resampling_features(digits, 300, 0)
     features = lambda images: digits.classifier.features(images).detach().double().numpy()  # noqa: E731
     assert frechet_distance(train, features(resampled)) < 0.5 * frechet_distance(train, features(pool))
+
+
+def test_columns_are_chosen_in_any_spelling_and_missing_classifiers_are_named():
+    assert available_metrics({}, ["fid", "Wavelet-FD", "c_t"]) == ["FID", "wavelet FD", "C_T"]
+    with pytest.raises(InvalidInputError) as error:
+        available_metrics({}, ["R-IS"])
+    assert "robust classifier" in str(error.value) and "robust_classifier" in str(error.value)
+    with pytest.raises(InvalidInputError, match="unknown"):
+        available_metrics({}, ["inception"])

@@ -86,29 +86,36 @@ def test_written_atomically(tmp_path, monkeypatch):
 
 
 def test_the_matrix_takes_it_as_the_reference_of_its_distribution_metrics(cli, stats_path, tmp_path):
-    """A stats file of every training digit (a subset cap above their 1257) is the matrix's usual reference, the
-    training features, in stored form: the distribution metrics must agree with the matrix without it."""
+    """Statistics of the training digits with a 300-row subset: FID comes from their moments (those of all 1257 rows,
+    so the usual FID), KID and RBF-MMD from the subset (so not the usual values, but those of the subset)."""
     from isgame.probes.games import REFERENCE_GAME, held_out_real, uniform_noise
     from isgame.probes.matrix import robustness_matrix
+    from isgame.scoring.kid import kernel_inception_distance
+    from isgame.scoring.rbf_mmd import rbf_mmd
 
     train_stats = tmp_path / "train.stats.npz"
-    save_stats("digits:train", train_stats, subset=2000, progress=False)
-    domain = load_domain("digits", real=str(train_stats))
-    assert domain.real_source == "digits:test" and domain.reference_stats.features_subset.shape == (1257, 128)
+    save_stats("digits:train", train_stats, subset=300, progress=False)
+    assert_one_line_error(cli("probe", "noise", "--real", train_stats), "holds feature statistics, not images")
+    domain = load_domain("digits", real=str(train_stats), allow_stats=True)
+    subset = domain.reference_stats.features_subset
+    assert domain.real_source == "digits:test" and subset.shape == (300, 128)
     options = dict(games={REFERENCE_GAME: held_out_real, "uniform noise": uniform_noise}, bootstrap=2,
-                   metrics=["FID", "KID", "RBF-MMD", "precision", "coverage"], second_classifier=None,
-                   robust_classifier=None)
+                   metrics=["fid", "KID", "rbf-mmd"], second_classifier=None, robust_classifier=None)
     stored, usual = robustness_matrix(domain, **options), robustness_matrix(load_domain("digits"), **options)
+    assert stored.metrics == ["FID", "KID", "RBF-MMD"]
+    features = {REFERENCE_GAME: digits_split().test_images, "uniform noise": None}
     for game in stored.games:
-        for metric in ("FID", "KID", "RBF-MMD"):
-            assert stored.cells[game][metric].value == pytest.approx(usual.cells[game][metric].value, rel=1e-5)
-        for metric in ("precision", "coverage"):
-            assert stored.cells[game][metric].value == pytest.approx(usual.cells[game][metric].value, abs=0.01)
+        assert stored.cells[game]["FID"].value == pytest.approx(usual.cells[game]["FID"].value, rel=1e-5)
+        assert stored.cells[game]["KID"].value != pytest.approx(usual.cells[game]["KID"].value, rel=1e-3)
+    held_out = load_classifier("digits").features(features[REFERENCE_GAME]).detach().double().numpy()
+    kid = kernel_inception_distance(subset, held_out, subsets=50, subset_size=200, seed=0).mean
+    assert stored.cells[REFERENCE_GAME]["KID"].value == pytest.approx(kid, rel=1e-6)
+    assert stored.cells[REFERENCE_GAME]["RBF-MMD"].value == pytest.approx(rbf_mmd(subset, held_out).mmd2, rel=1e-6)
     assert stored.to_dict()["distribution_reference"].startswith("stored statistics")
     assert stored.to_dict()["domain"]["reference_stats"]["source"] == str(train_stats)
     # Training images must be images; a file made under other weights is refused, naming the field.
     with pytest.raises(InvalidInputError, match="holds feature statistics, not images"):
-        load_domain("digits", train=str(stats_path), real="digits:test")
+        load_domain("digits", train=str(stats_path), real="digits:test", allow_stats=True)
     assert_one_line_error(cli("matrix", "--real", stats_path, "-c", "digits-b"), "classifier", "stats save")
 
 
