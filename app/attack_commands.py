@@ -14,6 +14,8 @@ from isgame.app.outputs import prepare_out_dir
 from isgame.attacks.bounded import BoundedSweepResult, EpsilonSweepDisplay, bounded_sweep
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.inflate_result import InflateResult, InflateTraceDisplay
+from isgame.attacks.robust_inflate import (ROBUST_INFLATE_SAMPLES, RobustInflateComparison, RobustInflateDisplay,
+                                           robust_inflate_comparison)
 from isgame.attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
@@ -63,9 +65,11 @@ class InflateReport:
     comparison: dict[str, InflateResult] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
+    robust: RobustInflateComparison | None = None
 
     def to_dict(self) -> dict[str, object]:
         return {
+            **({} if self.robust is None else {"robust": self.robust.to_dict()}),
             **self.result.to_dict(),
             "classifier": self.classifier,
             "noise": self.noise,
@@ -96,12 +100,15 @@ def run_inflate(
     checkpoint: Path | None = None,
     resume: bool = False,
     progress: bool = True,
+    robust_classifier: ImageClassifier | None = None,
 ) -> InflateReport:
     """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot.
 
     The noise has the domain's image shape (without a domain: the classifier's input); the real IS is that of
     the domain's real images, or of ``real`` (a source spec), or of the held-out digits for a digits classifier,
-    and None when there are no real images to compare with.
+    and None when there are no real images to compare with. With ``robust_classifier`` (an adversarially trained
+    one) and a ``domain``, the first :data:`ROBUST_INFLATE_SAMPLES` noise images are also inflated through it, and a
+    side-by-side grid and nearest-training-image distances are written.
     """
     if n < 1:
         raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
@@ -119,6 +126,15 @@ def run_inflate(
         for name, options in COMPARISON_VARIANTS.items():
             comparison[name] = InflateAttack(steps=steps, threshold=threshold, splits=min(splits, n), **options)(classifier, start)
     real_is = None if real_images is None else real_held_out_is(classifier, splits=splits, images=real_images)
+    robust = None
+    if robust_classifier is not None and domain is not None:
+        from isgame.probes.games import ImageSpaceClassifier
+
+        count = min(n, ROBUST_INFLATE_SAMPLES)
+        through = robust_classifier if (robust_classifier.input_channels, *robust_classifier.input_size) == shape \
+            else ImageSpaceClassifier(robust_classifier, shape)
+        robust = robust_inflate_comparison(classifier, through, start[:count], train=domain.train,
+                                           real=domain.real[:count], steps=steps, threshold=threshold, splits=splits)
     files = {}
     if out_dir is not None:
         folder = prepare_out_dir(out_dir)
@@ -130,11 +146,13 @@ def run_inflate(
                      folder / "inflate_trace.png")
         files = {"images": "inflated.npz", "grid": "inflated_grid.png", "noise_grid": "noise_grid.png",
                  "trace": "inflate_trace.png"}
+        if robust is not None:
+            files["robust_grid"] = save_display(RobustInflateDisplay(robust).plot(), folder / "inflated_vs_robust.png")
     provenance = make_provenance("attack inflate", classifier=classifier, seed=seed, n=n, splits=min(splits, n),
                                  shuffled=False, inputs=[input_record(start_source, role="start")])
     return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed,
                          classifier=classifier_name if domain is None else domain.classifier_name,
-                         comparison=comparison, files=files, provenance=provenance.to_dict())
+                         comparison=comparison, files=files, provenance=provenance.to_dict(), robust=robust)
 
 
 @dataclass(frozen=True)

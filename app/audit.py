@@ -230,10 +230,7 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
         inflate=results.get("inflate"), bounded=results.get("bounded"), toy=results["toy"], probes=probes,
         matrix=results["matrix"],
         seconds=time.perf_counter() - started, section_seconds=timings, figures=_figures(results, probes),
-        domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack,
-                                            "matrix": {k: v if isinstance(v, (int, float, str, type(None))) else str(v)
-                                                       for k, v in {"bootstrap": AUDIT_MATRIX_BOOTSTRAP,
-                                                                    **(matrix_options or {})}.items()}},
+        domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack},
         provenance=domain_provenance("audit", domain, seed=seed, n=n).to_dict(),
     )
     payload = report.to_dict()
@@ -247,12 +244,15 @@ def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: 
     """Each section as a call on the results so far, in report order."""
     from isgame.probes.games import ATTACK_GAMES, GAMES
 
+    from isgame.probes.matrix import AUTO, resolve_auxiliary
+
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
     sections = {"scores": lambda results: _score_sources(domain, folder, n_noise=n_noise, seed=seed)}
     if attack:
         sections["inflate"] = lambda results: run_inflate(
             domain=domain, out_dir=folder, n=n_noise, seed=seed, compare=True, progress=False,
-            steps=AUDIT_INFLATE_STEPS if steps is None else steps)
+            steps=AUDIT_INFLATE_STEPS if steps is None else steps,
+            robust_classifier=resolve_auxiliary(domain, "robust", matrix_options.get("robust_classifier", AUTO)))
         sections["bounded"] = lambda results: run_bounded(domain=domain, out_dir=folder, norms=("linf", "l2"),
                                                           seed=seed, n=n, steps=steps)
     sections["toy"] = lambda results: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed)

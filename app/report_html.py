@@ -145,6 +145,22 @@ def _inflate_section(report: dict, folder: Path) -> list[str]:
         _figure(folder, figures["inflate_noise_grid"], "the starting uniform noise (first 100)"),
         _figure(folder, figures["inflate_grid"], "the same noise after the attack: IS ≈ K, still noise to the eye"),
         _table(["run", "steps", "steps to 0.999 K", "final IS", "uint8 IS", "f+b per sample"], runs),
+        *_robust_inflate(inflate.get("robust"), figures, folder),
+    ]
+
+
+def _robust_inflate(robust: dict | None, figures: dict, folder: Path) -> list[str]:
+    """The same attack through the adversarially trained classifier, when the audit had one."""
+    if not robust or "inflate_robust_grid" not in figures:
+        return []
+    distances = robust["nearest_training_distance"]
+    return [
+        f"<h3>Through the adversarially trained {html.escape(robust['robust_classifier'])}</h3>",
+        _figure(folder, figures["inflate_robust_grid"], f"the first {robust['n']} noise images inflated through "
+                f"{robust['classifier']} (left) and {robust['robust_classifier']} (right)"),
+        _table(["", "final score", "steps"] + [f"nearest training image: {k}" for k in distances],
+               [["standard", robust["standard_final_is"], robust["standard_steps"], *distances.values()],
+                ["robust", robust["robust_final_is"], robust["robust_steps"], *distances.values()]]),
     ]
 
 

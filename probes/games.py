@@ -293,15 +293,22 @@ def mode_dropping_half(domain: Domain, n: int, seed: int, *, steps: int | None =
 
 
 def _weighted_frechet(values: torch.Tensor, log_weights: torch.Tensor, mean: torch.Tensor, root: torch.Tensor,
-                      trace: torch.Tensor) -> torch.Tensor:
-    """Fréchet distance between the ``exp(log_weights)``-weighted statistics of (P, D) ``values`` and fixed ones."""
+                      covariance: torch.Tensor) -> torch.Tensor:
+    """Fréchet distance between the ``exp(log_weights)``-weighted statistics of (P, D) ``values`` and fixed ones
+    (``mean``, ``covariance`` and its symmetric ``root``). The weighted covariance is A^T A with A (P, D), so the
+    trace term needs the eigenvalues of root A^T A root (D x D) or, the same nonzero ones, of A S A^T (P x P):
+    the smaller is used (a pool of 35 images with 2048-d Inception features: 35 x 35)."""
     weights = torch.exp(log_weights)
-    weighted_mean = weights @ values / weights.sum()
-    centred = values - weighted_mean
-    covariance = centred.T @ (weights[:, None] * centred) / (weights.sum() - 1)
-    middle = root @ covariance @ root
+    total = weights.sum()
+    weighted_mean = weights @ values / total
+    scaled = (values - weighted_mean) * (weights / (total - 1)).sqrt()[:, None]
+    if values.shape[0] < values.shape[1]:
+        middle = scaled @ covariance @ scaled.T
+    else:
+        middle = root @ (scaled.T @ scaled) @ root
     eigenvalues = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(1e-12)
-    return (weighted_mean - mean).pow(2).sum() + torch.trace(covariance) + trace - 2 * eigenvalues.sqrt().sum()
+    return ((weighted_mean - mean).pow(2).sum() + scaled.pow(2).sum() + torch.trace(covariance)
+            - 2 * eigenvalues.sqrt().sum())
 
 
 def _resampled(domain: Domain, n: int, seed: int, space: str) -> torch.Tensor:
@@ -324,7 +331,7 @@ def _resampled(domain: Domain, n: int, seed: int, space: str) -> torch.Tensor:
     optimiser = torch.optim.Adam([log_weights], lr=RESAMPLING_LEARNING_RATE)
     with single_threaded():
         for _ in range(RESAMPLING_STEPS):
-            loss = _weighted_frechet(values, log_weights, mean, root, torch.trace(covariance))
+            loss = _weighted_frechet(values, log_weights, mean, root, covariance)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -214,23 +214,34 @@ def auxiliary_scorers(domain: Domain, *, second: ImageClassifier | str | None = 
     """The other classifiers the matrix scores with: "second" (FID-b) and "robust" (R-IS, R-FID). ``auto``: the
     digits' digits-b (digits for digits-b itself) and digits-robust; none on another domain. A name is loaded
     with :func:`~isgame.scoring.classifiers.load_classifier`; None leaves the columns out."""
+    scorers = {}
+    for role, choice in (("second", second), ("robust", robust)):
+        classifier = resolve_auxiliary(domain, role, choice)
+        if classifier is None:
+            continue
+        features = classify_with_features(classifier, domain.train)[1]
+        scorers[role] = AuxiliaryScorer(label=choice if isinstance(choice, str) and choice != AUTO else classifier.name,
+                                        classifier=classifier, train_statistics=features_to_statistics(features))
+    return scorers
+
+
+def resolve_auxiliary(domain: Domain, role: str, choice: ImageClassifier | str | None = AUTO) -> ImageClassifier | None:
+    """The "second" or "robust" classifier of ``domain``: ``choice`` itself, loaded when a spec, or for ``auto`` the
+    digits' digits-b (digits for digits-b) and digits-robust, and none on another domain."""
     from isgame.scoring.classifiers import load_classifier
     from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
 
-    own = domain.classifier_name
-    defaults = {"second": ("digits" if own == "digits-b" else "digits-b"),
-                "robust": "digits-robust" if "digits-robust" in SHIPPED_DIGITS_WEIGHTS and own != "digits-robust"
-                else None} if domain.is_digits else {"second": None, "robust": None}
-    scorers = {}
-    for role, choice in (("second", second), ("robust", robust)):
-        choice = defaults[role] if isinstance(choice, str) and choice == AUTO else choice
-        if choice is None:
-            continue
-        classifier = load_classifier(choice, device=domain.classifier.device) if isinstance(choice, str) else choice
-        features = classify_with_features(classifier, domain.train)[1]
-        scorers[role] = AuxiliaryScorer(label=choice if isinstance(choice, str) else classifier.name,
-                                        classifier=classifier, train_statistics=features_to_statistics(features))
-    return scorers
+    if isinstance(choice, str) and choice == AUTO:
+        own = domain.classifier_name
+        if not domain.is_digits:
+            return None
+        if role == "second":
+            choice = "digits" if own == "digits-b" else "digits-b"
+        else:
+            choice = "digits-robust" if "digits-robust" in SHIPPED_DIGITS_WEIGHTS and own != "digits-robust" else None
+    if choice is None or isinstance(choice, ImageClassifier):
+        return choice
+    return load_classifier(choice, device=domain.classifier.device)
 
 
 def matrix_context(domain: Domain, *, n: int, seed: int, auxiliary: dict[str, AuxiliaryScorer]) -> MatrixContext:
@@ -329,7 +340,15 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     with progress_bar("matrix games", total=len(games), batches=len(games), enabled=progress) as advance:
         for name, play in games.items():
             clock = time.perf_counter()
-            batch = play(domain, n, seed, steps=steps)
+            try:
+                batch = play(domain, n, seed, steps=steps)
+            except InvalidInputError as error:
+                if name == REFERENCE_GAME:
+                    raise
+                # A game the domain cannot support (mode dropping on images of one predicted class) is left out.
+                context.notes.append(f"{name}: not played ({error.render()})")
+                advance(1)
+                continue
             seconds["games"] += time.perf_counter() - clock
             clock, first_note = time.perf_counter(), len(context.notes)
             outputs = game_outputs(domain, batch, auxiliary)
@@ -357,7 +376,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
                  f"stored statistics ({domain.reference_stats_source}): FID and FID∞ against their mean and "
                  "covariance; KID, RBF-MMD, SWD and the k-NN metrics against their feature subset; R-FID, FID-b and "
                  "the pixel metrics still against the training images")
-    return MatrixResult(games=list(games), metrics=columns, cells=cells, n=n, seed=seed,
+    return MatrixResult(games=list(measured), metrics=columns, cells=cells, n=n, seed=seed,
                         fid_sample_sizes=sizes, fid_of_real_subsets=caveat, examples=examples, domain=domain.describe(),
                         steps=steps, splits=context.splits, kid_subset_size=context.kid_subset_size,
                         notes=context.notes, ct_cells=context.ct_cells, bootstrap=bootstrap, alpha=alpha,

@@ -113,6 +113,13 @@ class MatrixContext:
     train_images: torch.Tensor | None = field(default=None, repr=False)
 
     @cached_property
+    def rooted_reference_statistics(self) -> FeatureStatistics:
+        """The FID reference with its covariance root, computed once for the many FIDs of FID∞."""
+        from isgame.scoring.infinity import with_covariance_root
+
+        return with_covariance_root(self.reference_statistics)
+
+    @cached_property
     def precision_radii(self) -> np.ndarray:
         return knn_radii(self.reference_features, PRDC_K)
 
@@ -295,7 +302,7 @@ def measure_infinity(context: MatrixContext, game: GameOutputs) -> dict[str, Mea
 
     def fid_draw(rows=None):
         chosen = features if rows is None else features[rows]
-        return fid_infinity(context.reference_statistics, chosen, seed=context.seed).value_at_infinity
+        return fid_infinity(context.rooted_reference_statistics, chosen, seed=context.seed).value_at_infinity
 
     return {"IS∞": Measurement(is_draw(), draw=is_draw), "FID∞": Measurement(fid_draw(), draw=fid_draw)}
 

@@ -81,6 +81,15 @@ def _extrapolate(rows: int, statistic, sizes, smallest: int, score: str, seed: i
                                seed=seed)
 
 
+def with_covariance_root(reference: FeatureStatistics) -> FeatureStatistics:
+    """``reference`` with root rows R (R^T R = its covariance), computed once (the symmetric root by eigh) unless it
+    has them: every FID at every point then takes the exact root-rows route without another D x D eigh."""
+    if reference.root_rows is not None:
+        return reference
+    eigenvalues, vectors = np.linalg.eigh(reference.covariance)
+    return replace(reference, root_rows=(vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T)
+
+
 def fid_infinity(real: object, fake: object, *, sizes: tuple[int, ...] | None = None,
                  seed: int = 0) -> ExtrapolationResult:
     """FID∞ of fake (N, D) features against real (M, D) features or their :class:`FeatureStatistics`.
@@ -92,9 +101,7 @@ def fid_infinity(real: object, fake: object, *, sizes: tuple[int, ...] | None = 
         as_feature_array(real, name="real"), name="real")
     pool = as_feature_array(fake, name="fake")
     check_same_width(np.empty((1, reference.mean.shape[0])), pool, ("real", "fake"))
-    # the reference's symmetric covariance root, once: FID then takes the exact root-rows route at every point
-    eigenvalues, vectors = np.linalg.eigh(reference.covariance)
-    reference = replace(reference, root_rows=(vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T)
+    reference = with_covariance_root(reference)
     return _extrapolate(pool.shape[0], lambda rows: statistics_to_fid(reference, features_to_statistics(pool[rows])),
                         sizes, 2, "fid", seed)
 

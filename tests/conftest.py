@@ -36,7 +36,8 @@ def audit_run(tmp_path_factory):
     from isgame.cli import app
 
     out = tmp_path_factory.mktemp("audit") / "run"
-    result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet"])
+    # Two bootstrap draws per matrix cell keep the suite short; the bootstrap is tested on its own.
+    result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet", "--bootstrap", "2"])
     return out, result
 
 

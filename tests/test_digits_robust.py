@@ -119,3 +119,26 @@ def test_score_and_domain_accept_digits_robust(cli):
     assert payload["n"] == logits.shape[0] == 540
     domain = load_domain("digits-robust")
     assert domain.is_digits and domain.classifier.name == "digits-robust"
+
+
+def test_the_inflate_attack_through_the_robust_classifier_beside_the_standard_one(robust, tmp_path):
+    import numpy as np
+
+    from isgame.app.attack_commands import run_inflate
+    from isgame.attacks.robust_inflate import nearest_distances
+    from isgame.scoring.domains import digits_domain
+
+    domain = digits_domain()
+    report = run_inflate(domain=domain, out_dir=tmp_path, n=30, steps=3, progress=False, robust_classifier=robust)
+    payload = report.to_dict()["robust"]
+    assert payload["robust_classifier"] == "digits-robust" and payload["n"] == 30
+    assert payload["robust_final_is"] == pytest.approx(report.robust.robust.final_is)
+    assert report.robust.robust.images.shape == (30, 1, 8, 8) and not torch.equal(report.robust.robust.images,
+                                                                                   report.robust.standard.images)
+    # Distances by brute force: every image against every training digit.
+    images, train = report.robust.robust.images.reshape(30, -1).double(), domain.train.reshape(-1, 64).double()
+    brute = torch.cdist(images, train).min(dim=1).values.numpy()
+    assert np.allclose(nearest_distances(report.robust.robust.images, domain.train), brute)
+    assert payload["nearest_training_distance"]["robust inflated"] == pytest.approx(float(brute.mean()))
+    assert payload["nearest_training_distance"]["real held-out"] < payload["nearest_training_distance"]["noise"]
+    assert (tmp_path / report.files["robust_grid"]).is_file()

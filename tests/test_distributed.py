@@ -171,8 +171,11 @@ def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
     # Its own one-process run, not the audit's: the audit's earlier sections leave the inflate game's float32
     # batches rounding differently (FID of inflated noise moved 1e-8 relative).
     # 201 samples a game: shards of 100 and 101 rows, and the whole suite stays within its time.
-    single = run_json_here(["matrix", "--num-samples", "201", "--bootstrap", "2", "--out", tmp_path / "one"], tmp_path / "one.json")
-    double = run_json(["matrix", "--num-samples", "201", "--bootstrap", "2", "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2)
+    # The games are what the ranks shard; a few columns of each kind check what they hand the metrics.
+    options = ["--num-samples", "201", "--bootstrap", "2", *("--metric IS --metric FID --metric KID --metric precision "
+                                                             "--metric C_T --metric R-IS").split()]
+    single = run_json_here(["matrix", *options, "--out", tmp_path / "one"], tmp_path / "one.json")
+    double = run_json(["matrix", *options, "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2)
     assert double["games"] == single["games"] and double["metrics"] == single["metrics"]
     for game in single["games"]:
         for metric in single["metrics"]:

@@ -164,3 +164,34 @@ def test_columns_are_chosen_in_any_spelling_and_missing_classifiers_are_named():
     assert "robust classifier" in str(error.value) and "robust_classifier" in str(error.value)
     with pytest.raises(InvalidInputError, match="unknown"):
         available_metrics({}, ["inception"])
+
+
+def test_the_weighted_frechet_distance_takes_the_smaller_side_with_the_same_value():
+    """Both routes of the resampling game's loss equal scipy's Fréchet distance of the weighted statistics."""
+    from scipy.linalg import sqrtm
+
+    from isgame.probes.games import _weighted_frechet
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(40, 6))
+    mean, covariance = reference.mean(axis=0), np.cov(reference, rowvar=False)
+    values, log_weights = rng.normal(size=(5, 6)) + 0.3, rng.normal(size=5) * 0.5
+    w = np.exp(log_weights)
+    weighted_mean = w @ values / w.sum()
+    weighted_cov = (values - weighted_mean).T @ (w[:, None] * (values - weighted_mean)) / (w.sum() - 1)
+    expected = (np.sum((weighted_mean - mean) ** 2) + np.trace(weighted_cov) + np.trace(covariance)
+                - 2 * np.trace(sqrtm(weighted_cov @ covariance)).real)
+    root = torch.from_numpy(np.real(sqrtm(covariance)))
+    as_tensor = lambda a: torch.from_numpy(np.asarray(a, np.float64))  # noqa: E731
+    few = _weighted_frechet(as_tensor(values), as_tensor(log_weights), as_tensor(mean), root, as_tensor(covariance))
+    many = np.vstack([values] * 2)  # 10 rows > 6 dimensions: the D x D route, same weighted statistics
+    both = _weighted_frechet(as_tensor(many), as_tensor(np.concatenate([log_weights] * 2)), as_tensor(mean), root,
+                             as_tensor(covariance))
+    assert float(few) == pytest.approx(expected, rel=1e-6)
+    # Doubling every row with its weight keeps the mean; the covariance changes only by the (total - 1) divisor.
+    w2 = np.concatenate([w, w])
+    m2 = np.vstack([values] * 2)
+    cov2 = (m2 - weighted_mean).T @ (w2[:, None] * (m2 - weighted_mean)) / (w2.sum() - 1)
+    expected2 = (np.sum((weighted_mean - mean) ** 2) + np.trace(cov2) + np.trace(covariance)
+                 - 2 * np.trace(sqrtm(cov2 @ covariance)).real)
+    assert float(both) == pytest.approx(expected2, rel=1e-6)
