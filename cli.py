@@ -127,7 +127,8 @@ EXIT_INTERRUPTED = 130
 
 #: library parameter -> the flag that sets it, where the flag is not ``--`` + the name with dashes
 FLAG_OF_PARAMETER = {"input_kind": "--input", "kind": "--input", "classifier_name": "--classifier",
-                     "epsilons": "--eps", "out_dir": "--out", "value_range": "--range", "metrics": "--metric"}
+                     "epsilons": "--eps", "out_dir": "--out", "value_range": "--range", "metrics": "--metric",
+                     "games": "--game"}
 #: where REAL and FAKE are arguments (fid, metrics) rather than the --real option of the other commands
 POSITIONAL_IMAGES = {"real": "REAL", "fake": "FAKE"}
 
@@ -596,6 +597,9 @@ def matrix(
     metric: Annotated[list[str] | None, typer.Option("--metric", help=(
         "Only these columns (repeat the option), e.g. --metric IS --metric FID \\[default: all the domain "
         "allows].")) ] = None,
+    game: Annotated[list[str] | None, typer.Option("--game", help=(
+        "Only these games (repeat the option; the held-out real reference is always played), e.g. --game "
+        "'IS-inflated noise' \\[default: all 17].")) ] = None,
     second_classifier: SecondClassifierOption = "auto",
     robust_classifier: RobustClassifierOption = "auto",
     out: OutOption = None,
@@ -608,11 +612,13 @@ def matrix(
     use_device(device, precision)
     from isgame.app.probe_commands import MATRIX_BOOTSTRAP, run_matrix
     from isgame.app.tables import matrix_table
+    from isgame.probes.games import select_games
 
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
                          max_train=max_train, max_real=max_real, seed=seed, allow_stats=True)
     report = run_or_exit(lambda: run_matrix(
         domain=domain, out_dir=out, seed=seed, n=n, steps=steps, progress=not quiet,
+        games=None if not game else run_or_exit(lambda: select_games(game)),
         bootstrap=MATRIX_BOOTSTRAP if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,
         second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
     console = console_for(json_out)

@@ -53,10 +53,18 @@ def save_images_npz(path: Path, images: torch.Tensor, **arrays: np.ndarray) -> N
     write_bytes_atomic(Path(path), buffer.getvalue())
 
 
-def image_grid(images: torch.Tensor, *, nrow: int = 10, upscale: int = 4, max_images: int = 100) -> torch.Tensor:
-    """A (3, H', W') grid of the first ``max_images`` images, each upscaled by nearest neighbour."""
+#: images are upscaled to about this many pixels a side in grids (8x8 digits 4x; 299 px Inception images not at all)
+GRID_IMAGE_SIDE = 32
+
+
+def image_grid(images: torch.Tensor, *, nrow: int = 10, upscale: int | None = None,
+               max_images: int = 100) -> torch.Tensor:
+    """A (3, H', W') grid of the first ``max_images`` images, each upscaled by nearest neighbour (``upscale``
+    None: by up to 4 so that a side reaches about :data:`GRID_IMAGE_SIDE` pixels; never for large images)."""
     from torchvision.utils import make_grid
 
+    if upscale is None:
+        upscale = max(1, min(4, GRID_IMAGE_SIDE // max(images.shape[-2:])))
     shown = images[:max_images].detach().cpu().float()
     if upscale > 1:
         shown = torch.nn.functional.interpolate(shown, scale_factor=upscale, mode="nearest")

@@ -4,8 +4,8 @@ Every game is ``game(domain, n, seed, *, steps=None)`` and returns ``n`` float32
 (n, C, H, W) in [0, 1] of the domain's image shape, seeded. ``domain`` is a
 :class:`~isgame.scoring.domains.Domain` (a digits classifier stands for the built-in digits
 domain). ``steps`` is the gradient-step budget of the games in :data:`ATTACK_GAMES` (None: their
-defaults, :data:`INFLATE_STEPS`, foolbox's PGD default and :data:`FEATURE_ATTACK_STEPS`); the
-other games ignore it. The reference for distribution metrics is the training set (what a
+defaults, :data:`INFLATE_STEPS`, foolbox's PGD default and :data:`FEATURE_ATTACK_STEPS`) and of the
+resampling games' weight optimisation (:data:`RESAMPLING_STEPS`); the other games ignore it. The reference for distribution metrics is the training set (what a
 generator learns from); the "held-out real" game is the honest baseline every other game is
 compared with. On the digits every game gives today's numbers exactly.
 """
@@ -311,12 +311,14 @@ def _weighted_frechet(values: torch.Tensor, log_weights: torch.Tensor, mean: tor
             - 2 * eigenvalues.sqrt().sum())
 
 
-def _resampled(domain: Domain, n: int, seed: int, space: str) -> torch.Tensor:
+def _resampled(domain: Domain, n: int, seed: int, space: str, steps: int | None = None) -> torch.Tensor:
     """Kynkäänniemi et al., ICLR 2023 ("The Role of ImageNet Classes in FID"; kynkaat/role-of-imagenet-classes-in-fid,
     ``resampling/resample.py``): per-sample log-weights over a pool of honest samples (5n honest KDE images),
     optimised so that the weighted statistics of the pool's ``space`` ("logits" or "features") match the
-    training images' (Fréchet distance; Adam, 100 steps of 0.15), then n samples drawn with replacement by the weights."""
+    training images' (Fréchet distance; Adam, ``steps`` steps of 0.15, default 100), then n samples drawn with
+    replacement by the weights."""
     domain = as_domain(domain)
+    _check_steps(steps)
     pool = _kde(domain, seed).sample(RESAMPLING_POOL_FACTOR * n, bandwidth=_bandwidth(domain, HONEST_BANDWIDTH),
                                      seed=seed + 1)
     from isgame.scoring.pipeline import classify_with_features
@@ -330,7 +332,7 @@ def _resampled(domain: Domain, n: int, seed: int, space: str) -> torch.Tensor:
     log_weights = torch.zeros(values.shape[0], dtype=torch.float64, requires_grad=True)
     optimiser = torch.optim.Adam([log_weights], lr=RESAMPLING_LEARNING_RATE)
     with single_threaded():
-        for _ in range(RESAMPLING_STEPS):
+        for _ in range(RESAMPLING_STEPS if steps is None else steps):
             loss = _weighted_frechet(values, log_weights, mean, root, covariance)
             optimiser.zero_grad()
             loss.backward()
@@ -341,13 +343,15 @@ def _resampled(domain: Domain, n: int, seed: int, space: str) -> torch.Tensor:
 
 
 def resampling_logits(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
-    """Honest samples resampled so that their logits' statistics match the training images'."""
-    return _resampled(domain, n, seed, "logits")
+    """Honest samples resampled so that their logits' statistics match the training images' (``steps``: the
+    weights' optimisation steps, default 100)."""
+    return _resampled(domain, n, seed, "logits", steps)
 
 
 def resampling_features(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
-    """Honest samples resampled so that their penultimate features' statistics match the training images'."""
-    return _resampled(domain, n, seed, "features")
+    """Honest samples resampled so that their penultimate features' statistics match the training images'
+    (``steps``: the weights' optimisation steps, default 100)."""
+    return _resampled(domain, n, seed, "features", steps)
 
 
 #: every game, by family, in the order the matrix shows them
@@ -390,5 +394,17 @@ GAMES: dict[str, Game] = {
     "FID feature attack": feature_attack,
 }
 REFERENCE_GAME = "held-out real"
-#: the games that take gradient steps (``steps`` sets their budget)
+#: the games that attack the classifier with gradient steps (``steps`` sets their budget, and the resampling games'
+#: optimisation steps; ``attack=False`` in the audit leaves these three out)
 ATTACK_GAMES = ("IS-inflated noise", "ε-bounded attack (8/255)", "FID feature attack")
+
+
+def select_games(names: list[str]) -> dict[str, Game]:
+    """The games named (any case), in the matrix's order, with the reference always first; an unknown name is
+    refused in one line listing the games."""
+    by_key = {name.lower(): name for name in GAMES}
+    unknown = [name for name in names if name.lower() not in by_key]
+    if unknown:
+        raise InvalidInputError(f"{parameter('games')}: unknown {', '.join(unknown)}; choose from {', '.join(GAMES)}")
+    wanted = {by_key[name.lower()] for name in names} | {REFERENCE_GAME}
+    return {name: play for name, play in GAMES.items() if name in wanted}

@@ -173,7 +173,9 @@ def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
     # 201 samples a game: shards of 100 and 101 rows, and the whole suite stays within its time.
     # The games are what the ranks shard; a few columns of each kind check what they hand the metrics.
     options = ["--num-samples", "201", "--bootstrap", "2", *("--metric IS --metric FID --metric KID --metric precision "
-                                                             "--metric C_T --metric R-IS").split()]
+                                                             "--metric C_T --metric R-IS").split(),
+               *[arg for game in ("IS-inflated noise", "ε-bounded attack (8/255)", "resampling (features)",
+                                  "truncation (ψ = 0.5)") for arg in ("--game", game)]]
     single = run_json_here(["matrix", *options, "--out", tmp_path / "one"], tmp_path / "one.json")
     double = run_json(["matrix", *options, "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2)
     assert double["games"] == single["games"] and double["metrics"] == single["metrics"]

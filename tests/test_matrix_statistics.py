@@ -195,3 +195,13 @@ def test_the_weighted_frechet_distance_takes_the_smaller_side_with_the_same_valu
     expected2 = (np.sum((weighted_mean - mean) ** 2) + np.trace(cov2) + np.trace(covariance)
                  - 2 * np.trace(sqrtm(cov2 @ covariance)).real)
     assert float(both) == pytest.approx(expected2, rel=1e-6)
+
+
+def test_games_are_chosen_by_name_with_the_reference_always_played(cli):
+    from isgame.probes.games import select_games
+
+    assert list(select_games(["uniform NOISE", "truncation (ψ = 0.5)"])) == [REFERENCE_GAME, "uniform noise",
+                                                                          "truncation (ψ = 0.5)"]
+    from helpers import assert_one_line_error
+
+    assert_one_line_error(cli("matrix", "--game", "telepathy"), "--game", "unknown telepathy")
