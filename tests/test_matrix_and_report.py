@@ -43,12 +43,15 @@ def test_histogram_matching_matches_the_real_predicted_histogram(digits_classifi
 def test_matrix_cli_json(cli, tmp_path):
     from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
 
-    # Two bootstrap draws keep the test short; the bootstrap itself is tested in test_matrix_statistics.py.
-    result = cli("matrix", "--out", tmp_path, "--bootstrap", "2", "--json", tmp_path / "m.json")
+    # Two bootstrap draws and the headline games keep the test short; every game is played in
+    # test_games_return_images_in_the_box and on the shapes domain, the bootstrap in test_matrix_statistics.py.
+    headline = ["training replay", "class-sorted order", "IS-inflated noise", "FID feature attack"]
+    result = cli("matrix", "--out", tmp_path, "--bootstrap", "2", *[a for g in headline for a in ("--game", g)],
+                 "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.stderr
     payload = json.loads((tmp_path / "m.json").read_text())
     robust = "digits-robust" in SHIPPED_DIGITS_WEIGHTS
-    assert payload["games"] == list(GAMES)
+    assert payload["games"] == [REFERENCE_GAME, *headline]
     assert payload["metrics"] == [m for m in METRICS if robust or m not in ("R-IS", "R-FID")]
     assert payload["test"]["bootstrap_draws"] == 2 and payload["test"]["alpha"] == 0.05
     cells = payload["cells"]
@@ -66,6 +69,11 @@ def test_matrix_cli_json(cli, tmp_path):
     assert cells["IS-inflated noise"]["IS"]["fooled"] and not cells["IS-inflated noise"]["FID"]["fooled"]
     assert cells["training replay"]["IS"]["fooled"] and not cells["training replay"]["C_T"]["fooled"]
     assert cells["FID feature attack"]["FID"]["fooled"]
+    # Sorting the real images by class changes no distribution metric but collapses IS under contiguous splits.
+    assert cells["class-sorted order"]["FID"]["value"] == pytest.approx(cells[REFERENCE_GAME]["FID"]["value"])
+    assert cells["class-sorted order"]["IS"]["value"] < 0.5 * cells[REFERENCE_GAME]["IS"]["value"]
+    if robust:  # the adversarially trained classifier is not inflated to real data's level by the same noise
+        assert cells["IS-inflated noise"]["R-IS"]["value"] < cells[REFERENCE_GAME]["R-IS"]["value"]
     assert (tmp_path / "matrix.png").is_file()
     caveat = payload["fid_sample_size_caveat"]
     assert caveat["fid"][0] > caveat["fid"][-1] > 0  # real data's FID shrinks with N but never reaches 0
