@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.feature_arrays import as_feature_array, check_same_width
 

@@ -36,8 +36,10 @@ def audit_run(tmp_path_factory):
     from isgame.cli import app
 
     out = tmp_path_factory.mktemp("audit") / "run"
-    # Two bootstrap draws per matrix cell keep the suite short; the bootstrap is tested on its own.
-    result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet", "--bootstrap", "2"])
+    # Two bootstrap draws per matrix cell and no robust classifier keep the suite short; the bootstrap, the R-IS
+    # columns and the robust inflate comparison are tested on their own.
+    result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet", "--bootstrap", "2",
+                                      "--robust-classifier", "none"])
     return out, result
 
 
