@@ -24,10 +24,9 @@ from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.fid import FeatureStatistics, features_to_statistics, is_statistics_file, load_statistics, statistics_to_fid
 from isgame.scoring.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from isgame.scoring.provenance import make_provenance
+from isgame.scoring.wavelet_fd import WAVELET_IMAGE_SIZE
 
 
-#: the wavelet distance's images: the classifier's input, average-pooled to at most this many pixels a side
-WAVELET_IMAGE_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -276,13 +275,10 @@ def _features_with_extras(classifier, source, extras: dict, *, batch_size: int, 
 
 
 def _pooled(images):
-    """(B, C, H, W) images average-pooled to at most WAVELET_IMAGE_SIZE a side (unchanged when already that small)."""
-    import torch.nn.functional as F
+    """(B, C, H, W) images average-pooled to at most WAVELET_IMAGE_SIZE a side (:func:`pooled_images`)."""
+    from isgame.scoring.wavelet_fd import pooled_images
 
-    height, width = images.shape[-2:]
-    if max(height, width) <= WAVELET_IMAGE_SIZE:
-        return images
-    return F.adaptive_avg_pool2d(images, (min(height, WAVELET_IMAGE_SIZE), min(width, WAVELET_IMAGE_SIZE)))
+    return pooled_images(images)
 
 
 def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:

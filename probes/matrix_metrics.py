@@ -40,7 +40,6 @@ KID_SUBSETS = 50
 SLICED_PROJECTIONS = 200
 SLICED_ORDER = 2
 SLICED_DRAW_PROJECTIONS = 50
-WAVELET_IMAGE_SIZE = 32
 #: the RBF bandwidth is the median pairwise distance of at most this many reference rows (seeded beyond)
 RBF_MEDIAN_ROWS = 2000
 #: the k of precision/recall and of density/coverage (Naeem et al.'s defaults, as the prdc package)
@@ -175,14 +174,10 @@ class MatrixContext:
 
     @staticmethod
     def wavelet_images(images: torch.Tensor) -> np.ndarray:
-        """(N, C, H, W) images average-pooled to at most 32 px a side (unchanged when that small), float64."""
-        import torch.nn.functional as F
+        """(N, C, H, W) images pooled as the wavelet distance takes them (:func:`pooled_images`), float64."""
+        from isgame.scoring.wavelet_fd import pooled_images
 
-        height, width = images.shape[-2:]
-        if max(height, width) > WAVELET_IMAGE_SIZE:
-            images = F.adaptive_avg_pool2d(images.float(), (min(height, WAVELET_IMAGE_SIZE),
-                                                            min(width, WAVELET_IMAGE_SIZE)))
-        return images.double().numpy()
+        return pooled_images(images.float()).double().numpy()
 
 
 Measure = Callable[[MatrixContext, GameOutputs], dict[str, Measurement]]

@@ -128,3 +128,18 @@ def wavelet_frechet_distance(real: object, fake: object, *, levels: int | None =
                  for p in range(real_packets.shape[1])]
     return WaveletDistanceResult(distance=float(np.mean(distances)), levels=levels, packets=real_packets.shape[1],
                                  packet_dim=real_packets.shape[2], image_shape=tuple(int(s) for s in first.shape[1:]))
+
+
+#: images are average-pooled to at most this many pixels a side before the transform (8x8 digits unchanged)
+WAVELET_IMAGE_SIZE = 32
+
+
+def pooled_images(images):
+    """(B, C, H, W) torch images average-pooled to at most :data:`WAVELET_IMAGE_SIZE` a side (unchanged when already
+    that small): the wavelet distance of large images without holding their full-size packets."""
+    import torch.nn.functional as F
+
+    height, width = images.shape[-2:]
+    if max(height, width) <= WAVELET_IMAGE_SIZE:
+        return images
+    return F.adaptive_avg_pool2d(images, (min(height, WAVELET_IMAGE_SIZE), min(width, WAVELET_IMAGE_SIZE)))
