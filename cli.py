@@ -319,6 +319,9 @@ def audit(
         "--no-attack skips them on a slow classifier."))] = True,
     seed: Annotated[int, seed_option("Seed for every random draw of the audit: noise sources, attacks, probes and "
                                      "the robustness matrix.")] = 0,
+    fast: Annotated[bool, typer.Option("--fast", help=(
+        "The one-minute profile: 300 samples per section (unless --n) and 5 bootstrap draws per matrix cell (unless "
+        "--bootstrap); every section runs, with noisier figures."))] = False,
     bootstrap: BootstrapOption = None,
     alpha: AlphaOption = 0.05,
     second_classifier: SecondClassifierOption = "auto",
@@ -338,7 +341,8 @@ def audit(
                       "robust_classifier": auxiliary_choice(robust_classifier),
                       **({} if bootstrap is None else {"bootstrap": bootstrap})}
     report = run_or_exit(lambda: run_audit(out=out, seed=seed, progress=not quiet, domain=domain, n=n, steps=steps,
-                                           attack=attack, announce=announce_note, matrix_options=matrix_options))
+                                           attack=attack, announce=announce_note, matrix_options=matrix_options,
+                                           fast=fast))
 
     print_audit_summary(report, console_for(json_out))
     emit_json(report.to_dict(), json_out)

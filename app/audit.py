@@ -36,6 +36,10 @@ AUDIT_SPLITS = 10
 AUDIT_TOY_SAMPLES = 100_000
 #: the audit's matrix takes fewer bootstrap draws per cell than ``isgame matrix`` (20), to keep within its budget
 AUDIT_MATRIX_BOOTSTRAP = 10
+#: ``fast=True``, the one-minute profile: generated samples per section (noise scored and attacked, the bounded
+#: sweep's real images, probe and matrix samples) and bootstrap draws per matrix cell, unless given
+AUDIT_FAST_SAMPLES = 300
+AUDIT_FAST_BOOTSTRAP = 5
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> Co
 def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
           seed: int = 0, progress: bool = True, domain: Domain | None = None, n: int | None = None,
           steps: int | None = None, attack: bool = True, announce=None,
-          matrix_options: dict | None = None) -> AuditReport:
+          matrix_options: dict | None = None, fast: bool = False) -> AuditReport:
     """Run every section on ``domain`` (default: ``classifier_name``'s built-in domain) and write the report folder.
 
     ``n`` sets the generated samples per section (noise scored and attacked, probe and matrix samples; default
@@ -197,7 +201,10 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     attack's own); both shrink a run on a slow classifier; ``attack=False`` skips every attack (the inflate and
     bounded sections, the noise probe's attacked row, the matrix's attack games). ``announce`` receives the cost
     estimate of a long run. ``matrix_options`` go to the matrix (``bootstrap``, default
-    :data:`AUDIT_MATRIX_BOOTSTRAP`; ``alpha``; ``second_classifier``; ``robust_classifier``).
+    :data:`AUDIT_MATRIX_BOOTSTRAP`; ``alpha``; ``second_classifier``; ``robust_classifier``). ``fast=True`` is the
+    one-minute profile: ``n`` defaults to :data:`AUDIT_FAST_SAMPLES` and the matrix's bootstrap to
+    :data:`AUDIT_FAST_BOOTSTRAP`; every section still runs, on fewer samples, so its figures are noisier (the
+    bounded sweep's thresholds and the matrix's standard errors above all); ``settings`` records the profile.
     """
     from isgame.scoring.progress import progress_bar
 
@@ -207,6 +214,9 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     if steps is not None and steps < 1:
         raise InvalidInputError(f"{parameter('steps')} must be >= 1, got {steps}")
     started = time.perf_counter()
+    if fast:
+        n = AUDIT_FAST_SAMPLES if n is None else n
+        matrix_options = {"bootstrap": AUDIT_FAST_BOOTSTRAP, **(matrix_options or {})}
     domain = load_domain(classifier_name) if domain is None else domain
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
     if announce is not None:
@@ -230,7 +240,8 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
         inflate=results.get("inflate"), bounded=results.get("bounded"), toy=results["toy"], probes=probes,
         matrix=results["matrix"],
         seconds=time.perf_counter() - started, section_seconds=timings, figures=_figures(results, probes),
-        domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack},
+        domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack, "fast": fast,
+                  "matrix_bootstrap": results["matrix"].result.bootstrap},
         provenance=domain_provenance("audit", domain, seed=seed, n=n).to_dict(),
     )
     payload = report.to_dict()

@@ -6,7 +6,9 @@ in the same space (pixels or classifier features); distances are Euclidean in th
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,6 +31,27 @@ def _check_pair(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:
             raise InvalidInputError(f"{name}: expected a non-empty (N, D) array, got shape {array.shape}")
     if a.shape[1] != b.shape[1]:
         raise InvalidInputError(f"{names[0]} has D = {a.shape[1]} but {names[1]} has D = {b.shape[1]}; use one space for both")
+
+
+#: fitted k-means partitions of recent training sets: the memorisation probe and the matrix test many sample sets
+#: against one training set, and the fit (10 seeded restarts) is the test's dominant cost
+_PARTITIONS: OrderedDict[tuple, KMeans] = OrderedDict()
+_PARTITIONS_KEPT = 4
+
+
+def training_partition(train: np.ndarray, cells: int, seed: int) -> KMeans:
+    """k-means with ``cells`` cells (10 seeded restarts) fitted on ``train`` (N, D); a fit of the same rows, cells
+    and seed is reused (keyed by a hash of the bytes), so the result is the same as fitting again."""
+    rows = np.ascontiguousarray(train)
+    key = (hashlib.blake2b(rows.tobytes(), digest_size=16).digest(), rows.shape, str(rows.dtype), cells, seed)
+    if key in _PARTITIONS:
+        _PARTITIONS.move_to_end(key)
+        return _PARTITIONS[key]
+    kmeans = KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(rows)
+    _PARTITIONS[key] = kmeans
+    while len(_PARTITIONS) > _PARTITIONS_KEPT:
+        _PARTITIONS.popitem(last=False)
+    return kmeans
 
 
 def nearest_distances(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -164,7 +187,7 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
         raise InvalidInputError(f"{parameter('cells')} must be in 1..{train.shape[0]} (the training rows), got {cells}")
     if min_generated_per_cell is not None:
         generated_per_cell_above = min_generated_per_cell - 1
-    kmeans = KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(train)
+    kmeans = training_partition(train, cells, seed)
     cell_of_train, cell_of_held_out, cell_of_generated = (kmeans.predict(a) for a in (train, held_out, generated))
     z_scores, weights, labels, without_held_out = [], [], [], []
     for cell in range(cells):

@@ -80,7 +80,38 @@ def synthetic_probabilities(start: int, stop: int, *, num_classes: int = SYNTHET
 
 
 def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch: int = 5000) -> float:
-    """Classic IS of the first ``n`` synthetic rows, streamed (sharded by global row under torchrun)."""
+    """Classic IS of the first ``n`` synthetic rows over ``splits`` splits, in closed form from class counts.
+
+    Every row has the same conditional entropy H_c = h(eps) + eps ln(K - 1) (nats), and a split of m rows whose
+    true classes have counts c (K,) has the marginal p = ((1 - eps) c + eps (m - c) / (K - 1)) / m, so its IS is
+    exp(H(p) - H_c): what :class:`InceptionScoreAccumulator` computes streaming those rows, to float64 rounding
+    (a test streams them), in one pass over n class labels instead of n x K probabilities. The splits are the
+    accumulator's: positions i*n//s .. (i+1)*n//s - 1 of the order, shuffled as
+    ``rows[default_rng(seed).permutation(n)]``. ``batch`` is unused (kept for callers).
+    """
+    if not 1 <= splits <= n <= SYNTHETIC_SAMPLES:
+        raise InvalidInputError(f"the synthetic set needs 1 <= splits <= n <= {SYNTHETIC_SAMPLES}, got splits = "
+                                f"{splits}, n = {n}")
+    classes = synthetic_classes(seed=seed)[:n]
+    positions = np.arange(n)
+    if shuffle:
+        positions = np.empty(n, dtype=np.int64)
+        positions[np.random.default_rng(seed).permutation(n)] = np.arange(n)
+    bounds = np.array([i * n // splits for i in range(splits + 1)], dtype=np.int64)
+    split_of_row = np.searchsorted(bounds, positions, side="right") - 1
+    counts = np.bincount(split_of_row * SYNTHETIC_CLASSES + classes,
+                         minlength=splits * SYNTHETIC_CLASSES).reshape(splits, SYNTHETIC_CLASSES).astype(np.float64)
+    rows = counts.sum(axis=1, keepdims=True)
+    eps, k = SYNTHETIC_EPSILON, SYNTHETIC_CLASSES
+    marginal = ((1 - eps) * counts + eps * (rows - counts) / (k - 1)) / rows
+    conditional = -(1 - eps) * math.log(1 - eps) - eps * math.log(eps / (k - 1))
+    marginal_entropy = -(marginal * np.log(marginal)).sum(axis=1)
+    return float(np.mean(np.exp(marginal_entropy - conditional)))
+
+
+def stream_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch: int = 5000) -> float:
+    """The same IS as :func:`score_synthetic`, by streaming the n x K probabilities through the accumulator
+    (sharded by global row under torchrun): the slow path the closed form is checked against."""
     accumulator = InceptionScoreAccumulator(SYNTHETIC_CLASSES, splits=splits, total=n, shuffle=shuffle, seed=seed,
                                             kind="probs", track_stderr=False)
     first, last = current_group().shard(n)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from isgame.app.audit import AUDIT_FAST_SAMPLES
 from isgame.scoring.atomic_io import write_json_atomic
 from helpers import assert_one_line_error
 from isgame.app.scoring_commands import score_source
@@ -146,6 +147,10 @@ def test_audit_sections_tell_the_story(audit_run):
     assert headline["real_is"] == pytest.approx(report["scores"][0]["is_mean"])
     assert report["inflate"]["steps_to_999_of_k"] <= 20
     assert {s["norm"] for s in report["bounded"]["sweeps"]} == {"linf", "l2"}
+    # The fast profile (the fixture's) reaches every section: the sizes it sets are the ones used, and said so.
+    assert report["settings"]["fast"] is True and report["settings"]["n"] == AUDIT_FAST_SAMPLES
+    assert {s["n"] for s in report["bounded"]["sweeps"]} == {AUDIT_FAST_SAMPLES} == {report["matrix"]["n"]}
+    assert "Fast profile:" in (out / "report.html").read_text()
     assert [g["name"] for g in report["toy"]["generators"]][1] == "plus-minus-infinity"
     assert set(report["probes"]) == {"memorization", "noise", "sensitivity", "domain"}
     noise_rows = {r["name"]: r for r in report["probes"]["noise"]["rows"]}

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from isgame.app.audit import AUDIT_FAST_SAMPLES
 from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
 
 KEYS = ("is_mean", "is_std", "mutual_information_nats", "mutual_information_stderr_nats",
@@ -249,7 +250,9 @@ def numbers(tree, path=""):
 def test_two_ranks_run_the_sensitivity_probe_like_one_process(tmp_path, audit_run):
     # The synthetic K = 1000 sweeps shard rows (shuffled splits by global row); the classifier variants shard images.
     single = numbers(one_process_section(audit_run, "probes", "sensitivity"))
-    double = numbers(run_json(["probe", "sensitivity", "--out", tmp_path / "two"], tmp_path / "two.json", ranks=2))
+    # The audit fixture runs the fast profile: its probes draw AUDIT_FAST_SAMPLES samples per set.
+    double = numbers(run_json(["probe", "sensitivity", "--n", str(AUDIT_FAST_SAMPLES), "--out", tmp_path / "two"],
+                              tmp_path / "two.json", ranks=2))
     assert single.keys() == double.keys() and len(single) > 50
     for path, value in single.items():
         assert double[path] == pytest.approx(value, rel=1e-12), path
