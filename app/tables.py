@@ -186,7 +186,7 @@ PROBE_TABLES = {"memorization": memorization_table, "noise": noise_table, "sensi
                 "domain": domain_table}
 
 
-#: metric columns per terminal table: the matrix's 19-20 columns are shown as a few tables of at most this many
+#: metric columns per terminal table: the matrix's 20 columns are shown as a few tables of at most this many
 MATRIX_TABLE_COLUMNS = 7
 
 
