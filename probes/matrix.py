@@ -388,13 +388,9 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
             del batch
             advance(1)
     clock = time.perf_counter()
-    with single_threaded():
-        reference_from_halves(domain, context, measured[REFERENCE_GAME], stderrs[REFERENCE_GAME], seed=seed,
-                              bootstrap=bootstrap, columns=columns)
+    reference_from_halves(domain, context, measured[REFERENCE_GAME], stderrs[REFERENCE_GAME], seed=seed,
+                          bootstrap=bootstrap, columns=columns)
     seconds["metrics"] += time.perf_counter() - clock
-    # the reference row in the other rows' column order (its FLD was measured last)
-    measured[REFERENCE_GAME] = {m: measured[REFERENCE_GAME][m] for names, _, _ in MEASURES for m in names
-                                if m in measured[REFERENCE_GAME]}
     cells = {name: _row_cells(values, stderrs[name], measured[REFERENCE_GAME], stderrs[REFERENCE_GAME], alpha)
              for name, values in measured.items()}
     sizes = caveat_sizes(domain.real.shape[0])
@@ -427,13 +423,18 @@ def reference_from_halves(domain: Domain, context: MatrixContext, reference: dic
                                                          cells=context.ct_cells,
                                                          what="the reference (second held-out half)"), stderr=1.0)
     if "FLD" in columns:
-        fld = fld_measurement(context, domain.real_outputs[1].double().numpy()[reference_half])
-        reference["FLD"] = fld
-        reference_stderrs["FLD"] = bootstrap_stderr(fld.draw, bootstrap_rows(reference_half.shape[0], bootstrap,
-                                                                               game_seed(seed, REFERENCE_GAME)))
+        with single_threaded():  # as the games' FLD
+            fld = fld_measurement(context, domain.real_outputs[1].double().numpy()[reference_half])
+            reference["FLD"] = fld
+            reference_stderrs["FLD"] = bootstrap_stderr(fld.draw, bootstrap_rows(reference_half.shape[0], bootstrap,
+                                                                                   game_seed(seed, REFERENCE_GAME)))
         if not math.isfinite(reference_stderrs["FLD"]):
             context.notes.append(f"{REFERENCE_GAME}: FLD has no bootstrap standard error (fewer than 2 finite draws); "
                                  "its cells are decided by the sign of the gain alone")
+    # the row in the other rows' column order (its FLD was measured last)
+    ordered = {m: reference[m] for names, _, _ in MEASURES for m in names if m in reference}
+    reference.clear()
+    reference.update(ordered)
 
 
 def _row_cells(values: dict[str, Measurement], stderrs: dict[str, float], reference: dict[str, Measurement],

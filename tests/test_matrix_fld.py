@@ -42,7 +42,7 @@ def test_the_fld_draw_reweights_the_fitted_mixture(synthetic):
     train, test, generated = synthetic
     fld = fld_measurement(_fld_context(train, test, seed=2), generated)
     library = feature_likelihood_divergence(train, test, generated, seed=2)
-    assert fld.value == pytest.approx(library.fld, rel=1e-12)
+    assert fld.value == pytest.approx(library.fld, rel=1e-12)  # the fit takes torch's exp, the library numpy's
     assert fld.draw(np.arange(30)) == pytest.approx(fld.value, rel=1e-12, abs=1e-12)
     rows = np.sort(np.random.default_rng(3).integers(0, 30, size=30))
     assert 0 < len(np.unique(rows)) < 30
@@ -70,6 +70,13 @@ def test_the_baseline_is_fitted_once_per_size(synthetic, monkeypatch):
     assert fld_measurement(context, generated[::-1].copy()).value == pytest.approx(first, rel=1e-12)
     fld_measurement(context, generated[:20])
     assert calls == [30, 20]
+
+
+def test_fld_of_a_constant_test_half_is_nan_with_one_note(synthetic):
+    train, test, generated = synthetic
+    context = _fld_context(train, np.ones_like(test))
+    assert all(math.isnan(fld_measurement(context, generated).value) for _ in range(2))
+    assert len(context.notes) == 1 and "FLD is undefined" in context.notes[0]
 
 
 @pytest.fixture(scope="module")
