@@ -322,8 +322,8 @@ def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: boo
                                     f"{parameter('train', 'SOURCE')}")
         if METRICS[name].needs_second and not second:
             raise InvalidInputError(f"{name} needs a second, independently trained classifier, and classifier "
-                                    f"{classifier_name} has none by default (the digits have digits-b); pass one as "
-                                    f"{parameter('second_classifier', 'NAME')}")
+                                    f"{classifier_name} has none (auto gives digits-b to a digits classifier, none to "
+                                    f"any other); pass one as {parameter('second_classifier', 'NAME')}")
         if METRICS[name].needs_real_features and not real_features:
             raise InvalidInputError(f"{name} needs features of real images, but {parameter('real')} is stored "
                                     "statistics (mu, sigma), which give FID only; pass real images instead")

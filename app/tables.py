@@ -233,6 +233,8 @@ def metrics_table(result: MetricsResult) -> Table:
                           if values["cells_without_held_out"] else ""))
         elif name == "fid":
             details = "compare only at equal N"
+        elif name == "fid-b":
+            details = f"on {values.get('classifier')} features; compare only at equal N"
         table.add_row(name, shown, details)
     return table
 
