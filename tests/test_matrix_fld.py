@@ -79,20 +79,23 @@ def test_fld_of_a_constant_test_half_is_nan_with_one_note(synthetic):
     assert len(context.notes) == 1 and "FLD is undefined" in context.notes[0]
 
 
+MATRIX_OPTIONS = dict(n=60, games=select_games(["uniform noise"]), bootstrap=3, metrics=["fld"],
+                      second_classifier=None, robust_classifier=None)
+
+
 @pytest.fixture(scope="module")
 def noise_matrix():
-    """FLD (and C_T) of the reference and uniform noise on the digits, 60 samples a game, 3 draws."""
+    """FLD of the reference and uniform noise on the digits, 60 samples a game, 3 draws (C_T's k-means would take
+    most of the time)."""
     from isgame.scoring.domains import digits_domain
 
     domain = digits_domain()
-    result = robustness_matrix(domain, n=60, games=select_games(["uniform noise"]), bootstrap=3,
-                               metrics=["fld", "C_T"], second_classifier=None, robust_classifier=None)
-    return domain, result
+    return domain, robustness_matrix(domain, **MATRIX_OPTIONS)
 
 
 def test_the_fld_cell_is_the_library_fld_on_the_first_held_out_half(noise_matrix):
     domain, result = noise_matrix
-    assert result.metrics == ["FLD", "C_T"] and result.games == [REFERENCE_GAME, "uniform noise"]
+    assert result.metrics == ["FLD"] and result.games == [REFERENCE_GAME, "uniform noise"]
     train = domain.train_outputs[1].double().numpy()
     real = domain.real_outputs[1].double().numpy()
     first, second = held_out_halves(real.shape[0], 0)
@@ -116,6 +119,18 @@ def test_fld_is_a_feature_distance_column_chosen_in_any_spelling(noise_matrix):
     assert available_metrics({}, ["Fld"]) == ["FLD"]
     order = available_metrics({})
     assert order.index("SWD") + 1 == order.index("FLD")
+
+
+def test_fld_fits_to_the_training_features_beside_a_stats_file(noise_matrix, tmp_path):
+    from isgame.app.scoring_commands import save_stats
+    from isgame.scoring.domains import load_domain
+
+    _, usual = noise_matrix
+    save_stats("digits:train", tmp_path / "train.stats.npz", subset=50, progress=False)
+    stored = robustness_matrix(load_domain("digits", real=str(tmp_path / "train.stats.npz"), allow_stats=True),
+                               **MATRIX_OPTIONS)
+    assert [stored.cells[g]["FLD"].value for g in stored.games] == [usual.cells[g]["FLD"].value for g in usual.games]
+    assert "FLD (bandwidths fitted to the training images' features)" in stored.reference
 
 
 # ---- fid-b in isgame metrics ---------------------------------------------------------------------------------------
