@@ -99,7 +99,8 @@ class GameOutputs:
 class MatrixContext:
     """What every game is measured against, computed once: ``reference_features`` (N_ref, D) for KID and the k-NN
     metrics and ``reference_statistics`` for FID (the training images' features, or a stats file's subset and
-    moments), the training pixels (N_train, P), C_T's held-out half (pixels), the auxiliary scorers."""
+    moments), the training pixels (N_train, P), C_T's held-out half (pixels), the auxiliary scorers, and FLD's
+    train and test features (the training images' and C_T's held-out half's)."""
 
     seed: int
     splits: int
