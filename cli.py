@@ -104,8 +104,8 @@ AlphaOption = Annotated[float, typer.Option("--alpha", help=(
     "Level of the matrix's one-sided test: a game fools a metric unless significantly worse than held-out real "
     "data at this level."))]
 SecondClassifierOption = Annotated[str, typer.Option("--second-classifier", help=(
-    "A second, independently trained classifier for the FID-b column: a classifier spec, auto (digits: digits-b) "
-    "or none."))]
+    "A second, independently trained classifier for FID-b (the matrix's column, metrics' fid-b): a classifier spec, "
+    "auto (digits: digits-b) or none."))]
 RobustClassifierOption = Annotated[str, typer.Option("--robust-classifier", help=(
     "An adversarially trained classifier for the R-IS and R-FID columns: a classifier spec, auto (digits: "
     "digits-robust) or none."))]
@@ -761,8 +761,8 @@ def metrics(
     fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
     metric: Annotated[list[str] | None, typer.Option("--metric", help="A metric to compute: fid, kid, precision-recall, "
                                                      "density-coverage, ct, authenticity, vendi, sliced-wasserstein, "
-                                                     "rbf-mmd, fld, fid-infinity, is-infinity, wavelet-fd; repeat for "
-                                                     "several (default: all that apply).")] = None,
+                                                     "rbf-mmd, fld, fid-infinity, is-infinity, wavelet-fd, fid-b; "
+                                                     "repeat for several (default: all that apply).")] = None,
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images: adds C_T (REAL as "
                                               "the held-out set), authenticity and FLD.")] = None,
     classifier: ClassifierOption = "digits",
@@ -777,11 +777,13 @@ def metrics(
     kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="Rows per KID subset, capped by N "
                                                  "(torch-fidelity's default).")] = 1000,
     value_range: RangeOption = ValueRange.auto,
+    second_classifier: SecondClassifierOption = "auto",
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """FID, KID, precision/recall, density/coverage, Vendi, sliced Wasserstein, RBF MMD, FID/IS at N = infinity, a
-    wavelet Fréchet distance and, with --train, C_T, authenticity and FLD of FAKE against REAL."""
+    wavelet Fréchet distance, FID-b on a second classifier (digits: digits-b) and, with --train, C_T, authenticity
+    and FLD of FAKE against REAL."""
     use_device(device, precision)
     from isgame.app.metrics_command import compute_metrics
     from isgame.app.tables import metrics_table
@@ -789,7 +791,8 @@ def metrics(
     result = run_or_exit(lambda: compute_metrics(
         real, fake, metrics=metric, train=train, classifier_name=classifier, weights=weights, n=n, seed=seed,
         batch_size=batch_size, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, progress=not quiet,
-        value_range=value_range.value), positional=POSITIONAL_IMAGES)
+        value_range=value_range.value, second_classifier=auxiliary_choice(second_classifier)),
+        positional=POSITIONAL_IMAGES)
     print_notes(result.notes, positional=POSITIONAL_IMAGES)
     console_for(json_out).print(metrics_table(result))
     emit_json(result.to_dict(), json_out)

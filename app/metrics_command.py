@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from isgame.scoring.fid import FeatureStatistics, features_to_statistics, is_sta
 from isgame.scoring.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from isgame.scoring.provenance import make_provenance
 from isgame.scoring.wavelet_fd import WAVELET_IMAGE_SIZE
+
+if TYPE_CHECKING:
+    from isgame.scoring.classifiers.base import ImageClassifier
 
 
 
@@ -49,6 +53,9 @@ class MetricInputs:
     fake_logits: np.ndarray | None = None  # (N, K) float64, when a metric needs_logits
     real_images: np.ndarray | None = None  # (N, C, h, w) float32 in [0, 1], when a metric needs_images
     fake_images: np.ndarray | None = None
+    second_real: np.ndarray | None = None  # (N, D2) float64 features of a second classifier, when a metric needs_second
+    second_fake: np.ndarray | None = None
+    second_classifier: str | None = None  # that classifier's name
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def cached(self, key: str, compute: Callable[[], object]) -> object:
@@ -68,6 +75,7 @@ class Metric:
     headline: tuple[str, ...] = ()
     needs_logits: bool = False
     needs_images: bool = False
+    needs_second: bool = False
 
 
 #: metric name -> :class:`Metric`, in the order the table shows them; register with :func:`register_metric`
@@ -76,16 +84,17 @@ METRICS: dict[str, Metric] = {}
 
 def register_metric(name: str, *, needs_real_features: bool = True, needs_train: bool = False,
                     headline: tuple[str, ...] = (), needs_logits: bool = False,
-                    needs_images: bool = False) -> Callable:
+                    needs_images: bool = False, needs_second: bool = False) -> Callable:
     """Decorator: add ``function(inputs) -> dict`` to :data:`METRICS` under ``name``.
 
     ``needs_logits``: the metric reads ``inputs.fake_logits``; ``needs_images``: it reads ``inputs.real_images`` and
-    ``inputs.fake_images`` (REAL must then be images, not stored statistics)."""
+    ``inputs.fake_images`` (REAL must then be images, not stored statistics); ``needs_second``: it reads
+    ``inputs.second_real`` and ``inputs.second_fake``, a second classifier's features of the same images."""
 
     def add(function: Callable[[MetricInputs], dict[str, object]]) -> Callable[[MetricInputs], dict[str, object]]:
         METRICS[name] = Metric(function, needs_real_features=needs_real_features or needs_images,
                                needs_train=needs_train, headline=headline, needs_logits=needs_logits,
-                               needs_images=needs_images)
+                               needs_images=needs_images, needs_second=needs_second)
         return function
 
     return add
@@ -189,6 +198,14 @@ def _wavelet_fd(inputs: MetricInputs) -> dict[str, object]:
             "images": f"the classifier's input images, average-pooled to at most {WAVELET_IMAGE_SIZE} px a side"}
 
 
+@register_metric("fid-b", needs_second=True, headline=("fid",))
+def _fid_b(inputs: MetricInputs) -> dict[str, object]:
+    real = features_to_statistics(inputs.second_real, name="real")
+    return {"fid": statistics_to_fid(real, features_to_statistics(inputs.second_fake, name="fake")),
+            "classifier": inputs.second_classifier,
+            "note": "FID on a second, independently trained classifier's features (the robustness matrix's FID-b)"}
+
+
 @dataclass(frozen=True)
 class MetricsResult:
     """Each requested metric's values (``values[name]`` is that metric's dict), with what they were computed on."""
@@ -213,10 +230,12 @@ class MetricsResult:
                 **({"provenance": self.provenance} if self.provenance is not None else {})}
 
 
-def applicable_metrics(*, real_features: bool, train: bool) -> list[str]:
-    """Every registered metric that these inputs allow, in registry order."""
+def applicable_metrics(*, real_features: bool, train: bool, second: bool = False) -> list[str]:
+    """Every registered metric that these inputs allow (``second``: a second classifier is there), in registry
+    order."""
     return [name for name, metric in METRICS.items()
-            if (real_features or not metric.needs_real_features) and (train or not metric.needs_train)]
+            if (real_features or not metric.needs_real_features) and (train or not metric.needs_train)
+            and (second or not metric.needs_second)]
 
 
 def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_size: int, progress: bool,
@@ -288,9 +307,10 @@ def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:
             raise InvalidInputError(f"{parameter(name)} must be >= {least}, got {value}")
 
 
-def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: bool) -> list[str]:
+def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: bool, second: bool = False,
+               classifier_name: str = "") -> list[str]:
     if not metrics:
-        return applicable_metrics(real_features=real_features, train=train)
+        return applicable_metrics(real_features=real_features, train=train, second=second)
     names = list(dict.fromkeys(metrics))
     unknown = [name for name in names if name not in METRICS]
     if unknown:
@@ -300,6 +320,10 @@ def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: boo
         if METRICS[name].needs_train and not train:
             raise InvalidInputError(f"{name} needs the generator's training images; pass them as "
                                     f"{parameter('train', 'SOURCE')}")
+        if METRICS[name].needs_second and not second:
+            raise InvalidInputError(f"{name} needs a second, independently trained classifier, and classifier "
+                                    f"{classifier_name} has none (auto gives digits-b to a digits classifier, none to "
+                                    f"any other); pass one as {parameter('second_classifier', 'NAME')}")
         if METRICS[name].needs_real_features and not real_features:
             raise InvalidInputError(f"{name} needs features of real images, but {parameter('real')} is stored "
                                     "statistics (mu, sigma), which give FID only; pass real images instead")
@@ -321,6 +345,7 @@ def compute_metrics(
     kid_subset_size: int = KID_SUBSET_SIZE,
     progress: bool = True,
     value_range: str = "auto",
+    second_classifier: ImageClassifier | str | None = "auto",
 ) -> MetricsResult:
     """FAKE against REAL with each of ``metrics`` (default: every registered metric that applies).
 
@@ -329,7 +354,9 @@ def compute_metrics(
     images of each source (noise: how many); C_T and authenticity need ``train``, the generator's
     training images, and test FAKE against them with REAL as the held-out set. ``value_range`` reads float
     image arrays as :func:`~isgame.scoring.samples.open_images` does; ``notes`` in the result say what the
-    loader decided.
+    loader decided. ``second_classifier`` (an ImageClassifier, a classifier spec, ``auto``: digits-b for a
+    digits classifier, digits for digits-b, none otherwise; or None) gives fid-b, FID on its features of the same
+    images, as the robustness matrix's FID-b column.
     """
     from isgame.scoring.classifiers import load_classifier
 
@@ -338,7 +365,9 @@ def compute_metrics(
         raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); the metrics need generated "
                                 "images, and stored statistics are accepted for the real side only")
     real_is_statistics = is_statistics_file(real)
-    names = _requested(metrics, real_features=not real_is_statistics, train=train is not None)
+    second = _second_spec(classifier_name, second_classifier)
+    names = _requested(metrics, real_features=not real_is_statistics, train=train is not None,
+                       second=second is not None, classifier_name=classifier_name)
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list = []
     records: list = []
@@ -363,12 +392,17 @@ def compute_metrics(
     if train is not None and not needs_train:
         notes.append(f"{train}: not read; none of {', '.join(names)} uses the training images")
     fake_features = source_features(fake, classifier, **options, role="fake", extras=fake_extras if fake_extras else None)
+    if any(METRICS[name].needs_second for name in names):
+        second_name, second_real, second_fake = _second_features(second, real, fake, options | {"batch_size": batch_size})
+    else:
+        second_name = second_real = second_fake = None
     inputs = MetricInputs(real=real_features, fake=fake_features,
                           train=source_features(train, classifier, **(options | {"n": None}), role="train")
                           if needs_train else None,
                           real_statistics=real_statistics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
                           seed=seed, fake_logits=fake_extras.get("logits"), real_images=real_extras.get("images"),
-                          fake_images=fake_extras.get("images"))
+                          fake_images=fake_extras.get("images"), second_real=second_real, second_fake=second_fake,
+                          second_classifier=second_name)
     values = {name: METRICS[name].compute(inputs) for name in names}
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
                          feature_dim=classifier.feature_dim, n_real=real_statistics.n, n_fake=inputs.fake.shape[0],
@@ -376,3 +410,26 @@ def compute_metrics(
                          real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes),
                          provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
                                                     inputs=records).to_dict())
+
+
+def _second_spec(classifier_name: str, choice: ImageClassifier | str | None) -> ImageClassifier | str | None:
+    """The second classifier ``choice`` names (:func:`~isgame.probes.matrix.auxiliary_spec`, as the matrix's
+    FID-b): ``auto`` is digits-b for a digits classifier (digits for digits-b) and None for any other."""
+    from isgame.probes.matrix import auxiliary_spec
+    from isgame.scoring.domains import DIGITS_CLASSIFIERS
+
+    return auxiliary_spec("second", choice, own=classifier_name, digits=classifier_name in DIGITS_CLASSIFIERS)
+
+
+def _second_features(spec: ImageClassifier | str, real: str, fake: str, options: dict) -> tuple[str, np.ndarray, np.ndarray]:
+    """The second classifier's name and its (N, D2) float64 features of REAL and FAKE: the same sources, ``n`` and
+    seed as the main pass, read at its input size (the loader's notes and records are not repeated)."""
+    from isgame.scoring.classifiers import load_classifier
+    from isgame.scoring.classifiers.base import ImageClassifier
+
+    second = spec if isinstance(spec, ImageClassifier) else load_classifier(spec)
+    options = options | {"notes": None, "inputs": None,
+                         "batch_size": options["batch_size"] or second.default_batch_size}
+    name = spec if isinstance(spec, str) else second.name
+    return (name, source_features(real, second, **options, role="real"),
+            source_features(fake, second, **options, role="fake"))

@@ -186,7 +186,7 @@ PROBE_TABLES = {"memorization": memorization_table, "noise": noise_table, "sensi
                 "domain": domain_table}
 
 
-#: metric columns per terminal table: the matrix's 19-20 columns are shown as a few tables of at most this many
+#: metric columns per terminal table: the matrix's 20 columns are shown as a few tables of at most this many
 MATRIX_TABLE_COLUMNS = 7
 
 
@@ -233,6 +233,8 @@ def metrics_table(result: MetricsResult) -> Table:
                           if values["cells_without_held_out"] else ""))
         elif name == "fid":
             details = "compare only at equal N"
+        elif name == "fid-b":
+            details = f"on {values.get('classifier')} features; compare only at equal N"
         table.add_row(name, shown, details)
     return table
 

@@ -16,6 +16,11 @@ game is tested against the first half, and the reference row is the second half 
 C_T is undefined (NaN, with a note) for a set none of whose k-means cells holds more than 20 samples, which
 only small ``n`` can give.
 
+FLD (Jiralerspong et al., NeurIPS 2023) needs the generator's training set and a held-out test set disjoint from
+the samples, and takes them as C_T does: its mixture's bandwidths are fitted to the training images' features
+(also when the domain has a stats file), every game is scored on the first held-out half's features, and the
+reference row is the second half scored on the first (:func:`reference_from_halves`).
+
 Columns that read another classifier (R-IS and R-FID: an adversarially trained one; FID-b: a second,
 independently trained one) are measured where the domain has one: the digits use digits-robust and
 digits-b; any other domain names them (``robust_classifier``, ``second_classifier``).
@@ -34,7 +39,8 @@ import torch
 from isgame.probes.copy_detectors import CT_BAND, CT_CELLS, ct_cells, flatten_images
 from isgame.probes.games import GAME_FAMILIES, GAMES, REFERENCE_GAME
 from isgame.probes.matrix_metrics import (MATRIX_METRICS, MEASURES, AuxiliaryScorer, GameOutputs,
-                                          MatrixContext, MatrixMetric, Measurement, copying_statistic)
+                                          MatrixContext, MatrixMetric, Measurement, copying_statistic,
+                                          fld_measurement)
 from isgame.probes.matrix_significance import (DEFAULT_ALPHA, DEFAULT_DRAWS, bootstrap_rows, bootstrap_stderr,
                                                check_test_settings, game_seed, one_sided_test)
 from isgame.scoring.classifiers.base import ImageClassifier
@@ -63,6 +69,9 @@ MIN_MATRIX_SAMPLES = PRDC_NEAREST_K + 2
 #: the fewest real images: two C_T halves of at least MIN_MATRIX_SAMPLES each
 MIN_REAL_IMAGES = 2 * MIN_MATRIX_SAMPLES
 AUTO = "auto"
+#: columns whose reference row is measured only on the second held-out half (:func:`reference_from_halves`), so the
+#: reference game does not measure them on its own samples first (C_T is measured there with authenticity)
+REFERENCE_FROM_HALVES_ONLY = ("FLD",)
 
 
 @dataclass(frozen=True)
@@ -229,19 +238,27 @@ def resolve_auxiliary(domain: Domain, role: str, choice: ImageClassifier | str |
     """The "second" or "robust" classifier of ``domain``: ``choice`` itself, loaded when a spec, or for ``auto`` the
     digits' digits-b (digits for digits-b) and digits-robust, and none on another domain."""
     from isgame.scoring.classifiers import load_classifier
-    from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
 
-    if isinstance(choice, str) and choice == AUTO:
-        own = domain.classifier_name
-        if not domain.is_digits:
-            return None
-        if role == "second":
-            choice = "digits" if own == "digits-b" else "digits-b"
-        else:
-            choice = "digits-robust" if "digits-robust" in SHIPPED_DIGITS_WEIGHTS and own != "digits-robust" else None
+    choice = auxiliary_spec(role, choice, own=domain.classifier_name, digits=domain.is_digits)
     if choice is None or isinstance(choice, ImageClassifier):
         return choice
     return load_classifier(choice, device=domain.classifier.device)
+
+
+def auxiliary_spec(role: str, choice: ImageClassifier | str | None = AUTO, *, own: str,
+                   digits: bool) -> ImageClassifier | str | None:
+    """What ``choice`` of the "second" or "robust" classifier names, before loading: ``auto`` is, where the images
+    are digits (``digits``), digits-b (digits when ``own``, the main classifier, is digits-b) and digits-robust,
+    and None elsewhere; any other choice is itself."""
+    from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
+
+    if not (isinstance(choice, str) and choice == AUTO):
+        return choice
+    if not digits:
+        return None
+    if role == "second":
+        return "digits" if own == "digits-b" else "digits-b"
+    return "digits-robust" if "digits-robust" in SHIPPED_DIGITS_WEIGHTS and own != "digits-robust" else None
 
 
 def matrix_context(domain: Domain, *, n: int, seed: int, auxiliary: dict[str, AuxiliaryScorer]) -> MatrixContext:
@@ -256,12 +273,14 @@ def matrix_context(domain: Domain, *, n: int, seed: int, auxiliary: dict[str, Au
         reference_statistics = stats.statistics
     held_out_pixels = flatten_images(domain.real)
     ct_half, _ = held_out_halves(held_out_pixels.shape[0], seed)
+    real_features = domain.real_outputs[1].double().numpy()
     return MatrixContext(seed=seed, splits=min(IS_SPLITS, n), kid_subset_size=min(KID_SUBSET_SIZE, n),
                          # Fewer k-means cells on a small domain, so that a cell can hold enough samples for C_T.
                          ct_cells=ct_cells(min(n, domain.real.shape[0] // 2), is_digits=domain.is_digits),
                          reference_features=reference_features, reference_statistics=reference_statistics,
                          train_pixels=flatten_images(domain.train), ct_held_out_pixels=held_out_pixels[ct_half],
-                         auxiliary=auxiliary, train_images=domain.train)
+                         auxiliary=auxiliary, train_images=domain.train,
+                         fld_train=domain.train_outputs[1].double().numpy(), fld_test=real_features[ct_half])
 
 
 def game_outputs(domain: Domain, images: torch.Tensor, auxiliary: dict[str, AuxiliaryScorer]) -> GameOutputs:
@@ -353,7 +372,9 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
             clock, first_note = time.perf_counter(), len(context.notes)
             outputs = game_outputs(domain, batch, auxiliary)
             with single_threaded():
-                measured[name] = measure_game(context, outputs, columns)
+                # The reference row's FLD is measured on the second held-out half, after the games (not here too).
+                measured[name] = measure_game(context, outputs, [m for m in columns if name != REFERENCE_GAME
+                                                                 or m not in REFERENCE_FROM_HALVES_ONLY])
                 context.notes[first_note:] = [f"{name}: {note}" for note in context.notes[first_note:]]
                 seconds["metrics"] += time.perf_counter() - clock
                 clock, rows = time.perf_counter(), bootstrap_rows(n, bootstrap, game_seed(seed, name))
@@ -366,7 +387,10 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
             examples[name] = batch[:10].clone()
             del batch
             advance(1)
-    _reference_copying(domain, context, measured[REFERENCE_GAME], seed)
+    clock = time.perf_counter()
+    reference_from_halves(domain, context, measured[REFERENCE_GAME], stderrs[REFERENCE_GAME], seed=seed,
+                          bootstrap=bootstrap, columns=columns)
+    seconds["metrics"] += time.perf_counter() - clock
     cells = {name: _row_cells(values, stderrs[name], measured[REFERENCE_GAME], stderrs[REFERENCE_GAME], alpha)
              for name, values in measured.items()}
     sizes = caveat_sizes(domain.real.shape[0])
@@ -374,8 +398,9 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
                                    seed=seed)
     reference = ("the training images' features" if getattr(domain, "reference_stats", None) is None else
                  f"stored statistics ({domain.reference_stats_source}): FID and FID∞ against their mean and "
-                 "covariance; KID, RBF-MMD, SWD and the k-NN metrics against their feature subset; R-FID, FID-b and "
-                 "the pixel metrics still against the training images")
+                 "covariance; KID, RBF-MMD, SWD and the k-NN metrics against their feature subset; R-FID, FID-b, "
+                 "FLD (bandwidths fitted to the training images' features) and the pixel metrics still against the "
+                 "training images")
     return MatrixResult(games=list(measured), metrics=columns, cells=cells, n=n, seed=seed,
                         fid_sample_sizes=sizes, fid_of_real_subsets=caveat, examples=examples, domain=domain.describe(),
                         steps=steps, splits=context.splits, kid_subset_size=context.kid_subset_size,
@@ -384,15 +409,32 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
                         seconds={k: round(v, 3) for k, v in seconds.items()})
 
 
-def _reference_copying(domain: Domain, context: MatrixContext, reference: dict[str, Measurement], seed: int) -> None:
-    """C_T of held-out data against a set it contains is meaningless: the reference row is the other half."""
-    if "C_T" not in reference:
-        return
-    held_out = flatten_images(domain.real)
-    ct_half, reference_half = held_out_halves(held_out.shape[0], seed)
-    reference["C_T"] = Measurement(copying_statistic(context.train_pixels, held_out[ct_half], held_out[reference_half],
-                                                     seed=seed, notes=context.notes, cells=context.ct_cells,
-                                                     what="the reference (second held-out half)"), stderr=1.0)
+def reference_from_halves(domain: Domain, context: MatrixContext, reference: dict[str, Measurement],
+                          reference_stderrs: dict[str, float], *, seed: int, bootstrap: int, columns: list[str]) -> None:
+    """The reference row of the columns tested against the first held-out half (C_T, FLD): held-out data tested
+    against a set it contains is meaningless, so the row is the second half tested against the first. FLD's
+    baseline is that of the half's size, and its standard error a bootstrap over the half's rows (the reference
+    game's seed)."""
+    _, reference_half = held_out_halves(domain.real.shape[0], seed)
+    if "C_T" in reference:
+        held_out = flatten_images(domain.real)
+        reference["C_T"] = Measurement(copying_statistic(context.train_pixels, context.ct_held_out_pixels,
+                                                         held_out[reference_half], seed=seed, notes=context.notes,
+                                                         cells=context.ct_cells,
+                                                         what="the reference (second held-out half)"), stderr=1.0)
+    if "FLD" in columns:
+        with single_threaded():  # as the games' FLD
+            fld = fld_measurement(context, domain.real_outputs[1].double().numpy()[reference_half])
+            reference["FLD"] = fld
+            reference_stderrs["FLD"] = bootstrap_stderr(fld.draw, bootstrap_rows(reference_half.shape[0], bootstrap,
+                                                                                   game_seed(seed, REFERENCE_GAME)))
+        if not math.isfinite(reference_stderrs["FLD"]):
+            context.notes.append(f"{REFERENCE_GAME}: FLD has no bootstrap standard error (fewer than 2 finite draws); "
+                                 "its cells are decided by the sign of the gain alone")
+    # the row in the other rows' column order (its FLD was measured last)
+    ordered = {m: reference[m] for names, _, _ in MEASURES for m in names if m in reference}
+    reference.clear()
+    reference.update(ordered)
 
 
 def _row_cells(values: dict[str, Measurement], stderrs: dict[str, float], reference: dict[str, Measurement],

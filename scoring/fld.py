@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.feature_arrays import as_feature_array, check_same_width
@@ -57,14 +58,32 @@ class FldResult:
         return {**vars(self), "gap_note": "gap = fld_train - fld; strongly negative when samples copy the training set"}
 
 
+@dataclass(frozen=True)
+class FldNormalisation:
+    """Step 1: the test set's column mean and std (ddof 1) over the ``keep`` columns (D,) bool it varies in."""
+
+    keep: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, test: np.ndarray) -> "FldNormalisation":
+        mean, std = test.mean(0), test.std(0, ddof=1)
+        keep = std > 0
+        if not keep.any():
+            raise InvalidInputError("test features: every column is constant, so FLD's normalisation is undefined; "
+                                    "pass held-out features that vary")
+        return cls(keep=keep, mean=mean[keep], std=std[keep])
+
+    def __call__(self, array: np.ndarray) -> np.ndarray:
+        """(N, D) features scaled, (N, D_kept)."""
+        return (array[:, self.keep] - self.mean) / self.std
+
+
 def _normalised(train: np.ndarray, test: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, ...]:
     """All three scaled by test's column mean and std (ddof 1), dropping columns test does not vary in."""
-    mean, std = test.mean(0), test.std(0, ddof=1)
-    keep = std > 0
-    if not keep.any():
-        raise InvalidInputError("test features: every column is constant, so FLD's normalisation is undefined; "
-                                "pass held-out features that vary")
-    return tuple((array[:, keep] - mean[keep]) / std[keep] for array in (train, test, generated))
+    normalise = FldNormalisation.of(test)
+    return tuple(normalise(array) for array in (train, test, generated))
 
 
 def squared_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -78,13 +97,14 @@ def _component_lls(squared: np.ndarray, log_variances: np.ndarray, dim: int) -> 
 
 
 def loss_gradient(squared: np.ndarray, origin_squared: np.ndarray, log_variances: np.ndarray, dim: int,
-                  work: np.ndarray | None = None) -> np.ndarray:
+                  work: np.ndarray | None = None, *, vectorised_exp: bool = False) -> np.ndarray:
     """Gradient of the fitting loss −mean_i log p(x_i) / D in (ℓ_1 .. ℓ_m, ℓ_origin), shape (m + 1,).
 
     log p(x_i) = logsumexp(log N(x_i | μ_j, e^{ℓ_j} I) − log m over j, log N(x_i | origin, e^{ℓ_origin} I)), so
     ∂ log p(x_i) / ∂ℓ_j = r_ij (d_ij e^{−ℓ_j} / 2 − D / 2) with r the posterior responsibilities: the gradient
     torch's autograd takes of the reference's loss, in a few passes over the (n, m) matrix. ``work``: an optional
-    (n, m) scratch array, overwritten.
+    (n, m) scratch array, overwritten. ``vectorised_exp``: torch's exp for the (n, m) exponentials instead of
+    numpy's (see :func:`fit_log_variances`).
     """
     n, m = squared.shape
     work = np.empty_like(squared) if work is None else work[:n]
@@ -97,7 +117,10 @@ def loss_gradient(squared: np.ndarray, origin_squared: np.ndarray, log_variances
     # exp below -700 is < 1e-304 next to the row's largest term 1: nothing at float64 precision, but exp is slow on
     # such arguments (sub-normal results), and most entries are there once the bandwidths have shrunk
     np.maximum(work, -700.0, out=work)
-    np.exp(work, out=work)
+    if vectorised_exp:
+        torch.exp(torch.from_numpy(work), out=torch.from_numpy(work))
+    else:
+        np.exp(work, out=work)
     origin_weight = np.exp(origin - shift)
     inverse_total = 1.0 / (work.sum(1) + origin_weight)
     work *= inverse_total[:, None]
@@ -108,11 +131,17 @@ def loss_gradient(squared: np.ndarray, origin_squared: np.ndarray, log_variances
 
 
 def fit_log_variances(centres: np.ndarray, data: np.ndarray, *, epochs: int = EPOCHS,
-                      learning_rate: float = LEARNING_RATE) -> np.ndarray:
+                      learning_rate: float = LEARNING_RATE, vectorised_exp: bool = False) -> np.ndarray:
     """Per-component log-variances (m,) of the MoG centred on ``centres`` (m, D) fitted to ``data`` (n, D).
 
     Adam as ``torch.optim.Adam`` (betas 0.9 / 0.999, eps 1e-8) on the m component log-variances and the origin's
     (which starts at 0 and is discarded), one step per batch of 10,000 rows, ``epochs`` passes.
+
+    The exponentials of the (n, m) matrix are most of a fit's time. ``vectorised_exp`` takes them with torch's
+    vectorised exp, 1.6-2.6x faster than numpy's in fits on the digits on this project's 2-core machine, and within
+    an ulp of it: the robustness matrix's 17 FLD values on the digits moved by at most 7.7e-16 relative (their
+    bootstrap standard errors by 1.2e-13). The matrix takes it; :func:`feature_likelihood_divergence` keeps numpy's,
+    so its values are as before.
     """
     m, dim = centres.shape
     squared = squared_distances(data, centres)
@@ -123,7 +152,8 @@ def fit_log_variances(centres: np.ndarray, data: np.ndarray, *, epochs: int = EP
     for _ in range(epochs):
         for start in range(0, data.shape[0], BATCH_SIZE):
             rows = slice(start, start + BATCH_SIZE)
-            gradient = loss_gradient(squared[rows], origin_squared[rows], params, dim, work)
+            gradient = loss_gradient(squared[rows], origin_squared[rows], params, dim, work,
+                                     vectorised_exp=vectorised_exp)
             step += 1
             first = 0.9 * first + 0.1 * gradient
             second = 0.999 * second + 0.001 * gradient**2
@@ -133,13 +163,45 @@ def fit_log_variances(centres: np.ndarray, data: np.ndarray, *, epochs: int = EP
     return params[:m]
 
 
+def component_log_likelihoods(points: np.ndarray, centres: np.ndarray, log_variances: np.ndarray) -> np.ndarray:
+    """log N(x_i | μ_j, e^{ℓ_j} I) of points (T, D) under each component (m centres (m, D)), shape (T, m), nats."""
+    return _component_lls(squared_distances(points, centres), log_variances, centres.shape[1])
+
+
+def mixture_nll(pairwise: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """−mean_i log Σ_j w_j N(x_i | μ_j, e^{ℓ_j} I) from the component log-likelihoods ``pairwise`` (T, m) of
+    :func:`component_log_likelihoods`, in nats per point (FLD's figure divides it by D). ``weights`` (m,) >= 0
+    summing to 1; None: uniform 1/m, computed as the reference does (a logsumexp less log m)."""
+    if weights is None:
+        shift = pairwise.max(1, keepdims=True)
+        log_density = np.log(np.exp(pairwise - shift).sum(1)) + shift[:, 0] - math.log(pairwise.shape[1])
+    else:
+        used = np.flatnonzero(weights > 0)  # components a resample left out weigh 0: log 0 = −inf drops them
+        weighted = pairwise[:, used] + np.log(weights[used])
+        shift = weighted.max(1, keepdims=True)
+        log_density = np.log(np.exp(weighted - shift).sum(1)) + shift[:, 0]
+    return float(-log_density.mean())
+
+
 def mean_dim_adjusted_nll(points: np.ndarray, centres: np.ndarray, log_variances: np.ndarray) -> float:
     """−mean_i log p(x_i) / D under the uniform MoG (no origin component), nats per dimension."""
-    m, dim = centres.shape
-    pairwise = _component_lls(squared_distances(points, centres), log_variances, dim)
-    shift = pairwise.max(1, keepdims=True)
-    log_density = np.log(np.exp(pairwise - shift).sum(1)) + shift[:, 0] - math.log(m)
-    return float(-log_density.mean() / dim)
+    return mixture_nll(component_log_likelihoods(points, centres, log_variances)) / centres.shape[1]
+
+
+def generated_rows(count: int, seed: int) -> np.ndarray | None:
+    """The rows (GEN_SIZE,) of ``count`` generated ones that FLD keeps, a seeded subset, when there are more than
+    GEN_SIZE (the reference's cap); None when it keeps them all."""
+    if count <= GEN_SIZE:
+        return None
+    return np.random.default_rng(seed).choice(count, GEN_SIZE, replace=False)
+
+
+def fit_mixture(train: np.ndarray, generated: np.ndarray, *, seed: int, vectorised_exp: bool = False) -> np.ndarray:
+    """Step 3 on normalised features: the log-variances (m,) of the MoG centred on ``generated`` (m, D), fitted to
+    ``train`` (M, D) shuffled with seed + 1 (the reference shuffles train before batching; it matters only beyond
+    one batch of 10,000 rows). ``vectorised_exp``: as :func:`fit_log_variances`."""
+    return fit_log_variances(generated, train[np.random.default_rng(seed + 1).permutation(train.shape[0])],
+                             vectorised_exp=vectorised_exp)
 
 
 def fld_baseline_nll(train: np.ndarray, test: np.ndarray, *, size: int, seed: int = 0) -> float:
@@ -168,11 +230,11 @@ def feature_likelihood_divergence(train: object, test: object, generated: object
     gen_a = as_feature_array(generated, name="generated", min_rows=1)
     for array, name in ((test_a, "test"), (gen_a, "generated")):
         check_same_width(train_a, array, ("train", name))
-    if gen_a.shape[0] > GEN_SIZE:
-        gen_a = gen_a[np.random.default_rng(seed).choice(gen_a.shape[0], GEN_SIZE, replace=False)]
+    kept = generated_rows(gen_a.shape[0], seed)
+    if kept is not None:
+        gen_a = gen_a[kept]
     train_n, test_n, gen_n = _normalised(train_a, test_a, gen_a)
-    # the reference shuffles train before batching; it only matters beyond one batch of 10,000 rows
-    log_variances = fit_log_variances(gen_n, train_n[np.random.default_rng(seed + 1).permutation(train_n.shape[0])])
+    log_variances = fit_mixture(train_n, gen_n, seed=seed)
     nll_test = mean_dim_adjusted_nll(test_n, gen_n, log_variances)
     nll_train = mean_dim_adjusted_nll(train_n, gen_n, log_variances)
     baseline = fld_baseline_nll(train_n, test_n, size=gen_n.shape[0], seed=seed) if baseline_nll is None \

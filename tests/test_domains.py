@@ -189,7 +189,7 @@ def test_inception_v3_runs_check_and_the_matrix_on_299px_images(inception_files,
                  "--json", "-")
     assert matrix.exit_code == 0, matrix.stderr
     result = json.loads(matrix.stdout)
-    assert result["n"] == 7 and result["domain"]["image_shape"] == [3, 299, 299] and len(result["metrics"]) == 16  # no second or robust classifier here
+    assert result["n"] == 7 and result["domain"]["image_shape"] == [3, 299, 299] and len(result["metrics"]) == 17  # no second or robust classifier here
     # Random weights put every image in one class: mode dropping cannot be played, and says so.
     assert result["games"] == ["held-out real", *games[1:]]
     assert any(note.startswith("mode dropping (1 class): not played") for note in result["notes"])

@@ -36,7 +36,8 @@ def test_metrics_cli_values_equal_the_library_functions_on_the_same_features(cli
         fake = digits_classifier.features(open_images("noise:uniform", n=120, seed=3).load_all()).double().numpy()
     values = payload["values"]
     assert payload["metrics"] == ["fid", "kid", "precision-recall", "density-coverage", "ct", "authenticity", "vendi",
-                                  "sliced-wasserstein", "rbf-mmd", "fld", "fid-infinity", "is-infinity", "wavelet-fd"]
+                                  "sliced-wasserstein", "rbf-mmd", "fld", "fid-infinity", "is-infinity", "wavelet-fd",
+                                  "fid-b"]  # a digits classifier has digits-b as its second classifier
     assert (payload["n_real"], payload["n_fake"], payload["n_train"]) == (120, 120, 400)  # --n spares TRAIN
     assert values["fid"]["fid"] == pytest.approx(frechet_distance(real, fake), rel=1e-6)
     kid = kernel_inception_distance(real, fake, subsets=5, subset_size=40, seed=3)
@@ -66,7 +67,7 @@ def test_metrics_cli_passes_every_option_to_the_library(cli, monkeypatch):
     assert result.exit_code == 0, result.stderr
     assert received == dict(real="a", fake="b", metrics=["kid", "fid"], train="t", classifier_name="digits-b",
                             weights=None, n=7, seed=4, batch_size=3, kid_subsets=9, kid_subset_size=11, progress=False,
-                            value_range="0-255")
+                            value_range="0-255", second_classifier="auto")
     assert json.loads(result.stdout)["values"] == {"fid": {"fid": 1.5}}
 
 
@@ -100,7 +101,7 @@ def test_a_new_metric_joins_by_registering_one_function(monkeypatch):
         lambda inputs: {"gap": float(np.abs(inputs.real.mean(0) - inputs.fake.mean(0)).sum())})
     result = isgame.compute_metrics("digits:test", "digits:train", n=50, progress=False)
     assert list(result.values) == ["fid", "kid", "precision-recall", "density-coverage", "vendi", "sliced-wasserstein",
-                                   "rbf-mmd", "fid-infinity", "is-infinity", "wavelet-fd", "mean-gap"]
+                                   "rbf-mmd", "fid-infinity", "is-infinity", "wavelet-fd", "fid-b", "mean-gap"]
     only = compute_metrics("digits:test", "digits:train", metrics=["mean-gap"], n=50, progress=False)
     assert only.values["mean-gap"]["gap"] == pytest.approx(result.values["mean-gap"]["gap"], rel=1e-12)
     assert only.values["mean-gap"]["gap"] > 0

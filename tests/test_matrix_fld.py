@@ -1,0 +1,159 @@
+"""FLD as a column of the robustness matrix, and fid-b as a key of ``isgame metrics``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import cdist
+from scipy.special import logsumexp
+
+from isgame.probes import matrix_metrics
+from isgame.probes.games import GAMES, REFERENCE_GAME, select_games
+from isgame.probes.matrix import available_metrics, held_out_halves, robustness_matrix
+from isgame.probes.matrix_metrics import MatrixContext, fld_measurement
+from isgame.scoring.fid import features_to_statistics, statistics_to_fid
+from isgame.scoring.fld import feature_likelihood_divergence, fit_mixture
+from isgame.scoring.pipeline import classify_with_features
+
+
+def _fld_context(train: np.ndarray, test: np.ndarray, seed: int = 0) -> MatrixContext:
+    """A context holding only what FLD reads (the other columns' fields are placeholders)."""
+    return MatrixContext(seed=seed, splits=1, kid_subset_size=2, ct_cells=1, reference_features=train,
+                         reference_statistics=features_to_statistics(train), train_pixels=train,
+                         ct_held_out_pixels=test, fld_train=train, fld_test=test)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    rng = np.random.default_rng(11)
+    train, test = rng.normal(size=(90, 5)), rng.normal(size=(40, 5))
+    test[:, 2] = 1.5  # a dead column: FLD drops it
+    generated = rng.normal(size=(30, 5)) * 1.2 + 0.1
+    return train, test, generated
+
+
+def test_the_fld_draw_reweights_the_fitted_mixture(synthetic):
+    """At the identity resample the draw is the value (= the library's FLD); on a resample with repeated and
+    missing rows it is the weighted mixture's test NLL, here by hand in float64 with scipy's logsumexp."""
+    train, test, generated = synthetic
+    fld = fld_measurement(_fld_context(train, test, seed=2), generated)
+    library = feature_likelihood_divergence(train, test, generated, seed=2)
+    assert fld.value == pytest.approx(library.fld, rel=1e-12)  # the fit takes torch's exp, the library numpy's
+    assert fld.draw(np.arange(30)) == pytest.approx(fld.value, rel=1e-12, abs=1e-12)
+    rows = np.sort(np.random.default_rng(3).integers(0, 30, size=30))
+    assert 0 < len(np.unique(rows)) < 30
+    # Independently: normalise by the test set's live columns, keep the fitted log-variances, weight by counts / n.
+    live = test.std(0, ddof=1) > 0
+    mean, std = test[:, live].mean(0), test[:, live].std(0, ddof=1)
+    t, g, x = ((a[:, live] - mean) / std for a in (test, generated, train))
+    log_variances = fit_mixture(x, g, seed=2)
+    dim, weights = t.shape[1], np.bincount(rows, minlength=30) / 30
+    log_normal = (-0.5 * cdist(t, g, "sqeuclidean") / np.exp(log_variances)
+                  - dim / 2 * (math.log(2 * math.pi) + log_variances))
+    nll = -logsumexp(log_normal, b=weights, axis=1).mean() / dim
+    assert fld.draw(rows) == pytest.approx(100 * (nll - library.baseline_nll), rel=1e-10)
+    assert fld.draw(rows) != pytest.approx(fld.value, rel=1e-6)
+
+
+def test_the_baseline_is_fitted_once_per_size(synthetic, monkeypatch):
+    train, test, generated = synthetic
+    calls = []
+    original = matrix_metrics.fld_baseline_nll
+    monkeypatch.setattr(matrix_metrics, "fld_baseline_nll",
+                        lambda *args, **kwargs: calls.append(kwargs["size"]) or original(*args, **kwargs))
+    context = _fld_context(train, test)
+    first = fld_measurement(context, generated).value
+    assert fld_measurement(context, generated[::-1].copy()).value == pytest.approx(first, rel=1e-12)
+    fld_measurement(context, generated[:20])
+    assert calls == [30, 20]
+
+
+def test_fld_of_a_constant_test_half_is_nan_with_one_note(synthetic):
+    train, test, generated = synthetic
+    context = _fld_context(train, np.ones_like(test))
+    assert all(math.isnan(fld_measurement(context, generated).value) for _ in range(2))
+    assert len(context.notes) == 1 and "FLD is undefined" in context.notes[0]
+
+
+MATRIX_OPTIONS = dict(n=60, games=select_games(["uniform noise"]), bootstrap=3, metrics=["fld"],
+                      second_classifier=None, robust_classifier=None)
+
+
+@pytest.fixture(scope="module")
+def noise_matrix():
+    """FLD of the reference and uniform noise on the digits, 60 samples a game, 3 draws (C_T's k-means would take
+    most of the time)."""
+    from isgame.scoring.domains import digits_domain
+
+    domain = digits_domain()
+    return domain, robustness_matrix(domain, **MATRIX_OPTIONS)
+
+
+def test_the_fld_cell_is_the_library_fld_on_the_first_held_out_half(noise_matrix):
+    domain, result = noise_matrix
+    assert result.metrics == ["FLD"] and result.games == [REFERENCE_GAME, "uniform noise"]
+    train = domain.train_outputs[1].double().numpy()
+    real = domain.real_outputs[1].double().numpy()
+    first, second = held_out_halves(real.shape[0], 0)
+    noise = classify_with_features(domain.classifier, GAMES["uniform noise"](domain, 60, 0, steps=None))[1]
+    expected = feature_likelihood_divergence(train, real[first], noise.double().numpy(), seed=0)
+    cell = result.cells["uniform noise"]["FLD"]
+    assert cell.value == pytest.approx(expected.fld, rel=1e-12)
+    # The reference row: the second half (270 digits, its own baseline) scored on the first half.
+    reference = feature_likelihood_divergence(train, real[first], real[second], seed=0)
+    assert cell.reference == pytest.approx(reference.fld, rel=1e-12)
+    assert result.cells[REFERENCE_GAME]["FLD"].value == cell.reference
+    assert math.isfinite(cell.stderr) and math.isfinite(cell.reference_stderr) and cell.reference_stderr > 0
+    assert cell.value > cell.reference + 10 and not cell.fooled  # noise is far less likely than real digits
+
+
+def test_fld_is_a_feature_distance_column_chosen_in_any_spelling(noise_matrix):
+    _, result = noise_matrix
+    payload = result.to_dict()
+    assert payload["families"]["FLD"] == "feature distance" and payload["higher_is_better"]["FLD"] is False
+    assert "Jiralerspong" in payload["descriptions"]["FLD"]
+    assert available_metrics({}, ["Fld"]) == ["FLD"]
+    order = available_metrics({})
+    assert order.index("SWD") + 1 == order.index("FLD")
+
+
+def test_fld_fits_to_the_training_features_beside_a_stats_file(noise_matrix, tmp_path):
+    from isgame.app.scoring_commands import save_stats
+    from isgame.scoring.domains import load_domain
+
+    _, usual = noise_matrix
+    save_stats("digits:train", tmp_path / "train.stats.npz", subset=50, progress=False)
+    stored = robustness_matrix(load_domain("digits", real=str(tmp_path / "train.stats.npz"), allow_stats=True),
+                               **MATRIX_OPTIONS)
+    assert [stored.cells[g]["FLD"].value for g in stored.games] == [usual.cells[g]["FLD"].value for g in usual.games]
+    assert "FLD (bandwidths fitted to the training images' features)" in stored.reference
+
+
+# ---- fid-b in isgame metrics ---------------------------------------------------------------------------------------
+
+def test_metrics_fid_b_is_fid_on_digits_b_features(cli):
+    from isgame.scoring.classifiers import load_classifier
+    from isgame.scoring.samples import open_images
+
+    payload = json.loads(cli("metrics", "digits:test", "noise:uniform", "--n", "80", "--seed", "2", "--metric", "fid-b",
+                             "--json", "-", "--quiet").stdout)
+    second = load_classifier("digits-b")
+    with torch.no_grad():
+        real, fake = (second.features(open_images(spec, n=80, seed=2).load_all()).double().numpy()
+                      for spec in ("digits:test", "noise:uniform"))
+    expected = statistics_to_fid(features_to_statistics(real), features_to_statistics(fake))
+    assert payload["metrics"] == ["fid-b"] and payload["values"]["fid-b"]["classifier"] == "digits-b"
+    assert payload["values"]["fid-b"]["fid"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_metrics_fid_b_without_a_second_classifier_names_the_option(cli):
+    from helpers import assert_one_line_error
+
+    assert_one_line_error(cli("metrics", "digits:test", "noise:uniform", "-c", "inception-v3", "--metric", "fid-b"),
+                          "--second-classifier", "fid-b")
+    assert_one_line_error(cli("metrics", "digits:test", "noise:uniform", "--second-classifier", "none", "--metric",
+                              "fid-b"), "--second-classifier")
