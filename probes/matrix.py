@@ -19,7 +19,10 @@ only small ``n`` can give.
 FLD (Jiralerspong et al., NeurIPS 2023) needs the generator's training set and a held-out test set disjoint from
 the samples, and takes them as C_T does: its mixture's bandwidths are fitted to the training images' features
 (also when the domain has a stats file), every game is scored on the first held-out half's features, and the
-reference row is the second half scored on the first (:func:`reference_from_halves`).
+reference row is the second half scored on the first (:func:`reference_from_halves`). The games made of
+held-out images (:data:`~isgame.probes.games.HELD_OUT_GAMES`: sorted, mode-dropped, truncated or attacked held-out
+images) contain that first half, and a mixture centred on its own test points rewards them (FLD far below the
+reference's); their FLD cell is left empty (NaN, not counted as fooled or resisted) with a note.
 
 Columns that read another classifier (R-IS and R-FID: an adversarially trained one; FID-b: a second,
 independently trained one) are measured where the domain has one: the digits use digits-robust and
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 
 from isgame.probes.copy_detectors import CT_BAND, CT_CELLS, ct_cells, flatten_images
-from isgame.probes.games import GAME_FAMILIES, GAMES, REFERENCE_GAME
+from isgame.probes.games import GAME_FAMILIES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME
 from isgame.probes.matrix_metrics import (MATRIX_METRICS, MEASURES, AuxiliaryScorer, GameOutputs,
                                           MatrixContext, MatrixMetric, Measurement, copying_statistic,
                                           fld_measurement)
@@ -124,7 +127,9 @@ class MatrixResult:
         return REFERENCE_GAME
 
     def resisted(self, metric: str) -> list[str]:
-        return [g for g in self.games if g != REFERENCE_GAME and not self.cells[g][metric].fooled]
+        """The games ``metric`` resists; an empty cell (NaN: not measured or undefined) is neither."""
+        return [g for g in self.games if g != REFERENCE_GAME and not self.cells[g][metric].fooled
+                and math.isfinite(self.cells[g][metric].value)]
 
     def fooled_by(self, metric: str) -> list[str]:
         return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].fooled]
@@ -141,7 +146,9 @@ class MatrixResult:
             direction = {True: "higher is better", False: "lower is better", None: "two-sided, |C_T| < 3 is real-like"}
             out[metric] = (f"{metric} ({direction[HIGHER_IS_BETTER[metric]]}) resists "
                            f"{len(resisted)} of {len(self.games) - 1} games: {', '.join(resisted) or 'none'}. "
-                           f"Fooled by: {', '.join(fooled) or 'none'}.")
+                           f"Fooled by: {', '.join(fooled) or 'none'}."
+                           + (f" Not measured on: {', '.join(empty)}." if (empty := [
+                               g for g in self.games if g != REFERENCE_GAME and g not in resisted + fooled]) else ""))
         return out
 
     def to_dict(self) -> dict[str, object]:
@@ -373,8 +380,8 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
             outputs = game_outputs(domain, batch, auxiliary)
             with single_threaded():
                 # The reference row's FLD is measured on the second held-out half, after the games (not here too).
-                measured[name] = measure_game(context, outputs, [m for m in columns if name != REFERENCE_GAME
-                                                                 or m not in REFERENCE_FROM_HALVES_ONLY])
+                skipped = held_out_exclusions(name, columns, context.notes)
+                measured[name] = measure_game(context, outputs, [m for m in columns if m not in skipped])
                 context.notes[first_note:] = [f"{name}: {note}" for note in context.notes[first_note:]]
                 seconds["metrics"] += time.perf_counter() - clock
                 clock, rows = time.perf_counter(), bootstrap_rows(n, bootstrap, game_seed(seed, name))
@@ -384,6 +391,9 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
                                      "its cell is decided by the sign of the gain alone"
                                      for m, se in stderrs[name].items() if not math.isfinite(se))
             seconds["bootstrap"] += time.perf_counter() - clock
+            if name != REFERENCE_GAME:
+                measured[name].update({m: Measurement(math.nan) for m in skipped})
+                stderrs[name].update({m: math.nan for m in skipped})
             examples[name] = batch[:10].clone()
             del batch
             advance(1)
@@ -437,6 +447,19 @@ def reference_from_halves(domain: Domain, context: MatrixContext, reference: dic
     reference.update(ordered)
 
 
+def held_out_exclusions(game: str, columns: list[str], notes: list[str]) -> list[str]:
+    """The columns of ``columns`` not measured on ``game``: on the reference row, those measured on the second
+    held-out half afterwards (:func:`reference_from_halves`); on a game made of held-out images, FLD, whose test
+    set those images contain (a note says so; the caller prefixes the game's name)."""
+    if game == REFERENCE_GAME:
+        return [m for m in columns if m in REFERENCE_FROM_HALVES_ONLY]
+    if game in HELD_OUT_GAMES and "FLD" in columns:
+        notes.append("FLD not measured: the game's samples are held-out images, which include the held-out "
+                     "half FLD is scored on, and a mixture centred on its own test points rewards them")
+        return ["FLD"]
+    return []
+
+
 def _row_cells(values: dict[str, Measurement], stderrs: dict[str, float], reference: dict[str, Measurement],
                reference_stderrs: dict[str, float], alpha: float) -> dict[str, MatrixCell]:
     cells = {}
@@ -475,14 +498,18 @@ class RobustnessMatrixDisplay:
         fooled = np.array([[r.cells[g][m].fooled for m in r.metrics] for g in r.games])
         # Fooled cells are shown red (0.5..1 on the colormap), resisted cells blue (0..0.5).
         shade = np.where(fooled, 0.55 + 0.45 * np.abs(margins), 0.45 - 0.45 * np.abs(margins))
-        ax.imshow(shade, cmap="coolwarm", vmin=0, vmax=1, aspect="auto")
         for i, game in enumerate(r.games):
             for j, metric in enumerate(r.metrics):
                 cell = r.cells[game][metric]
+                if not math.isfinite(cell.value):
+                    shade[i, j] = 0.5  # the colormap's neutral middle: neither fooled nor resisted
+                    ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="#555555")
+                    continue
                 text = f"{cell.value:.3g}" + (" ✗" if cell.fooled and game != REFERENCE_GAME else "")
                 if math.isfinite(cell.stderr) and HIGHER_IS_BETTER[metric] is not None:
                     text += f"\n±{cell.stderr:.2g}"
                 ax.text(j, i, text, ha="center", va="center", fontsize=6)
+        ax.imshow(shade, cmap="coolwarm", vmin=0, vmax=1, aspect="auto")
         ax.set_xticks(range(len(r.metrics)), [f"{m} {ARROWS[HIGHER_IS_BETTER[m]]}" for m in r.metrics], fontsize=8,
                       rotation=40, ha="right")
         ax.set_yticks(range(len(r.games)), [f"{g}  [{GAME_FAMILIES.get(g, 'other')}]" for g in r.games], fontsize=8)

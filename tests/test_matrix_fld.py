@@ -157,3 +157,26 @@ def test_metrics_fid_b_without_a_second_classifier_names_the_option(cli):
                           "--second-classifier", "fid-b")
     assert_one_line_error(cli("metrics", "digits:test", "noise:uniform", "--second-classifier", "none", "--metric",
                               "fid-b"), "--second-classifier")
+
+
+def test_games_made_of_held_out_images_leave_their_fld_cell_empty():
+    """Class-sorted held-out digits contain FLD's test half: a mixture centred on its own test points would
+    reward them, so the cell is NaN, neither fooled nor resisted, drawn as n/a, and a note says why."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from isgame.probes.games import HELD_OUT_GAMES
+    from isgame.probes.matrix import RobustnessMatrixDisplay
+    from isgame.scoring.domains import digits_domain
+
+    assert "class-sorted order" in HELD_OUT_GAMES and REFERENCE_GAME not in HELD_OUT_GAMES
+    result = robustness_matrix(digits_domain(), **{**MATRIX_OPTIONS, "metrics": ["fld", "fid"],
+                                                   "games": select_games(["class-sorted order"])})
+    cell = result.cells["class-sorted order"]
+    assert math.isnan(cell["FLD"].value) and not cell["FLD"].fooled and math.isfinite(cell["FID"].value)
+    assert math.isfinite(result.cells[REFERENCE_GAME]["FLD"].value)  # the reference row still has its halves
+    assert "class-sorted order" not in result.resisted("FLD") + result.fooled_by("FLD")
+    assert "Not measured on: class-sorted order." in result.paragraphs()["FLD"]
+    assert any(note.startswith("class-sorted order: FLD not measured") for note in result.notes)
+    texts = [t.get_text() for t in RobustnessMatrixDisplay(result).plot().ax_.texts]
+    assert texts.count("n/a") == 1
