@@ -37,11 +37,10 @@ from isgame.scoring.score_result import InceptionScoreResult, marginal_log_and_i
 from isgame.scoring.streaming import StreamingMetric
 from isgame.scoring.validation import PredictionKind, check_splits
 
-#: Rows per pass of the per-row statistics: 256 x K = 1000 float64 values (2 MiB, two buffers of them) stay in
-#: the 2 cores' L2 + L3; measured faster than 512 and 2048 (benchmarks/accumulator_throughput.py).
-ROW_CHUNK = 256
-#: Rows per pass when the (K, K) statistics are kept: BLAS's rank-k update is more efficient on taller blocks.
-GRAM_CHUNK = 512
+#: Rows per pass of the per-row statistics: the two 512 x K = 1000 float64 buffers (8 MiB) stay in cache. On
+#: 2 cores, 256 rows cost the same CPU time per row and 1024 ~1.7x more; fewer rows per pass also mean more
+#: parallel regions per row, which is what collapses when other processes hold the cores.
+ROW_CHUNK = 512
 
 
 class InceptionScoreAccumulator(StreamingMetric):
@@ -94,7 +93,7 @@ class InceptionScoreAccumulator(StreamingMetric):
         self._bounds: np.ndarray | None = None
         self._split_of_row = self._make_split_assignment()
         # Reused float64 buffers of the per-row statistics (2 x chunk x K): no page faults per chunk.
-        self._workspace = torch.empty((2, GRAM_CHUNK if track_stderr else ROW_CHUNK, num_classes), dtype=torch.float64)
+        self._workspace = torch.empty((2, ROW_CHUNK, num_classes), dtype=torch.float64)
         self.reset()
 
     def _make_split_assignment(self) -> np.ndarray | None:
@@ -139,14 +138,12 @@ class InceptionScoreAccumulator(StreamingMetric):
     def update(self, values: object) -> None:
         """Add a batch of logits or probabilities of shape (B, K); rows are numbered from the current position.
 
-        Rows are processed ``ROW_CHUNK`` at a time (``GRAM_CHUNK`` with the standard error's (K, K)
-        statistics), so that the float64 working set of the per-row statistics stays in cache however large
-        the batch.
+        Rows are processed ``ROW_CHUNK`` at a time, so that the float64 working set of the per-row
+        statistics stays in cache however large the batch.
         """
-        chunk = GRAM_CHUNK if self.track_stderr else ROW_CHUNK
-        if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 2 and values.shape[0] > chunk:
-            for first in range(0, values.shape[0], chunk):
-                self.update(values[first : first + chunk])
+        if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 2 and values.shape[0] > ROW_CHUNK:
+            for first in range(0, values.shape[0], ROW_CHUNK):
+                self.update(values[first : first + ROW_CHUNK])
             return
         self._add(scaled_row_statistics(values, kind=self.kind, row_offset=self.position, workspace=self._workspace))
 

@@ -83,8 +83,9 @@ def _logit_statistics(logits: torch.Tensor, workspace: torch.Tensor | None = Non
         workspace = torch.empty((2, *logits.shape), dtype=torch.float64)
     shifted, weights = workspace[0, : logits.shape[0]], workspace[1, : logits.shape[0]]
     top1 = _top1(logits)
-    # Never the caller's array (even float64 input is copied); float32 - float32 is exact in float64.
-    shifted.copy_(logits).sub_(logits.gather(1, top1.unsqueeze(1)))
+    # One pass, computed in float64 (a float64 peak promotes it; float32 - float32 is exact in float64), into the
+    # workspace: never the caller's array, even when it is float64.
+    torch.sub(logits, logits.gather(1, top1.unsqueeze(1)).to(torch.float64), out=shifted)
     torch.exp(shifted, out=weights)
     total = weights.sum(dim=1)
     scale = total.reciprocal()
