@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from isgame.scoring.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator
+from isgame.scoring.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator, uses_second_pass
 from isgame.scoring.score_result import InceptionScoreResult
 from isgame.scoring.validation import PredictionKind, check_splits, prediction_shape
 
@@ -30,7 +30,8 @@ def inception_score(
         splits: number of parts; part i is rows i*N//splits to (i+1)*N//splits - 1.
         shuffle: split a seeded permutation of the rows instead of the given order.
         seed: the permutation's seed (``numpy.random.default_rng(seed)``).
-        track_stderr: compute the standard error of I (a second pass over the rows, O(N K) time).
+        track_stderr: compute the standard error of I (for K > 32 a second pass over the rows, O(N K) time;
+            else the one-pass O(N K^2) statistics, cheaper at small K).
 
     Returns:
         An :class:`InceptionScoreResult`; IS in [1, K], I in [0, log K] nats.
@@ -44,10 +45,10 @@ def inception_score(
         shuffle=shuffle,
         seed=seed,
         kind=kind,
-        track_stderr=False,
+        track_stderr=track_stderr and not uses_second_pass(k, track_stderr),
     )
     accumulator.update(values)
-    return accumulator.compute(_second_pass(accumulator, values, sharded=False) if track_stderr else None)
+    return accumulator.compute(_second_pass(accumulator, values, sharded=False) if uses_second_pass(k, track_stderr) else None)
 
 
 def _second_pass(accumulator: InceptionScoreAccumulator, values: object, *, sharded: bool) -> KLDeviationAccumulator:
@@ -85,10 +86,11 @@ def inception_score_of_shards(
     in a single process, where start=0), so the result is :func:`inception_score` of the
     concatenated logits.
     """
+    second_pass = uses_second_pass(local_logits.shape[-1], track_stderr)
     accumulator = InceptionScoreAccumulator(local_logits.shape[-1], splits=splits, total=total, kind="logits",
-                                            track_stderr=False)
+                                            track_stderr=track_stderr and not second_pass)
     accumulator.seek(start)
     if len(local_logits):
         accumulator.update(local_logits)
     accumulator.all_reduce()
-    return accumulator.compute(_second_pass(accumulator, local_logits, sharded=True) if track_stderr else None)
+    return accumulator.compute(_second_pass(accumulator, local_logits, sharded=True) if second_pass else None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from isgame.scoring.accumulator import InceptionScoreAccumulator
+from isgame.scoring.accumulator import InceptionScoreAccumulator, uses_second_pass
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.distributed import all_gather_rows, current_group
 from isgame.scoring.errors import InvalidInputError, parameter
@@ -147,8 +147,8 @@ def score_predictions(
     """Score (N, K) logits or probabilities streamed from ``source``; no classifier runs. ``on_batch`` also sees
     each (B, K) batch, in row order, once.
 
-    The standard error reads the rows a second time (:meth:`InceptionScoreAccumulator.second_pass`): O(K) work
-    per row instead of the one-pass (K, K) statistics' O(K^2), the same value to float64 rounding.
+    For K > 32 the standard error reads the rows a second time (:meth:`InceptionScoreAccumulator.second_pass`):
+    O(K) work per row instead of the one-pass (K, K) statistics' O(K^2), the same value to float64 rounding.
     """
     _check_batch_size(batch_size)
     check_splits(source.num_samples, splits)
@@ -159,12 +159,12 @@ def score_predictions(
         shuffle=shuffle,
         seed=seed,
         kind=kind,
-        track_stderr=False,
+        track_stderr=track_stderr and not uses_second_pass(source.num_classes, track_stderr),
     )
     group = current_group()
     start, stop = group.shard(source.num_samples)
     accumulator.seek(start)
-    passes = 2 if track_stderr else 1
+    passes = 2 if uses_second_pass(source.num_classes, track_stderr) else 1
     batches = passes * math.ceil((stop - start) / batch_size)
     with progress_bar(f"scoring {source.name}", total=passes * (stop - start), batches=batches, enabled=progress) as advance:
         for batch in source.batches(batch_size, start=start, stop=stop):
@@ -174,7 +174,7 @@ def score_predictions(
             advance(batch.shape[0])
         accumulator.all_reduce()
         second_pass = None
-        if track_stderr:
+        if passes == 2:
             second_pass = accumulator.second_pass()
             for batch in source.batches(batch_size, start=start, stop=stop):
                 second_pass.update(batch)

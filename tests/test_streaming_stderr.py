@@ -58,10 +58,10 @@ def test_the_second_pass_gives_the_gram_standard_error(logits, shuffle):
 
 
 def test_probabilities_with_a_class_never_predicted_match_the_reference():
-    p = softmax64(np.random.default_rng(3).standard_normal((400, 6)) * 2)
-    p[:, 5] = 0.0  # p(y = 5) = 0: log p(y) is never weighted
+    p = softmax64(np.random.default_rng(3).standard_normal((400, 40)) * 2)  # K = 40 > 32: the second pass
+    p[:, 39] = 0.0  # p(y = 39) = 0: log p(y) is never weighted
     p /= p.sum(1, keepdims=True)
-    p[7] = [0, 0, 1, 0, 0, 0]  # exact zeros within a row: 0 log 0 = 0
+    p[7] = np.eye(40)[2]  # exact zeros within a row: 0 log 0 = 0
     result = inception_score(p, kind="probs", splits=4)
     assert result.mutual_information_stderr_nats == pytest.approx(reference_stderr(p), rel=1e-12)
     assert inception_score(p, kind="probs", splits=4, track_stderr=False).mutual_information_stderr_nats is not None
