@@ -34,6 +34,7 @@ _API: dict[str, str] = {
     "mutual_information": "isgame.scoring.inception_score",
     "InceptionScoreResult": "isgame.scoring.score_result",
     "InceptionScoreAccumulator": "isgame.scoring.accumulator",
+    "KLDeviationAccumulator": "isgame.scoring.accumulator",
     "StreamingMetric": "isgame.scoring.streaming",
     "dialect_table": "isgame.scoring.dialects",
     "score_dialect": "isgame.scoring.dialects",
@@ -197,7 +198,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.probes.memorization import memorization_probe
     from isgame.probes.noise_baselines import noise_baselines
     from isgame.probes.sensitivity import sensitivity_probe
-    from isgame.scoring.accumulator import InceptionScoreAccumulator
+    from isgame.scoring.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator
     from isgame.scoring.classifiers import ImageClassifier, load_classifier, set_default_device
     from isgame.scoring.classifiers.adversarial_training import RobustAccuracy, robust_accuracy
     from isgame.scoring.classifiers.digits import train_digits_cnn

@@ -4,7 +4,8 @@ The path measured is the command's: ``open_predictions`` streams rows from the f
 ``score_predictions`` feeds them to the accumulator, exactly as ``isgame score FILE.npy --input logits``.
 The files (seeded N(0, 4^2) float32 logits) are written once into ``--dir`` and read from the page
 cache, so the figure is the accumulator's, not the disk's; ``read_rows_per_s`` is the loader alone
-(the ceiling). Each (N, stderr) runs in a fresh subprocess, so its peak RSS is its own: a flat RSS
+(the ceiling). With the standard error the command reads the rows twice (the second pass of
+``InceptionScoreAccumulator.second_pass``), so its ceiling is half the loader's. Each (N, stderr) runs in a fresh subprocess, so its peak RSS is its own: a flat RSS
 across N shows that memory does not grow with N.
 
     python benchmarks/accumulator_throughput.py [--quick] [--sizes 10000 100000 1000000] [--dir DIR]

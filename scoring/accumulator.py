@@ -13,6 +13,11 @@ Memory is O(K * splits + K^2) and flat in N (8 MiB for K = 1000), except that
 ``shuffle=True`` stores one split id per row (4 bytes * N) for the seeded permutation.
 All statistics are sums, so accumulators on several processes combine with a sum.
 
+The (K, K) statistics cost O(K^2) per row (dsyrk: ~14,000 rows/s at K = 1000 on 2 cores). Where the rows can
+be read twice (a file, an array in memory), :meth:`InceptionScoreAccumulator.second_pass` gives the same
+standard error in O(K) per row: build the accumulator with ``track_stderr=False``, feed the rows, then feed
+them again to a :class:`KLDeviationAccumulator` that knows p(y) and sums (KL_i - I) and its square.
+
 Split convention (the original improved-GAN code): with N rows and s splits, split i holds
 rows ``i*N//s`` to ``(i+1)*N//s - 1`` of the (optionally shuffled) order. With
 ``shuffle=True`` the order is ``rows[numpy.random.default_rng(seed).permutation(N)]``.
@@ -26,14 +31,25 @@ import numpy as np
 import torch
 from scipy.linalg.blas import dsyrk
 
-from isgame.scoring.entropy import negative_entropy_per_row, row_statistics
+from isgame.scoring.entropy import ScaledRows, negative_entropy_per_row, scaled_row_statistics
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.score_result import InceptionScoreResult, statistics_to_result
+from isgame.scoring.score_result import InceptionScoreResult, marginal_log_and_information, statistics_to_result
 from isgame.scoring.streaming import StreamingMetric
 from isgame.scoring.validation import PredictionKind, check_splits
 
-#: Rows per pass of the per-row statistics: 512 x K = 1000 float64 values (4 MiB) stay in cache.
+#: Rows per pass of the per-row statistics: the two 512 x K = 1000 float64 buffers (8 MiB) stay in cache. On
+#: 2 cores, 256 rows cost the same CPU time per row and 1024 ~1.7x more; fewer rows per pass also mean more
+#: parallel regions per row, which is what collapses when other processes hold the cores.
 ROW_CHUNK = 512
+#: Up to this many classes the one-pass (K, K) statistics cost less than reading the rows a second time (on 2 cores,
+#: N = 20,000: K = 10 and 30 faster with the gram, K = 100 ten times faster with the second pass).
+ONE_PASS_STDERR_MAX_CLASSES = 32
+
+
+def uses_second_pass(num_classes: int, track_stderr: bool) -> bool:
+    """Whether a caller that can read its rows twice should take the standard error from
+    :meth:`InceptionScoreAccumulator.second_pass` rather than the one-pass (K, K) statistics."""
+    return track_stderr and num_classes > ONE_PASS_STDERR_MAX_CLASSES
 
 
 class InceptionScoreAccumulator(StreamingMetric):
@@ -83,7 +99,10 @@ class InceptionScoreAccumulator(StreamingMetric):
         self.seed = seed
         self.kind: PredictionKind = kind
         self.track_stderr = track_stderr
+        self._bounds: np.ndarray | None = None
         self._split_of_row = self._make_split_assignment()
+        # Reused float64 buffers of the per-row statistics (2 x chunk x K): no page faults per chunk.
+        self._workspace = torch.empty((2, ROW_CHUNK, num_classes), dtype=torch.float64)
         self.reset()
 
     def _make_split_assignment(self) -> np.ndarray | None:
@@ -98,8 +117,9 @@ class InceptionScoreAccumulator(StreamingMetric):
 
     def _split_of_position(self, positions: np.ndarray) -> np.ndarray:
         """Split i holds positions i*N//s .. (i+1)*N//s - 1."""
-        bounds = np.array([i * self.total // self.splits for i in range(self.splits + 1)], dtype=np.int64)
-        return np.searchsorted(bounds, positions, side="right") - 1
+        if self._bounds is None:
+            self._bounds = np.array([i * self.total // self.splits for i in range(self.splits + 1)], dtype=np.int64)
+        return np.searchsorted(self._bounds, positions, side="right") - 1
 
     def reset(self) -> None:
         """Forget every row fed so far."""
@@ -134,26 +154,27 @@ class InceptionScoreAccumulator(StreamingMetric):
             for first in range(0, values.shape[0], ROW_CHUNK):
                 self.update(values[first : first + ROW_CHUNK])
             return
-        p, a, top1 = row_statistics(values, kind=self.kind, row_offset=self.position)
-        self._add(p, a, top1)
+        self._add(scaled_row_statistics(values, kind=self.kind, row_offset=self.position, workspace=self._workspace))
 
     def update_validated(self, p: torch.Tensor, log_p: torch.Tensor) -> None:
         """Add float64 ``(p, log_p)`` (B, K) as returned by ``probabilities_and_log_probabilities``."""
-        self._add(p, negative_entropy_per_row(p, log_p), p.argmax(dim=1))
+        ones = torch.ones(p.shape[0], dtype=torch.float64)
+        self._add(ScaledRows(p, ones, negative_entropy_per_row(p, log_p), p.argmax(dim=1)))
 
-    def _add(self, p: torch.Tensor, a: torch.Tensor, top1: torch.Tensor) -> None:
-        """Add rows given p (B, K) float64, a_i = sum_k p_ik log p_ik (B,) and their top-1 classes (B,)."""
-        batch = p.shape[0]
-        if p.shape[1] != self.num_classes:
+    def _add(self, rows: ScaledRows) -> None:
+        """Add rows given as :class:`ScaledRows`: p = weights * scale (B, K) float64, a_i (B,), top-1 classes (B,)."""
+        batch = rows.weights.shape[0]
+        if rows.weights.shape[1] != self.num_classes:
             raise InvalidInputError(
-                f"batch at row {self.position} has K = {p.shape[1]} classes, expected {self.num_classes}; "
+                f"batch at row {self.position} has K = {rows.weights.shape[1]} classes, expected {self.num_classes}; "
                 "all rows must come from the same classifier"
             )
         if self.total is not None and self.position + batch > self.total:
             raise InvalidInputError(f"received more than total = {self.total} rows; pass the right total")
-        self._add_split_sums(p, a)
-        self.class_counts += torch.bincount(top1, minlength=self.num_classes)
+        self._add_split_sums(rows)
+        self.class_counts += torch.bincount(rows.top1, minlength=self.num_classes)
         if self.track_stderr:
+            p, a = rows.probabilities, rows.neg_entropy
             self._add_gram(p)
             self.neg_entropy_weighted_prob_sum += a @ p
             self.neg_entropy_sq_sum += (a * a).sum()
@@ -178,31 +199,30 @@ class InceptionScoreAccumulator(StreamingMetric):
         lower = self.gram_triangle.tril()
         return lower + lower.tril(-1).T
 
-    def _add_split_sums(self, p: torch.Tensor, a: torch.Tensor) -> None:
-        """Add each row's p and a to the sums of its split."""
-        batch = p.shape[0]
+    def _add_split_sums(self, rows: ScaledRows) -> None:
+        """Add each row's p and a to the sums of its split, as matrix products (float64 dot products, not a
+        row-after-row ``index_add_``, which over 5e4 rows of K = 1000 drifted 6e-11 from an exact sum)."""
+        batch = rows.weights.shape[0]
         if self._split_of_row is None:
             ends = [0, 0] if self.splits == 1 else self._split_of_position(
                 np.array([self.position, self.position + batch - 1], dtype=np.int64))
             if ends[0] == ends[1]:  # the common case: the whole chunk lies in one contiguous split
-                self.prob_sum[ends[0]] += p.sum(dim=0)
-                self.neg_entropy_sum[ends[0]] += a.sum()
+                self.prob_sum[ends[0]] += rows.scale @ rows.weights
+                self.neg_entropy_sum[ends[0]] += rows.neg_entropy.sum()
                 self.count[ends[0]] += batch
                 return
             ids = self._split_of_position(np.arange(self.position, self.position + batch, dtype=np.int64))
         else:
             ids = self._split_of_row[self.position : self.position + batch]
-        split_ids = torch.from_numpy(ids).long()
-        counts = torch.bincount(split_ids, minlength=self.splits)
-        # Sort rows by split and sum each run with torch.sum (pairwise): index_add_ adds row after row, and
-        # over 5e4 rows of K = 1000 that drifted 6e-11 from an exact sum, enough to move IS by 5e-12 relative.
-        if self._split_of_row is not None:  # shuffled: group the rows; contiguous splits come in order
-            order = torch.argsort(split_ids, stable=True)
-            p, a = p[order], a[order]
-        sizes = counts.tolist()
-        self.prob_sum += torch.stack([part.sum(dim=0) for part in torch.split(p, sizes)])
-        self.neg_entropy_sum += torch.stack([part.sum() for part in torch.split(a, sizes)])
-        self.count += counts
+        # member[s, i] = 1 where row i belongs to split first + s: one (S', B) x (B, K) product sums the S' splits
+        # present at once (2 where a contiguous chunk straddles a boundary, all of them when shuffled).
+        ids = torch.from_numpy(np.asarray(ids, dtype=np.int64))
+        first, last = int(ids.min()), int(ids.max())
+        member = torch.zeros((last - first + 1, batch), dtype=torch.float64)
+        member[ids - first, torch.arange(batch)] = 1.0
+        self.prob_sum[first : last + 1] += (member * rows.scale) @ rows.weights
+        self.neg_entropy_sum[first : last + 1] += member @ rows.neg_entropy
+        self.count[first : last + 1] += member.sum(dim=1).to(torch.int64)
 
     def statistics(self) -> list[torch.Tensor]:
         """The sufficient statistics, in a fixed order; summing them across processes merges shards."""
@@ -219,22 +239,90 @@ class InceptionScoreAccumulator(StreamingMetric):
             all_reduce_sum_(tensor)
         self.rows_seen = int(self.count.sum())
 
-    def compute(self) -> InceptionScoreResult:
-        """The scores of every row fed since the last reset."""
+    def second_pass(self) -> KLDeviationAccumulator:
+        """The standard error's exact second pass over the same rows (call after :meth:`all_reduce`).
+
+        With the marginal p(y) of every row known, each row's KL_i is a dot product: O(K) per row, where the
+        one-pass (K, K) statistics cost O(K^2). Feed it the rows again (any order, any batches), all-reduce it,
+        and pass it to :meth:`compute`; this accumulator may then be built with ``track_stderr=False``.
+        """
+        log_marginal, information = marginal_log_and_information(self.prob_sum, self.neg_entropy_sum, self.count)
+        return KLDeviationAccumulator(log_marginal, information, kind=self.kind)
+
+    def compute(self, second_pass: KLDeviationAccumulator | None = None) -> InceptionScoreResult:
+        """The scores of every row fed since the last reset; the standard error from ``second_pass`` when given
+        (it must have seen every row once), else from the (K, K) statistics when kept, else NaN."""
         if self.rows_seen == 0:
             raise InvalidInputError("no rows were fed; pass at least one sample")
         if self.total is not None and self.rows_seen != self.total:
             raise InvalidInputError(
                 f"received {self.rows_seen} rows but total = {self.total}; split boundaries depend on N, pass the right total"
             )
+        if second_pass is not None and second_pass.rows_seen != self.rows_seen:
+            raise InvalidInputError(f"the second pass saw {second_pass.rows_seen} rows, the first {self.rows_seen}; "
+                                    "feed it every row once")
+        gram_path = self.track_stderr and second_pass is None
         return statistics_to_result(
             prob_sum=self.prob_sum,
             neg_entropy_sum=self.neg_entropy_sum,
             count=self.count,
             class_counts=self.class_counts,
-            gram=self.gram if self.track_stderr else None,
-            neg_entropy_weighted_prob_sum=self.neg_entropy_weighted_prob_sum if self.track_stderr else None,
-            neg_entropy_sq_sum=float(self.neg_entropy_sq_sum) if self.track_stderr else math.nan,
+            gram=self.gram if gram_path else None,
+            neg_entropy_weighted_prob_sum=self.neg_entropy_weighted_prob_sum if gram_path else None,
+            neg_entropy_sq_sum=float(self.neg_entropy_sq_sum) if gram_path else math.nan,
+            kl_deviation_sums=None if second_pass is None else second_pass.sums(),
             shuffle=self.shuffle,
             seed=self.seed,
         )
+
+
+class KLDeviationAccumulator:
+    """Second pass of the standard error of I: sums of d_i = KL_i - I and d_i^2 over rows, float64.
+
+    KL_i = a_i - p_i . log p(y) once the marginal p(y) of all N rows is known (from the first pass); centring
+    on I keeps the variance free of the cancellation of sum KL_i^2 - (sum KL_i)^2 / N. Row order and batching
+    do not matter, and the sums all-reduce across torchrun processes like the first pass's.
+
+    Args:
+        log_marginal: log p(y) (K,) float64, 0 where p(y) = 0 (no row has mass there).
+        mutual_information: I in nats, from the same first pass.
+        kind: ``"logits"`` or ``"probs"``, as the rows fed.
+    """
+
+    def __init__(self, log_marginal: torch.Tensor, mutual_information: float, *, kind: PredictionKind = "logits") -> None:
+        self.log_marginal = log_marginal.to(torch.float64)
+        self.mutual_information = mutual_information
+        self.kind: PredictionKind = kind
+        self.deviation_sum = torch.zeros((), dtype=torch.float64)
+        self.deviation_sq_sum = torch.zeros((), dtype=torch.float64)
+        self.rows_seen = 0
+        self._workspace = torch.empty((2, ROW_CHUNK, log_marginal.shape[0]), dtype=torch.float64)
+
+    def update(self, values: object) -> None:
+        """Add a batch (B, K) of the rows the first pass saw, ``ROW_CHUNK`` rows at a time."""
+        if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 2 and values.shape[0] > ROW_CHUNK:
+            for first in range(0, values.shape[0], ROW_CHUNK):
+                self.update(values[first : first + ROW_CHUNK])
+            return
+        rows = scaled_row_statistics(values, kind=self.kind, workspace=self._workspace)
+        if rows.weights.shape[1] != self.log_marginal.shape[0]:
+            raise InvalidInputError(f"second pass: a batch has K = {rows.weights.shape[1]} classes, expected "
+                                    f"{self.log_marginal.shape[0]}; feed the rows of the first pass")
+        # d_i = a_i - (e_i . L) / t_i - I, with p_i = e_i / t_i never formed.
+        deviation = rows.neg_entropy - (rows.weights @ self.log_marginal).mul_(rows.scale) - self.mutual_information
+        self.deviation_sum += deviation.sum()
+        self.deviation_sq_sum += deviation @ deviation
+        self.rows_seen += rows.weights.shape[0]
+
+    def all_reduce(self) -> None:
+        """Sum over every torchrun process (in place); a no-op in a single process."""
+        from isgame.scoring.distributed import all_reduce_sum_
+
+        rows = torch.tensor(self.rows_seen, dtype=torch.int64)
+        for tensor in (self.deviation_sum, self.deviation_sq_sum, rows):
+            all_reduce_sum_(tensor)
+        self.rows_seen = int(rows)
+
+    def sums(self) -> tuple[float, float]:
+        """(sum d_i, sum d_i^2) in nats and nats^2."""
+        return float(self.deviation_sum), float(self.deviation_sq_sum)

@@ -1,14 +1,14 @@
 """One-call Inception Score of an (N, K) array of logits or probabilities.
 
 This is the streaming accumulator fed in one batch, so the one-shot and streamed paths
-cannot drift apart. See :mod:`scoring.score_result` for every convention.
+cannot drift apart; the standard error takes a second pass over the rows (no (K, K) statistics). See :mod:`scoring.score_result` for every convention.
 """
 
 from __future__ import annotations
 
 import torch
 
-from isgame.scoring.accumulator import InceptionScoreAccumulator
+from isgame.scoring.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator, uses_second_pass
 from isgame.scoring.score_result import InceptionScoreResult
 from isgame.scoring.validation import PredictionKind, check_splits, prediction_shape
 
@@ -30,7 +30,8 @@ def inception_score(
         splits: number of parts; part i is rows i*N//splits to (i+1)*N//splits - 1.
         shuffle: split a seeded permutation of the rows instead of the given order.
         seed: the permutation's seed (``numpy.random.default_rng(seed)``).
-        track_stderr: compute the standard error of I (costs O(N K^2) time).
+        track_stderr: compute the standard error of I (for K > 32 a second pass over the rows, O(N K) time;
+            else the one-pass O(N K^2) statistics, cheaper at small K).
 
     Returns:
         An :class:`InceptionScoreResult`; IS in [1, K], I in [0, log K] nats.
@@ -44,10 +45,21 @@ def inception_score(
         shuffle=shuffle,
         seed=seed,
         kind=kind,
-        track_stderr=track_stderr,
+        track_stderr=track_stderr and not uses_second_pass(k, track_stderr),
     )
     accumulator.update(values)
-    return accumulator.compute()
+    return accumulator.compute(_second_pass(accumulator, values, sharded=False) if uses_second_pass(k, track_stderr) else None)
+
+
+def _second_pass(accumulator: InceptionScoreAccumulator, values: object, *, sharded: bool) -> KLDeviationAccumulator:
+    """The standard error's second pass over rows already in memory (after the first pass's all-reduce when
+    ``sharded``: each torchrun process then holds a shard and the sums are all-reduced too)."""
+    second_pass = accumulator.second_pass()
+    if len(values):
+        second_pass.update(values)
+    if sharded:
+        second_pass.all_reduce()
+    return second_pass
 
 
 def mutual_information(values: object, *, kind: PredictionKind = "logits") -> float:
@@ -74,10 +86,11 @@ def inception_score_of_shards(
     in a single process, where start=0), so the result is :func:`inception_score` of the
     concatenated logits.
     """
-    accumulator = InceptionScoreAccumulator(
-        local_logits.shape[-1], splits=splits, total=total, kind="logits", track_stderr=track_stderr)
+    second_pass = uses_second_pass(local_logits.shape[-1], track_stderr)
+    accumulator = InceptionScoreAccumulator(local_logits.shape[-1], splits=splits, total=total, kind="logits",
+                                            track_stderr=track_stderr and not second_pass)
     accumulator.seek(start)
     if len(local_logits):
         accumulator.update(local_logits)
     accumulator.all_reduce()
-    return accumulator.compute()
+    return accumulator.compute(_second_pass(accumulator, local_logits, sharded=True) if second_pass else None)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from isgame.scoring.accumulator import InceptionScoreAccumulator
+from isgame.scoring.accumulator import InceptionScoreAccumulator, uses_second_pass
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.distributed import all_gather_rows, current_group
 from isgame.scoring.errors import InvalidInputError, parameter
@@ -145,7 +145,11 @@ def score_predictions(
     on_batch: Callable[[object], None] | None = None,
 ) -> ScoreReport:
     """Score (N, K) logits or probabilities streamed from ``source``; no classifier runs. ``on_batch`` also sees
-    each (B, K) batch, in row order."""
+    each (B, K) batch, in row order, once.
+
+    For K > 32 the standard error reads the rows a second time (:meth:`InceptionScoreAccumulator.second_pass`):
+    O(K) work per row instead of the one-pass (K, K) statistics' O(K^2), the same value to float64 rounding.
+    """
     _check_batch_size(batch_size)
     check_splits(source.num_samples, splits)
     accumulator = InceptionScoreAccumulator(
@@ -155,18 +159,26 @@ def score_predictions(
         shuffle=shuffle,
         seed=seed,
         kind=kind,
-        track_stderr=track_stderr,
+        track_stderr=track_stderr and not uses_second_pass(source.num_classes, track_stderr),
     )
     group = current_group()
     start, stop = group.shard(source.num_samples)
     accumulator.seek(start)
-    batches = math.ceil((stop - start) / batch_size)
-    with progress_bar(f"scoring {source.name}", total=stop - start, batches=batches, enabled=progress) as advance:
+    passes = 2 if uses_second_pass(source.num_classes, track_stderr) else 1
+    batches = passes * math.ceil((stop - start) / batch_size)
+    with progress_bar(f"scoring {source.name}", total=passes * (stop - start), batches=batches, enabled=progress) as advance:
         for batch in source.batches(batch_size, start=start, stop=stop):
             accumulator.update(batch)
             if on_batch is not None:
                 on_batch(batch)
             advance(batch.shape[0])
-    accumulator.all_reduce()
-    return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(),
+        accumulator.all_reduce()
+        second_pass = None
+        if passes == 2:
+            second_pass = accumulator.second_pass()
+            for batch in source.batches(batch_size, start=start, stop=stop):
+                second_pass.update(batch)
+                advance(batch.shape[0])
+            second_pass.all_reduce()
+    return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(second_pass),
                        extra={"processes": group.world_size} if group.world_size > 1 else {})

@@ -93,19 +93,40 @@ def split_inception_scores(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor
     return scores
 
 
+def log_of_marginal(marginal: torch.Tensor) -> torch.Tensor:
+    """log p(y) (K,) float64, with 0 instead of -inf where p(y) = 0: classes never predicted have p_ik = 0 for
+    every row, so the 0 is never weighted."""
+    return torch.where(marginal > 0, torch.log(marginal), torch.zeros((), dtype=torch.float64))
+
+
+def marginal_log_and_information(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor,
+                                 count: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(log p(y) (K,), I in nats) of all rows from the per-split sums, exactly as :func:`statistics_to_result`."""
+    n = int(count.sum())
+    marginal = prob_sum.sum(dim=0) / n
+    return log_of_marginal(marginal), entropy_nats(marginal) + float(neg_entropy_sum.sum()) / n
+
+
 def mutual_information_stderr(*, marginal: torch.Tensor, mutual_information: float, n: int, gram: torch.Tensor,
                               neg_entropy_weighted_prob_sum: torch.Tensor, neg_entropy_sq_sum: float) -> float:
     """std(KL_i, ddof 1) / sqrt(N) in nats, from the sums; NaN for a single row."""
     if n < 2:
         return math.nan
-    # KL_i = a_i - p_i . L with L = log p(y); classes never predicted (p(y) = 0) have
-    # p_ik = 0 for every row, so their L_k is set to 0 instead of -inf.
-    log_marginal = torch.where(marginal > 0, torch.log(marginal), torch.zeros((), dtype=torch.float64))
+    # KL_i = a_i - p_i . L with L = log p(y).
+    log_marginal = log_of_marginal(marginal)
     sum_kl = n * mutual_information
     sum_kl_sq = neg_entropy_sq_sum - 2.0 * float(log_marginal @ neg_entropy_weighted_prob_sum) + float(
         log_marginal @ gram @ log_marginal
     )
     variance = max(sum_kl_sq - sum_kl * sum_kl / n, 0.0) / (n - 1)
+    return math.sqrt(variance / n)
+
+
+def stderr_from_deviations(n: int, deviation_sum: float, deviation_sq_sum: float) -> float:
+    """std(KL_i, ddof 1) / sqrt(N) in nats from sum d_i and sum d_i^2, d_i = KL_i - I; NaN for a single row."""
+    if n < 2:
+        return math.nan
+    variance = max(deviation_sq_sum - deviation_sum * deviation_sum / n, 0.0) / (n - 1)
     return math.sqrt(variance / n)
 
 
@@ -118,13 +139,15 @@ def statistics_to_result(
     gram: torch.Tensor | None,
     neg_entropy_weighted_prob_sum: torch.Tensor | None,
     neg_entropy_sq_sum: float,
+    kl_deviation_sums: tuple[float, float] | None = None,
     shuffle: bool,
     seed: int,
 ) -> InceptionScoreResult:
     """Turn per-split float64 sums into an :class:`InceptionScoreResult`.
 
     Shapes: ``prob_sum`` (S, K), ``neg_entropy_sum`` (S,), ``count`` (S,), ``class_counts`` (K,),
-    ``gram`` (K, K) or None, ``neg_entropy_weighted_prob_sum`` (K,) or None.
+    ``gram`` (K, K) or None, ``neg_entropy_weighted_prob_sum`` (K,) or None. The standard error comes from
+    ``kl_deviation_sums`` (sum of KL_i - I and of its square, a second pass) when given, else from the gram.
     """
     split_scores = split_inception_scores(prob_sum, neg_entropy_sum, count)
     scores = torch.tensor(split_scores, dtype=torch.float64)
@@ -134,7 +157,9 @@ def statistics_to_result(
     conditional_entropy = -float(neg_entropy_sum.sum()) / n
     mutual_information = marginal_entropy - conditional_entropy
     stderr = math.nan
-    if gram is not None and neg_entropy_weighted_prob_sum is not None:
+    if kl_deviation_sums is not None:
+        stderr = stderr_from_deviations(n, *kl_deviation_sums)
+    elif gram is not None and neg_entropy_weighted_prob_sum is not None:
         stderr = mutual_information_stderr(marginal=marginal, mutual_information=mutual_information, n=n, gram=gram,
                                            neg_entropy_weighted_prob_sum=neg_entropy_weighted_prob_sum,
                                            neg_entropy_sq_sum=neg_entropy_sq_sum)
