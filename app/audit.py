@@ -40,6 +40,8 @@ AUDIT_MATRIX_BOOTSTRAP = 10
 #: sweep's real images, probe and matrix samples) and bootstrap draws per matrix cell, unless given
 AUDIT_FAST_SAMPLES = 300
 AUDIT_FAST_BOOTSTRAP = 5
+#: the fast profile's bounded sweep: L∞ only, the norm the literature reports (the full audit adds L2)
+AUDIT_FAST_NORMS = ("linf",)
 
 
 @dataclass(frozen=True)
@@ -202,9 +204,10 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     bounded sections, the noise probe's attacked row, the matrix's attack games). ``announce`` receives the cost
     estimate of a long run. ``matrix_options`` go to the matrix (``bootstrap``, default
     :data:`AUDIT_MATRIX_BOOTSTRAP`; ``alpha``; ``second_classifier``; ``robust_classifier``). ``fast=True`` is the
-    one-minute profile: ``n`` defaults to :data:`AUDIT_FAST_SAMPLES` and the matrix's bootstrap to
-    :data:`AUDIT_FAST_BOOTSTRAP`; every section still runs, on fewer samples, so its figures are noisier (the
-    bounded sweep's thresholds and the matrix's standard errors above all); ``settings`` records the profile.
+    one-minute profile: ``n`` defaults to :data:`AUDIT_FAST_SAMPLES`, the matrix's bootstrap to
+    :data:`AUDIT_FAST_BOOTSTRAP`, and the bounded sweep is L∞ only; every section still runs, on fewer samples,
+    so its figures are noisier (the bounded sweep's thresholds and the matrix's standard errors above all);
+    ``settings`` records the profile.
     """
     from isgame.scoring.progress import progress_bar
 
@@ -225,7 +228,7 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
             announce(Note(cost.describe("the audit", f"{parameter('n')}, {parameter('steps')} and "
                                                      f"{parameter('attack', 'False')}")))
     folder = prepare_out_dir(out, outputs_root=outputs_root, label="audit")
-    sections = _sections(domain, folder, seed=seed, n=n, steps=steps, attack=attack,
+    sections = _sections(domain, folder, seed=seed, n=n, steps=steps, attack=attack, fast=fast,
                          matrix_options={"bootstrap": AUDIT_MATRIX_BOOTSTRAP, **(matrix_options or {})})
     results, timings = {}, {}
     with progress_bar("audit", total=len(sections), batches=len(sections), enabled=progress) as advance:
@@ -251,20 +254,21 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
 
 
 def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None, attack: bool,
-              matrix_options: dict) -> dict:
+              matrix_options: dict, fast: bool = False) -> dict:
     """Each section as a call on the results so far, in report order."""
     from isgame.probes.games import ATTACK_GAMES, GAMES
 
     from isgame.probes.matrix import AUTO, resolve_auxiliary
 
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
+    norms = AUDIT_FAST_NORMS if fast else ("linf", "l2")
     sections = {"scores": lambda results: _score_sources(domain, folder, n_noise=n_noise, seed=seed)}
     if attack:
         sections["inflate"] = lambda results: run_inflate(
             domain=domain, out_dir=folder, n=n_noise, seed=seed, compare=True, progress=False,
             steps=AUDIT_INFLATE_STEPS if steps is None else steps,
             robust_classifier=resolve_auxiliary(domain, "robust", matrix_options.get("robust_classifier", AUTO)))
-        sections["bounded"] = lambda results: run_bounded(domain=domain, out_dir=folder, norms=("linf", "l2"),
+        sections["bounded"] = lambda results: run_bounded(domain=domain, out_dir=folder, norms=norms,
                                                           seed=seed, n=n, steps=steps)
     sections["toy"] = lambda results: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed)
     for probe_name in PROBE_NAMES:

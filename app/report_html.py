@@ -90,9 +90,9 @@ def _profile(settings: dict) -> list[str]:
     """The fast profile's sizes, stated where a reader compares this report's figures with a full run's."""
     if not settings.get("fast"):
         return []
-    return [f"<p id='profile'><b>Fast profile:</b> {settings['n']} samples per section and "
-            f"{settings.get('matrix_bootstrap')} bootstrap draws per matrix cell, so thresholds and standard errors "
-            "are noisier than a full audit's.</p>"]
+    return [f"<p id='profile'><b>Fast profile:</b> {settings['n']} samples per section, "
+            f"{settings.get('matrix_bootstrap')} bootstrap draws per matrix cell and the bounded sweep in L∞ only, so "
+            "thresholds and standard errors are noisier than a full audit's.</p>"]
 
 
 def _headline_sentence(h: dict, noun: str) -> str:

@@ -44,8 +44,12 @@ class KidResult:
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """(x y^T / d + 1)^3 for (m, d) and (n, d) arrays; shape (m, n)."""
-    return (x @ y.T / x.shape[1] + 1.0) ** 3
+    """(x y^T / d + 1)^3 for (m, d) and (n, d) arrays; shape (m, n).
+
+    The cube is two products: numpy's ``** 3`` calls pow per entry, which cost the robustness matrix's KID most
+    of its time; the products agree with it to a few ulp (the references' agreement tests hold at 1e-10)."""
+    kernel = x @ y.T / x.shape[1] + 1.0
+    return kernel * kernel * kernel
 
 
 def unbiased_mmd2(x: np.ndarray, y: np.ndarray) -> float:
