@@ -38,7 +38,7 @@ AUDIT_TOY_SAMPLES = 100_000
 AUDIT_MATRIX_BOOTSTRAP = 10
 #: ``fast=True``, the one-minute profile: generated samples per section (noise scored and attacked, the bounded
 #: sweep's real images, probe and matrix samples) and bootstrap draws per matrix cell, unless given
-AUDIT_FAST_SAMPLES = 300
+AUDIT_FAST_SAMPLES = 250
 AUDIT_FAST_BOOTSTRAP = 5
 #: the fast profile's bounded sweep: L∞ only, the norm the literature reports (the full audit adds L2)
 AUDIT_FAST_NORMS = ("linf",)
