@@ -124,7 +124,7 @@ def _matrix_section(report: dict, folder: Path) -> list[str]:
                 f"data (one-sided test at α = {test.get('alpha', 0.05):g}, "
                 f"{test.get('bootstrap_draws', '?')} bootstrap draws per cell)"),
         _table(["game"] + matrix["metrics"], rows, classes),
-        f"<p><b>Metrics no game fools:</b> {html.escape(', '.join(unfooled) or 'none')}.</p>",
+        f"<p><b>Metrics no game fools (each measured on every game):</b> {html.escape(', '.join(unfooled) or 'none')}.</p>",
         *(f"<p>{html.escape(text)}</p>" for text in matrix["paragraphs"].values()),
         f"<p><b>FID's sample-size caveat.</b> {html.escape(caveat['note'])}.</p>",
         _table(["N real samples"] + [str(n) for n in caveat["sizes"]], [["FID"] + caveat["fid"]]),

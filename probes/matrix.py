@@ -135,8 +135,10 @@ class MatrixResult:
         return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].fooled]
 
     def unfooled_metrics(self) -> list[str]:
-        """The metrics no game fools."""
-        return [metric for metric in self.metrics if not self.fooled_by(metric)]
+        """The metrics that resist every game: none fools them, and each was measured on every game (FLD on the
+        games made of held-out images is not, so it cannot be listed however the other games come out)."""
+        games = len(self.games) - 1
+        return [metric for metric in self.metrics if len(self.resisted(metric)) == games]
 
     def paragraphs(self) -> dict[str, str]:
         """One sentence per metric naming the games it resists and those that fool it."""
