@@ -320,7 +320,7 @@ def audit(
     seed: Annotated[int, seed_option("Seed for every random draw of the audit: noise sources, attacks, probes and "
                                      "the robustness matrix.")] = 0,
     fast: Annotated[bool, typer.Option("--fast", help=(
-        "The one-minute profile: 250 samples per section (unless --n), 5 bootstrap draws per matrix cell (unless "
+        "The one-minute profile: 200 samples per section (unless --n), 5 bootstrap draws per matrix cell (unless "
         "--bootstrap) and the bounded sweep in L∞ only; every section runs, with noisier figures."))] = False,
     bootstrap: BootstrapOption = None,
     alpha: AlphaOption = 0.05,

@@ -37,8 +37,10 @@ AUDIT_TOY_SAMPLES = 100_000
 #: the audit's matrix takes fewer bootstrap draws per cell than ``isgame matrix`` (20), to keep within its budget
 AUDIT_MATRIX_BOOTSTRAP = 10
 #: ``fast=True``, the one-minute profile: generated samples per section (noise scored and attacked, the bounded
-#: sweep's real images, probe and matrix samples) and bootstrap draws per matrix cell, unless given
-AUDIT_FAST_SAMPLES = 250
+#: sweep's real images, probe and matrix samples) and bootstrap draws per matrix cell, unless given. 200 is a
+#: multiple of 10 splits x 10 classes: with 25 samples a split, no split of the cycling targets is uniform and the
+#: inflated IS of the digits stops at 9.80 instead of reaching 0.999 K.
+AUDIT_FAST_SAMPLES = 200
 AUDIT_FAST_BOOTSTRAP = 5
 #: the fast profile's bounded sweep: L∞ only, the norm the literature reports (the full audit adds L2)
 AUDIT_FAST_NORMS = ("linf",)
