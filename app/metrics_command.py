@@ -25,7 +25,7 @@ from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.fid import FeatureStatistics, features_to_statistics, is_statistics_file, load_statistics, statistics_to_fid
 from isgame.scoring.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from isgame.scoring.provenance import make_provenance
-from isgame.scoring.wavelet_fd import WAVELET_IMAGE_SIZE
+from isgame.scoring.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
 
 if TYPE_CHECKING:
     from isgame.scoring.classifiers.base import ImageClassifier
@@ -286,18 +286,11 @@ def _features_with_extras(classifier, source, extras: dict, *, batch_size: int, 
             if "logits" in collected:
                 collected["logits"].append(logits.double())
             if "images" in collected:
-                collected["images"].append(_pooled(model_input.float().cpu()))
+                collected["images"].append(pooled_images(model_input.float().cpu()))
             advance(model_input.shape[0])
     for key, parts in collected.items():
         extras[key] = all_gather_rows(torch.cat(parts), source.num_samples).cpu().numpy()
     return features
-
-
-def _pooled(images):
-    """(B, C, H, W) images average-pooled to at most WAVELET_IMAGE_SIZE a side (:func:`pooled_images`)."""
-    from isgame.scoring.wavelet_fd import pooled_images
-
-    return pooled_images(images)
 
 
 def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:

@@ -30,10 +30,8 @@ import numpy as np
 import torch
 
 from isgame.probes.memorization import domain_kde
-from isgame.scoring.accumulator import InceptionScoreAccumulator
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.distributed import current_group
 from isgame.scoring.domains import Domain, as_domain, check_classifier_fits, pca_bandwidth_scale
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.inception_score import inception_score
@@ -84,7 +82,7 @@ def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch:
 
     Every row has the same conditional entropy H_c = h(eps) + eps ln(K - 1) (nats), and a split of m rows whose
     true classes have counts c (K,) has the marginal p = ((1 - eps) c + eps (m - c) / (K - 1)) / m, so its IS is
-    exp(H(p) - H_c): what :class:`InceptionScoreAccumulator` computes streaming those rows, to float64 rounding
+    exp(H(p) - H_c): what :class:`~isgame.scoring.accumulator.InceptionScoreAccumulator` computes streaming those rows, to float64 rounding
     (a test streams them), in one pass over n class labels instead of n x K probabilities. The splits are the
     accumulator's: positions i*n//s .. (i+1)*n//s - 1 of the order, shuffled as
     ``rows[default_rng(seed).permutation(n)]``. ``batch`` is unused (kept for callers).
@@ -107,19 +105,6 @@ def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch:
     conditional = -(1 - eps) * math.log(1 - eps) - eps * math.log(eps / (k - 1))
     marginal_entropy = -(marginal * np.log(marginal)).sum(axis=1)
     return float(np.mean(np.exp(marginal_entropy - conditional)))
-
-
-def stream_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch: int = 5000) -> float:
-    """The same IS as :func:`score_synthetic`, by streaming the n x K probabilities through the accumulator
-    (sharded by global row under torchrun): the slow path the closed form is checked against."""
-    accumulator = InceptionScoreAccumulator(SYNTHETIC_CLASSES, splits=splits, total=n, shuffle=shuffle, seed=seed,
-                                            kind="probs", track_stderr=False)
-    first, last = current_group().shard(n)
-    accumulator.seek(first)
-    for start in range(first, last, batch):
-        accumulator.update(synthetic_probabilities(start, min(start + batch, last), seed=seed))
-    accumulator.all_reduce()
-    return accumulator.compute().is_mean
 
 
 @dataclass(frozen=True)
@@ -252,18 +237,18 @@ def split_sweep_digits(classifier: ImageClassifier, *, seed: int = 0) -> SplitSw
 
 def split_sweep_synthetic(*, seed: int = 0) -> SplitSweep:
     """Split sweep on the synthetic K = 1000 set of 50,000 rows (computed once per seed and process)."""
-    return copy.deepcopy(_split_sweep_synthetic(seed, current_group().world_size))
+    return copy.deepcopy(_split_sweep_synthetic(seed))
 
 
 def sample_count_sweep(*, seed: int = 0) -> SampleCountSweep:
     """IS against N (one split) on the synthetic set (computed once per seed and process)."""
-    return copy.deepcopy(_sample_count_sweep(seed, current_group().world_size))
+    return copy.deepcopy(_sample_count_sweep(seed))
 
 
-# The synthetic sweeps take most of the probe's time and depend on the seed alone (the world size is in the
-# key only because the rows are sharded over it): a second call in one process is free.
+# The synthetic sweeps depend on the seed alone (closed forms, the same on every torchrun rank): a second call in one
+# process is free.
 @functools.lru_cache(maxsize=4)
-def _split_sweep_synthetic(seed: int, world_size: int) -> SplitSweep:
+def _split_sweep_synthetic(seed: int) -> SplitSweep:
     unshuffled = [score_synthetic(SYNTHETIC_SAMPLES, splits=s, shuffle=False, seed=seed) for s in SPLIT_COUNTS]
     shuffled = [score_synthetic(SYNTHETIC_SAMPLES, splits=s, shuffle=True, seed=seed) for s in SPLIT_COUNTS]
     return SplitSweep("synthetic K = 1000", SYNTHETIC_SAMPLES, SYNTHETIC_CLASSES, list(SPLIT_COUNTS), unshuffled, shuffled,
@@ -271,7 +256,7 @@ def _split_sweep_synthetic(seed: int, world_size: int) -> SplitSweep:
 
 
 @functools.lru_cache(maxsize=4)
-def _sample_count_sweep(seed: int, world_size: int) -> SampleCountSweep:
+def _sample_count_sweep(seed: int) -> SampleCountSweep:
     scores = [score_synthetic(n, splits=1, shuffle=False, seed=seed) for n in SAMPLE_COUNTS]
     return SampleCountSweep(list(SAMPLE_COUNTS), scores, synthetic_exact_is(),
                             score_synthetic(SYNTHETIC_SAMPLES, splits=10, shuffle=False, seed=seed))

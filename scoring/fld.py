@@ -97,14 +97,13 @@ def _component_lls(squared: np.ndarray, log_variances: np.ndarray, dim: int) -> 
 
 
 def loss_gradient(squared: np.ndarray, origin_squared: np.ndarray, log_variances: np.ndarray, dim: int,
-                  work: np.ndarray | None = None, *, vectorised_exp: bool = False) -> np.ndarray:
+                  work: np.ndarray | None = None) -> np.ndarray:
     """Gradient of the fitting loss −mean_i log p(x_i) / D in (ℓ_1 .. ℓ_m, ℓ_origin), shape (m + 1,).
 
     log p(x_i) = logsumexp(log N(x_i | μ_j, e^{ℓ_j} I) − log m over j, log N(x_i | origin, e^{ℓ_origin} I)), so
     ∂ log p(x_i) / ∂ℓ_j = r_ij (d_ij e^{−ℓ_j} / 2 − D / 2) with r the posterior responsibilities: the gradient
     torch's autograd takes of the reference's loss, in a few passes over the (n, m) matrix. ``work``: an optional
-    (n, m) scratch array, overwritten. ``vectorised_exp``: torch's exp for the (n, m) exponentials instead of
-    numpy's (see :func:`fit_log_variances`).
+    (n, m) scratch array, overwritten.
     """
     n, m = squared.shape
     work = np.empty_like(squared) if work is None else work[:n]
@@ -117,10 +116,9 @@ def loss_gradient(squared: np.ndarray, origin_squared: np.ndarray, log_variances
     # exp below -700 is < 1e-304 next to the row's largest term 1: nothing at float64 precision, but exp is slow on
     # such arguments (sub-normal results), and most entries are there once the bandwidths have shrunk
     np.maximum(work, -700.0, out=work)
-    if vectorised_exp:
-        torch.exp(torch.from_numpy(work), out=torch.from_numpy(work))
-    else:
-        np.exp(work, out=work)
+    # torch's vectorised exp: 1.6-2.6x numpy's on the digits fits on 2 cores, within an ulp of it (FLD moved
+    # by at most 7.7e-16 relative over the matrix's 17 games when it was introduced)
+    torch.exp(torch.from_numpy(work), out=torch.from_numpy(work))
     origin_weight = np.exp(origin - shift)
     inverse_total = 1.0 / (work.sum(1) + origin_weight)
     work *= inverse_total[:, None]
@@ -131,17 +129,11 @@ def loss_gradient(squared: np.ndarray, origin_squared: np.ndarray, log_variances
 
 
 def fit_log_variances(centres: np.ndarray, data: np.ndarray, *, epochs: int = EPOCHS,
-                      learning_rate: float = LEARNING_RATE, vectorised_exp: bool = False) -> np.ndarray:
+                      learning_rate: float = LEARNING_RATE) -> np.ndarray:
     """Per-component log-variances (m,) of the MoG centred on ``centres`` (m, D) fitted to ``data`` (n, D).
 
     Adam as ``torch.optim.Adam`` (betas 0.9 / 0.999, eps 1e-8) on the m component log-variances and the origin's
     (which starts at 0 and is discarded), one step per batch of 10,000 rows, ``epochs`` passes.
-
-    The exponentials of the (n, m) matrix are most of a fit's time. ``vectorised_exp`` takes them with torch's
-    vectorised exp, 1.6-2.6x faster than numpy's in fits on the digits on this project's 2-core machine, and within
-    an ulp of it: the robustness matrix's 17 FLD values on the digits moved by at most 7.7e-16 relative (their
-    bootstrap standard errors by 1.2e-13). The matrix takes it; :func:`feature_likelihood_divergence` keeps numpy's,
-    so its values are as before.
     """
     m, dim = centres.shape
     squared = squared_distances(data, centres)
@@ -152,8 +144,7 @@ def fit_log_variances(centres: np.ndarray, data: np.ndarray, *, epochs: int = EP
     for _ in range(epochs):
         for start in range(0, data.shape[0], BATCH_SIZE):
             rows = slice(start, start + BATCH_SIZE)
-            gradient = loss_gradient(squared[rows], origin_squared[rows], params, dim, work,
-                                     vectorised_exp=vectorised_exp)
+            gradient = loss_gradient(squared[rows], origin_squared[rows], params, dim, work)
             step += 1
             first = 0.9 * first + 0.1 * gradient
             second = 0.999 * second + 0.001 * gradient**2
@@ -196,12 +187,11 @@ def generated_rows(count: int, seed: int) -> np.ndarray | None:
     return np.random.default_rng(seed).choice(count, GEN_SIZE, replace=False)
 
 
-def fit_mixture(train: np.ndarray, generated: np.ndarray, *, seed: int, vectorised_exp: bool = False) -> np.ndarray:
+def fit_mixture(train: np.ndarray, generated: np.ndarray, *, seed: int) -> np.ndarray:
     """Step 3 on normalised features: the log-variances (m,) of the MoG centred on ``generated`` (m, D), fitted to
     ``train`` (M, D) shuffled with seed + 1 (the reference shuffles train before batching; it matters only beyond
-    one batch of 10,000 rows). ``vectorised_exp``: as :func:`fit_log_variances`."""
-    return fit_log_variances(generated, train[np.random.default_rng(seed + 1).permutation(train.shape[0])],
-                             vectorised_exp=vectorised_exp)
+    one batch of 10,000 rows)."""
+    return fit_log_variances(generated, train[np.random.default_rng(seed + 1).permutation(train.shape[0])])
 
 
 def fld_baseline_nll(train: np.ndarray, test: np.ndarray, *, size: int, seed: int = 0) -> float:

@@ -42,7 +42,7 @@ def test_the_fld_draw_reweights_the_fitted_mixture(synthetic):
     train, test, generated = synthetic
     fld = fld_measurement(_fld_context(train, test, seed=2), generated)
     library = feature_likelihood_divergence(train, test, generated, seed=2)
-    assert fld.value == pytest.approx(library.fld, rel=1e-12)  # the fit takes torch's exp, the library numpy's
+    assert fld.value == pytest.approx(library.fld, rel=1e-12)
     assert fld.draw(np.arange(30)) == pytest.approx(fld.value, rel=1e-12, abs=1e-12)
     rows = np.sort(np.random.default_rng(3).integers(0, 30, size=30))
     assert 0 < len(np.unique(rows)) < 30

@@ -13,8 +13,9 @@ from isgame.probes.copy_detectors import (authenticity, ct_verdict, data_copying
                                           mann_whitney_z, nearest_distances, nearest_training_test)
 from isgame.probes.generators import KdeGenerator, replay
 from isgame.probes.memorization import memorization_probe
-from isgame.probes.sensitivity import (SPLIT_COUNTS, score_synthetic, split_sweep_digits, stream_synthetic,
-                                synthetic_exact_is, synthetic_probabilities)
+from isgame.probes.sensitivity import (SPLIT_COUNTS, score_synthetic, split_sweep_digits, synthetic_exact_is,
+                                synthetic_probabilities)
+from isgame.scoring.accumulator import InceptionScoreAccumulator
 from isgame.scoring.digits_data import digits_split
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.inception_score import inception_score
@@ -226,8 +227,12 @@ def test_synthetic_set_is_batch_independent_and_matches_its_exact_score():
         inception_score(rows, kind="probs", splits=4).is_mean, rel=1e-12)
     # The closed form from class counts is what the streaming accumulator computes, shuffled splits included.
     for n, splits, shuffle in ((2000, 4, False), (1999, 7, True), (500, 1, True)):
+        streamed = InceptionScoreAccumulator(1000, splits=splits, total=n, shuffle=shuffle, seed=3, kind="probs",
+                                             track_stderr=False)
+        for start in range(0, n, 600):
+            streamed.update(synthetic_probabilities(start, min(start + 600, n), seed=3))
         assert score_synthetic(n, splits=splits, shuffle=shuffle, seed=3) == pytest.approx(
-            stream_synthetic(n, splits=splits, shuffle=shuffle, seed=3), rel=1e-12)
+            streamed.compute().is_mean, rel=1e-12)
 
 
 def test_probe_cli_noise_and_memorization_json(cli, tmp_path):
