@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport
-from isgame.app.metrics_command import METRICS, MetricsResult
-from isgame.app.probe_commands import ProbeReport
-from isgame.scoring.pipeline import ScoreReport
+if TYPE_CHECKING:  # annotations only: importing the commands would pull scikit-learn and foolbox into `isgame score`
+    from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport
+    from isgame.app.metrics_command import MetricsResult
+    from isgame.app.probe_commands import ProbeReport
+    from isgame.scoring.pipeline import ScoreReport
 
 
 def make_console(*, stderr: bool) -> Console:
@@ -221,6 +223,8 @@ def metrics_table(result: MetricsResult) -> Table:
     train = "" if result.train is None else f"; train {result.train} (N = {result.n_train})"
     table = _table(f"{result.fake} (N = {result.n_fake}) against {real}{train}, on {result.feature_dim}-d "
                    f"{result.classifier.get('name', '')} features", ["metric", "value", "details"])
+    from isgame.app.metrics_command import METRICS
+
     for name, values in result.values.items():
         headline = METRICS[name].headline if name in METRICS else ()
         shown = " | ".join(f"{key} {_format_value(values[key])}" for key in headline if key in values)

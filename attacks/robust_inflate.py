@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.neighbors import NearestNeighbors
 
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.inflate_result import InflateResult
@@ -46,6 +45,8 @@ class RobustInflateComparison:
 
 def nearest_distances(images: torch.Tensor, train: torch.Tensor) -> np.ndarray:
     """(N,) L2 distance of each image (N, C, H, W) to its nearest training image (M, C, H, W)."""
+    from sklearn.neighbors import NearestNeighbors  # here, not at import: `isgame attack` need not load scikit-learn
+
     reference = train.reshape(train.shape[0], -1).double().numpy()
     distances, _ = NearestNeighbors(n_neighbors=1).fit(reference).kneighbors(images.reshape(images.shape[0], -1)
                                                                             .double().numpy())

@@ -12,7 +12,7 @@ subprocess, so ru_maxrss is its own peak.
 
     python benchmarks/throughput_vs_references.py [--quick] [--sizes 10000 100000] [--classes 10 1000]
 
-Ends with one JSON line (benchmarks/common.py); ``--quick`` uses K = 1000 only, N = 10^4 and 5 x 10^4.
+Ends with one JSON line (benchmarks/common.py); ``--quick`` uses K = 1000 and N = 3 x 10^4 only.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def run(implementation: str, n: int, classes: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default 10000 100000 (quick: 10000 50000)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="default 10000 100000 (quick: 30000 only)")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 1000])
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -85,7 +85,7 @@ def main() -> None:
         implementation, n, classes = args.child.split(",")
         print(json.dumps(run(implementation, int(n), int(classes))))
         return
-    args.sizes = args.sizes or ([10_000, 50_000] if args.quick else [10_000, 100_000])
+    args.sizes = args.sizes or ([30_000] if args.quick else [10_000, 100_000])
     args.classes = [1000] if args.quick and args.classes == [10, 1000] else args.classes
     rows = []
     for classes in args.classes:

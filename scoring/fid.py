@@ -42,6 +42,9 @@ import torch
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
 from isgame.scoring.streaming import StreamingMetric
 
+#: Rows of the covariance corrected at a time in :meth:`FeatureStatisticsAccumulator.compute`.
+COVARIANCE_BLOCK_ROWS = 256
+
 
 @dataclass(frozen=True)
 class FeatureStatistics:
@@ -246,7 +249,13 @@ class FeatureStatisticsAccumulator(StreamingMetric):
         if self.count < 2:
             raise InvalidInputError("need at least two feature vectors")
         mean = self.total / self.count
-        covariance = (self.outer - self.count * np.outer(mean, mean)) / (self.count - 1)
+        covariance = self.outer / (self.count - 1)
+        # The rank-one correction a block of rows at a time: a whole np.outer(mean, mean) would be one more
+        # D x D float64 temporary (32 MiB at D = 2048) at the FID command's peak.
+        scale = self.count / (self.count - 1)
+        for first in range(0, self.dim, COVARIANCE_BLOCK_ROWS):
+            block = slice(first, first + COVARIANCE_BLOCK_ROWS)
+            covariance[block] -= np.outer(scale * mean[block], mean)
         roots = covariance_root_rows(np.concatenate(self._rows)) if self._rows and self.count <= self.dim else None
         return FeatureStatistics(mean=mean, covariance=covariance, n=self.count, root_rows=roots)
 

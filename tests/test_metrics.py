@@ -242,7 +242,10 @@ def test_fid_cli_reads_and_writes_statistics(cli, tmp_path, digits_classifier):
     from_images = json.loads(cli("fid", "digits:test", "digits:train", "--json", "-", "--quiet").stdout)
     from_file = json.loads(cli("fid", saved, "digits:train", "--json", "-", "--quiet").stdout)
     assert from_file["fid"] == pytest.approx(from_images["fid"], rel=1e-12)
-    assert from_file["fid"] == pytest.approx(direct["fid"], rel=1e-6)  # FID is symmetric, up to the route's round-off
+    # FID is symmetric up to the route's round-off. The digits' ReLU features leave the covariances rank-deficient,
+    # and the square roots of their near-zero eigenvalues turn ~1e-13 of covariance round-off into ~1e-6 of FID:
+    # np.cov's two-pass statistics alone give 2.5808956 one way round and 2.5808968 the other.
+    assert from_file["fid"] == pytest.approx(direct["fid"], rel=5e-6)
     assert from_file["n_real"] == 540 and from_file["real_is_statistics"] is True
 
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.classifiers.batch_norm_folding import fold_batch_norms
 from isgame.scoring.classifiers.weights_registry import resolve_classifier_weights
 from isgame.scoring.errors import InvalidInputError
 
@@ -85,6 +86,7 @@ class TorchvisionInceptionV3(ImageClassifier):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.train(False)
+        fold_batch_norms(self.network)
         for weight in self.parameters():
             weight.requires_grad_(False)
         # NHWC convolutions run 1.4x faster on the CPU (oneDNN's native layout); outputs agree within 1e-6 relative.
@@ -95,7 +97,7 @@ class TorchvisionInceptionV3(ImageClassifier):
         return self.fc(features), features
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "weights_sha256": self.weights_sha256}
+        return {**super().describe(), "weights_sha256": self.weights_sha256, "batch_norm": "folded into the convolutions"}
 
 
 def load_torchvision_inception(weights: Path | None = None, **preprocessing) -> TorchvisionInceptionV3:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from isgame.scoring.classifiers.base import ImageClassifier, to_channels
+from isgame.scoring.classifiers.batch_norm_folding import fold_batch_norms
 from isgame.scoring.classifiers.inception import load_state_dict_file
 from isgame.scoring.classifiers.weights_registry import resolve_classifier_weights
 from isgame.scoring.errors import InvalidInputError
@@ -50,6 +51,7 @@ class TfInceptionV3(ImageClassifier):
         self.extractor = extractor
         self.weights_sha256 = weights_sha256
         self.train(False)
+        fold_batch_norms(self.extractor)
         for parameter in self.parameters():
             parameter.requires_grad_(False)
         # NHWC convolutions run 1.4x faster on the CPU (oneDNN's native layout); outputs agree within 1e-6 relative.
@@ -75,7 +77,8 @@ class TfInceptionV3(ImageClassifier):
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "weights_sha256": self.weights_sha256, "resize": "TF1-style bilinear",
-                "normalisation": "(x - 128) / 128", "logits": "unbiased (no fc bias)"}
+                "normalisation": "(x - 128) / 128", "logits": "unbiased (no fc bias)",
+                "batch_norm": "folded into the convolutions"}
 
 
 def load_tf_inception(weights: Path | None = None) -> TfInceptionV3:
