@@ -108,16 +108,16 @@ def run_networks(a: Path, weights: Path) -> dict:
                           for f in sorted(a.iterdir())])
     ours = load_classifier("inception-v3-tf", weights=weights)
     reference = FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=str(weights))
-    calls = {"isgame": lambda: ours(pixels.float() / 255), "torch-fidelity": lambda: reference(pixels)[0]}
-    best = dict.fromkeys(calls, float("inf"))
+    networks = {"isgame": lambda batch: ours(batch.float() / 255), "torch-fidelity": lambda batch: reference(batch)[0]}
+    best = dict.fromkeys(networks, float("inf"))
     outputs = {}
     with torch.no_grad():
-        for name, call in calls.items():  # one small warm-up each: oneDNN creates its kernels on the first calls
-            (ours(pixels[:WARM_UP_IMAGES].float() / 255) if name == "isgame" else reference(pixels[:WARM_UP_IMAGES]))
+        for network in networks.values():  # one small untimed call each: oneDNN creates its kernels on the first calls
+            network(pixels[:WARM_UP_IMAGES])
         for _ in range(NETWORK_ROUNDS):
-            for name, call in calls.items():
+            for name, network in networks.items():
                 started = time.perf_counter()
-                outputs[name] = call()
+                outputs[name] = network(pixels)
                 best[name] = min(best[name], time.perf_counter() - started)
         speeds = {name: len(pixels) / seconds for name, seconds in best.items()}
         # bf16 on a few images: the rate is per image, and emulated bf16 is the slowest thing here.
