@@ -2,9 +2,10 @@
 
 In eval mode a batch norm is a per-channel affine map, so ``bn(conv(x))`` equals one convolution with
 weights ``w * g / sqrt(v + eps)`` and bias ``(b - m) * g / sqrt(v + eps) + beta``. Folding it removes
-one full pass over every activation map (about a fifth of Inception v3's CPU time in fp32) and changes
-the outputs only by float rounding (measured: logits within 4e-7 relative on random weights). The fold
-itself is :func:`torch.nn.utils.fusion.fuse_conv_bn_eval`, PyTorch's own.
+one full pass over every activation map and changes the outputs only by float rounding. Measured on
+this project's 2-core CPU with random weights: batch norm was 8.8% of the CPU time of 32 images through
+``inception-v3-tf``, that forward went from 4.13 s to 3.30 s once folded, and the logits moved by 4e-7
+relative. The fold itself is :func:`torch.nn.utils.fusion.fuse_conv_bn_eval`, PyTorch's own.
 
 Both Inception implementations isgame loads (torchvision's and torch-fidelity's) build every convolution
 as a ``BasicConv2d`` with a ``conv`` (``nn.Conv2d``) and a ``bn`` (``nn.BatchNorm2d``) applied in that
