@@ -4,7 +4,7 @@ Each run is the real command in a fresh process (``python -m isgame.cli audit --
 so start-up, imports and report writing count. The per-section seconds come from the audit's
 own ``section_seconds``; the numbers of the first run are compared with the later ones, which
 must be identical (the same command gives the same numbers). Two profiles: the full audit and
-``--fast`` (300 samples per section, 5 bootstrap draws per matrix cell).
+``--fast`` (200 samples per section, 5 bootstrap draws per matrix cell, the bounded sweep in L∞ only).
 
     python benchmarks/audit_time.py [--quick] [--runs 3] [--profile full|fast|both]
 
@@ -92,6 +92,7 @@ def main() -> None:
     figures["meets_target"] = all(p["meets_target"] for p in figures["profiles"].values())
     headline = "; ".join(sentence(profile, figures["profiles"][profile]) for profile in profiles) + "."
     emit("audit_time", figures, headline=headline, quick=args.quick)
+
 
 if __name__ == "__main__":
     main()

@@ -373,8 +373,8 @@ def measure_sliced_wasserstein(context: MatrixContext, game: GameOutputs) -> dic
 def fld_measurement(context: MatrixContext, features: np.ndarray) -> Measurement:
     """FLD (Jiralerspong et al., NeurIPS 2023) of ``features`` (n, D) of a sample set: the value of
     :func:`~isgame.scoring.fld.feature_likelihood_divergence` (train: ``context.fld_train``, test:
-    ``context.fld_test``, the context's seed), with the baseline
-    fitted once per size and no NLL of the train set (the gap is not a column).
+    ``context.fld_test``, the context's seed), with the baseline fitted once per size and no NLL of the train set
+    (the gap is not a column).
 
     The draw does not refit: it keeps the fitted log-variances and scores the test set under the mixture whose
     component weights are the resample's multiplicities (counts / n), from the (T, n) component log-likelihood

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from isgame.probes.memorization import domain_kde
+from isgame.scoring.accumulator import split_of_rows
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain, check_classifier_fits, pca_bandwidth_scale
@@ -77,26 +78,20 @@ def synthetic_probabilities(start: int, stop: int, *, num_classes: int = SYNTHET
     return probs
 
 
-def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0, batch: int = 5000) -> float:
+def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0) -> float:
     """Classic IS of the first ``n`` synthetic rows over ``splits`` splits, in closed form from class counts.
 
     Every row has the same conditional entropy H_c = h(eps) + eps ln(K - 1) (nats), and a split of m rows whose
     true classes have counts c (K,) has the marginal p = ((1 - eps) c + eps (m - c) / (K - 1)) / m, so its IS is
-    exp(H(p) - H_c): what :class:`~isgame.scoring.accumulator.InceptionScoreAccumulator` computes streaming those rows, to float64 rounding
-    (a test streams them), in one pass over n class labels instead of n x K probabilities. The splits are the
-    accumulator's: positions i*n//s .. (i+1)*n//s - 1 of the order, shuffled as
-    ``rows[default_rng(seed).permutation(n)]``. ``batch`` is unused (kept for callers).
+    exp(H(p) - H_c): what :class:`~isgame.scoring.accumulator.InceptionScoreAccumulator` computes streaming those
+    rows, to float64 rounding (a test streams them), in one pass over n class labels instead of n x K probabilities.
+    The splits are the accumulator's (:func:`~isgame.scoring.accumulator.split_of_rows`).
     """
     if not 1 <= splits <= n <= SYNTHETIC_SAMPLES:
         raise InvalidInputError(f"the synthetic set needs 1 <= splits <= n <= {SYNTHETIC_SAMPLES}, got splits = "
                                 f"{splits}, n = {n}")
     classes = synthetic_classes(seed=seed)[:n]
-    positions = np.arange(n)
-    if shuffle:
-        positions = np.empty(n, dtype=np.int64)
-        positions[np.random.default_rng(seed).permutation(n)] = np.arange(n)
-    bounds = np.array([i * n // splits for i in range(splits + 1)], dtype=np.int64)
-    split_of_row = np.searchsorted(bounds, positions, side="right") - 1
+    split_of_row = split_of_rows(n, splits, shuffle=shuffle, seed=seed)
     counts = np.bincount(split_of_row * SYNTHETIC_CLASSES + classes,
                          minlength=splits * SYNTHETIC_CLASSES).reshape(splits, SYNTHETIC_CLASSES).astype(np.float64)
     rows = counts.sum(axis=1, keepdims=True)

@@ -46,6 +46,22 @@ ROW_CHUNK = 512
 ONE_PASS_STDERR_MAX_CLASSES = 32
 
 
+def split_bounds(total: int, splits: int) -> np.ndarray:
+    """(splits + 1,) int64: split i holds positions ``bounds[i]`` .. ``bounds[i + 1] - 1``, i.e. i*N//s .. (i+1)*N//s - 1."""
+    return np.array([i * total // splits for i in range(splits + 1)], dtype=np.int64)
+
+
+def split_of_rows(total: int, splits: int, *, shuffle: bool, seed: int) -> np.ndarray:
+    """Split id (N,) int64 of every row, in the rows' own order: contiguous by position, or, with ``shuffle``,
+    by the row's position in ``rows[numpy.random.default_rng(seed).permutation(N)]``."""
+    positions = np.arange(total, dtype=np.int64)
+    if shuffle:  # row permutation[j] sits at position j of the shuffled order
+        permutation = np.random.default_rng(seed).permutation(total)
+        positions = np.empty(total, dtype=np.int64)
+        positions[permutation] = np.arange(total, dtype=np.int64)
+    return np.searchsorted(split_bounds(total, splits), positions, side="right") - 1
+
+
 def uses_second_pass(num_classes: int, track_stderr: bool) -> bool:
     """Whether a caller that can read its rows twice should take the standard error from
     :meth:`InceptionScoreAccumulator.second_pass` rather than the one-pass (K, K) statistics."""
@@ -109,16 +125,12 @@ class InceptionScoreAccumulator(StreamingMetric):
         """Split id of every row, stored only for shuffle (the permutation needs O(N) memory)."""
         if self.total is None or not self.shuffle:
             return None
-        # Row permutation[j] sits at position j of the shuffled order.
-        permutation = np.random.default_rng(self.seed).permutation(self.total)
-        positions = np.empty(self.total, dtype=np.int64)
-        positions[permutation] = np.arange(self.total, dtype=np.int64)
-        return self._split_of_position(positions).astype(np.int32)
+        return split_of_rows(self.total, self.splits, shuffle=True, seed=self.seed).astype(np.int32)
 
     def _split_of_position(self, positions: np.ndarray) -> np.ndarray:
         """Split i holds positions i*N//s .. (i+1)*N//s - 1."""
         if self._bounds is None:
-            self._bounds = np.array([i * self.total // self.splits for i in range(self.splits + 1)], dtype=np.int64)
+            self._bounds = split_bounds(self.total, self.splits)
         return np.searchsorted(self._bounds, positions, side="right") - 1
 
     def reset(self) -> None:

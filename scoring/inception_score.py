@@ -38,6 +38,7 @@ def inception_score(
     """
     n, k = prediction_shape(values, kind=kind)
     check_splits(n, splits)
+    second_pass = uses_second_pass(k, track_stderr)
     accumulator = InceptionScoreAccumulator(
         k,
         splits=splits,
@@ -45,10 +46,10 @@ def inception_score(
         shuffle=shuffle,
         seed=seed,
         kind=kind,
-        track_stderr=track_stderr and not uses_second_pass(k, track_stderr),
+        track_stderr=track_stderr and not second_pass,
     )
     accumulator.update(values)
-    return accumulator.compute(_second_pass(accumulator, values, sharded=False) if uses_second_pass(k, track_stderr) else None)
+    return accumulator.compute(_second_pass(accumulator, values, sharded=False) if second_pass else None)
 
 
 def _second_pass(accumulator: InceptionScoreAccumulator, values: object, *, sharded: bool) -> KLDeviationAccumulator:

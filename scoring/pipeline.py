@@ -152,6 +152,7 @@ def score_predictions(
     """
     _check_batch_size(batch_size)
     check_splits(source.num_samples, splits)
+    second_pass = uses_second_pass(source.num_classes, track_stderr)
     accumulator = InceptionScoreAccumulator(
         source.num_classes,
         splits=splits,
@@ -159,12 +160,12 @@ def score_predictions(
         shuffle=shuffle,
         seed=seed,
         kind=kind,
-        track_stderr=track_stderr and not uses_second_pass(source.num_classes, track_stderr),
+        track_stderr=track_stderr and not second_pass,
     )
     group = current_group()
     start, stop = group.shard(source.num_samples)
     accumulator.seek(start)
-    passes = 2 if uses_second_pass(source.num_classes, track_stderr) else 1
+    passes = 2 if second_pass else 1
     batches = passes * math.ceil((stop - start) / batch_size)
     with progress_bar(f"scoring {source.name}", total=passes * (stop - start), batches=batches, enabled=progress) as advance:
         for batch in source.batches(batch_size, start=start, stop=stop):
@@ -173,12 +174,12 @@ def score_predictions(
                 on_batch(batch)
             advance(batch.shape[0])
         accumulator.all_reduce()
-        second_pass = None
-        if passes == 2:
-            second_pass = accumulator.second_pass()
+        deviations = None
+        if second_pass:
+            deviations = accumulator.second_pass()
             for batch in source.batches(batch_size, start=start, stop=stop):
-                second_pass.update(batch)
+                deviations.update(batch)
                 advance(batch.shape[0])
-            second_pass.all_reduce()
-    return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(second_pass),
+            deviations.all_reduce()
+    return ScoreReport(source=source.name, input_kind=kind, classifier=None, result=accumulator.compute(deviations),
                        extra={"processes": group.world_size} if group.world_size > 1 else {})

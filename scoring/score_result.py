@@ -99,12 +99,19 @@ def log_of_marginal(marginal: torch.Tensor) -> torch.Tensor:
     return torch.where(marginal > 0, torch.log(marginal), torch.zeros((), dtype=torch.float64))
 
 
-def marginal_log_and_information(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor,
-                                 count: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(log p(y) (K,), I in nats) of all rows from the per-split sums, exactly as :func:`statistics_to_result`."""
+def marginal_and_entropies(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor,
+                           count: torch.Tensor) -> tuple[int, torch.Tensor, float, float]:
+    """(N, p(y) (K,), H(y), H(y|x)) of all rows from the per-split sums; entropies in nats, I = H(y) - H(y|x)."""
     n = int(count.sum())
     marginal = prob_sum.sum(dim=0) / n
-    return log_of_marginal(marginal), entropy_nats(marginal) + float(neg_entropy_sum.sum()) / n
+    return n, marginal, entropy_nats(marginal), -float(neg_entropy_sum.sum()) / n
+
+
+def marginal_log_and_information(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor,
+                                 count: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """(log p(y) (K,), I in nats) of all rows from the per-split sums, as :func:`statistics_to_result` has them."""
+    _, marginal, marginal_entropy, conditional_entropy = marginal_and_entropies(prob_sum, neg_entropy_sum, count)
+    return log_of_marginal(marginal), marginal_entropy - conditional_entropy
 
 
 def mutual_information_stderr(*, marginal: torch.Tensor, mutual_information: float, n: int, gram: torch.Tensor,
@@ -151,10 +158,7 @@ def statistics_to_result(
     """
     split_scores = split_inception_scores(prob_sum, neg_entropy_sum, count)
     scores = torch.tensor(split_scores, dtype=torch.float64)
-    n = int(count.sum())
-    marginal = prob_sum.sum(dim=0) / n
-    marginal_entropy = entropy_nats(marginal)
-    conditional_entropy = -float(neg_entropy_sum.sum()) / n
+    n, marginal, marginal_entropy, conditional_entropy = marginal_and_entropies(prob_sum, neg_entropy_sum, count)
     mutual_information = marginal_entropy - conditional_entropy
     stderr = math.nan
     if kl_deviation_sums is not None:

@@ -36,9 +36,9 @@ def audit_run(tmp_path_factory):
     from isgame.cli import app
 
     out = tmp_path_factory.mktemp("audit") / "run"
-    # The fast profile (300 samples per section), two bootstrap draws per matrix cell and no robust classifier keep
-    # the suite short; the full sizes, the bootstrap, the R-IS columns and the robust inflate comparison are tested
-    # on their own.
+    # The fast profile (AUDIT_FAST_SAMPLES = 200 samples per section), two bootstrap draws per matrix cell and no
+    # robust classifier keep the suite short; the full sizes, the bootstrap, the R-IS columns and the robust inflate
+    # comparison are tested on their own.
     result = CliRunner().invoke(app, ["audit", "--out", str(out), "--quiet", "--fast", "--bootstrap", "2",
                                       "--robust-classifier", "none"])
     return out, result

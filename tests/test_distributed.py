@@ -248,7 +248,7 @@ def numbers(tree, path=""):
 
 
 def test_two_ranks_run_the_sensitivity_probe_like_one_process(tmp_path, audit_run):
-    # The synthetic K = 1000 sweeps shard rows (shuffled splits by global row); the classifier variants shard images.
+    # The synthetic K = 1000 sweeps are closed forms (the same on every rank); the classifier variants shard images.
     single = numbers(one_process_section(audit_run, "probes", "sensitivity"))
     # The audit fixture runs the fast profile: its probes draw AUDIT_FAST_SAMPLES samples per set.
     double = numbers(run_json(["probe", "sensitivity", "--num-samples", str(AUDIT_FAST_SAMPLES), "--out", tmp_path / "two"],
