@@ -168,3 +168,50 @@ def test_foolbox_cannot_move_the_classifier(digits_classifier):
     assert list(wrapper.parameters()) == [] and list(wrapper.children()) == []
     images = digits_classifier.preprocess(torch.rand(3, 1, 8, 8))
     assert torch.equal(wrapper(images), digits_classifier.logits_from_model_input(images))
+
+
+def _textbook_forward(network, x):
+    """DigitsCNN as its docstring states it: ReLU before max-pooling."""
+    x = torch.relu(network.conv2(torch.relu(network.conv1(x))))
+    features = torch.relu(network.fc1(torch.nn.functional.max_pool2d(x, 2).flatten(1)))
+    return network.fc2(features), features
+
+
+def test_pooling_before_the_relu_gives_the_same_values_and_gradients():
+    """The network pools before its second ReLU (a quarter of the elements); values and input gradients must be
+    those of ReLU-then-pool exactly, blank pixels (tied windows) included, in float64 and float32."""
+    from isgame.scoring.classifiers.digits import DigitsCNN
+
+    torch.manual_seed(0)
+    for dtype in (torch.float64, torch.float32):
+        network = DigitsCNN().to(dtype)
+        images = digits_split().test_images[:64].to(dtype)
+        images[:8] = 0  # all-blank images: every pooling window of the bias alone is tied
+        targets = torch.arange(64) % 10
+        pair = []
+        for forward in (network, lambda x: _textbook_forward(network, x)):
+            x = images.clone().requires_grad_(True)
+            logits, features = forward(x)
+            loss = torch.nn.functional.cross_entropy(logits, targets) + features.sum()
+            pair.append((logits.detach(), features.detach(), torch.autograd.grad(loss, x)[0]))
+        for ours, textbook in zip(*pair):
+            assert torch.equal(ours, textbook)
+
+
+def test_the_classifier_runs_nhwc_with_the_network_s_numbers():
+    """The classifier converts its network to channels_last (oneDNN's fast layout): its logits must match the
+    NCHW network's within float round-off and make the same predictions; identical images stay identical."""
+    from isgame.scoring.classifiers.digits import load_digits_network, shipped_weights_path
+
+    classifier = load_classifier("digits")
+    assert classifier.network.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+    plain, _ = load_digits_network(shipped_weights_path("digits"))
+    assert plain.conv2.weight.is_contiguous()
+    images = digits_split().test_images
+    with torch.no_grad():
+        reference = plain(images)[0]
+        logits = classifier.logits_and_features(images)[0]
+        repeated = classifier.logits_and_features(images[:10][torch.arange(100) % 10])[0]
+    assert torch.allclose(logits, reference, rtol=1e-5, atol=1e-5)
+    assert torch.equal(logits.argmax(dim=1), reference.argmax(dim=1))
+    assert torch.equal(repeated, repeated[:10].repeat(10, 1))

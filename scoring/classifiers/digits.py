@@ -49,8 +49,9 @@ class DigitsCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.relu(self.conv1(x))
-        x = torch.relu(self.conv2(x))
-        x = torch.nn.functional.max_pool2d(x, 2).flatten(1)
+        # Pooling before the ReLU gives the same values and gradients (ReLU is monotone, and a window whose
+        # maximum is <= 0 passes no gradient either way) on a quarter of the elements.
+        x = torch.relu(torch.nn.functional.max_pool2d(self.conv2(x), 2)).flatten(1)
         features = torch.relu(self.fc1(x))
         return self.fc2(features), features
 
@@ -71,6 +72,10 @@ class DigitsClassifier(ImageClassifier):
         self.train(False)
         for parameter in self.parameters():
             parameter.requires_grad_(False)
+        # NHWC is oneDNN's native layout: a forward+backward pass on 540 digits takes 0.65x the time of NCHW,
+        # most of it in max-pooling (10x faster on NHWC). Logits move by float round-off (about 1e-8) only.
+        # Training keeps NCHW, so retraining still reproduces the shipped weights.
+        self.network.to(memory_format=torch.channels_last)
 
     def _logits_and_features(self, model_input: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.network(model_input)
