@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from isgame.attacks.adam import TensorAdam
 from isgame.attacks.bounded import targeted_pgd
 from isgame.attacks.inflate import InflateAttack
 from isgame.probes.generators import KDE_PCA_COMPONENTS, KdeGenerator
@@ -219,7 +220,7 @@ def feature_attack(domain: Domain, n: int, seed: int, *, steps: int | None = Non
     root = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
     images = honest_kde(domain, n, seed)
     latent = torch.logit(images.clamp(1e-3, 1 - 1e-3)).requires_grad_(True)
-    optimiser = torch.optim.Adam([latent], lr=0.05)
+    optimiser = TensorAdam(latent, lr=0.05)
     for _ in range(FEATURE_ATTACK_STEPS if steps is None else steps):
         features = classifier.features_from_model_input(torch.sigmoid(latent)).double()
         loss = _torch_fid(features, mean, root, torch.trace(covariance))
@@ -330,7 +331,7 @@ def _resampled(domain: Domain, n: int, seed: int, space: str, steps: int | None 
     eigenvalues, vectors = torch.linalg.eigh(covariance)
     root = (vectors * eigenvalues.clamp_min(0).sqrt()) @ vectors.T
     log_weights = torch.zeros(values.shape[0], dtype=torch.float64, requires_grad=True)
-    optimiser = torch.optim.Adam([log_weights], lr=RESAMPLING_LEARNING_RATE)
+    optimiser = TensorAdam(log_weights, lr=RESAMPLING_LEARNING_RATE)
     with single_threaded():
         for _ in range(RESAMPLING_STEPS if steps is None else steps):
             loss = _weighted_frechet(values, log_weights, mean, root, covariance)
