@@ -75,8 +75,9 @@ def tile_images(images: torch.Tensor, *, nrow: int, padding: int, pad_value: flo
     ``torchvision.utils.make_grid(images, nrow, padding, pad_value=pad_value)``, pixel for pixel (a single image
     comes back unpadded, as there).
 
-    Not make_grid itself: importing torchvision imports ``torch._dynamo`` (torchvision's ops need it), 2.8 s of
-    the digits audit's start-up here for a loop of copies. The suite checks equality with make_grid.
+    Not make_grid itself: importing torchvision imports ``torch._dynamo`` (torchvision's ops need it), 2.8 s in
+    ``python -X importtime`` here, which every digits audit and attack paid for a loop of copies. The suite checks
+    equality with make_grid.
     """
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
