@@ -14,6 +14,16 @@ from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.pipeline import classify
 
 
+def test_writing_into_the_split_changes_only_the_caller_s_copy():
+    first = digits_split()
+    reference = first.test_images.clone()
+    first.test_images[:8] = 0
+    first.train_labels[:] = 0
+    again = digits_split()
+    assert torch.equal(again.test_images, reference)
+    assert again.train_labels.max() == 9
+
+
 def test_split_is_fixed_stratified_and_at_least_a_quarter_held_out():
     split = digits_split()
     n_train, n_test = split.train_images.shape[0], split.test_images.shape[0]
