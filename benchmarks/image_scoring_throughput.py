@@ -302,11 +302,13 @@ def main() -> None:
         summarise(rows, network, n, n // 2 if args.quick else n, size, args.quick)
     else:
         speeds = {(r["implementation"], r["metric"]): r["images_per_s"] for r in rows}
-        headline = "Partial run (no bf16): " + "; ".join(
-            f"{metric.upper()} isgame {speeds[('isgame', metric)]:.2f} images/s, torch-fidelity "
-            f"{speeds[('torch-fidelity', metric)]:.2f}, torchmetrics {speeds[('torchmetrics', metric)]:.2f}"
-            for metric in ("is", "fid") if ("isgame", metric) in speeds and ("torchmetrics", metric) in speeds) + "."
-        emit("image_scoring_throughput", {"n": n, "image_size": size, "runs": rows}, headline=headline, quick=args.quick)
+        compared = ("isgame", "torch-fidelity", "torchmetrics")
+        headline = "Partial run (an implementation failed or was left out): " + "; ".join(
+            f"{metric.upper()} " + ", ".join(f"{name} {speeds[(name, metric)]:.2f} images/s" for name in compared
+                                             if (name, metric) in speeds)
+            for metric in ("is", "fid")) + "."
+        emit("image_scoring_throughput", {"n": n, "image_size": size, "runs": rows, "network": network},
+             headline=headline, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ from scipy.linalg.blas import dsyrk
 
 from isgame.scoring.entropy import ScaledRows, negative_entropy_per_row, scaled_row_statistics
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.score_result import InceptionScoreResult, marginal_log_and_information, statistics_to_result
+from isgame.scoring.score_result import (InceptionScoreResult, log_of_marginal, marginal_and_entropies,
+                                         statistics_to_result)
 from isgame.scoring.streaming import StreamingMetric
 from isgame.scoring.validation import PredictionKind, check_splits
 
@@ -258,8 +259,9 @@ class InceptionScoreAccumulator(StreamingMetric):
         one-pass (K, K) statistics cost O(K^2). Feed it the rows again (any order, any batches), all-reduce it,
         and pass it to :meth:`compute`; this accumulator may then be built with ``track_stderr=False``.
         """
-        log_marginal, information = marginal_log_and_information(self.prob_sum, self.neg_entropy_sum, self.count)
-        return KLDeviationAccumulator(log_marginal, information, kind=self.kind)
+        _, marginal, marginal_entropy, conditional_entropy = marginal_and_entropies(self.prob_sum, self.neg_entropy_sum,
+                                                                                    self.count)
+        return KLDeviationAccumulator(log_of_marginal(marginal), marginal_entropy - conditional_entropy, kind=self.kind)
 
     def compute(self, second_pass: KLDeviationAccumulator | None = None) -> InceptionScoreResult:
         """The scores of every row fed since the last reset; the standard error from ``second_pass`` when given

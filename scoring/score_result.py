@@ -107,13 +107,6 @@ def marginal_and_entropies(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor
     return n, marginal, entropy_nats(marginal), -float(neg_entropy_sum.sum()) / n
 
 
-def marginal_log_and_information(prob_sum: torch.Tensor, neg_entropy_sum: torch.Tensor,
-                                 count: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(log p(y) (K,), I in nats) of all rows from the per-split sums, as :func:`statistics_to_result` has them."""
-    _, marginal, marginal_entropy, conditional_entropy = marginal_and_entropies(prob_sum, neg_entropy_sum, count)
-    return log_of_marginal(marginal), marginal_entropy - conditional_entropy
-
-
 def mutual_information_stderr(*, marginal: torch.Tensor, mutual_information: float, n: int, gram: torch.Tensor,
                               neg_entropy_weighted_prob_sum: torch.Tensor, neg_entropy_sq_sum: float) -> float:
     """std(KL_i, ddof 1) / sqrt(N) in nats, from the sums; NaN for a single row."""
