@@ -4,8 +4,8 @@ The attack runs its forward+backward passes in chunks of
 ``clamp(activation_budget_bytes // bytes_per_row, 1, batch_size)`` rows, ``bytes_per_row`` being the
 activations autograd saves for one row (:mod:`isgame.attacks.chunk_size`). Each activation budget runs
 in a fresh process; a thread samples that process's RSS every 5 ms during the attack, so the peak
-above the RSS before the attack is the attack's own. Random weights: the figures are about memory and
-speed, not about reaching K (a random network's logits are nearly flat).
+above the RSS before the attack is the attack's own. Random weights, with batch norms set on seeded images so
+that the logits depend on the input: the figures are about memory and speed, not about reaching K.
 
 The last line printed is one JSON object.
 
@@ -56,10 +56,15 @@ class PeakRss:
 
 
 def random_inception_weights(folder: Path) -> Path:
+    """torchvision's Inception v3, random (seed 0), its batch norms set on seeded images so that its logits depend
+    on the input (freshly initialised, they are the same for every image and the attack has nothing to climb)."""
     from torchvision.models import inception_v3
+
+    from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
 
     torch.manual_seed(0)
     network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
+    calibrate_batch_norms(network, torch.randn((4, 3, 299, 299), generator=torch.Generator().manual_seed(1)))
     path = folder / "random_inception_v3.pth"
     torch.save(network.state_dict(), path)
     return path

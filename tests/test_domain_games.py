@@ -90,6 +90,20 @@ def test_too_few_real_images_are_refused_in_one_line(shapes):
         GAMES["IS-inflated noise"](shapes, 4, 0, steps=0)
 
 
+def test_a_game_the_domain_cannot_support_is_left_out_with_a_note(shapes, monkeypatch):
+    """Mode dropping needs real images of two predicted classes; on images all of one class it is not played."""
+    with torch.no_grad():
+        predicted = shapes.classifier(shapes.real).argmax(dim=1)
+    one_class = shapes.real[predicted == predicted.mode().values].repeat(10, 1, 1, 1)[:20]
+    monkeypatch.setattr(matrix_module, "measure_game", lambda context, game, metrics: {m: Measurement(0.0, stderr=0.0)
+                                                                                         for m in metrics})
+    games = {name: GAMES[name] for name in (REFERENCE_GAME, "mode dropping (1 class)", "mode dropping (K/2 classes)")}
+    result = robustness_matrix(replace(shapes, real=one_class), n=10, steps=1, games=games)
+    assert result.games == [REFERENCE_GAME]
+    assert [note.split(" (")[0] for note in result.notes if "not played" in note] == ["mode dropping", "mode dropping"]
+    assert all("at least 2 predicted classes" in note for note in result.notes if "not played" in note)
+
+
 def test_attack_games_step_on_the_domain_images_when_the_classifier_reads_another_size(shapes_specs, tmp_path):
     """Images of 24x24 with a classifier of 12x12 input: the attacks step through the resize and keep 24x24."""
     for part in ("train", "real"):

@@ -6,18 +6,16 @@ import pickle
 
 import pytest
 import torch
-from torchvision.models import inception_v3
-
 from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
 from isgame.scoring.classifiers.inception import default_inception_weights_path
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, random_inception_v3
 
 
 @pytest.fixture(scope="module")
 def random_inception(tmp_path_factory):
-    torch.manual_seed(0)
-    network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
+    network = random_inception_v3()
     path = tmp_path_factory.mktemp("weights") / "inception.pth"
     torch.save(network.state_dict(), path)
     return network, path
@@ -36,6 +34,8 @@ def test_loads_from_a_file_and_matches_torchvision(random_inception):
     # The classifier runs channels-last (faster on the CPU); the reference, the default layout.
     assert classifier.network.Conv2d_1a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert float((logits - expected).abs().max() / expected.abs().max()) < 1e-5
+    # The comparison sees the input: the two images' logits differ by far more than the tolerance.
+    assert float((expected[0] - expected[1]).abs().max() / expected.abs().max()) > 1e-2
     classifier.train(True)
     assert not classifier.training and not classifier.network.training
 
@@ -90,6 +90,9 @@ def random_tf_inception(tmp_path_factory):
                                                          feature_extractor_weights_path="unused")
     finally:
         torch.load, torch.nn.Module.load_state_dict = original_load, original_load_state_dict
+    # Freshly initialised, its logits are ~1e-7 whatever the image; set on images, they depend on the input.
+    calibrate_batch_norms(extractor, torch.randint(0, 256, (4, 3, 64, 64), generator=torch.Generator().manual_seed(3),
+                                                   dtype=torch.uint8))
     path = tmp_path_factory.mktemp("tf") / "weights-inception.pth"
     torch.save(extractor.state_dict(), path)
     return path
@@ -105,6 +108,7 @@ def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception)
     (expected,) = reference(pixels)
     assert ours.shape == (2, 1008)
     torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+    assert float((expected[0] - expected[1]).abs().max()) > 0.1  # the input shows in the logits, at unit scale
 
 
 def test_tf_inception_lets_gradients_flow(random_tf_inception):
