@@ -70,8 +70,8 @@ class DigitsClassifier(ImageClassifier):
         self.name = name
         self.weights_sha256 = weights_sha256
         self.train(False)
-        for parameter in self.parameters():
-            parameter.requires_grad_(False)
+        for weight in self.parameters():
+            weight.requires_grad_(False)
         # NHWC is oneDNN's native layout: a forward+backward pass on 540 digits took 0.64x the time of NCHW here
         # (max-pooling alone runs 10x faster on NHWC). Logits move by float round-off only: within 1.8e-7 of the
         # largest logit on the held-out digits and 1000 uniform-noise images. Training builds its own NCHW
