@@ -6,8 +6,8 @@
 ``--readme`` rewrites the README's benchmark section (between ``<!-- benchmarks:start -->`` and
 ``<!-- benchmarks:end -->``) from the collected lines, so the figures there are the ones a run printed,
 never typed by hand, and saves those lines beside the scripts as ``readme_results.json``: the suite checks
-that the section is exactly what they generate. Scripts run one after another (they measure time and memory), each in its own
-process; a script that fails is reported under ``failed`` and the others still run.
+that the section is exactly what they generate. Scripts run one after another (they measure time and
+memory), each in its own process; a script that fails is reported under ``failed`` and the others still run.
 """
 
 from __future__ import annotations
