@@ -1,8 +1,9 @@
 """Images/s and peak RSS of ``isgame score`` / ``isgame fid`` on Inception against torch-fidelity and torchmetrics.
 
 Same weights (torch-fidelity's Inception v3, randomly initialised with seed 0, its batch norms set on seeded
-pixels so that its outputs depend on the input, and saved to a file, which every implementation loads: no download), same folder of seeded RGB PNGs, one run. Each (implementation,
-metric) runs in a fresh subprocess, so its peak RSS is its own.
+pixels so that its outputs depend on the input, and saved to a file, which every implementation loads: no
+download), same folder of seeded RGB PNGs, one run. Each (implementation, metric) runs in a fresh subprocess,
+so its peak RSS is its own.
 
 * isgame: the command's own path, ``score_source`` (IS) and ``fid_between`` (FID), in fp32 and with
   ``precision="bf16"`` (autocast);
@@ -86,7 +87,7 @@ def first_images(folder: Path, target: Path, count: int) -> Path:
 def random_tf_inception_weights(path: Path) -> Path:
     """torch-fidelity's Inception v3 with its random initialisation (seed 0) and its batch norms set on seeded
     random pixels (``calibrate_batch_norms``), saved as a plain state dict. Freshly initialised, the network gives
-    every image the same logits (IS 1, FID 1e-14), and the values compared across implementations would say
+    every image the same logits (IS 1, FID 3e-14), and the values compared across implementations would say
     nothing about the input path."""
     import torch
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
@@ -260,8 +261,8 @@ def summarise(rows: list[dict], network: dict, n: int, fid_n: int, size: int, qu
     s_value, f_value = row("isgame", "is")["value"], row("isgame", "fid")["value"]
     bf16_metrics = [m for m in ("is", "fid") if "bf16_rel_drift" in figures[m]]
     native = "native" if figures["cpu_native_bf16"] else "emulated: no bf16 instructions on this CPU"
-    headline = (f"Inception v3 (torch-fidelity's, random weights, batch norms set on seeded pixels) on {n} PNGs of {size}px (FID: two folders of {fid_n}), "
-                f"whole calls: isgame IS "
+    headline = (f"Inception v3 (torch-fidelity's, random weights, batch norms set on seeded pixels) on {n} PNGs of "
+                f"{size}px (FID: two folders of {fid_n}), whole calls: isgame IS "
                 f"{s['speedup_vs_torch_fidelity']}x torch-fidelity and {s['speedup_vs_torchmetrics']}x torchmetrics "
                 f"(peak RSS {s['peak_rss_ratio_vs_torch_fidelity']}x and {s['peak_rss_ratio_vs_torchmetrics']}x), FID "
                 f"{f['speedup_vs_torch_fidelity']}x and {f['speedup_vs_torchmetrics']}x (peak RSS "
@@ -269,8 +270,8 @@ def summarise(rows: list[dict], network: dict, n: int, fid_n: int, size: int, qu
                 f"at steady state: isgame {figures['network']['speedup_vs_torch_fidelity']}x torch-fidelity "
                 f"({figures['network']['images_per_s']['isgame']} against "
                 f"{figures['network']['images_per_s']['torch-fidelity']} images/s, logits within "
-                f"{network['logits_rel_diff']:.1e}); isgame's IS {s_value:.6g} and FID {f_value:.6g} against torch-fidelity's "
-                f"differ by {s['rel_diff_vs_torch_fidelity']:.1e} and {f['rel_diff_vs_torch_fidelity']:.1e} relative"
+                f"{network['logits_rel_diff']:.1e}); isgame's IS {s_value:.6g} and FID {f_value:.6g} against "
+                f"torch-fidelity's differ by {s['rel_diff_vs_torch_fidelity']:.1e} and {f['rel_diff_vs_torch_fidelity']:.1e} relative"
                 + (f"; bf16 ({native}): the network at {figures['network']['bf16_speedup_vs_isgame_fp32']}x isgame's "
                    f"fp32 speed, logits within {network['bf16_logits_rel_drift']:.1e}" if "isgame-bf16" in speeds
                    else "; no bf16 (this isgame has no precision setting)")

@@ -6,6 +6,7 @@ import pickle
 
 import pytest
 import torch
+
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
 from isgame.scoring.classifiers.inception import default_inception_weights_path
