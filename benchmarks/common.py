@@ -1,4 +1,4 @@
-"""What every benchmark script shares: its one line of JSON, child processes, peak memory.
+"""What every benchmark script shares: its one line of JSON, child processes, peak memory, random Inception v3s.
 
 Every script in ``benchmarks/`` ends by printing one line of JSON (:func:`emit`) with its figures,
 its ratios, the targets it checks and a one-sentence ``headline``; ``run_all.py`` collects those
@@ -70,3 +70,40 @@ def cli_peak_rss(arguments: list[str]) -> tuple[float, float, str]:
     seconds = time.perf_counter() - started
     kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr).group(1))
     return kib / 1024, seconds, result.stderr
+
+
+def random_inception_v3(seed: int = 0) -> torch.nn.Module:
+    """torchvision's Inception v3 (aux logits and ``transform_input``, as its pretrained one) with random weights, in
+    eval mode, its batch norms set on four seeded images (``calibrate_batch_norms``). Freshly initialised, it gives
+    every image the same logits, so a comparison or an attack on it would be blind to the input path. The test
+    suite uses it too (``tests/helpers.py``)."""
+    from torchvision.models import inception_v3
+
+    from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
+
+    torch.manual_seed(seed)
+    network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
+    calibrate_batch_norms(network, torch.randn((4, 3, 299, 299), generator=torch.Generator().manual_seed(seed + 1)))
+    return network
+
+
+def random_tf_inception(seed: int = 0) -> torch.nn.Module:
+    """torch-fidelity's Inception v3 (``FeatureExtractorInceptionV3``, logits_unbiased) with its random
+    initialisation and its batch norms set on eight seeded 64 px uint8 images. Freshly initialised, its logits are
+    below 1.1e-7 for every image (IS 1, FID 3e-14 in the image benchmark), which no comparison could tell apart."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
+
+    original_load, original_load_state_dict = torch.load, torch.nn.Module.load_state_dict
+    torch.manual_seed(seed)
+    try:  # build the network without a weights file: skip the load, keep the initialisation
+        torch.load = lambda *a, **k: {}
+        torch.nn.Module.load_state_dict = lambda self, state, *a, **k: None
+        extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
+                                                feature_extractor_weights_path="unused")
+    finally:
+        torch.load, torch.nn.Module.load_state_dict = original_load, original_load_state_dict
+    pixels = torch.randint(0, 256, (8, 3, 64, 64), generator=torch.Generator().manual_seed(seed + 3), dtype=torch.uint8)
+    calibrate_batch_norms(extractor, pixels)
+    return extractor

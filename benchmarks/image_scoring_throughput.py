@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import emit, peak_rss_mib, ratio, run_child
+from common import emit, peak_rss_mib, random_tf_inception, ratio, run_child
 
 TARGETS = {"speedup_vs_references_min": 1.4, "bf16_speedup_vs_reference_min": 2.5, "peak_rss_ratio_max": 1.0}
 IMPLEMENTATIONS = ("isgame", "isgame-bf16", "torch-fidelity", "torchmetrics")
@@ -85,26 +85,10 @@ def first_images(folder: Path, target: Path, count: int) -> Path:
 
 
 def random_tf_inception_weights(path: Path) -> Path:
-    """torch-fidelity's Inception v3 with its random initialisation (seed 0) and its batch norms set on seeded
-    random pixels (``calibrate_batch_norms``), saved as a plain state dict. Freshly initialised, the network gives
-    every image the same logits (IS 1, FID 3e-14), and the values compared across implementations would say
-    nothing about the input path."""
+    """:func:`common.random_tf_inception` (seed 0), saved as a plain state dict."""
     import torch
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-    from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
-
-    original_load, original_load_state_dict = torch.load, torch.nn.Module.load_state_dict
-    torch.manual_seed(0)
-    try:  # build the network without a weights file: skip the load, keep the initialisation
-        torch.load = lambda *a, **k: {}
-        torch.nn.Module.load_state_dict = lambda self, state, *a, **k: None
-        extractor = FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path="unused")
-    finally:
-        torch.load, torch.nn.Module.load_state_dict = original_load, original_load_state_dict
-    calibrate_batch_norms(extractor, torch.randint(0, 256, (8, 3, 64, 64), generator=torch.Generator().manual_seed(3),
-                                                   dtype=torch.uint8))
-    torch.save(extractor.state_dict(), path)
+    torch.save(random_tf_inception().state_dict(), path)
     return path
 
 

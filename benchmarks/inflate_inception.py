@@ -26,6 +26,8 @@ from pathlib import Path
 
 import torch
 
+from common import random_inception_v3
+
 MIB = 2**20
 PAGE = 4096
 
@@ -56,17 +58,9 @@ class PeakRss:
 
 
 def random_inception_weights(folder: Path) -> Path:
-    """torchvision's Inception v3, random (seed 0), its batch norms set on seeded images so that its logits depend
-    on the input (freshly initialised, they are the same for every image and the attack has nothing to climb)."""
-    from torchvision.models import inception_v3
-
-    from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
-
-    torch.manual_seed(0)
-    network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
-    calibrate_batch_norms(network, torch.randn((4, 3, 299, 299), generator=torch.Generator().manual_seed(1)))
+    """:func:`common.random_inception_v3` (seed 0), saved as a plain state dict."""
     path = folder / "random_inception_v3.pth"
-    torch.save(network.state_dict(), path)
+    torch.save(random_inception_v3().state_dict(), path)
     return path
 
 

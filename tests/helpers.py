@@ -1,5 +1,5 @@
-"""Helpers the tests share: an independent float64 IS reference, the one-line-error assertion and a random
-Inception v3 whose outputs depend on its input.
+"""Helpers the tests share: an independent float64 IS reference, the one-line-error assertion, and random
+Inception v3s (torchvision's and torch-fidelity's) whose outputs depend on the input, from benchmarks/common.py.
 
 Imported as ``helpers`` (pytest puts ``tests/`` on ``sys.path``; ``tests`` is not a package, so the
 clone's folder name never becomes part of a module name).
@@ -7,10 +7,19 @@ clone's folder name never becomes part of a module name).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
-import torch
 from scipy.special import softmax
 from scipy.stats import entropy
+
+# The random Inception v3s whose outputs depend on the input are the benchmarks' own (benchmarks/common.py), so
+# the suite and the benchmarks compare on the same networks.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from common import random_inception_v3, random_tf_inception  # noqa: E402
+
+__all__ = ["assert_one_line_error", "random_inception_v3", "random_tf_inception", "reference_scores"]
 
 
 def reference_scores(logits: np.ndarray, splits: int, *, order: np.ndarray | None = None) -> dict[str, float]:
@@ -50,17 +59,3 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert lines[0].startswith("isgame: error: "), lines[0]
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
-
-
-def random_inception_v3(seed: int = 0) -> torch.nn.Module:
-    """torchvision's Inception v3 (aux logits and ``transform_input``, as its pretrained one) with random weights, in
-    eval mode, its batch norms set on four seeded images (``calibrate_batch_norms``): a freshly initialised one
-    gives every image the same logits, which would make any comparison on it blind to the input path."""
-    from torchvision.models import inception_v3
-
-    from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
-
-    torch.manual_seed(seed)
-    network = inception_v3(weights=None, aux_logits=True, init_weights=False, transform_input=True).eval()
-    calibrate_batch_norms(network, torch.randn((4, 3, 299, 299), generator=torch.Generator().manual_seed(seed + 1)))
-    return network

@@ -8,10 +8,9 @@ import pytest
 import torch
 
 from isgame.scoring.classifiers import load_classifier
-from isgame.scoring.classifiers.batch_norm_calibration import calibrate_batch_norms
 from isgame.scoring.classifiers.inception import default_inception_weights_path
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError
-from helpers import assert_one_line_error, random_inception_v3
+from helpers import assert_one_line_error, random_inception_v3, random_tf_inception
 
 
 @pytest.fixture(scope="module")
@@ -78,32 +77,19 @@ def test_pickled_weights_are_refused_without_running_them(tmp_path, cli):
 
 
 @pytest.fixture(scope="module")
-def random_tf_inception(tmp_path_factory):
-    """torch-fidelity's network with random weights, saved as the plain state dict a user would pass."""
-    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
-    original_load, original_load_state_dict = torch.load, torch.nn.Module.load_state_dict
-    torch.manual_seed(0)
-    try:
-        # Build the network with its random initialisation: no weights file exists yet.
-        torch.load = lambda *a, **k: {}
-        torch.nn.Module.load_state_dict = lambda self, state, *a, **k: None
-        extractor = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
-                                                         feature_extractor_weights_path="unused")
-    finally:
-        torch.load, torch.nn.Module.load_state_dict = original_load, original_load_state_dict
-    # Freshly initialised, its logits are ~1e-7 whatever the image; set on images, they depend on the input.
-    calibrate_batch_norms(extractor, torch.randint(0, 256, (4, 3, 64, 64), generator=torch.Generator().manual_seed(3),
-                                                   dtype=torch.uint8))
+def random_tf_inception_file(tmp_path_factory):
+    """torch-fidelity's network with random weights set on images, saved as the plain state dict a user would pass."""
+    pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
     path = tmp_path_factory.mktemp("tf") / "weights-inception.pth"
-    torch.save(extractor.state_dict(), path)
+    torch.save(random_tf_inception().state_dict(), path)
     return path
 
 
-def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception):
+def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception_file):
     fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
-    classifier = load_classifier("inception-v3-tf", weights=random_tf_inception)
+    classifier = load_classifier("inception-v3-tf", weights=random_tf_inception_file)
     reference = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
-                                                     feature_extractor_weights_path=str(random_tf_inception))
+                                                     feature_extractor_weights_path=str(random_tf_inception_file))
     pixels = torch.randint(0, 256, (2, 3, 40, 40), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
     ours = classifier(pixels.float() / 255)
     (expected,) = reference(pixels)
@@ -112,8 +98,8 @@ def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception)
     assert float((expected[0] - expected[1]).abs().max()) > 0.1  # the input shows in the logits, at unit scale
 
 
-def test_tf_inception_lets_gradients_flow(random_tf_inception):
-    classifier = load_classifier("inception-v3-tf", weights=random_tf_inception)
+def test_tf_inception_lets_gradients_flow(random_tf_inception_file):
+    classifier = load_classifier("inception-v3-tf", weights=random_tf_inception_file)
     images = torch.rand(1, 3, 32, 32, requires_grad=True)
     classifier(images)[0, 3].backward()
     assert images.grad is not None and float(images.grad.abs().sum()) > 0
