@@ -27,50 +27,54 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING
 
+from isgame import _moved
+
+_moved.install()  # modules that moved in 0.3 keep their old names, with a DeprecationWarning, until 0.4
+
 #: public name -> the module that defines it
 _API: dict[str, str] = {
     # the Inception Score: one-shot and streaming, classic and mutual information
-    "inception_score": "isgame.scoring.inception_score",
-    "mutual_information": "isgame.scoring.inception_score",
-    "InceptionScoreResult": "isgame.scoring.score_result",
-    "InceptionScoreAccumulator": "isgame.scoring.accumulator",
-    "KLDeviationAccumulator": "isgame.scoring.accumulator",
-    "StreamingMetric": "isgame.scoring.streaming",
-    "dialect_table": "isgame.scoring.dialects",
-    "score_dialect": "isgame.scoring.dialects",
+    "inception_score": "isgame.scoring.metrics.inception_score",
+    "mutual_information": "isgame.scoring.metrics.inception_score",
+    "InceptionScoreResult": "isgame.scoring.metrics.score_result",
+    "InceptionScoreAccumulator": "isgame.scoring.metrics.accumulator",
+    "KLDeviationAccumulator": "isgame.scoring.metrics.accumulator",
+    "StreamingMetric": "isgame.scoring.metrics.streaming",
+    "dialect_table": "isgame.scoring.metrics.dialects",
+    "score_dialect": "isgame.scoring.metrics.dialects",
     # FID (one-shot and streaming), KID, precision / recall / density / coverage
-    "frechet_distance": "isgame.scoring.fid",
-    "features_to_statistics": "isgame.scoring.fid",
-    "statistics_to_fid": "isgame.scoring.fid",
-    "FeatureStatistics": "isgame.scoring.fid",
-    "FeatureStatisticsAccumulator": "isgame.scoring.fid",
-    "FrechetDistanceAccumulator": "isgame.scoring.fid",
-    "load_statistics": "isgame.scoring.fid",
-    "save_statistics": "isgame.scoring.fid",
-    "kernel_inception_distance": "isgame.scoring.kid",
-    "KidResult": "isgame.scoring.kid",
-    "precision_recall_density_coverage": "isgame.scoring.prdc",
-    "PrecisionRecallResult": "isgame.scoring.prdc",
+    "frechet_distance": "isgame.scoring.metrics.fid",
+    "features_to_statistics": "isgame.scoring.metrics.fid",
+    "statistics_to_fid": "isgame.scoring.metrics.fid",
+    "FeatureStatistics": "isgame.scoring.metrics.fid",
+    "FeatureStatisticsAccumulator": "isgame.scoring.metrics.fid",
+    "FrechetDistanceAccumulator": "isgame.scoring.metrics.fid",
+    "load_statistics": "isgame.scoring.metrics.fid",
+    "save_statistics": "isgame.scoring.metrics.fid",
+    "kernel_inception_distance": "isgame.scoring.metrics.kid",
+    "KidResult": "isgame.scoring.metrics.kid",
+    "precision_recall_density_coverage": "isgame.scoring.metrics.prdc",
+    "PrecisionRecallResult": "isgame.scoring.metrics.prdc",
     # the newer metrics (issue 14): diversity, distances on features and pixels, likelihood, N = infinity
-    "vendi_score": "isgame.scoring.vendi",
-    "vendi_score_of_kernel": "isgame.scoring.vendi",
-    "VendiResult": "isgame.scoring.vendi",
-    "sliced_wasserstein": "isgame.scoring.sliced_wasserstein",
-    "SlicedWassersteinResult": "isgame.scoring.sliced_wasserstein",
-    "rbf_mmd": "isgame.scoring.rbf_mmd",
-    "RbfMmdResult": "isgame.scoring.rbf_mmd",
-    "feature_likelihood_divergence": "isgame.scoring.fld",
-    "fld_baseline_nll": "isgame.scoring.fld",
-    "FldResult": "isgame.scoring.fld",
-    "wavelet_frechet_distance": "isgame.scoring.wavelet_fd",
-    "WaveletDistanceResult": "isgame.scoring.wavelet_fd",
-    "fid_infinity": "isgame.scoring.infinity",
-    "is_infinity": "isgame.scoring.infinity",
-    "ExtrapolationResult": "isgame.scoring.infinity",
+    "vendi_score": "isgame.scoring.metrics.vendi",
+    "vendi_score_of_kernel": "isgame.scoring.metrics.vendi",
+    "VendiResult": "isgame.scoring.metrics.vendi",
+    "sliced_wasserstein": "isgame.scoring.metrics.sliced_wasserstein",
+    "SlicedWassersteinResult": "isgame.scoring.metrics.sliced_wasserstein",
+    "rbf_mmd": "isgame.scoring.metrics.rbf_mmd",
+    "RbfMmdResult": "isgame.scoring.metrics.rbf_mmd",
+    "feature_likelihood_divergence": "isgame.scoring.metrics.fld",
+    "fld_baseline_nll": "isgame.scoring.metrics.fld",
+    "FldResult": "isgame.scoring.metrics.fld",
+    "wavelet_frechet_distance": "isgame.scoring.metrics.wavelet_fd",
+    "WaveletDistanceResult": "isgame.scoring.metrics.wavelet_fd",
+    "fid_infinity": "isgame.scoring.metrics.infinity",
+    "is_infinity": "isgame.scoring.metrics.infinity",
+    "ExtrapolationResult": "isgame.scoring.metrics.infinity",
     # copy detectors
-    "data_copying_test": "isgame.probes.copy_detectors",
-    "authenticity": "isgame.probes.copy_detectors",
-    "nearest_training_test": "isgame.probes.copy_detectors",
+    "data_copying_test": "isgame.scoring.metrics.copy_detectors",
+    "authenticity": "isgame.scoring.metrics.copy_detectors",
+    "nearest_training_test": "isgame.scoring.metrics.copy_detectors",
     # classifiers and images
     "load_classifier": "isgame.scoring.classifiers",
     "Domain": "isgame.scoring.domains",
@@ -78,8 +82,8 @@ _API: dict[str, str] = {
     "digits_domain": "isgame.scoring.domains",
     "ImageClassifier": "isgame.scoring.classifiers",
     "set_default_device": "isgame.scoring.classifiers",
-    "open_images": "isgame.scoring.samples",
-    "ImageSource": "isgame.scoring.samples",
+    "open_images": "isgame.scoring.sources.samples",
+    "ImageSource": "isgame.scoring.sources.samples",
     "classify": "isgame.scoring.pipeline",
     "classify_with_features": "isgame.scoring.pipeline",
     # the defended score's classifier (digits-robust): PGD adversarial training and robust accuracy
@@ -127,17 +131,17 @@ _API: dict[str, str] = {
     # provenance, sample order, comparing results, reference statistics
     "Provenance": "isgame.scoring.provenance",
     "make_provenance": "isgame.scoring.provenance",
-    "InputFingerprint": "isgame.scoring.fingerprint",
-    "runs_test": "isgame.scoring.sample_order",
-    "RunsCounter": "isgame.scoring.sample_order",
-    "RunsTestResult": "isgame.scoring.sample_order",
+    "InputFingerprint": "isgame.scoring.sources.fingerprint",
+    "runs_test": "isgame.scoring.metrics.sample_order",
+    "RunsCounter": "isgame.scoring.metrics.sample_order",
+    "RunsTestResult": "isgame.scoring.metrics.sample_order",
     "compare_files": "isgame.scoring.compare",
     "compare_results": "isgame.scoring.compare",
     "Comparison": "isgame.scoring.compare",
     "save_stats": "isgame.app.scoring_commands",
-    "load_reference_stats": "isgame.scoring.stats_file",
-    "ReferenceStats": "isgame.scoring.stats_file",
-    "StatsKey": "isgame.scoring.stats_file",
+    "load_reference_stats": "isgame.scoring.sources.stats_file",
+    "ReferenceStats": "isgame.scoring.sources.stats_file",
+    "StatsKey": "isgame.scoring.sources.stats_file",
     # errors
     "IsgameError": "isgame.scoring.errors",
     "InvalidInputError": "isgame.scoring.errors",
@@ -160,7 +164,7 @@ def _version() -> str:
 __version__ = _version()
 
 
-#: the subpackages, importable as attributes too (``isgame.scoring.fid``)
+#: the subpackages, importable as attributes too (``isgame.scoring.metrics.fid``)
 _SUBMODULES = ("scoring", "attacks", "probes", "app", "cli")
 
 
@@ -192,13 +196,13 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.attacks.inflate_result import InflateResult
     from isgame.attacks.toy import toy_counterexample
     from isgame.probes.claim import CheckResult, check_claim
-    from isgame.probes.copy_detectors import authenticity, data_copying_test, nearest_training_test
+    from isgame.scoring.metrics.copy_detectors import authenticity, data_copying_test, nearest_training_test
     from isgame.probes.domain import domain_probe
     from isgame.probes.matrix import robustness_matrix
     from isgame.probes.memorization import memorization_probe
     from isgame.probes.noise_baselines import noise_baselines
     from isgame.probes.sensitivity import sensitivity_probe
-    from isgame.scoring.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator
+    from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator
     from isgame.scoring.classifiers import ImageClassifier, load_classifier, set_default_device
     from isgame.scoring.classifiers.adversarial_training import RobustAccuracy, robust_accuracy
     from isgame.scoring.classifiers.digits import train_digits_cnn
@@ -206,21 +210,21 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.scoring.classifiers.weights_registry import (WeightsStatus, WeightsVerification, list_weights,
                                                              verify_weights, weights_path)
     from isgame.scoring.domains import Domain, digits_domain, load_domain
-    from isgame.scoring.dialects import dialect_table, score_dialect
+    from isgame.scoring.metrics.dialects import dialect_table, score_dialect
     from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, SourceNotFoundError
-    from isgame.scoring.fid import (FeatureStatistics, FeatureStatisticsAccumulator, FrechetDistanceAccumulator,
+    from isgame.scoring.metrics.fid import (FeatureStatistics, FeatureStatisticsAccumulator, FrechetDistanceAccumulator,
                                     features_to_statistics, frechet_distance, load_statistics, save_statistics,
                                     statistics_to_fid)
-    from isgame.scoring.inception_score import inception_score, mutual_information
-    from isgame.scoring.kid import KidResult, kernel_inception_distance
+    from isgame.scoring.metrics.inception_score import inception_score, mutual_information
+    from isgame.scoring.metrics.kid import KidResult, kernel_inception_distance
     from isgame.scoring.pipeline import classify, classify_with_features
-    from isgame.scoring.prdc import PrecisionRecallResult, precision_recall_density_coverage
-    from isgame.scoring.fld import FldResult, feature_likelihood_divergence, fld_baseline_nll
-    from isgame.scoring.infinity import ExtrapolationResult, fid_infinity, is_infinity
-    from isgame.scoring.rbf_mmd import RbfMmdResult, rbf_mmd
-    from isgame.scoring.sliced_wasserstein import SlicedWassersteinResult, sliced_wasserstein
-    from isgame.scoring.vendi import VendiResult, vendi_score, vendi_score_of_kernel
-    from isgame.scoring.wavelet_fd import WaveletDistanceResult, wavelet_frechet_distance
-    from isgame.scoring.samples import ImageSource, open_images
-    from isgame.scoring.score_result import InceptionScoreResult
-    from isgame.scoring.streaming import StreamingMetric
+    from isgame.scoring.metrics.prdc import PrecisionRecallResult, precision_recall_density_coverage
+    from isgame.scoring.metrics.fld import FldResult, feature_likelihood_divergence, fld_baseline_nll
+    from isgame.scoring.metrics.infinity import ExtrapolationResult, fid_infinity, is_infinity
+    from isgame.scoring.metrics.rbf_mmd import RbfMmdResult, rbf_mmd
+    from isgame.scoring.metrics.sliced_wasserstein import SlicedWassersteinResult, sliced_wasserstein
+    from isgame.scoring.metrics.vendi import VendiResult, vendi_score, vendi_score_of_kernel
+    from isgame.scoring.metrics.wavelet_fd import WaveletDistanceResult, wavelet_frechet_distance
+    from isgame.scoring.sources.samples import ImageSource, open_images
+    from isgame.scoring.metrics.score_result import InceptionScoreResult
+    from isgame.scoring.metrics.streaming import StreamingMetric

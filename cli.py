@@ -15,7 +15,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from isgame.scoring.distributed import mark_failed
+from isgame.scoring.runtime.distributed import mark_failed
 from isgame.scoring.errors import IsgameError
 
 app = typer.Typer(
@@ -168,7 +168,7 @@ def _rank_prefix() -> str:
 def print_notes(notes, *, positional: dict[str, str] | None = None) -> None:
     """Each note the loader left (files skipped, range detected, values clipped, --n capped) as one stderr line;
     under torchrun only rank 0 prints."""
-    from isgame.scoring.distributed import current_group
+    from isgame.scoring.runtime.distributed import current_group
 
     if not current_group().is_main:
         return
@@ -210,12 +210,12 @@ def use_device(device: str, precision: "Precision | str" = "fp32") -> None:
 
 def emit_json(payload: dict, destination: str | None) -> None:
     """Write JSON to stdout ('-') or atomically to a file; under torchrun only rank 0 writes."""
-    from isgame.scoring.distributed import current_group
+    from isgame.scoring.runtime.distributed import current_group
 
     if destination is None or not current_group().is_main:
         return
     if destination == "-":
-        from isgame.scoring.atomic_io import json_text
+        from isgame.scoring.runtime.atomic_io import json_text
 
         sys.stdout.write(json_text(payload))
         return
@@ -223,7 +223,7 @@ def emit_json(payload: dict, destination: str | None) -> None:
 
 
 def _write_json_file(path: Path, payload: dict) -> None:
-    from isgame.scoring.atomic_io import write_json_atomic
+    from isgame.scoring.runtime.atomic_io import write_json_atomic
     from isgame.scoring.errors import InvalidInputError
 
     if path.is_dir():
@@ -236,7 +236,7 @@ def _write_json_file(path: Path, payload: dict) -> None:
 
 def console_for(json_destination: str | None) -> Console:
     """Tables go to stdout, or to stderr when stdout carries JSON; under torchrun only rank 0 prints."""
-    from isgame.scoring.distributed import current_group
+    from isgame.scoring.runtime.distributed import current_group
     from isgame.app.tables import make_console
 
     console = make_console(stderr=json_destination == "-")
@@ -616,7 +616,7 @@ def matrix(
     use_device(device, precision)
     from isgame.app.probe_commands import MATRIX_BOOTSTRAP, run_matrix
     from isgame.app.tables import matrix_table
-    from isgame.probes.games import select_games
+    from isgame.probes.matrix.games import select_games
 
     domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
                          max_train=max_train, max_real=max_real, seed=seed, allow_stats=True)

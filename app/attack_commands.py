@@ -23,8 +23,8 @@ from isgame.scoring.domains import DIGITS_CLASSIFIERS, DIGITS_SOURCES, Domain, l
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.pipeline import classify
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
-from isgame.scoring.inception_score import inception_score
-from isgame.scoring.samples import noise_source, open_images
+from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.sources.samples import noise_source, open_images
 
 #: The variants ``--compare`` runs beside the default, with the settings measured best for each.
 COMPARISON_VARIANTS = {
@@ -128,7 +128,7 @@ def run_inflate(
     real_is = None if real_images is None else real_held_out_is(classifier, splits=splits, images=real_images)
     robust = None
     if robust_classifier is not None and domain is not None:
-        from isgame.probes.games import ImageSpaceClassifier
+        from isgame.probes.matrix.games import ImageSpaceClassifier
 
         count = min(n, ROBUST_INFLATE_SAMPLES)
         through = robust_classifier if (robust_classifier.input_channels, *robust_classifier.input_size) == shape \

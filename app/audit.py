@@ -19,14 +19,14 @@ from isgame.app.probe_commands import PROBE_NAMES, ProbeReport, run_matrix, run_
 from isgame.app.report_html import render_report_html
 from isgame.app.figures import save_display, use_file_backend
 from isgame.app.outputs import prepare_out_dir
-from isgame.scoring.atomic_io import write_json_atomic, write_text_atomic
+from isgame.scoring.runtime.atomic_io import write_json_atomic, write_text_atomic
 from isgame.app.cost import CostEstimate, estimate_cost
 from isgame.scoring.domains import Domain, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.pipeline import ScoreReport, score_images
 from isgame.scoring.provenance import domain_provenance
-from isgame.scoring.samples import noise_source, tensor_source
+from isgame.scoring.sources.samples import noise_source, tensor_source
 
 AUDIT_NOISE_SAMPLES = 1000
 AUDIT_INFLATE_STEPS = 50
@@ -211,7 +211,7 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     so its figures are noisier (the bounded sweep's thresholds and the matrix's standard errors above all);
     ``settings`` records the profile.
     """
-    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.runtime.progress import progress_bar
 
     if n is not None and n < AUDIT_MIN_SAMPLES:
         raise InvalidInputError(f"{parameter('n')} must be >= {AUDIT_MIN_SAMPLES} (the memorisation probe's C_T needs "
@@ -258,7 +258,7 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
 def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None, attack: bool,
               matrix_options: dict, fast: bool = False) -> dict:
     """Each section as a call on the results so far, in report order."""
-    from isgame.probes.games import ATTACK_GAMES, GAMES
+    from isgame.probes.matrix.games import ATTACK_GAMES, GAMES
 
     from isgame.probes.matrix import AUTO, resolve_auxiliary
 

@@ -20,13 +20,13 @@ from isgame.app.report_html import render_check_html
 from isgame.app.cost import estimate_cost
 from isgame.probes.claim import (CEILING_STEPS, DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS, ClassHistogramDisplay,
                                  check_claim, check_cost_passes, validated_claim)
-from isgame.scoring.atomic_io import write_text_atomic
+from isgame.scoring.runtime.atomic_io import write_text_atomic
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.domains import DEFAULT_MAX_REAL, DEFAULT_MAX_TRAIN, DIGITS_CLASSIFIERS, DIGITS_SOURCES, load_real_images
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
-from isgame.scoring.samples import open_images
+from isgame.scoring.sources.samples import open_images
 
 
 @dataclass(frozen=True)
@@ -142,8 +142,8 @@ def _order_note(samples: str, result) -> list[Note]:
 
 def _reference_statistics(reference: str | None, classifier, notes: list):
     """The stats file named as the real images (refused unless made with this classifier's settings), or None."""
-    from isgame.scoring.fid import is_statistics_file
-    from isgame.scoring.stats_file import load_reference_stats
+    from isgame.scoring.metrics.fid import is_statistics_file
+    from isgame.scoring.sources.stats_file import load_reference_stats
 
     if reference is None or not is_statistics_file(reference):
         return None
@@ -155,7 +155,7 @@ def _reference_statistics(reference: str | None, classifier, notes: list):
 
 
 def _fid_against(stats, path: str, classifier, samples: torch.Tensor) -> dict[str, object]:
-    from isgame.scoring.fid import features_to_statistics, statistics_to_fid
+    from isgame.scoring.metrics.fid import features_to_statistics, statistics_to_fid
     from isgame.scoring.pipeline import classify_with_features
 
     features = classify_with_features(classifier, samples)[1].double().numpy()

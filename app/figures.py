@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from isgame.scoring.atomic_io import write_bytes_atomic
+from isgame.scoring.runtime.atomic_io import write_bytes_atomic
 
 
 def use_file_backend() -> None:

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.fid import FeatureStatistics, features_to_statistics, is_statistics_file, load_statistics, statistics_to_fid
-from isgame.scoring.kid import KID_SUBSET_SIZE, KID_SUBSETS
+from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, is_statistics_file, load_statistics, statistics_to_fid
+from isgame.scoring.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS
 from isgame.scoring.provenance import make_provenance
-from isgame.scoring.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
+from isgame.scoring.metrics.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
 
 if TYPE_CHECKING:
     from isgame.scoring.classifiers.base import ImageClassifier
@@ -109,14 +109,14 @@ def _fid(inputs: MetricInputs) -> dict[str, object]:
 
 @register_metric("kid", headline=("mean", "std"))
 def _kid(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.kid import kernel_inception_distance
+    from isgame.scoring.metrics.kid import kernel_inception_distance
 
     return kernel_inception_distance(inputs.real, inputs.fake, subsets=inputs.kid_subsets,
                                      subset_size=inputs.kid_subset_size, seed=inputs.seed).to_dict()
 
 
 def _manifold(inputs: MetricInputs):
-    from isgame.scoring.prdc import precision_recall_density_coverage
+    from isgame.scoring.metrics.prdc import precision_recall_density_coverage
 
     return inputs.cached("prdc", lambda: precision_recall_density_coverage(inputs.real, inputs.fake))
 
@@ -135,21 +135,21 @@ def _density_coverage(inputs: MetricInputs) -> dict[str, object]:
 
 @register_metric("ct", needs_train=True, headline=("ct_statistic", "verdict"))
 def _ct(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.probes.copy_detectors import data_copying_test
+    from isgame.scoring.metrics.copy_detectors import data_copying_test
 
     return data_copying_test(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict()
 
 
 @register_metric("authenticity", needs_train=True, headline=("authenticity",))
 def _authenticity(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.probes.copy_detectors import authenticity
+    from isgame.scoring.metrics.copy_detectors import authenticity
 
     return {"authenticity": authenticity(inputs.train, inputs.fake)}
 
 
 @register_metric("vendi", headline=("vendi",))
 def _vendi(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.vendi import vendi_score
+    from isgame.scoring.metrics.vendi import vendi_score
 
     # the real set's diversity beside it, for scale
     return {**vendi_score(inputs.fake).to_dict(), "vendi_real": vendi_score(inputs.real).vendi}
@@ -157,42 +157,42 @@ def _vendi(inputs: MetricInputs) -> dict[str, object]:
 
 @register_metric("sliced-wasserstein", headline=("distance",))
 def _sliced_wasserstein(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.sliced_wasserstein import sliced_wasserstein
+    from isgame.scoring.metrics.sliced_wasserstein import sliced_wasserstein
 
     return sliced_wasserstein(inputs.real, inputs.fake, seed=inputs.seed).to_dict()
 
 
 @register_metric("rbf-mmd", headline=("mmd2", "bandwidth"))
 def _rbf_mmd(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.rbf_mmd import rbf_mmd
+    from isgame.scoring.metrics.rbf_mmd import rbf_mmd
 
     return rbf_mmd(inputs.real, inputs.fake).to_dict()
 
 
 @register_metric("fld", needs_train=True, headline=("fld", "gap"))
 def _fld(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.fld import feature_likelihood_divergence
+    from isgame.scoring.metrics.fld import feature_likelihood_divergence
 
     return feature_likelihood_divergence(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict()
 
 
 @register_metric("fid-infinity", headline=("value_at_infinity",))
 def _fid_infinity(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.infinity import fid_infinity
+    from isgame.scoring.metrics.infinity import fid_infinity
 
     return fid_infinity(inputs.real, inputs.fake, seed=inputs.seed).to_dict()
 
 
 @register_metric("is-infinity", needs_logits=True, headline=("value_at_infinity",))
 def _is_infinity(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.infinity import is_infinity
+    from isgame.scoring.metrics.infinity import is_infinity
 
     return is_infinity(inputs.fake_logits, kind="logits", seed=inputs.seed).to_dict()
 
 
 @register_metric("wavelet-fd", needs_images=True, headline=("distance",))
 def _wavelet_fd(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.wavelet_fd import wavelet_frechet_distance
+    from isgame.scoring.metrics.wavelet_fd import wavelet_frechet_distance
 
     return {**wavelet_frechet_distance(inputs.real_images, inputs.fake_images).to_dict(),
             "images": f"the classifier's input images, average-pooled to at most {WAVELET_IMAGE_SIZE} px a side"}
@@ -248,8 +248,8 @@ def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_si
     import torch
 
     from isgame.app.scoring_commands import sharded_feature_batches
-    from isgame.scoring.distributed import all_gather_rows
-    from isgame.scoring.samples import open_images
+    from isgame.scoring.runtime.distributed import all_gather_rows
+    from isgame.scoring.sources.samples import open_images
 
     source = open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     if notes is not None:
@@ -272,9 +272,9 @@ def _features_with_extras(classifier, source, extras: dict, *, batch_size: int, 
     (the network input, average-pooled to at most :data:`WAVELET_IMAGE_SIZE` a side) that it asks for as keys."""
     import torch
 
-    from isgame.scoring.distributed import all_gather_rows, current_group
+    from isgame.scoring.runtime.distributed import all_gather_rows, current_group
     from isgame.scoring.pipeline import model_inputs
-    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.runtime.progress import progress_bar
 
     start, stop = current_group().shard(source.num_samples)
     features, collected = [], {key: [] for key in extras}
@@ -346,7 +346,7 @@ def compute_metrics(
     ``.npz`` of FID statistics (``mu``, ``sigma``), which allows FID only. ``n`` keeps the first N
     images of each source (noise: how many); C_T and authenticity need ``train``, the generator's
     training images, and test FAKE against them with REAL as the held-out set. ``value_range`` reads float
-    image arrays as :func:`~isgame.scoring.samples.open_images` does; ``notes`` in the result say what the
+    image arrays as :func:`~isgame.scoring.sources.samples.open_images` does; ``notes`` in the result say what the
     loader decided. ``second_classifier`` (an ImageClassifier, a classifier spec, ``auto``: digits-b for a
     digits classifier, digits for digits-b, none otherwise; or None) gives fid-b, FID on its features of the same
     images, as the robustness matrix's FID-b column.

@@ -24,7 +24,7 @@ def new_run_dir(root: Path, *, label: str = "") -> Path:
 
 def prepare_out_dir(out: Path | None, *, outputs_root: Path = Path("outputs"), label: str = "") -> Path:
     """The folder a command writes into: ``out`` if given, else a new run folder; created here."""
-    from isgame.scoring.distributed import current_group
+    from isgame.scoring.runtime.distributed import current_group
     from isgame.scoring.errors import InvalidInputError, parameter
 
     folder = Path(out) if out is not None else new_run_dir(outputs_root, label=label)

@@ -14,11 +14,11 @@ import torch
 
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.dialects import DialectReport
+from isgame.scoring.metrics.dialects import DialectReport
 from isgame.scoring.provenance import Provenance, input_record, make_provenance
 from isgame.scoring.pipeline import PREDICTION_BATCH_SIZE, ScoreReport, model_inputs, score_images, score_predictions
-from isgame.scoring.sample_order import RunsCounter, sample_order
-from isgame.scoring.samples import open_images, open_predictions
+from isgame.scoring.metrics.sample_order import RunsCounter, sample_order
+from isgame.scoring.sources.samples import open_images, open_predictions
 
 
 def score_source(
@@ -38,7 +38,7 @@ def score_source(
     """Score SOURCE as images (through a classifier) or as (N, K) logits / probabilities.
 
     The report's ``to_dict()["notes"]`` lists what the loader decided (files skipped, range detected, ...);
-    ``["sample_order"]`` is the runs test of the top-1 labels (:mod:`isgame.scoring.sample_order`), counted as
+    ``["sample_order"]`` is the runs test of the top-1 labels (:mod:`isgame.scoring.metrics.sample_order`), counted as
     the rows stream. When it finds class-sorted or clustered rows under contiguous splits, a note says so and
     the rows are read and scored once more after a seeded shuffle (only then: a second pass costs nothing
     when the order is fine, while a shuffled accumulator run alongside would double the cost of every
@@ -123,9 +123,9 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
                                 input=input_record(predictions))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('dialect')} needs logits: use {parameter('input_kind', 'images')} (a classifier runs) or {parameter('input_kind', 'logits')}")
-    from isgame.scoring.dialects import logits_of_truncated
-    from isgame.scoring.distributed import all_gather_rows, current_group, sum_over_ranks
-    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.metrics.dialects import logits_of_truncated
+    from isgame.scoring.runtime.distributed import all_gather_rows, current_group, sum_over_ranks
+    from isgame.scoring.runtime.progress import progress_bar
 
     classifier = load_classifier(classifier_name, weights=weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
@@ -166,7 +166,7 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
     refused: every dialect orders the rows as its implementation does. The network runs once per image, plus
     once more for the images that torchmetrics' uint8 truncation changes.
     """
-    from isgame.scoring.dialects import DIALECTS, DialectTable, dialect_table, score_dialect
+    from isgame.scoring.metrics.dialects import DIALECTS, DialectTable, dialect_table, score_dialect
 
     if dialect != "all" and dialect not in DIALECTS:
         raise InvalidInputError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)} or all")
@@ -190,7 +190,7 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
     else:
         table = DialectTable([score_dialect(truncated if truncated is not None else logits, dialect, splits=splits,
                                             seed=seed)])
-    from isgame.scoring.distributed import current_group
+    from isgame.scoring.runtime.distributed import current_group
 
     world_size = current_group().world_size
     extra = {"n": int(logits.shape[0]),
@@ -213,8 +213,8 @@ def sharded_feature_batches(classifier, source, *, batch_size: int | None = None
     gradients, with a progress bar; in one process, of every row."""
     import torch
 
-    from isgame.scoring.distributed import current_group
-    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.runtime.distributed import current_group
+    from isgame.scoring.runtime.progress import progress_bar
 
     start, stop = current_group().shard(source.num_samples)
     size = batch_size or classifier.default_batch_size
@@ -228,7 +228,7 @@ def sharded_feature_batches(classifier, source, *, batch_size: int | None = None
 def streamed_feature_statistics(classifier, source, *, batch_size: int | None = None, progress: bool = True):
     """Float64 mean and covariance of the classifier's features of ``source``, streamed one batch at a time
     (O(D^2) memory) and summed over torchrun processes."""
-    from isgame.scoring.fid import FeatureStatisticsAccumulator
+    from isgame.scoring.metrics.fid import FeatureStatisticsAccumulator
 
     accumulator = FeatureStatisticsAccumulator(classifier.feature_dim)
     for features in sharded_feature_batches(classifier, source, batch_size=batch_size, progress=progress):
@@ -246,9 +246,9 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     REAL may be stored statistics instead (an ``.npz`` with ``mu`` and ``sigma``: pytorch-fid's saved
     statistics, openai's reference batches). ``save_stats`` writes FAKE's statistics in that format.
     """
-    from isgame.scoring.distributed import current_group
-    from isgame.scoring.fid import is_statistics_file, load_statistics, save_statistics, statistics_to_fid
-    from isgame.scoring.stats_file import has_isgame_key, load_reference_stats
+    from isgame.scoring.runtime.distributed import current_group
+    from isgame.scoring.metrics.fid import is_statistics_file, load_statistics, save_statistics, statistics_to_fid
+    from isgame.scoring.sources.stats_file import has_isgame_key, load_reference_stats
 
     if is_statistics_file(fake):
         raise InvalidInputError(f"FAKE {fake} holds statistics (mu, sigma); pass generated images as "
@@ -306,9 +306,9 @@ def save_stats(source: str, out: Path, *, classifier_name: str = "digits", weigh
                progress: bool = True, value_range: str = "auto") -> StatsSaveResult:
     """Stream SOURCE's features once: float64 mean and covariance, a seeded subset of at most ``subset`` rows
     (default 10,000) and the key of every setting; write them atomically to ``out``
-    (:mod:`isgame.scoring.stats_file`)."""
-    from isgame.scoring.distributed import current_group
-    from isgame.scoring.stats_file import DEFAULT_SUBSET_CAP, current_key, save_reference_stats, stream_reference_stats
+    (:mod:`isgame.scoring.sources.stats_file`)."""
+    from isgame.scoring.runtime.distributed import current_group
+    from isgame.scoring.sources.stats_file import DEFAULT_SUBSET_CAP, current_key, save_reference_stats, stream_reference_stats
 
     if current_group().world_size > 1:
         raise InvalidInputError("stats save runs in one process; run it without torchrun")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from isgame.scoring.distributed import all_reduce_sum_
+from isgame.scoring.runtime.distributed import all_reduce_sum_
 
 
 def batch_mutual_information_surrogate(logits: torch.Tensor, *, total: int) -> torch.Tensor:

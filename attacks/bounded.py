@@ -21,8 +21,8 @@ from torch import nn
 from isgame.attacks.inflate import cycling_targets
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.inception_score import inception_score
-from isgame.scoring.score_result import with_legacy_json_keys
+from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.metrics.score_result import with_legacy_json_keys
 
 Norm = Literal["linf", "l2"]
 DEFAULT_EPSILONS: dict[str, tuple[float, ...]] = {
@@ -153,7 +153,7 @@ def targeted_pgd(
     """
     import foolbox as fb
 
-    from isgame.scoring.distributed import all_gather_rows, current_group
+    from isgame.scoring.runtime.distributed import all_gather_rows, current_group
 
     if norm not in DEFAULT_EPSILONS:
         raise InvalidInputError(f"{parameter('norm')} must be linf or l2, got {norm!r}")

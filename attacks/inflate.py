@@ -55,10 +55,10 @@ from isgame.attacks.inflate_checkpoint import InflateCheckpoint, attack_fingerpr
 from isgame.attacks.inflate_result import InflateResult, TraceStep
 from isgame.attacks.step_rules import AdamState, newton_step, sign_step, target_margin
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.distributed import all_gather_rows, current_group, sum_over_ranks
+from isgame.scoring.runtime.distributed import all_gather_rows, current_group, sum_over_ranks
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.inception_score import inception_score_of_shards
-from isgame.scoring.preprocessing import quantise_to_uint8
+from isgame.scoring.metrics.inception_score import inception_score_of_shards
+from isgame.scoring.sources.preprocessing import quantise_to_uint8
 
 Optimizer = Literal["newton", "sign", "adam-logit"]
 Objective = Literal["targets", "mutual-information"]
@@ -361,7 +361,7 @@ class InflateAttack:
 
     # -- bookkeeping -------------------------------------------------------------------------------
     def _step_bar(self, first_step: int):
-        from isgame.scoring.progress import progress_bar
+        from isgame.scoring.runtime.progress import progress_bar
 
         # Steps 0..steps are evaluated; a resumed run starts part-way.
         return progress_bar(f"inflate ({self.optimizer if self.objective == 'targets' else 'batch MI'})",

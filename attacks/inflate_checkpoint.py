@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from isgame.scoring.distributed import current_group, sum_over_ranks
+from isgame.scoring.runtime.distributed import current_group, sum_over_ranks
 from isgame.scoring.errors import InvalidInputError, parameter
 
 
@@ -65,7 +65,7 @@ class InflateCheckpoint:
         """Write ``tensors`` and the trace rows atomically."""
         from safetensors.torch import save
 
-        from isgame.scoring.atomic_io import write_bytes_atomic
+        from isgame.scoring.runtime.atomic_io import write_bytes_atomic
 
         metadata = {"fingerprint": self.fingerprint, "trace": json.dumps(trace)}
         write_bytes_atomic(self.path, save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata))

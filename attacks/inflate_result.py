@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from isgame.scoring.score_result import from_legacy_json_keys, with_legacy_json_keys
+from isgame.scoring.metrics.score_result import from_legacy_json_keys, with_legacy_json_keys
 
 
 @dataclass(frozen=True)

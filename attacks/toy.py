@@ -23,7 +23,7 @@ from scipy import integrate, stats
 from scipy.special import expit
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.inception_score import inception_score
+from isgame.scoring.metrics.inception_score import inception_score
 
 CLASS_VARIANCE = 2.0
 CLASS_MEANS = (-1.0, 1.0)

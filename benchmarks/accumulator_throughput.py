@@ -48,7 +48,7 @@ def child(path: Path, track_stderr: bool) -> dict:
     import torch
 
     from isgame.scoring.pipeline import score_predictions
-    from isgame.scoring.samples import open_predictions
+    from isgame.scoring.sources.samples import open_predictions
 
     torch.set_num_threads(2)
     source = open_predictions(str(path))

@@ -20,7 +20,7 @@ import sys
 import mpmath
 import numpy as np
 
-from isgame.scoring.fid import frechet_distance
+from isgame.scoring.metrics.fid import frechet_distance
 
 from common import emit
 
@@ -52,7 +52,7 @@ def digits_features(n: int) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     from isgame.scoring.classifiers import load_classifier
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     classifier, split = load_classifier("digits"), digits_split()
     with torch.no_grad():

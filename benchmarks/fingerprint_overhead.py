@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from isgame.scoring.pipeline import score_predictions
-from isgame.scoring.samples import open_predictions
+from isgame.scoring.sources.samples import open_predictions
 
 from common import emit
 

@@ -72,7 +72,7 @@ def worker(weights: Path, n: int, steps: int, budget: int | None) -> dict:
     """
     from isgame.attacks.inflate import InflateAttack
     from isgame.scoring.classifiers import load_classifier
-    from isgame.scoring.samples import noise_source
+    from isgame.scoring.sources.samples import noise_source
 
     torch.set_num_threads(2)
     classifier = load_classifier("inception-v3", weights=weights)

@@ -30,8 +30,8 @@ import torch
 from isgame.attacks.bounded import targeted_pgd
 from isgame.attacks.inflate import InflateAttack
 from isgame.scoring.classifiers import load_classifier
-from isgame.scoring.inception_score import inception_score
-from isgame.scoring.samples import open_images
+from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.sources.samples import open_images
 
 GOAL = 0.999
 PGD_EPSILON = 1.0

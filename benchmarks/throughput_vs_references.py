@@ -44,7 +44,7 @@ def classifier_for(classes: int):
 
 
 def run(implementation: str, n: int, classes: int) -> dict:
-    from isgame.scoring.samples import noise_source
+    from isgame.scoring.sources.samples import noise_source
 
     torch.set_num_threads(2)
     classifier = classifier_for(classes)

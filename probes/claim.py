@@ -28,16 +28,16 @@ import numpy as np
 import torch
 
 from isgame.attacks.inflate import InflateAttack
-from isgame.probes.copy_detectors import (CT_BAND, CT_CELLS, authenticity, ct_verdict, data_copying_test,
+from isgame.scoring.metrics.copy_detectors import (CT_BAND, CT_CELLS, authenticity, ct_verdict, data_copying_test,
                                           flatten_images)
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
+from isgame.scoring.metrics.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.inception_score import inception_score
+from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify
-from isgame.scoring.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
-from isgame.scoring.sample_order import sample_order_of_logits
+from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
+from isgame.scoring.metrics.sample_order import sample_order_of_logits
 
 #: the resize variants a claim is recomputed under, in report order (labels of RESIZE_VARIANTS)
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
@@ -88,7 +88,7 @@ class CheckResult:
     verdict: str
     reasons: list[str]
     examples: torch.Tensor = field(repr=False, default=None)
-    #: the runs test of the samples' top-1 labels (:mod:`isgame.scoring.sample_order`), with the IS both ways
+    #: the runs test of the samples' top-1 labels (:mod:`isgame.scoring.metrics.sample_order`), with the IS both ways
     #: when class-sorted samples meet the claim's contiguous splits
     sample_order: dict[str, object] | None = None
 

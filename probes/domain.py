@@ -16,9 +16,9 @@ import torch
 
 from isgame.scoring.classifiers.base import ImageClassifier, resize, to_channels
 from isgame.scoring.domains import Domain, as_domain
-from isgame.scoring.inception_score import inception_score
+from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify
-from isgame.scoring.score_result import with_legacy_json_keys
+from isgame.scoring.metrics.score_result import with_legacy_json_keys
 
 CROP_SIZES = (16, 128)
 DIGITS_ROW = "digits (out of domain)"
@@ -89,7 +89,7 @@ def domain_row(name: str, logits: torch.Tensor, *, threshold: float) -> DomainRo
 def digits_in_domain_shape(image_shape: tuple[int, int, int], n: int | None = None) -> torch.Tensor:
     """The first ``n`` (default all 540) built-in held-out digits (n, C, H, W) in [0, 1], in the channels and size
     of ``image_shape`` (grey copied to RGB; resized bilinearly with antialias)."""
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     channels, height, width = image_shape
     digits = to_channels(digits_split().test_images[:n], channels)

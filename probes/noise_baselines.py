@@ -16,8 +16,8 @@ import torch
 from isgame.attacks.inflate import InflateAttack
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain
-from isgame.scoring.inception_score import inception_score
-from isgame.scoring.score_result import with_legacy_json_keys
+from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.metrics.score_result import with_legacy_json_keys
 from isgame.scoring.pipeline import classify
 
 #: "A Note on the Inception Score" (Barratt & Sharma, 2018), Inception v3 — published, not measured here.

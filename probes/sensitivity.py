@@ -30,14 +30,14 @@ import numpy as np
 import torch
 
 from isgame.probes.memorization import domain_kde
-from isgame.scoring.accumulator import split_of_rows
+from isgame.scoring.metrics.accumulator import split_of_rows
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain, check_classifier_fits, pca_bandwidth_scale
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.inception_score import inception_score
-from isgame.scoring.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
-from isgame.scoring.score_result import spread_percent, with_legacy_json_keys
+from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
+from isgame.scoring.metrics.score_result import spread_percent, with_legacy_json_keys
 from isgame.scoring.pipeline import classify
 
 SPLIT_COUNTS = (1, 2, 5, 10, 20, 50, 100)
@@ -83,9 +83,9 @@ def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0) -> flo
 
     Every row has the same conditional entropy H_c = h(eps) + eps ln(K - 1) (nats), and a split of m rows whose
     true classes have counts c (K,) has the marginal p = ((1 - eps) c + eps (m - c) / (K - 1)) / m, so its IS is
-    exp(H(p) - H_c): what :class:`~isgame.scoring.accumulator.InceptionScoreAccumulator` computes streaming those
+    exp(H(p) - H_c): what :class:`~isgame.scoring.metrics.accumulator.InceptionScoreAccumulator` computes streaming those
     rows, to float64 rounding (a test streams them), in one pass over n class labels instead of n x K probabilities.
-    The splits are the accumulator's (:func:`~isgame.scoring.accumulator.split_of_rows`).
+    The splits are the accumulator's (:func:`~isgame.scoring.metrics.accumulator.split_of_rows`).
     """
     if not 1 <= splits <= n <= SYNTHETIC_SAMPLES:
         raise InvalidInputError(f"the synthetic set needs 1 <= splits <= n <= {SYNTHETIC_SAMPLES}, got splits = "
@@ -350,7 +350,7 @@ def precision_sensitivity(domain: Domain, sample_sets: dict[str, torch.Tensor], 
                           n: int = PRECISION_SAMPLES) -> list[PrecisionShift]:
     """Per sample set (its first ``n`` images): IS, and FID against the domain's first ``n`` training images, in fp32
     and under bf16 autocast. ``n`` is small because bf16 is emulated, and slow, on CPUs without bf16 instructions."""
-    from isgame.scoring.fid import frechet_distance
+    from isgame.scoring.metrics.fid import frechet_distance
     from isgame.scoring.pipeline import classify_with_features
 
     half = domain.classifier_variant().set_precision("bf16")

@@ -27,7 +27,7 @@ from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
-from isgame.scoring.samples import noise_source, open_images
+from isgame.scoring.sources.samples import noise_source, open_images
 
 #: the digits classifiers, whose own domain is the built-in split
 DIGITS_CLASSIFIERS = tuple(SHIPPED_DIGITS_WEIGHTS)
@@ -61,7 +61,7 @@ class Domain:
     train_available: int | None = None
     real_available: int | None = None
     notes: tuple[str, ...] = ()
-    #: a stats file's reference (:class:`~isgame.scoring.stats_file.ReferenceStats`) that the distribution metrics
+    #: a stats file's reference (:class:`~isgame.scoring.sources.stats_file.ReferenceStats`) that the distribution metrics
     #: compare against instead of the training images' features, and where it came from
     reference_stats: object | None = field(default=None, repr=False)
     reference_stats_source: str | None = None
@@ -138,7 +138,7 @@ class Domain:
 def digits_domain(classifier_name: str = "digits", *, weights: Path | None = None,
                   classifier: ImageClassifier | None = None) -> Domain:
     """The built-in domain: the shipped digits CNN, the 1257 training and 540 held-out digits (1, 8, 8)."""
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     split = digits_split()
     classifier = load_classifier(classifier_name, weights=weights) if classifier is None else classifier
@@ -165,7 +165,7 @@ def load_domain(classifier: str = "digits", *, weights: Path | None = None, trai
     for name, value in (("max_train", max_train), ("max_real", max_real)):
         if value < 2:
             raise InvalidInputError(f"{parameter(name)} must be >= 2, got {value}")
-    from isgame.scoring.fid import is_statistics_file
+    from isgame.scoring.metrics.fid import is_statistics_file
 
     if allow_stats and real is not None and is_statistics_file(real):
         return _domain_with_reference_stats(classifier, weights=weights, train=train, stats_path=real,
@@ -217,7 +217,7 @@ def _domain_with_reference_stats(classifier: str, *, weights: Path | None, train
     made with this classifier's settings. Its held-out real images are the digits' test split for a digits
     classifier, else a seeded split of the training images, min(``max_real``, N / 2) of them, kept out of its
     training part (a note says so)."""
-    from isgame.scoring.stats_file import load_reference_stats
+    from isgame.scoring.sources.stats_file import load_reference_stats
 
     _refuse_statistics(train=train)
     network = load_classifier(classifier, weights=weights, device=device)
@@ -250,7 +250,7 @@ def _domain_with_reference_stats(classifier: str, *, weights: Path | None, train
 
 def _refuse_statistics(**specs: str | None) -> None:
     """A domain holds images: a stats file (mu, sigma) as its real or training images is refused in one line."""
-    from isgame.scoring.fid import is_statistics_file
+    from isgame.scoring.metrics.fid import is_statistics_file
 
     for name, spec in specs.items():
         if spec is not None and is_statistics_file(spec):

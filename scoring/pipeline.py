@@ -11,15 +11,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from isgame.scoring.accumulator import InceptionScoreAccumulator, uses_second_pass
+from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator, uses_second_pass
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.distributed import all_gather_rows, current_group
+from isgame.scoring.runtime.distributed import all_gather_rows, current_group
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.prefetch import prefetched
-from isgame.scoring.progress import progress_bar
-from isgame.scoring.samples import ImageSource, PredictionSource
-from isgame.scoring.score_result import InceptionScoreResult
-from isgame.scoring.validation import PredictionKind, check_splits
+from isgame.scoring.runtime.prefetch import prefetched
+from isgame.scoring.runtime.progress import progress_bar
+from isgame.scoring.sources.samples import ImageSource, PredictionSource
+from isgame.scoring.metrics.score_result import InceptionScoreResult
+from isgame.scoring.metrics.validation import PredictionKind, check_splits
 
 #: The default batch of 8 x 8 digits; other inputs get ``ImageClassifier.default_batch_size`` (16 at 299 px).
 DEFAULT_BATCH_SIZE = 256

@@ -16,7 +16,7 @@ What is recorded, and where it is read from (nothing is assumed):
 * ``dtype``, ``device``, ``precision`` (autocast precision; fp32 unless the classifier says otherwise);
 * ``seed``, ``dialect``, ``n``, ``splits``, ``shuffled``;
 * ``inputs``: per role (``samples``, ``real``, ``train``...), the source, how its stored values were
-  mapped to [0, 1], and the fingerprint hashed while it streamed (:mod:`isgame.scoring.fingerprint`).
+  mapped to [0, 1], and the fingerprint hashed while it streamed (:mod:`isgame.scoring.sources.fingerprint`).
 """
 
 from __future__ import annotations

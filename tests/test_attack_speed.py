@@ -12,7 +12,7 @@ from isgame.attacks.class_shift import MIN_SAMPLES_PER_CLASS, class_shifts
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.step_rules import target_margin
 from isgame.scoring.classifiers import load_classifier
-from isgame.scoring.samples import open_images
+from isgame.scoring.sources.samples import open_images
 
 GOAL = math.log(0.99995 / 0.00005)
 

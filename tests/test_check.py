@@ -11,9 +11,9 @@ import torch
 import isgame.probes.claim as claim
 from isgame.attacks.inflate import InflateAttack
 from isgame.probes.claim import check_claim, claim_rounding, protocol_evidence, reproduction_answer
-from isgame.scoring.dialects import DialectScore
+from isgame.scoring.metrics.dialects import DialectScore
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.samples import open_images
+from isgame.scoring.sources.samples import open_images
 from helpers import assert_one_line_error, reference_scores
 
 #: what the inflate attack's ceiling would say; the attack itself is tested in the attack tests, and here its

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from isgame.app.audit import AUDIT_FAST_SAMPLES
-from isgame.scoring.atomic_io import write_json_atomic
+from isgame.scoring.runtime.atomic_io import write_json_atomic
 from helpers import assert_one_line_error
 from isgame.app.scoring_commands import score_source
 
@@ -30,7 +30,7 @@ def test_score_json_to_stdout_is_pure_json(cli):
 
 
 def test_score_logits_file_matches_the_library(cli, tmp_path):
-    from isgame.scoring.inception_score import inception_score
+    from isgame.scoring.metrics.inception_score import inception_score
 
     logits = np.random.default_rng(0).normal(size=(300, 12)) * 3
     np.save(tmp_path / "logits.npy", logits)
@@ -193,7 +193,7 @@ def test_ctrl_c_mid_audit_keeps_finished_files_and_leaves_no_partial_ones(cli, t
 def test_an_interrupted_write_leaves_the_old_file(tmp_path, monkeypatch):
     import os
 
-    from isgame.scoring.atomic_io import write_bytes_atomic
+    from isgame.scoring.runtime.atomic_io import write_bytes_atomic
 
     target = tmp_path / "report.json"
     target.write_text("old")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import entropy
 
-from isgame.scoring.dialects import dialect_table, score_dialect
+from isgame.scoring.metrics.dialects import dialect_table, score_dialect
 from isgame.scoring.errors import InvalidInputError
 from helpers import assert_one_line_error
 
@@ -125,17 +125,17 @@ def test_dialect_output_names_source_and_classifier_and_draws_a_progress_bar(cli
     import hashlib
     import json
 
-    import isgame.scoring.progress
+    import isgame.scoring.runtime.progress
     from isgame.scoring.classifiers.digits import shipped_weights_path
 
     bars = []
-    real_bar = isgame.scoring.progress.progress_bar
+    real_bar = isgame.scoring.runtime.progress.progress_bar
 
     def recording_bar(description, *, total, batches, enabled=True):
         bars.append((description, total, batches, enabled))
         return real_bar(description, total=total, batches=batches, enabled=enabled)
 
-    monkeypatch.setattr(isgame.scoring.progress, "progress_bar", recording_bar)
+    monkeypatch.setattr(isgame.scoring.runtime.progress, "progress_bar", recording_bar)
     result = cli("score", "digits:test", "--dialect", "all", "--batch-size", "100", "--json", "-")
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -176,7 +176,7 @@ def test_torchmetrics_dialect_runs_the_network_once_on_uint8_valued_images(tmp_p
     from PIL import Image
 
     from isgame.app.scoring_commands import score_in_dialects
-    from isgame.scoring.samples import open_images
+    from isgame.scoring.sources.samples import open_images
 
     digits = np.round(open_images("digits:test", n=60).load_all().numpy()[:, 0] * 255).astype(np.uint8)
     for i, image in enumerate(digits):

@@ -210,10 +210,10 @@ def test_a_bad_row_in_one_ranks_shard_is_named_by_global_row_and_rank(tmp_path):
 
 
 def test_ranks_other_than_0_write_into_one_scratch_folder_per_report(tmp_path, monkeypatch):
-    import isgame.scoring.distributed
+    import isgame.scoring.runtime.distributed
     from isgame.app.outputs import prepare_out_dir
 
-    monkeypatch.setattr(isgame.scoring.distributed, "current_group", lambda: isgame.scoring.distributed.ProcessGroup(1, 2))
+    monkeypatch.setattr(isgame.scoring.runtime.distributed, "current_group", lambda: isgame.scoring.runtime.distributed.ProcessGroup(1, 2))
     report = tmp_path / "report"
     scratch = prepare_out_dir(report)
     assert not report.exists() and tmp_path not in scratch.parents and scratch.is_dir()

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from helpers import reference_scores
-from isgame.probes import games as games_module
+from isgame.probes.matrix import games as games_module
 from isgame.probes import matrix as matrix_module
-from isgame.probes.games import ATTACK_GAMES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME, attack_classifier, mode_collapse
+from isgame.probes.matrix.games import ATTACK_GAMES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME, attack_classifier, mode_collapse
 from isgame.probes.matrix import MATRIX_SAMPLES, robustness_matrix
-from isgame.probes.matrix_metrics import Measurement
+from isgame.probes.matrix.measurements import Measurement
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 

@@ -20,7 +20,7 @@ def shapes(shapes_specs):
 
 
 def test_digits_domain_is_the_built_in_split():
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     domain, split = load_domain("digits"), digits_split()
     assert domain.is_digits and domain.image_shape == (1, 8, 8) and domain.num_classes == 10

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from isgame.scoring.accumulator import ROW_CHUNK, InceptionScoreAccumulator
+from isgame.scoring.metrics.accumulator import ROW_CHUNK, InceptionScoreAccumulator
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import default_batch_size
-from isgame.scoring.entropy import row_statistics
+from isgame.scoring.metrics.entropy import row_statistics
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.prefetch import prefetched
+from isgame.scoring.runtime.prefetch import prefetched
 from helpers import assert_one_line_error
 
 
@@ -123,7 +123,7 @@ def test_default_batch_size_follows_the_input_size():
 
 
 def test_bf16_autocast_runs_on_the_cpu_and_stays_near_fp32():
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     images = digits_split().test_images[:200]
     exact = load_classifier("digits")(images)
@@ -144,7 +144,7 @@ def test_fp16_on_the_cpu_is_refused_in_one_line(cli):
 def test_bounded_epsilon_zero_is_the_clean_images():
     from isgame.attacks.bounded import targeted_pgd
     from isgame.attacks.inflate import cycling_targets
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     classifier = load_classifier("digits")
     model_input = classifier.preprocess(digits_split().test_images[:30])

@@ -133,7 +133,7 @@ def png_bytes(value: int, size: int = 8) -> bytes:
 
 
 def test_zip_member_too_large_once_decompressed_is_refused(cli, tmp_path, monkeypatch):
-    import isgame.scoring.image_files as image_files
+    import isgame.scoring.sources.image_files as image_files
 
     monkeypatch.setattr(image_files, "MAX_ZIP_MEMBER_BYTES", 1000)
     path = zip_of(tmp_path / "bomb.zip", {"a.png": png_bytes(1), "b.bmp": np.zeros(5000, np.uint8).tobytes()})

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError
-from isgame.scoring.samples import open_images
+from isgame.scoring.sources.samples import open_images
 
 
 def reference(array: np.ndarray) -> torch.Tensor:

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from isgame.scoring.accumulator import InceptionScoreAccumulator
+from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError
-from isgame.scoring.inception_score import inception_score
+from isgame.scoring.metrics.inception_score import inception_score
 from helpers import reference_scores
 
 

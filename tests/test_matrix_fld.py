@@ -11,12 +11,12 @@ import torch
 from scipy.spatial.distance import cdist
 from scipy.special import logsumexp
 
-from isgame.probes import matrix_metrics
-from isgame.probes.games import GAMES, REFERENCE_GAME, select_games
+from isgame.probes.matrix import measurements as matrix_metrics
+from isgame.probes.matrix.games import GAMES, REFERENCE_GAME, select_games
 from isgame.probes.matrix import available_metrics, held_out_halves, robustness_matrix
-from isgame.probes.matrix_metrics import MatrixContext, fld_measurement
-from isgame.scoring.fid import features_to_statistics, statistics_to_fid
-from isgame.scoring.fld import feature_likelihood_divergence, fit_mixture
+from isgame.probes.matrix.measurements import MatrixContext, fld_measurement
+from isgame.scoring.metrics.fid import features_to_statistics, statistics_to_fid
+from isgame.scoring.metrics.fld import feature_likelihood_divergence, fit_mixture
 from isgame.scoring.pipeline import classify_with_features
 
 
@@ -137,7 +137,7 @@ def test_fld_fits_to_the_training_features_beside_a_stats_file(noise_matrix, tmp
 
 def test_metrics_fid_b_is_fid_on_digits_b_features(cli):
     from isgame.scoring.classifiers import load_classifier
-    from isgame.scoring.samples import open_images
+    from isgame.scoring.sources.samples import open_images
 
     payload = json.loads(cli("metrics", "digits:test", "noise:uniform", "--n", "80", "--seed", "2", "--metric", "fid-b",
                              "--json", "-", "--quiet").stdout)
@@ -165,7 +165,7 @@ def test_games_made_of_held_out_images_leave_their_fld_cell_empty():
     import matplotlib
 
     matplotlib.use("Agg")
-    from isgame.probes.games import HELD_OUT_GAMES
+    from isgame.probes.matrix.games import HELD_OUT_GAMES
     from isgame.probes.matrix import RobustnessMatrixDisplay
     from isgame.scoring.domains import digits_domain
 

@@ -9,16 +9,16 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from isgame.probes.games import (GAME_FAMILIES, GAMES, REFERENCE_GAME, class_sorted, held_out_real,
+from isgame.probes.matrix.games import (GAME_FAMILIES, GAMES, REFERENCE_GAME, class_sorted, held_out_real,
                                  mode_dropping_half, mode_dropping_one, resampling_features, truncation)
 from isgame.probes.matrix import (HIGHER_IS_BETTER, METRIC_FAMILIES, METRICS, auxiliary_scorers, available_metrics,
                                   game_outputs, matrix_context, measure_game)
-from isgame.probes.matrix_metrics import FAMILIES, SLICED_DRAW_PROJECTIONS
-from isgame.probes.matrix_significance import bootstrap_rows, bootstrap_stderr, check_test_settings, one_sided_test
+from isgame.probes.matrix.measurements import FAMILIES, SLICED_DRAW_PROJECTIONS
+from isgame.probes.matrix.significance import bootstrap_rows, bootstrap_stderr, check_test_settings, one_sided_test
 from isgame.scoring.domains import digits_domain
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.fid import frechet_distance
-from isgame.scoring.inception_score import inception_score
+from isgame.scoring.metrics.fid import frechet_distance
+from isgame.scoring.metrics.inception_score import inception_score
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def digits():
 @pytest.fixture(scope="module")
 def measured(digits):
     """Every column on 200 held-out digits, with the context and outputs they came from."""
-    from isgame.scoring.threads import single_threaded
+    from isgame.scoring.runtime.threads import single_threaded
 
     auxiliary = auxiliary_scorers(digits, robust=None)
     context = matrix_context(digits, n=200, seed=0, auxiliary=auxiliary)
@@ -97,7 +97,7 @@ def test_draws_on_a_resample_with_repeated_rows_match_the_library_on_those_rows(
     """A resample repeats rows: each draw must equal its metric computed afresh on the resampled rows."""
     import ot
 
-    from isgame.scoring.rbf_mmd import rbf_mmd
+    from isgame.scoring.metrics.rbf_mmd import rbf_mmd
 
     context, outputs, values = measured
     rows = bootstrap_rows(outputs.n, 1, 3)[0]
@@ -170,7 +170,7 @@ def test_the_weighted_frechet_distance_takes_the_smaller_side_with_the_same_valu
     """Both routes of the resampling game's loss equal scipy's Fréchet distance of the weighted statistics."""
     from scipy.linalg import sqrtm
 
-    from isgame.probes.games import _weighted_frechet
+    from isgame.probes.matrix.games import _weighted_frechet
 
     rng = np.random.default_rng(0)
     reference = rng.normal(size=(40, 6))
@@ -198,7 +198,7 @@ def test_the_weighted_frechet_distance_takes_the_smaller_side_with_the_same_valu
 
 
 def test_games_are_chosen_by_name_with_the_reference_always_played(cli):
-    from isgame.probes.games import select_games
+    from isgame.probes.matrix.games import select_games
 
     assert list(select_games(["uniform NOISE", "truncation (ψ = 0.5)"])) == [REFERENCE_GAME, "uniform noise",
                                                                           "truncation (ψ = 0.5)"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from isgame.scoring.fid import FeatureStatisticsAccumulator, features_to_statistics, fid_sample_size_curve, frechet_distance, statistics_to_fid
-from isgame.scoring.kid import kernel_inception_distance, unbiased_mmd2
-from isgame.scoring.prdc import precision_recall_density_coverage
+from isgame.scoring.metrics.fid import FeatureStatisticsAccumulator, features_to_statistics, fid_sample_size_curve, frechet_distance, statistics_to_fid
+from isgame.scoring.metrics.kid import kernel_inception_distance, unbiased_mmd2
+from isgame.scoring.metrics.prdc import precision_recall_density_coverage
 
 
 def correlated(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
@@ -99,7 +99,7 @@ def test_fid_cli_matches_the_in_memory_computation(cli, digits_classifier):
 
     import torch
 
-    from isgame.scoring.samples import open_images
+    from isgame.scoring.sources.samples import open_images
 
     payload = json.loads(cli("fid", "digits:test", "digits:train", "--json", "-", "--quiet").stdout)
     with torch.no_grad():
@@ -111,7 +111,7 @@ def test_fid_cli_matches_the_in_memory_computation(cli, digits_classifier):
 
 # --- FID when N <= D: the exact low-rank route ------------------------------------------------------------------
 
-from isgame.scoring.fid import (FeatureStatistics, covariance_root_rows, load_statistics, save_statistics,  # noqa: E402
+from isgame.scoring.metrics.fid import (FeatureStatistics, covariance_root_rows, load_statistics, save_statistics,  # noqa: E402
                                 trace_sqrt_product, trace_sqrt_product_low_rank)
 
 
@@ -228,7 +228,7 @@ def test_fid_cli_reads_and_writes_statistics(cli, tmp_path, digits_classifier):
 
     import torch
 
-    from isgame.scoring.samples import open_images
+    from isgame.scoring.sources.samples import open_images
 
     saved = tmp_path / "stats" / "test.npz"
     direct = json.loads(cli("fid", "digits:train", "digits:test", "--save-stats", saved, "--json", "-", "--quiet").stdout)

@@ -12,11 +12,11 @@ import isgame
 from helpers import assert_one_line_error
 from isgame.app import metrics_command
 from isgame.app.metrics_command import METRICS, compute_metrics, register_metric
-from isgame.probes.copy_detectors import authenticity, data_copying_test
-from isgame.scoring.fid import frechet_distance, save_statistics, features_to_statistics
-from isgame.scoring.kid import kernel_inception_distance
-from isgame.scoring.prdc import precision_recall_density_coverage
-from isgame.scoring.samples import open_images
+from isgame.scoring.metrics.copy_detectors import authenticity, data_copying_test
+from isgame.scoring.metrics.fid import frechet_distance, save_statistics, features_to_statistics
+from isgame.scoring.metrics.kid import kernel_inception_distance
+from isgame.scoring.metrics.prdc import precision_recall_density_coverage
+from isgame.scoring.sources.samples import open_images
 
 
 def features(classifier, spec: str, n: int | None = None) -> np.ndarray:
@@ -25,7 +25,7 @@ def features(classifier, spec: str, n: int | None = None) -> np.ndarray:
 
 
 def test_metrics_cli_values_equal_the_library_functions_on_the_same_features(cli, digits_classifier, tmp_path):
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     np.save(tmp_path / "train.npy", digits_split().train_images[:400].numpy())
     payload = json.loads(cli("metrics", "digits:test", "noise:uniform", "--n", "120", "--train", tmp_path / "train.npy",

@@ -13,12 +13,12 @@ import scipy.stats
 import torch
 
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.fld import feature_likelihood_divergence, fit_log_variances, mean_dim_adjusted_nll
-from isgame.scoring.infinity import default_sizes, fid_infinity, fit_against_inverse_n, is_infinity
-from isgame.scoring.rbf_mmd import rbf_mmd
-from isgame.scoring.sliced_wasserstein import sliced_wasserstein
-from isgame.scoring.vendi import vendi_score, vendi_score_of_kernel
-from isgame.scoring.wavelet_fd import haar_packets, inverse_haar_packets, packet_features, wavelet_frechet_distance
+from isgame.scoring.metrics.fld import feature_likelihood_divergence, fit_log_variances, mean_dim_adjusted_nll
+from isgame.scoring.metrics.infinity import default_sizes, fid_infinity, fit_against_inverse_n, is_infinity
+from isgame.scoring.metrics.rbf_mmd import rbf_mmd
+from isgame.scoring.metrics.sliced_wasserstein import sliced_wasserstein
+from isgame.scoring.metrics.vendi import vendi_score, vendi_score_of_kernel
+from isgame.scoring.metrics.wavelet_fd import haar_packets, inverse_haar_packets, packet_features, wavelet_frechet_distance
 
 
 # ---- Vendi ------------------------------------------------------------------------------------------------------
@@ -201,7 +201,7 @@ def test_default_sizes_scale_the_reference_points():
 
 
 def test_fid_infinity_points_are_fids_of_subsets_and_the_intercept_is_their_fit():
-    from isgame.scoring.fid import frechet_distance
+    from isgame.scoring.metrics.fid import frechet_distance
 
     rng = np.random.default_rng(8)
     real, fake = rng.normal(size=(400, 5)), rng.normal(size=(200, 5)) + 0.3
@@ -215,7 +215,7 @@ def test_fid_infinity_points_are_fids_of_subsets_and_the_intercept_is_their_fit(
 
 
 def test_is_infinity_uses_isgame_inception_score():
-    from isgame.scoring.inception_score import inception_score
+    from isgame.scoring.metrics.inception_score import inception_score
 
     logits = np.random.default_rng(9).normal(size=(300, 10)) * 3
     result = is_infinity(logits, sizes=(100, 200, 300), seed=1)
@@ -228,8 +228,8 @@ def test_is_infinity_uses_isgame_inception_score():
 def test_metrics_command_gives_the_library_values_on_the_same_features(tmp_path):
     import isgame
     from isgame.scoring.classifiers import load_classifier
-    from isgame.scoring.digits_data import digits_split
-    from isgame.scoring.samples import open_images
+    from isgame.scoring.sources.digits_data import digits_split
+    from isgame.scoring.sources.samples import open_images
 
     np.save(tmp_path / "train.npy", digits_split().train_images[:150].numpy())
     names = ["vendi", "sliced-wasserstein", "rbf-mmd", "fld", "fid-infinity", "is-infinity", "wavelet-fd"]

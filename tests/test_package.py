@@ -30,7 +30,7 @@ def test_wheel_holds_only_the_isgame_package(tmp_path):
     (wheel,) = (tmp_path / "wheel").glob("isgame-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/", 1)[0] for name in names} == {"isgame", f"{wheel.name.split('-')[0]}-{wheel.name.split('-')[1]}.dist-info"}
-    for module in ("isgame/__init__.py", "isgame/cli.py", "isgame/scoring/inception_score.py",
+    for module in ("isgame/__init__.py", "isgame/cli.py", "isgame/scoring/metrics/inception_score.py",
                    "isgame/attacks/inflate.py", "isgame/probes/claim.py", "isgame/app/audit.py",
                    "isgame/scoring/weights/digits.safetensors"):
         assert module in names, module

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from isgame.scoring.digits_data import digits_split
+from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
 from isgame.scoring.pipeline import score_images
-from isgame.scoring.samples import open_images, open_predictions
+from isgame.scoring.sources.samples import open_images, open_predictions
 
 
 def write_mixed_folder(folder, digit_images):

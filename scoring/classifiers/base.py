@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.validation import check_images
+from isgame.scoring.metrics.validation import check_images
 
 #: ITU-R BT.601 luma weights, the ones PIL's ``convert("L")`` uses.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -209,7 +209,7 @@ def use_deterministic_cudnn() -> None:
 
 def resolve_device(device: "str | torch.device") -> torch.device:
     """A usable torch.device from ``--device``; ``auto`` is ``cuda:LOCAL_RANK`` with CUDA, else the CPU."""
-    from isgame.scoring.distributed import local_device
+    from isgame.scoring.runtime.distributed import local_device
 
     if isinstance(device, str) and device.strip().lower() == "auto":
         return local_device()

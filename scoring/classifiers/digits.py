@@ -23,7 +23,7 @@ from torch import nn
 
 from isgame.scoring.classifiers.adversarial_training import ROBUST_TRAIN_STEPS, check_epsilon, pgd_linf
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
+from isgame.scoring.sources.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
 
 #: name -> (weights file shipped in scoring/weights, training seed)
@@ -225,7 +225,7 @@ def save_digits_network(result: DigitsTrainingResult, path: Path) -> None:
     """Write the network's weights as safetensors (atomically), with seed and accuracy as metadata."""
     from safetensors.torch import save
 
-    from isgame.scoring.atomic_io import write_bytes_atomic
+    from isgame.scoring.runtime.atomic_io import write_bytes_atomic
 
     state = {key: value.contiguous() for key, value in result.network.state_dict().items()}
     metadata = {key: str(value) for key, value in result.to_dict().items()}

@@ -26,7 +26,7 @@ from isgame.scoring.classifiers.batch_norm_folding import fold_batch_norms
 from isgame.scoring.classifiers.inception import load_state_dict_file
 from isgame.scoring.classifiers.weights_registry import resolve_classifier_weights
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.validation import check_images
+from isgame.scoring.metrics.validation import check_images
 
 WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 

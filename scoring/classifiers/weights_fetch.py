@@ -142,7 +142,7 @@ def _download(entry: WeightsEntry, url: str, part: Path, *, progress: bool) -> i
 
 def _stream(response, part: Path, *, offset: int, expected: int | None, entry: WeightsEntry, progress: bool) -> int:
     """Append the response body to ``part`` (truncating it first when ``offset`` is 0); returns bytes received."""
-    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.runtime.progress import progress_bar
 
     total = offset + expected if expected is not None else (entry.size_bytes or 0)
     received = 0

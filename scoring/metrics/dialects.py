@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.inception_score import inception_score
-from isgame.scoring.score_result import spread_percent
-from isgame.scoring.validation import check_predictions
+from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.metrics.score_result import spread_percent
+from isgame.scoring.metrics.validation import check_predictions
 
 
 @dataclass(frozen=True)

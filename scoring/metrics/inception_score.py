@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from isgame.scoring.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator, uses_second_pass
-from isgame.scoring.score_result import InceptionScoreResult
-from isgame.scoring.validation import PredictionKind, check_splits, prediction_shape
+from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator, uses_second_pass
+from isgame.scoring.metrics.score_result import InceptionScoreResult
+from isgame.scoring.metrics.validation import PredictionKind, check_splits, prediction_shape
 
 
 def inception_score(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.feature_arrays import as_feature_array, check_same_width
+from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
 
 SLICED_PROJECTIONS = 200
 SLICED_ORDER = 2

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.fingerprint import InputFingerprint
+from isgame.scoring.sources.fingerprint import InputFingerprint
 
 
 @dataclass
@@ -20,7 +20,7 @@ class ImageSource:
     applied per image when a batch mixes sizes or channel counts. ``notes`` say, one line
     each, what the loader decided on the caller's behalf: files skipped, a value range
     detected, values clipped, a count capped. ``fingerprint`` is hashed by ``read`` as rows stream
-    (:mod:`isgame.scoring.fingerprint`); ``input_range`` says how stored values were mapped to [0, 1]
+    (:mod:`isgame.scoring.sources.fingerprint`); ``input_range`` says how stored values were mapped to [0, 1]
     (e.g. ``"uint8 0-255"``, ``"float 0-1"``), for provenance.
     """
 

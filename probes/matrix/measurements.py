@@ -5,7 +5,7 @@ features of each classifier) against the :class:`MatrixContext` built once per m
 and statistics, training pixels, C_T's held-out half, the auxiliary classifiers). Each measurement is a
 :class:`Measurement`: the value, exactly as the metric's own function computes it, and either a ``draw`` (the
 metric recomputed on a resample of the game's rows, for the bootstrap of
-:mod:`isgame.probes.matrix_significance`) or an analytic standard error (C_T is a z statistic: 1).
+:mod:`isgame.probes.matrix.significance`) or an analytic standard error (C_T is a z statistic: 1).
 
 Draws reuse what does not change between resamples: the k-NN metrics resample per-row indicators of one
 distance matrix (recall keeps each generated row's k-NN radius from the full set; with duplicates a resample
@@ -27,16 +27,16 @@ import numpy as np
 import torch
 from sklearn.metrics import pairwise_distances
 
-from isgame.probes.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authentic_flags, data_copying_test,
+from isgame.scoring.metrics.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authentic_flags, data_copying_test,
                                           leave_one_out_nearest_distances)
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
-from isgame.scoring.fld import (FldNormalisation, component_log_likelihoods, fit_mixture, fld_baseline_nll,
+from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
+from isgame.scoring.metrics.fld import (FldNormalisation, component_log_likelihoods, fit_mixture, fld_baseline_nll,
                                 generated_rows, mixture_nll)
-from isgame.scoring.inception_score import inception_score
-from isgame.scoring.kid import kernel_inception_distance, polynomial_kernel
-from isgame.scoring.prdc import knn_radii, precision_recall_density_coverage
+from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.metrics.kid import kernel_inception_distance, polynomial_kernel
+from isgame.scoring.metrics.prdc import knn_radii, precision_recall_density_coverage
 
 KID_SUBSETS = 50
 SLICED_PROJECTIONS = 200
@@ -122,12 +122,12 @@ class MatrixContext:
     @cached_property
     def fld_normalised(self) -> tuple[FldNormalisation, np.ndarray, np.ndarray]:
         """FLD's normalisation by the test set, and the train (N_train, D') and test (T, D') features it gives,
-        computed once (exactly as :func:`~isgame.scoring.fld.feature_likelihood_divergence` computes them)."""
+        computed once (exactly as :func:`~isgame.scoring.metrics.fld.feature_likelihood_divergence` computes them)."""
         normalise = FldNormalisation.of(self.fld_test)
         return normalise, normalise(self.fld_train), normalise(self.fld_test)
 
     def fld_baseline(self, size: int) -> float:
-        """FLD's baseline NLL for ``size`` mixture centres (:func:`~isgame.scoring.fld.fld_baseline_nll`): it depends
+        """FLD's baseline NLL for ``size`` mixture centres (:func:`~isgame.scoring.metrics.fld.fld_baseline_nll`): it depends
         on train, test, size and seed alone, so it is fitted once per size (n for the games, the second held-out
         half's size for the reference row), not once per game."""
         if size not in self._fld_baselines:
@@ -138,7 +138,7 @@ class MatrixContext:
     @cached_property
     def rooted_reference_statistics(self) -> FeatureStatistics:
         """The FID reference with its covariance root, computed once for the many FIDs of FID∞."""
-        from isgame.scoring.infinity import with_covariance_root
+        from isgame.scoring.metrics.infinity import with_covariance_root
 
         return with_covariance_root(self.reference_statistics)
 
@@ -167,7 +167,7 @@ class MatrixContext:
     @cached_property
     def rbf_reference(self) -> tuple[float, float]:
         """The RBF kernel's bandwidth (median heuristic on the reference) and the reference's unbiased own term."""
-        from isgame.scoring.rbf_mmd import _median_distance, squared_distances
+        from isgame.scoring.metrics.rbf_mmd import _median_distance, squared_distances
 
         rows = self.reference_features
         # The median of all pairwise distances up to RBF_MEDIAN_ROWS reference rows (every digit); beyond, of a
@@ -191,7 +191,7 @@ class MatrixContext:
     @cached_property
     def wavelet_reference(self) -> list[FeatureStatistics]:
         """Per Haar packet, the statistics of the training images' coefficients (images pooled to <= 32 px)."""
-        from isgame.scoring.wavelet_fd import packet_features
+        from isgame.scoring.metrics.wavelet_fd import packet_features
 
         packets = packet_features(self.wavelet_images(self.train_images))
         return [features_to_statistics(packets[:, p]) for p in range(packets.shape[1])]
@@ -199,7 +199,7 @@ class MatrixContext:
     @staticmethod
     def wavelet_images(images: torch.Tensor) -> np.ndarray:
         """(N, C, H, W) images pooled as the wavelet distance takes them (:func:`pooled_images`), float64."""
-        from isgame.scoring.wavelet_fd import pooled_images
+        from isgame.scoring.metrics.wavelet_fd import pooled_images
 
         return pooled_images(images.float()).double().numpy()
 
@@ -312,7 +312,7 @@ def measure_copying(context: MatrixContext, game: GameOutputs) -> dict[str, Meas
 
 def measure_infinity(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
     """IS∞ and FID∞ (Chong & Forsyth, CVPR 2020): intercepts of fits against 1/N over seeded subsets."""
-    from isgame.scoring.infinity import fid_infinity, is_infinity
+    from isgame.scoring.metrics.infinity import fid_infinity, is_infinity
 
     logits, features = game.outputs["main"]
 
@@ -328,8 +328,8 @@ def measure_infinity(context: MatrixContext, game: GameOutputs) -> dict[str, Mea
 
 def measure_rbf_mmd(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
     """Unbiased RBF-kernel MMD^2 (as CMMD, Jayasumana et al. 2024), bandwidth: the median pairwise distance of the
-    reference features; the same number as :func:`isgame.scoring.rbf_mmd.rbf_mmd`, from kernels computed once."""
-    from isgame.scoring.rbf_mmd import squared_distances
+    reference features; the same number as :func:`isgame.scoring.metrics.rbf_mmd.rbf_mmd`, from kernels computed once."""
+    from isgame.scoring.metrics.rbf_mmd import squared_distances
 
     features = game.outputs["main"][1]
     sigma, reference_term = context.rbf_reference
@@ -372,7 +372,7 @@ def measure_sliced_wasserstein(context: MatrixContext, game: GameOutputs) -> dic
 
 def fld_measurement(context: MatrixContext, features: np.ndarray) -> Measurement:
     """FLD (Jiralerspong et al., NeurIPS 2023) of ``features`` (n, D) of a sample set: the value of
-    :func:`~isgame.scoring.fld.feature_likelihood_divergence` (train: ``context.fld_train``, test:
+    :func:`~isgame.scoring.metrics.fld.feature_likelihood_divergence` (train: ``context.fld_train``, test:
     ``context.fld_test``, the context's seed), with the baseline fitted once per size and no NLL of the train set
     (the gap is not a column).
 
@@ -409,7 +409,7 @@ def measure_fld(context: MatrixContext, game: GameOutputs) -> dict[str, Measurem
 
 def measure_vendi(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
     """Vendi score (Friedman & Dieng, TMLR 2023; cosine kernel on features, q = 1): reference-free diversity."""
-    from isgame.scoring.vendi import vendi_score
+    from isgame.scoring.metrics.vendi import vendi_score
 
     features = game.outputs["main"][1]
     return {"Vendi": Measurement(vendi_score(features).vendi, draw=lambda rows: vendi_score(features[rows]).vendi)}
@@ -418,7 +418,7 @@ def measure_vendi(context: MatrixContext, game: GameOutputs) -> dict[str, Measur
 def measure_wavelet(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
     """Encoder-free: the mean over Haar packets of the Fréchet distance to the training images' packets (as FWD,
     Veeramacheneni et al., ICLR 2025), on images pooled to <= 32 px."""
-    from isgame.scoring.wavelet_fd import packet_features
+    from isgame.scoring.metrics.wavelet_fd import packet_features
 
     packets = packet_features(context.wavelet_images(game.images))
     reference = context.wavelet_reference

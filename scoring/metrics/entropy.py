@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from isgame.scoring.validation import PROBABILITY_SUM_ATOL, PredictionKind, check_predictions
+from isgame.scoring.metrics.validation import PROBABILITY_SUM_ATOL, PredictionKind, check_predictions
 
 LN2 = math.log(2.0)
 

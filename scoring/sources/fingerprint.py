@@ -75,7 +75,7 @@ class InputFingerprint:
     def to_dict(self, num_samples: int) -> dict[str, object]:
         """``{"scheme", "rows", "sha256"}``; ``sha256`` is None (and ``why`` says why) unless rows
         0..num_samples-1 were hashed in order; under torchrun, the shards' digests combined."""
-        from isgame.scoring.distributed import current_group
+        from isgame.scoring.runtime.distributed import current_group
 
         group = current_group()
         if group.world_size > 1:
@@ -89,7 +89,7 @@ class InputFingerprint:
         """SHA-256 over every rank's (first row, next row, digest), in rank order."""
         import torch
 
-        from isgame.scoring.distributed import all_gather_rows
+        from isgame.scoring.runtime.distributed import all_gather_rows
 
         local = torch.tensor([list(bytes.fromhex(self.hexdigest()))
                               + list((self.first_row or 0).to_bytes(8, "little"))

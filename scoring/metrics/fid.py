@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
-from isgame.scoring.streaming import StreamingMetric
+from isgame.scoring.metrics.streaming import StreamingMetric
 
 #: Rows of the covariance corrected at a time in :meth:`FeatureStatisticsAccumulator.compute`.
 COVARIANCE_BLOCK_ROWS = 256
@@ -168,7 +168,7 @@ def load_statistics(path: str | Path) -> FeatureStatistics:
 
 def save_statistics(statistics: FeatureStatistics, path: str | Path) -> None:
     """Write ``mu``, ``sigma`` (float64) and ``n`` as an ``.npz`` pytorch-fid and openai's evaluator read; atomic."""
-    from isgame.scoring.atomic_io import write_bytes_atomic
+    from isgame.scoring.runtime.atomic_io import write_bytes_atomic
 
     buffer = io.BytesIO()
     extra = {} if statistics.n is None else {"n": np.int64(statistics.n)}
@@ -234,13 +234,13 @@ class FeatureStatisticsAccumulator(StreamingMetric):
 
     def all_reduce(self) -> None:
         """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
-        from isgame.scoring.distributed import all_reduce_sum_
+        from isgame.scoring.runtime.distributed import all_reduce_sum_
 
         tensors = [torch.from_numpy(self.total), torch.from_numpy(self.outer), torch.tensor([self.count], dtype=torch.float64)]
         for tensor in tensors:
             all_reduce_sum_(tensor)
         self.total, self.outer, self.count = tensors[0].numpy(), tensors[1].numpy(), int(tensors[2].item())
-        from isgame.scoring.distributed import current_group
+        from isgame.scoring.runtime.distributed import current_group
 
         if current_group().world_size > 1:
             self._rows = None  # another process's rows are not here

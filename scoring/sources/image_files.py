@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.fingerprint import InputFingerprint
-from isgame.scoring.image_source import ImageSource
+from isgame.scoring.sources.fingerprint import InputFingerprint
+from isgame.scoring.sources.image_source import ImageSource
 from isgame.scoring.notes import Note
 
 #: Suffixes read as images (case-insensitive). GIF, TIFF and WEBP give their first frame.

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.feature_arrays import as_feature_array, check_same_width
+from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
 
 CMMD_SCALE = 1000.0
 BANDWIDTH_RULE = "median Euclidean distance between distinct reference rows (median heuristic)"

@@ -11,7 +11,7 @@ Layouts, decided from the shape alone (:func:`image_layout`):
 Values: uint8 is 0-255. Float arrays are 0-1 or 0-255 (``value_range``); ``"auto"`` reads the
 array once (in chunks) and takes 0-255 when its largest value exceeds
 :data:`AUTO_RANGE_THRESHOLD`, and a note states the decision. Values within
-:data:`~isgame.scoring.validation.IMAGE_RANGE_ATOL` of the range (after scaling) are clipped and
+:data:`~isgame.scoring.metrics.validation.IMAGE_RANGE_ATOL` of the range (after scaling) are clipped and
 counted in a note; anything further out, NaN or inf is refused before any image is scored.
 
 Nothing is unpickled: ``numpy.load(allow_pickle=False)``, ``torch.load(weights_only=True)``.
@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, parameter
-from isgame.scoring.fingerprint import InputFingerprint
-from isgame.scoring.image_source import ImageSource
+from isgame.scoring.sources.fingerprint import InputFingerprint
+from isgame.scoring.sources.image_source import ImageSource
 from isgame.scoring.notes import Note
-from isgame.scoring.validation import IMAGE_RANGE_ATOL, out_of_range_message
+from isgame.scoring.metrics.validation import IMAGE_RANGE_ATOL, out_of_range_message
 
 NUMPY_SUFFIXES = (".npy", ".npz")
 TORCH_SUFFIXES = (".pt", ".pth")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.feature_arrays import as_feature_array, check_same_width
-from isgame.scoring.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
+from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
+from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
 
 POINTS = 15
 SMALLEST_FRACTION = 0.1
@@ -114,8 +114,8 @@ def is_infinity(values: object, *, kind: str = "logits", sizes: tuple[int, ...] 
     """
     import torch
 
-    from isgame.scoring.inception_score import inception_score
-    from isgame.scoring.validation import prediction_shape
+    from isgame.scoring.metrics.inception_score import inception_score
+    from isgame.scoring.metrics.validation import prediction_shape
 
     n, _ = prediction_shape(values, kind=kind)
     array = values.detach().cpu() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))

@@ -6,7 +6,7 @@ metrics on its stored feature subset); C_T and authenticity run in pixel space a
 
 Every cell carries a seeded bootstrap standard error over the game's samples, and a game **fools** a metric
 unless it is significantly worse than the held-out real images: a one-sided z test at level ``alpha``
-(:mod:`isgame.probes.matrix_significance`). The margin is the signed relative amount by which a game beats
+(:mod:`isgame.probes.matrix.significance`). The margin is the signed relative amount by which a game beats
 (> 0) or trails (< 0) the reference.
 
 C_T is two-sided (far below 0: copying; far above: underfitting), so it has its own rule: a game fools C_T
@@ -20,7 +20,7 @@ FLD (Jiralerspong et al., NeurIPS 2023) needs the generator's training set and a
 the samples, and takes them as C_T does: its mixture's bandwidths are fitted to the training images' features
 (also when the domain has a stats file), every game is scored on the first held-out half's features, and the
 reference row is the second half scored on the first (:func:`reference_from_halves`). The games made of
-held-out images (:data:`~isgame.probes.games.HELD_OUT_GAMES`: sorted, mode-dropped, truncated or attacked held-out
+held-out images (:data:`~isgame.probes.matrix.games.HELD_OUT_GAMES`: sorted, mode-dropped, truncated or attacked held-out
 images) contain that first half, and a mixture centred on its own test points rewards them (FLD far below the
 reference's); their FLD cell is left empty (NaN, not counted as fooled or resisted) with a note.
 
@@ -39,19 +39,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from isgame.probes.copy_detectors import CT_BAND, CT_CELLS, ct_cells, flatten_images
-from isgame.probes.games import GAME_FAMILIES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME
-from isgame.probes.matrix_metrics import (MATRIX_METRICS, MEASURES, AuxiliaryScorer, GameOutputs,
+from isgame.scoring.metrics.copy_detectors import CT_BAND, CT_CELLS, ct_cells, flatten_images
+from isgame.probes.matrix.games import GAME_FAMILIES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME
+from isgame.probes.matrix.measurements import (MATRIX_METRICS, MEASURES, AuxiliaryScorer, GameOutputs,
                                           MatrixContext, MatrixMetric, Measurement, copying_statistic,
                                           fld_measurement)
-from isgame.probes.matrix_significance import (DEFAULT_ALPHA, DEFAULT_DRAWS, bootstrap_rows, bootstrap_stderr,
+from isgame.probes.matrix.significance import (DEFAULT_ALPHA, DEFAULT_DRAWS, bootstrap_rows, bootstrap_stderr,
                                                check_test_settings, game_seed, one_sided_test)
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.fid import features_to_statistics, fid_sample_size_curve
+from isgame.scoring.metrics.fid import features_to_statistics, fid_sample_size_curve
 from isgame.scoring.pipeline import classify_with_features
-from isgame.scoring.threads import single_threaded
+from isgame.scoring.runtime.threads import single_threaded
 
 MATRIX_SAMPLES = 540  # the size of the held-out set, so every game is compared at the same N
 ALL_METRICS: tuple[MatrixMetric, ...] = MATRIX_METRICS
@@ -302,7 +302,7 @@ def game_outputs(domain: Domain, images: torch.Tensor, auxiliary: dict[str, Auxi
 
 
 def measure_game(context: MatrixContext, game: GameOutputs, metrics: list[str]) -> dict[str, Measurement]:
-    """Every measurement of ``metrics`` on one game (see :data:`~isgame.probes.matrix_metrics.MEASURES`)."""
+    """Every measurement of ``metrics`` on one game (see :data:`~isgame.probes.matrix.measurements.MEASURES`)."""
     out = {}
     for names, _, measure in MEASURES:
         if set(names) & set(metrics):
@@ -352,7 +352,7 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     """
     import time
 
-    from isgame.scoring.progress import progress_bar
+    from isgame.scoring.runtime.progress import progress_bar
 
     domain = as_domain(domain)
     games = GAMES if games is None else games

@@ -20,7 +20,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from isgame.scoring.entropy import LN2, entropy_nats
+from isgame.scoring.metrics.entropy import LN2, entropy_nats
 
 
 #: Published JSON keys of results whose attributes now carry the one name of their quantity

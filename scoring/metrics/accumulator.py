@@ -31,12 +31,12 @@ import numpy as np
 import torch
 from scipy.linalg.blas import dsyrk
 
-from isgame.scoring.entropy import ScaledRows, negative_entropy_per_row, scaled_row_statistics
+from isgame.scoring.metrics.entropy import ScaledRows, negative_entropy_per_row, scaled_row_statistics
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.score_result import (InceptionScoreResult, log_of_marginal, marginal_and_entropies,
+from isgame.scoring.metrics.score_result import (InceptionScoreResult, log_of_marginal, marginal_and_entropies,
                                          statistics_to_result)
-from isgame.scoring.streaming import StreamingMetric
-from isgame.scoring.validation import PredictionKind, check_splits
+from isgame.scoring.metrics.streaming import StreamingMetric
+from isgame.scoring.metrics.validation import PredictionKind, check_splits
 
 #: Rows per pass of the per-row statistics: the two 512 x K = 1000 float64 buffers (8 MiB) stay in cache. On
 #: 2 cores, 256 rows cost the same CPU time per row and 1024 ~1.7x more; fewer rows per pass also mean more
@@ -246,7 +246,7 @@ class InceptionScoreAccumulator(StreamingMetric):
 
     def all_reduce(self) -> None:
         """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
-        from isgame.scoring.distributed import all_reduce_sum_
+        from isgame.scoring.runtime.distributed import all_reduce_sum_
 
         for tensor in self.statistics():
             all_reduce_sum_(tensor)
@@ -330,7 +330,7 @@ class KLDeviationAccumulator:
 
     def all_reduce(self) -> None:
         """Sum over every torchrun process (in place); a no-op in a single process."""
-        from isgame.scoring.distributed import all_reduce_sum_
+        from isgame.scoring.runtime.distributed import all_reduce_sum_
 
         rows = torch.tensor(self.rows_seen, dtype=torch.int64)
         for tensor in (self.deviation_sum, self.deviation_sq_sum, rows):

@@ -9,7 +9,7 @@ distance is the mean over packets of the Fréchet distance between the two sets'
 
 Differences from ``pytorchfwd`` (which pins scipy 1.11.1 and ptwt 0.1.8, so it is not a dependency): a plain
 orthonormal Haar transform in numpy (the package's default wavelet is also Haar); no log scaling (its default);
-each packet's Fréchet distance by isgame's eigenvalue route (:func:`isgame.scoring.fid.statistics_to_fid`)
+each packet's Fréchet distance by isgame's eigenvalue route (:func:`isgame.scoring.metrics.fid.statistics_to_fid`)
 rather than ``scipy.linalg.sqrtm``. No network is involved, so no classifier can be attacked through it.
 
 Units: squared pixel units of [0, 1] images (the Haar transform is orthonormal, so energy is preserved).
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.fid import features_to_statistics, statistics_to_fid
+from isgame.scoring.metrics.fid import features_to_statistics, statistics_to_fid
 
 MAX_LEVELS = 4
 

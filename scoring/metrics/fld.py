@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.feature_arrays import as_feature_array, check_same_width
+from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
 
 LEARNING_RATE = 0.5
 EPOCHS = 50

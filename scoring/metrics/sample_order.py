@@ -143,7 +143,7 @@ class RunsCounter:
 
     def all_reduce(self) -> None:
         """Combine the shards of every torchrun process (rank order = row order); a no-op in one process."""
-        from isgame.scoring.distributed import all_gather_rows, all_reduce_sum_, current_group
+        from isgame.scoring.runtime.distributed import all_gather_rows, all_reduce_sum_, current_group
 
         group = current_group()
         if group.world_size == 1:
@@ -222,7 +222,7 @@ def sample_order_of_logits(logits, *, splits: int, dialect: str, seed: int, is_c
     shuffled IS is that dialect's on the rows permuted by ``numpy.random.default_rng(seed).permutation(N)``."""
     import torch
 
-    from isgame.scoring.dialects import score_dialect
+    from isgame.scoring.metrics.dialects import score_dialect
 
     logits = torch.as_tensor(logits)
     permutation = torch.from_numpy(np.random.default_rng(seed).permutation(logits.shape[0]))

@@ -15,7 +15,7 @@ def progress_bar(description: str, *, total: int, batches: int, enabled: bool = 
 
     Under torchrun only rank 0 draws (its shard's progress stands for all).
     """
-    from isgame.scoring.distributed import current_group
+    from isgame.scoring.runtime.distributed import current_group
 
     if not enabled or batches <= MIN_BATCHES_FOR_BAR or not current_group().is_main:
         yield lambda rows: None

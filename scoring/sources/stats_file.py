@@ -3,7 +3,7 @@
 One ``.npz`` (written atomically, read with ``allow_pickle=False``) holds:
 
 * ``mu`` (D,) and ``sigma`` (D, D), float64, and ``n``: pytorch-fid's ``--save-stats`` format, so
-  :func:`isgame.scoring.fid.load_statistics` and pytorch-fid read the file as before;
+  :func:`isgame.scoring.metrics.fid.load_statistics` and pytorch-fid read the file as before;
 * ``features_subset`` (M, D) in the classifier's dtype (what the network gave, nothing rounded) with
   M = min(N, cap): the rows of a seeded subset (``numpy.random.default_rng(seed).choice(N, M,
   replace=False)``, kept in row order), picked while the features stream, for KID and the k-NN metrics;
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
-from isgame.scoring.fid import FeatureStatistics, FeatureStatisticsAccumulator
+from isgame.scoring.metrics.fid import FeatureStatistics, FeatureStatisticsAccumulator
 
 STATS_FORMAT = "isgame-stats-v1"
 #: default cap on the stored feature rows (KID and the k-NN metrics rarely use more)
@@ -126,7 +126,7 @@ def stream_reference_stats(batches, *, num_samples: int, feature_dim: int, key: 
 
 def save_reference_stats(stats: ReferenceStats, path: str | Path) -> None:
     """Write the ``.npz`` atomically (the temporary file is renamed only once complete)."""
-    from isgame.scoring.atomic_io import write_bytes_atomic
+    from isgame.scoring.runtime.atomic_io import write_bytes_atomic
 
     buffer = io.BytesIO()
     np.savez(buffer, mu=np.asarray(stats.statistics.mean, np.float64),
@@ -148,7 +148,7 @@ def has_isgame_key(path: str | Path) -> bool:
 def load_reference_stats(path: str | Path, *, classifier=None) -> ReferenceStats:
     """Read a stats file (``allow_pickle=False``); with ``classifier``, refuse it unless its settings match,
     naming every differing field."""
-    from isgame.scoring.fid import load_statistics
+    from isgame.scoring.metrics.fid import load_statistics
 
     path = Path(path)
     if not path.is_file():

@@ -6,11 +6,11 @@ caller's behalf (files skipped, a value range detected, values clipped, ``n`` ca
 
 * a folder of images at any depth (PNG, JPEG, WEBP, BMP, TIFF, GIF's first frame; grey, RGB,
   RGBA, palette; mixed sizes), in sorted relative-path order; other files are skipped and
-  counted (:mod:`isgame.scoring.image_files`);
+  counted (:mod:`isgame.scoring.sources.image_files`);
 * a ``.zip`` of images, members read on demand in sorted name order, never extracted;
 * ``.npy`` / ``.npz`` / ``.pt`` / ``.pth``: uint8 or float images (N, H, W), (N, C, H, W) or
   (N, H, W, C); float values 0-1 or 0-255 (``value_range``, detected by default)
-  (:mod:`isgame.scoring.image_arrays`). ``.npy`` rows are read on demand (resident memory stays
+  (:mod:`isgame.scoring.sources.image_arrays`). ``.npy`` rows are read on demand (resident memory stays
   one batch); ``FILE.npz:KEY`` / ``FILE.pt:KEY`` picks an array, otherwise the only one or
   ``images``; nothing is unpickled (``allow_pickle=False``, ``weights_only=True``);
 * ``digits:train`` / ``digits:test``: the fixed split of :mod:`scoring.digits_data`;
@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
-from isgame.scoring.fingerprint import InputFingerprint
-from isgame.scoring.image_arrays import (NUMPY_SUFFIXES, TORCH_SUFFIXES, VALUE_RANGES, NpyRows, array_header,
+from isgame.scoring.sources.fingerprint import InputFingerprint
+from isgame.scoring.sources.image_arrays import (NUMPY_SUFFIXES, TORCH_SUFFIXES, VALUE_RANGES, NpyRows, array_header,
                                          array_image_source, load_array, load_tensor_file)
-from isgame.scoring.image_files import IMAGE_SUFFIXES, folder_source, read_image_file, zip_source
-from isgame.scoring.image_source import ImageSource
+from isgame.scoring.sources.image_files import IMAGE_SUFFIXES, folder_source, read_image_file, zip_source
+from isgame.scoring.sources.image_source import ImageSource
 from isgame.scoring.notes import Note
 
 __all__ = ["BUILTIN_SOURCES", "IMAGE_SUFFIXES", "VALUE_RANGES", "ImageSource", "NpyRows", "PredictionSource", "load_array",
@@ -100,7 +100,7 @@ def _split_key(spec: str) -> tuple[Path, str | None]:
 
 
 def _digits_source(spec: str) -> ImageSource:
-    from isgame.scoring.digits_data import digits_split
+    from isgame.scoring.sources.digits_data import digits_split
 
     part = spec.split(":", 1)[1]
     if part not in ("train", "test"):
@@ -154,7 +154,7 @@ class PredictionSource:
     """N rows of (N, K) logits or probabilities, read in chunks from a streamed array; ``limit`` keeps the first N.
 
     ``notes`` say what was decided on the caller's behalf (e.g. ``n`` capped to the rows there are);
-    ``fingerprint`` hashes the rows' bytes as :meth:`batches` reads them (:mod:`isgame.scoring.fingerprint`).
+    ``fingerprint`` hashes the rows' bytes as :meth:`batches` reads them (:mod:`isgame.scoring.sources.fingerprint`).
     """
 
     name: str

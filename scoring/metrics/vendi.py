@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg
 
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.feature_arrays import as_feature_array
+from isgame.scoring.metrics.feature_arrays import as_feature_array
 
 #: the paper's default order: Shannon entropy
 VENDI_ORDER = 1.0

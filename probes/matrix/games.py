@@ -25,7 +25,7 @@ from isgame.probes.generators import KDE_PCA_COMPONENTS, KdeGenerator
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain, pca_bandwidth_scale
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.threads import single_threaded
+from isgame.scoring.runtime.threads import single_threaded
 
 BOUNDED_EPSILON = 8 / 255
 #: KDE bandwidths in PCA units for 8x8 grey digits; other domains scale them by :func:`pca_bandwidth_scale`
