@@ -6,8 +6,11 @@ one-line message on stderr and a non-zero exit.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -15,6 +18,8 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
+from isgame import defaults
+from isgame._moved import REMOVAL_VERSION
 from isgame.scoring.runtime.distributed import mark_failed
 from isgame.scoring.errors import IsgameError
 
@@ -178,17 +183,92 @@ def print_notes(notes, *, positional: dict[str, str] | None = None) -> None:
         typer.echo(f"isgame: note: {text}", err=True)
 
 
-def open_domain(classifier: str, *, weights: Path | None, train: str | None, real: str | None,
-                class_names: str | None, max_train: int, max_real: int, seed: int, allow_stats: bool = False):
-    """The domain the options name (the digits default without --train and --real); its notes go to stderr.
-    ``allow_stats``: --real may be a stats file (matrix and audit)."""
-    from isgame.scoring.domains import load_domain
+@dataclass(frozen=True)
+class DomainOptions:
+    """What the domain options of a command say: its classifier (weights, device, precision) and, for the commands
+    that run on a domain's images, its training and real images."""
 
-    domain = run_or_exit(lambda: load_domain(classifier, weights=weights, train=train, real=real,
-                                             class_names=class_names, max_train=max_train, max_real=max_real,
-                                             seed=seed, allow_stats=allow_stats))
-    print_notes(domain.notes)
-    return domain
+    classifier: str
+    weights: Path | None
+    device: str
+    precision: "Precision"
+    train: str | None = None
+    real: str | None = None
+    class_names: str | None = None
+    max_train: int = defaults.MAX_TRAIN
+    max_real: int = defaults.MAX_REAL
+
+    def classifier_spec(self) -> dict[str, object]:
+        """The library's names for the classifier options: each command's library call builds its domain once the
+        command's own options are checked (an Inception file takes seconds to load)."""
+        return {"classifier_name": self.classifier, "weights": self.weights}
+
+    def use_device(self) -> None:
+        """Put every classifier the command loads on the device, at the precision, the options name."""
+        use_device(self.device, self.precision)
+
+    def open(self, *, seed: int, allow_stats: bool = False, require_images: bool = True):
+        """Set the device, then load the domain (the digits default without --train and --real); its notes go to
+        stderr. ``allow_stats``: --real may be a stats file (matrix and audit); ``require_images=False``: a
+        classifier alone will do (its real images where it has built-in ones)."""
+        from isgame.scoring.domains import load_domain
+
+        self.use_device()
+        domain = run_or_exit(lambda: load_domain(
+            self.classifier, weights=self.weights, train=self.train, real=self.real, class_names=self.class_names,
+            max_train=self.max_train, max_real=self.max_real, seed=seed, allow_stats=allow_stats,
+            require_images=require_images))
+        print_notes(domain.notes)
+        return domain
+
+
+#: the domain options, once: name -> (annotation, default), in help order
+CLASSIFIER_OPTIONS = {"classifier": (ClassifierOption, defaults.CLASSIFIER), "weights": (WeightsOption, None),
+                      "device": (DeviceOption, "auto"), "precision": (PrecisionOption, Precision.fp32)}
+IMAGE_OPTIONS = {"train": (TrainOption, None), "real": (RealOption, None), "class_names": (ClassNamesOption, None),
+                 "max_train": (MaxTrainOption, defaults.MAX_TRAIN), "max_real": (MaxRealOption, defaults.MAX_REAL)}
+
+
+def domain_options(*, images: bool):
+    """Give a command the classifier options (and, with ``images``, the image options of a domain) in place of its
+    parameter ``domain_options``, which receives them as one :class:`DomainOptions`."""
+    block = {**CLASSIFIER_OPTIONS, **(IMAGE_OPTIONS if images else {})}
+
+    def decorate(command):
+        signature = inspect.signature(command, eval_str=True)
+        params = []
+        for param in signature.parameters.values():
+            if param.name != "domain_options":
+                params.append(param)
+                continue
+            params.extend(inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation,
+                                            default=default) for name, (annotation, default) in block.items())
+
+        @functools.wraps(command)
+        def run(**kwargs):
+            options = DomainOptions(**{name: kwargs.pop(name) for name in block})
+            return command(domain_options=options, **kwargs)
+
+        del run.__wrapped__  # Typer reads the signature below, not the command's
+        run.__signature__ = signature.replace(parameters=params)
+        run.__annotations__ = {param.name: param.annotation for param in params}
+        return run
+
+    return decorate
+
+
+def _refuse(message: str):
+    """Raise a user error from the command line itself (for :func:`run_or_exit` to print)."""
+    from isgame.scoring.errors import InvalidInputError
+
+    raise InvalidInputError(message)
+
+
+def run_folder(out: Path | None, label: str) -> Path:
+    """Where a command writes: ``--out``, else a new folder ``outputs/<UTC time>-<label>``."""
+    from isgame.app.outputs import new_run_dir
+
+    return Path(out) if out is not None else new_run_dir(Path("outputs"), label=label)
 
 
 def announce_note(note) -> None:
@@ -245,12 +325,10 @@ def console_for(json_destination: str | None) -> Console:
 
 
 @app.command()
+@domain_options(images=False)
 def score(
     source: Annotated[str, typer.Argument(help="Folder of images, .npy/.npz, digits:train|test or noise:uniform|gaussian.")],
-    classifier: ClassifierOption = "digits",
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
-    weights: WeightsOption = None,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     splits: Annotated[int | None, typer.Option("--splits", help="Contiguous splits for the classic IS \\[default: 10; "
                                                  "with --dialect, the dialect's own].")] = None,
     shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help=(
@@ -271,15 +349,15 @@ def score(
     quiet: QuietOption = False,
 ) -> None:
     """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies."""
-    use_device(device, precision)
     from isgame.app.scoring_commands import score_in_dialects, score_source
 
+    domain_options.use_device()
     if dialect is not None:
         from isgame.app.tables import dialect_table_view
 
         table = run_or_exit(lambda: score_in_dialects(
-            source, dialect, splits=splits, seed=seed, noise_seed=0 if seed is None else seed, shuffle=shuffle,
-            classifier_name=classifier, weights=weights, n=n, batch_size=batch_size, input_kind=input_kind.value,
+            source, dialect, splits=splits, seed=seed, noise_seed=defaults.SEED if seed is None else seed,
+            shuffle=shuffle, **domain_options.classifier_spec(), n=n, batch_size=batch_size, input_kind=input_kind.value,
             progress=not quiet, value_range=value_range.value))
         print_notes(table.extra.get("notes", ()))
         console_for(json_out).print(dialect_table_view(table))
@@ -287,9 +365,8 @@ def score(
         return
 
     report = run_or_exit(lambda: score_source(
-        source, classifier_name=classifier, weights=weights, splits=10 if splits is None else splits, shuffle=shuffle,
-        seed=0 if seed is None else seed, n=n,
-        batch_size=batch_size, input_kind=input_kind.value, progress=not quiet, value_range=value_range.value,
+        source, **domain_options.classifier_spec(), splits=defaults.SPLITS if splits is None else splits, shuffle=shuffle,
+        seed=defaults.SEED if seed is None else seed, n=n, batch_size=batch_size, input_kind=input_kind.value, progress=not quiet, value_range=value_range.value,
     ))
     print_notes(report.extra.get("notes", ()))
     from isgame.app.tables import score_table
@@ -299,17 +376,10 @@ def score(
 
 
 @app.command()
+@domain_options(images=True)
 def audit(
     out: OutOption = None,
-    classifier: ClassifierOption = "digits",
-    weights: WeightsOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
-    train: TrainOption = None,
-    real: RealOption = None,
-    class_names: ClassNamesOption = None,
-    max_train: MaxTrainOption = 2000,
-    max_real: MaxRealOption = 1000,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     n: Annotated[int | None, samples_option("Generated samples per section: noise scored and attacked, probe and "
                                             "matrix samples \\[default: 1000 noise images; each probe's own].")] = None,
     steps: Annotated[int | None, steps_option("Gradient steps of every attack \\[default: each attack's own; "
@@ -331,12 +401,10 @@ def audit(
 ) -> None:
     """Run every score, attack and probe on a domain (the embedded digits default, or --classifier with --train and
     --real) and write outputs/<run-id>/."""
-    use_device(device, precision)
     from isgame.app.audit import audit as run_audit
     from isgame.app.audit import print_audit_summary
 
-    domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
-                         max_train=max_train, max_real=max_real, seed=seed, allow_stats=True)
+    domain = domain_options.open(seed=seed, allow_stats=True)
     matrix_options = {"alpha": alpha, "second_classifier": auxiliary_choice(second_classifier),
                       "robust_classifier": auxiliary_choice(robust_classifier),
                       **({} if bootstrap is None else {"bootstrap": bootstrap})}
@@ -371,19 +439,18 @@ class Norm(str, Enum):
 
 
 @attack_app.command("inflate")
+@domain_options(images=False)
 def attack_inflate(
-    classifier: ClassifierOption = "digits",
-    weights: WeightsOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     real: Annotated[str | None, typer.Option("--real", help=(
         "Real held-out images whose IS the attack is compared with \\[digits classifiers: digits:test; others: "
         "none]."))] = None,
-    n: Annotated[int, samples_option("Number of noise images to attack.")] = 1000,
+    n: Annotated[int, samples_option("Number of noise images to attack.")] = defaults.INFLATE_SAMPLES,
     noise: Annotated[Noise, typer.Option("--noise", help="Starting noise.")] = Noise.uniform,
-    steps: Annotated[int, typer.Option("--steps", help="Most gradient steps.")] = 50,
+    steps: Annotated[int, typer.Option("--steps", help="Most gradient steps.")] = defaults.INFLATE_STEPS,
     optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Step rule.")] = Optimizer.newton,
-    threshold: Annotated[float, typer.Option("--threshold", help="Stop a sample once p(target|x) reaches this.")] = 0.99995,
+    threshold: Annotated[float, typer.Option("--threshold", help=(
+        "Stop a sample once p(target|x) reaches this."))] = defaults.INFLATE_THRESHOLD,
     compare: Annotated[bool, typer.Option("--compare", help="Also run sign, adam-logit and the mutual-information objective.")] = False,
     checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Save the attack state here every 5 steps.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from --checkpoint if it exists.")] = False,
@@ -393,28 +460,22 @@ def attack_inflate(
     quiet: QuietOption = False,
 ) -> None:
     """Gradient-ascend noise toward cycling target classes until IS approaches K."""
-    use_device(device, precision)
     from isgame.app.attack_commands import run_inflate
     from isgame.app.tables import inflate_table
-    from isgame.app.outputs import new_run_dir
 
+    domain_options.use_device()
     report = run_or_exit(lambda: run_inflate(
-        out_dir=out or new_run_dir(Path("outputs"), label="inflate"), classifier_name=classifier, weights=weights,
-        real=real, n=n, noise=noise.value,
-        steps=steps, seed=seed, optimizer=optimizer.value, threshold=threshold, compare=compare,
-        checkpoint=checkpoint, resume=resume, progress=not quiet,
-    ))
+        out_dir=run_folder(out, "inflate"), **domain_options.classifier_spec(), real=real, n=n, noise=noise.value, steps=steps, seed=seed, optimizer=optimizer.value, threshold=threshold,
+        compare=compare, checkpoint=checkpoint, resume=resume, progress=not quiet))
     console = console_for(json_out)
     console.print(inflate_table(report))
     emit_json(report.to_dict(), json_out)
 
 
 @attack_app.command("bounded")
+@domain_options(images=False)
 def attack_bounded(
-    classifier: ClassifierOption = "digits",
-    weights: WeightsOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     source: Annotated[str | None, typer.Option("--source", "--real", help=(
         "Real images to perturb \\[digits classifiers: digits:test]."))] = None,
     eps: Annotated[str | None, typer.Option("--eps", help="Comma-separated ε list, e.g. 0,1/255,8/255.")] = None,
@@ -426,18 +487,15 @@ def attack_bounded(
     json_out: JsonOption = None,
 ) -> None:
     """Targeted PGD (foolbox) on real images within an ε-ball: IS and H(y|x) per ε."""
-    use_device(device, precision)
-    from isgame.attacks.bounded import parse_epsilons
     from isgame.app.attack_commands import run_bounded
     from isgame.app.tables import bounded_table
-    from isgame.app.outputs import new_run_dir
+    from isgame.attacks.bounded import parse_epsilons
 
+    domain_options.use_device()
     norms = ("linf", "l2") if norm is Norm.both else (norm.value,)
     report = run_or_exit(lambda: run_bounded(
-        out_dir=out or new_run_dir(Path("outputs"), label="bounded"), classifier_name=classifier, weights=weights,
-        source=source,
-        norms=norms, epsilons=None if eps is None else parse_epsilons(eps), n=n, steps=steps, seed=seed,
-    ))
+        out_dir=run_folder(out, "bounded"), **domain_options.classifier_spec(), source=source, norms=norms, epsilons=None if eps is None else parse_epsilons(eps), n=n, steps=steps,
+        seed=seed))
     console_for(json_out).print(bounded_table(report))
     emit_json(report.to_dict(), json_out)
 
@@ -529,9 +587,7 @@ def toy(
     """The 1-D counter-example: generators that beat the data's IS."""
     from isgame.app.attack_commands import run_toy
     from isgame.app.tables import toy_table
-    from isgame.app.outputs import new_run_dir
-
-    report = run_or_exit(lambda: run_toy(out_dir=out or new_run_dir(Path("outputs"), label="toy"), n=n, seed=seed))
+    report = run_or_exit(lambda: run_toy(out_dir=run_folder(out, "toy"), n=n, seed=seed))
     console_for(json_out).print(toy_table(report))
     emit_json(report.to_dict(), json_out)
 
@@ -544,17 +600,10 @@ class ProbeName(str, Enum):
 
 
 @app.command()
+@domain_options(images=True)
 def probe(
     name: Annotated[ProbeName, typer.Argument(help="Which probe to run.")],
-    classifier: ClassifierOption = "digits",
-    weights: WeightsOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
-    train: TrainOption = None,
-    real: RealOption = None,
-    class_names: ClassNamesOption = None,
-    max_train: MaxTrainOption = 2000,
-    max_real: MaxRealOption = 1000,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     classifier_b: Annotated[str | None, typer.Option("--classifier-b", help=(
         "sensitivity: a second classifier of the same K for the weights axis \\[digits: digits-b; others: "
         "seeded perturbed copies only]; the same kinds of spec as --classifier."))] = None,
@@ -566,31 +615,23 @@ def probe(
     json_out: JsonOption = None,
 ) -> None:
     """Probe what IS cannot see: memorisation, noise baselines, sensitivity, domain mismatch."""
-    use_device(device, precision)
     from isgame.app.probe_commands import run_probe
     from isgame.app.tables import PROBE_TABLES
     from isgame.scoring.classifiers import load_classifier
 
-    domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
-                         max_train=max_train, max_real=max_real, seed=seed)
+    domain = domain_options.open(seed=seed)
     second = None if classifier_b is None else run_or_exit(lambda: load_classifier(classifier_b, weights=weights_b))
-    report = run_or_exit(lambda: run_probe(name.value, domain=domain, out_dir=out, seed=seed, n=n, steps=steps,
+    report = run_or_exit(lambda: run_probe(name.value, domain=domain, out_dir=run_folder(out, f"probe-{name.value}"),
+                                           seed=seed, n=n, steps=steps,
                                            classifier_b=second))
     console_for(json_out).print(PROBE_TABLES[name.value](report))
     emit_json(report.to_dict(), json_out)
 
 
 @app.command()
+@domain_options(images=True)
 def matrix(
-    classifier: ClassifierOption = "digits",
-    weights: WeightsOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
-    train: TrainOption = None,
-    real: RealOption = None,
-    class_names: ClassNamesOption = None,
-    max_train: MaxTrainOption = 2000,
-    max_real: MaxRealOption = 1000,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     n: Annotated[int | None, samples_option("Samples per game \\[default: the real images held, at most 540].")] = None,
     steps: Annotated[int | None, steps_option("Gradient steps of the attack games \\[default: inflate 30, "
                                               "bounded foolbox's, FID feature attack 60].")] = None,
@@ -613,25 +654,20 @@ def matrix(
     """The robustness matrix: every game against every metric, against held-out real data of the domain, with a
     bootstrap standard error per cell and a one-sided test. --real may be a stats file (isgame stats save): the
     distribution metrics then compare against it."""
-    use_device(device, precision)
-    from isgame.app.probe_commands import MATRIX_BOOTSTRAP, run_matrix
-    from isgame.app.tables import matrix_table
+    from isgame.app.probe_commands import run_matrix
+    from isgame.app.tables import matrix_summary_lines, matrix_table
     from isgame.probes.matrix.games import select_games
 
-    domain = open_domain(classifier, weights=weights, train=train, real=real, class_names=class_names,
-                         max_train=max_train, max_real=max_real, seed=seed, allow_stats=True)
+    domain = domain_options.open(seed=seed, allow_stats=True)
     report = run_or_exit(lambda: run_matrix(
-        domain=domain, out_dir=out, seed=seed, n=n, steps=steps, progress=not quiet,
+        domain=domain, out_dir=run_folder(out, "matrix"), seed=seed, n=n, steps=steps, progress=not quiet,
         games=None if not game else run_or_exit(lambda: select_games(game)),
-        bootstrap=MATRIX_BOOTSTRAP if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,
+        bootstrap=defaults.MATRIX_DRAWS if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,
         second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
     console = console_for(json_out)
     console.print(matrix_table(report))
-    for paragraph in report.result.paragraphs().values():
-        console.print(paragraph)
-    caveat = ", ".join(f"N={size}: {v:.2f}" for size, v in zip(report.result.fid_sample_sizes,
-                                                                 report.result.fid_of_real_subsets))
-    console.print(f"FID of real held-out subsets against the training set (finite-N bias): {caveat}")
+    for line in matrix_summary_lines(report.result):
+        console.print(line)
     emit_json(report.to_dict(), json_out)
 
 
@@ -646,7 +682,7 @@ CHECK_HELP = "\n\n".join([
     "Reproduced: the claim lies within its protocol's value on SAMPLES (--claimed-dialect, --claimed-splits, "
     "--claimed-n) ± that protocol's std over splits and the claim's rounding. Every other dialect and preprocessing "
     "variant is recomputed as context: it explains a mismatch, it does not widen the range.",
-    "Meaningful: the samples are not nearer noise than real images (--reference), not out of the classifier's "
+    "Meaningful: the samples are not nearer noise than real images (--real), not out of the classifier's "
     "domain, and not copied from --train.",
     "\n".join(["Exit codes, for scripts:",
                "0  reproduced and meaningful",
@@ -658,6 +694,7 @@ CHECK_HELP = "\n\n".join([
 
 
 @app.command(help=CHECK_HELP)
+@domain_options(images=False)
 def check(
     samples: Annotated[str, typer.Argument(help="The samples behind the claim: folder, .npy/.npz or a built-in source.")],
     claimed: Annotated[float, typer.Option("--claimed", help="The claimed Inception Score.")],
@@ -671,15 +708,15 @@ def check(
     claimed_dialect: Annotated[str, typer.Option("--claimed-dialect", help=(
         "The implementation behind the claim: openai, torch-fidelity, torchmetrics, sbarratt or "
         "barratt-sharma."))] = "openai",
-    classifier: ClassifierOption = "digits",
-    weights: WeightsOption = None,
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
-    reference: Annotated[str | None, typer.Option("--real", "--reference", help=(
-        "Held-out real images of the domain (--reference is the older name) \\[digits: digits:test]; at most "
-        "1000 are used (a seeded subsample)."))] = None,
-    train: Annotated[str | None, typer.Option("--train", help="The generator's training images, for memorisation "
-                                              "(at most 2000, a seeded subsample).")] = None,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
+    real: Annotated[str | None, typer.Option("--real", help=(
+        f"Held-out real images of the domain \\[digits: digits:test]; at most {defaults.MAX_REAL} are used (a seeded "
+        "subsample)."))] = None,
+    reference: Annotated[str | None, typer.Option("--reference", hidden=True, help=(
+        f"Deprecated name of --real, removed in isgame {REMOVAL_VERSION}."))] = None,
+    train: Annotated[str | None, typer.Option("--train", help=(
+        f"The generator's training images, for memorisation (at most {defaults.MAX_TRAIN}, a seeded "
+        "subsample)."))] = None,
     n: Annotated[int | None, samples_option("Use the first N samples.")] = None,
     steps: Annotated[int, steps_option("Gradient steps of the gaming ceiling's inflate attack (on min(500, N) noise "
                                        "images).")] = 20,
@@ -692,45 +729,37 @@ def check(
     json_out: JsonOption = None,
 ) -> None:
     """Audit a claimed IS: two answers, reproduced and meaningful, mapped to exit codes (see CHECK_HELP)."""
-    use_device(device, precision)
-    from rich.markup import escape
-
     from isgame.app.check import run_check
+    from isgame.app.tables import check_lines
 
+    domain_options.use_device()
+    if reference is not None:
+        print_notes([f"--reference is deprecated and removed in isgame {REMOVAL_VERSION}; write --real"])
+        if real is not None and real != reference:
+            run_or_exit(lambda: _refuse("--real and --reference name the same images; give one (--real)"))
     report = run_or_exit(lambda: run_check(
         samples, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits, claimed_n=claimed_n,
-        claimed_dialect=claimed_dialect, classifier_name=classifier, reference=reference, train=train, n=n, seed=seed,
-        out_dir=out, value_range=value_range.value, weights=weights, steps=steps, attack=attack,
-        announce=announce_note))
+        claimed_dialect=claimed_dialect, **domain_options.classifier_spec(), real=real or reference,
+        train=train, n=n, seed=seed, out_dir=run_folder(out, "check"), value_range=value_range.value,
+        steps=steps, attack=attack, announce=announce_note))
     print_notes(report.notes)
-    result = report.result
-    protocol = result.protocol
     console = console_for(json_out)
-    console.print(f"[bold]verdict: {result.verdict}[/bold] (claimed {claimed:g} ± {claimed_std:g}; "
-                  f"{escape(protocol['dialect'])} with {protocol['splits']} splits over N = {protocol['n']}: "
-                  f"{protocol['is_mean']:.4f} ± {protocol['tolerance']:.4f}; every convention {result.spread[0]:.4f} "
-                  f"to {result.spread[1]:.4f})")
-    for answer, yes, reasons in (("reproduced", result.reproduced, result.reproduced_reasons),
-                                 ("meaningful", result.meaningful, result.meaningful_reasons)):
-        console.print(f"  {answer}: {'yes' if yes else 'no'}")
-        for reason in reasons:
-            console.print(f"    - {escape(reason)}")
+    for line in check_lines(report.result):
+        console.print(line)
     emit_json(report.to_dict(), json_out)
-    code = CHECK_EXIT_CODES[(result.reproduced, result.meaningful)]
+    code = CHECK_EXIT_CODES[(report.result.reproduced, report.result.meaningful)]
     if code:
         raise typer.Exit(code=code)
 
 
 @app.command()
+@domain_options(images=False)
 def fid(
     real: Annotated[str, typer.Argument(help="Real images: folder, .npy/.npz or a built-in source; or stored statistics, "
                                              "an .npz with mu and sigma (pytorch-fid --save-stats, openai's reference "
                                              "batches).")],
     fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
-    classifier: ClassifierOption = "digits",
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
-    weights: WeightsOption = None,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     n: Annotated[int | None, samples_option("Use the first N images of each (noise: how many).")] = None,
     batch_size: BatchSizeOption = None,
     seed: Annotated[int, seed_option("Seed of noise sources (noise:uniform, noise:gaussian).")] = 0,
@@ -741,20 +770,21 @@ def fid(
     quiet: QuietOption = False,
 ) -> None:
     """FID between REAL and FAKE on the classifier's features (streamed; shards under torchrun)."""
-    use_device(device, precision)
+    domain_options.use_device()
     from isgame.app.scoring_commands import fid_between
 
-    result = run_or_exit(lambda: fid_between(real, fake, classifier_name=classifier, weights=weights, n=n, seed=seed,
+    result = run_or_exit(lambda: fid_between(real, fake, n=n, seed=seed, **domain_options.classifier_spec(),
                                              batch_size=batch_size, progress=not quiet, value_range=value_range.value,
                                              save_stats=save_stats), positional=POSITIONAL_IMAGES)
     print_notes(result["notes"], positional=POSITIONAL_IMAGES)
     n_real = "stored statistics" if result["n_real"] is None else result["n_real"]
     console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
-                                f"{classifier} features (N = {n_real} and {result['n_fake']})")
+                                f"{domain_options.classifier} features (N = {n_real} and {result['n_fake']})")
     emit_json(result, json_out)
 
 
 @app.command()
+@domain_options(images=False)
 def metrics(
     real: Annotated[str, typer.Argument(help="Real images (folder, .npy/.npz or a built-in source), or stored FID "
                                              "statistics (.npz with mu and sigma: FID only).")],
@@ -765,17 +795,15 @@ def metrics(
                                                      "repeat for several (default: all that apply).")] = None,
     train: Annotated[str | None, typer.Option("--train", help="The generator's training images: adds C_T (REAL as "
                                               "the held-out set), authenticity and FLD.")] = None,
-    classifier: ClassifierOption = "digits",
-    device: DeviceOption = "auto",
-    precision: PrecisionOption = Precision.fp32,
-    weights: WeightsOption = None,
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     n: Annotated[int | None, samples_option("Use the first N images of REAL and FAKE (noise: how many); "
                                                    "--train is used whole.")] = None,
     batch_size: BatchSizeOption = None,
     seed: Annotated[int, seed_option("Seed of noise sources, KID's subsets and C_T's k-means.")] = 0,
-    kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID subsets (torch-fidelity's default).")] = 100,
-    kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help="Rows per KID subset, capped by N "
-                                                 "(torch-fidelity's default).")] = 1000,
+    kid_subsets: Annotated[int, typer.Option("--kid-subsets", help=(
+        "KID subsets (torch-fidelity's default)."))] = defaults.KID_SUBSETS,
+    kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help=(
+        "Rows per KID subset, capped by N (torch-fidelity's default)."))] = defaults.KID_SUBSET_SIZE,
     value_range: RangeOption = ValueRange.auto,
     second_classifier: SecondClassifierOption = "auto",
     json_out: JsonOption = None,
@@ -784,12 +812,12 @@ def metrics(
     """FID, KID, precision/recall, density/coverage, Vendi, sliced Wasserstein, RBF MMD, FID/IS at N = infinity, a
     wavelet Fréchet distance, FID-b on a second classifier (digits: digits-b) and, with --train, C_T, authenticity
     and FLD of FAKE against REAL."""
-    use_device(device, precision)
+    domain_options.use_device()
     from isgame.app.metrics_command import compute_metrics
     from isgame.app.tables import metrics_table
 
     result = run_or_exit(lambda: compute_metrics(
-        real, fake, metrics=metric, train=train, classifier_name=classifier, weights=weights, n=n, seed=seed,
+        real, fake, metrics=metric, train=train, **domain_options.classifier_spec(), n=n, seed=seed,
         batch_size=batch_size, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, progress=not quiet,
         value_range=value_range.value, second_classifier=auxiliary_choice(second_classifier)),
         positional=POSITIONAL_IMAGES)
@@ -804,33 +832,32 @@ app.add_typer(stats_app, name="stats")
 
 
 @stats_app.command("save")
+@domain_options(images=False)
 def stats_save(
     source: Annotated[str, typer.Argument(help="Real images: folder, .zip, .npy/.npz/.pt or a built-in source.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The .npz to write (atomically), e.g. real.stats.npz.")],
-    classifier: ClassifierOption = "digits",
-    weights: WeightsOption = None,
-    device: DeviceOption = "auto",
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     n: Annotated[int | None, samples_option("Use the first N images of SOURCE.")] = None,
     subset: Annotated[int | None, typer.Option("--subset", help=(
         "Most feature rows kept, a seeded subset, for KID and the k-NN metrics \\[default: 10000]."))] = None,
     seed: Annotated[int, seed_option("Seed of the stored subset (and of noise sources).")] = 0,
     batch_size: BatchSizeOption = None,
     value_range: RangeOption = ValueRange.auto,
-    precision: PrecisionOption = Precision.fp32,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
     """Stream SOURCE's features once and write float64 mean and covariance, a seeded feature subset and the key
     (classifier, weights SHA-256, layer, preprocessing, dtype, input fingerprint); fid and check take the file as
     their real images and refuse it when the key does not match."""
-    use_device(device, precision)
     from isgame.app.scoring_commands import save_stats
 
-    result = run_or_exit(lambda: save_stats(source, out, classifier_name=classifier, weights=weights, n=n, seed=seed,
+    domain_options.use_device()
+    result = run_or_exit(lambda: save_stats(source, out, **domain_options.classifier_spec(), n=n, seed=seed,
                                             subset=subset, batch_size=batch_size, progress=not quiet,
                                             value_range=value_range.value))
     summary = result.to_dict()
-    console_for(json_out).print(f"{out}: mean and covariance of {summary['n']} {summary['feature_dim']}-d {classifier} "
+    console_for(json_out).print(f"{out}: mean and covariance of {summary['n']} {summary['feature_dim']}-d "
+                                f"{domain_options.classifier} "
                                 f"features, {summary['subset_rows']} rows kept (seed {seed})")
     emit_json(summary, json_out)
 

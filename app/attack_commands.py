@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isgame import defaults
 from isgame.app.figures import save_display, save_image_grid, save_images_npz, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.attacks.bounded import BoundedSweepResult, EpsilonSweepDisplay, bounded_sweep
@@ -19,7 +20,7 @@ from isgame.attacks.robust_inflate import (ROBUST_INFLATE_SAMPLES, RobustInflate
 from isgame.attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.domains import DIGITS_CLASSIFIERS, DIGITS_SOURCES, Domain, load_real_images
+from isgame.scoring.domains import Domain, default_sources, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.pipeline import classify
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
@@ -34,23 +35,20 @@ COMPARISON_VARIANTS = {
 }
 
 
-def real_held_out_is(classifier, *, splits: int, images=None) -> float:
-    """Classic IS of real held-out ``images`` (default: the held-out digits) under ``classifier``, ``splits`` splits
-    (at most one per image)."""
-    images = open_images(DIGITS_SOURCES["real"]).load_all() if images is None else images
+def real_held_out_is(classifier, *, splits: int, images) -> float:
+    """Classic IS of real held-out ``images`` (N, C, H, W) under ``classifier``, ``splits`` splits (at most one per
+    image)."""
     return inception_score(classify(classifier, images), splits=min(splits, images.shape[0]), track_stderr=False).is_mean
 
 
-def attack_setup(domain: Domain | None, classifier_name: str, weights: Path | None, real: str | None, *,
-                 seed: int) -> tuple[ImageClassifier, object]:
-    """The classifier and the real images an attack command compares with: the domain's, else those of ``real``
-    (a seeded subsample of at most 1000), else the held-out digits for a digits classifier, else None."""
+def attack_domain(domain: Domain | None, classifier_name: str, weights: Path | None, real: str | None, *,
+                  seed: int) -> Domain:
+    """The domain an attack command runs on: ``domain``, else ``classifier_name``'s with the real images of
+    ``real`` (a seeded subsample of at most :data:`~isgame.defaults.MAX_REAL`; default: a built-in domain's own,
+    none for another classifier)."""
     if domain is not None:
-        return domain.classifier, domain.real
-    classifier = load_classifier(classifier_name, weights=weights)
-    if real is not None:
-        return classifier, load_real_images(real, classifier, seed=seed)
-    return classifier, (open_images(DIGITS_SOURCES["real"]).load_all() if classifier_name in DIGITS_CLASSIFIERS else None)
+        return domain
+    return load_domain(classifier_name, weights=weights, real=real, seed=seed, require_images=False)
 
 
 @dataclass(frozen=True)
@@ -86,73 +84,87 @@ def run_inflate(
     *,
     domain: Domain | None = None,
     out_dir: Path | None = None,
-    classifier_name: str = "digits",
+    classifier_name: str = defaults.CLASSIFIER,
     weights: Path | None = None,
     real: str | None = None,
-    n: int = 1000,
+    n: int = defaults.INFLATE_SAMPLES,
     noise: str = "uniform",
-    steps: int = 50,
-    seed: int = 0,
+    steps: int = defaults.INFLATE_STEPS,
+    seed: int = defaults.SEED,
     optimizer: str = "newton",
-    threshold: float = 0.99995,
-    splits: int = 10,
+    threshold: float = defaults.INFLATE_THRESHOLD,
+    splits: int = defaults.SPLITS,
     compare: bool = False,
     checkpoint: Path | None = None,
     resume: bool = False,
     progress: bool = True,
     robust_classifier: ImageClassifier | None = None,
 ) -> InflateReport:
-    """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot.
+    """Attack ``n`` seeded noise images toward cycling targets; write images, grids and the trace plot into
+    ``out_dir`` (None: write nothing).
 
-    The noise has the domain's image shape (without a domain: the classifier's input); the real IS is that of
-    the domain's real images, or of ``real`` (a source spec), or of the held-out digits for a digits classifier,
-    and None when there are no real images to compare with. With ``robust_classifier`` (an adversarially trained
-    one) and a ``domain``, the first :data:`ROBUST_INFLATE_SAMPLES` noise images are also inflated through it, and a
-    side-by-side grid and nearest-training-image distances are written.
+    The noise has the domain's image shape (a classifier's alone: its input's); the real IS is that of the domain's real images (default: ``real``, a
+    source spec, else a built-in domain's own), and None when there are none to compare with. With
+    ``robust_classifier`` (an adversarially trained one) and training images, the first
+    :data:`ROBUST_INFLATE_SAMPLES` noise images are also inflated through it, and a side-by-side grid and
+    nearest-training-image distances are written.
     """
     if n < 1:
         raise InvalidInputError(f"{parameter('n')} must be >= 1, got {n}")
     if noise not in ("uniform", "gaussian"):
         raise InvalidInputError(f"{parameter('noise')} must be uniform or gaussian, got {noise!r}")
-    classifier, real_images = attack_setup(domain, classifier_name, weights, real, seed=seed)
-    shape = tuple(domain.image_shape) if domain is not None else (classifier.input_channels, *classifier.input_size)
+    # A domain's noise has its images' shape; a classifier's alone, its input's.
+    shape = None if domain is None else domain.image_shape
+    domain = attack_domain(domain, classifier_name, weights, real, seed=seed)
+    classifier = domain.classifier
+    shape = (classifier.input_channels, *classifier.input_size) if shape is None else shape
     start_source = noise_source(noise, n=n, seed=seed, image_size=shape[1:], channels=shape[0])
     start = start_source.load_all()
-    attack = InflateAttack(optimizer=optimizer, steps=steps, threshold=threshold, splits=min(splits, n),
-                           checkpoint=checkpoint, resume=resume, progress=progress)
-    result = attack(classifier, start)
-    comparison = {}
-    if compare:
-        for name, options in COMPARISON_VARIANTS.items():
-            comparison[name] = InflateAttack(steps=steps, threshold=threshold, splits=min(splits, n), **options)(classifier, start)
-    real_is = None if real_images is None else real_held_out_is(classifier, splits=splits, images=real_images)
+    options = dict(steps=steps, threshold=threshold, splits=min(splits, n))
+    result = InflateAttack(optimizer=optimizer, checkpoint=checkpoint, resume=resume, progress=progress,
+                           **options)(classifier, start)
+    comparison = {name: InflateAttack(**options, **variant)(classifier, start)
+                  for name, variant in COMPARISON_VARIANTS.items()} if compare else {}
+    real_is = None if domain.real is None else real_held_out_is(classifier, splits=splits, images=domain.real)
     robust = None
-    if robust_classifier is not None and domain is not None:
-        from isgame.probes.matrix.games import ImageSpaceClassifier
-
-        count = min(n, ROBUST_INFLATE_SAMPLES)
-        through = robust_classifier if (robust_classifier.input_channels, *robust_classifier.input_size) == shape \
-            else ImageSpaceClassifier(robust_classifier, shape)
-        robust = robust_inflate_comparison(classifier, through, start[:count], train=domain.train,
-                                           real=domain.real[:count], steps=steps, threshold=threshold, splits=splits)
-    files = {}
-    if out_dir is not None:
-        folder = prepare_out_dir(out_dir)
-        save_images_npz(folder / "inflated.npz", result.images, start=result.start.numpy(), targets=result.targets.numpy())
-        save_image_grid(folder / "inflated_grid.png", result.images)
-        save_image_grid(folder / "noise_grid.png", result.start)
-        use_file_backend()
-        save_display(InflateTraceDisplay.from_results({result.optimizer: result, **comparison}, real_is).plot(),
-                     folder / "inflate_trace.png")
-        files = {"images": "inflated.npz", "grid": "inflated_grid.png", "noise_grid": "noise_grid.png",
-                 "trace": "inflate_trace.png"}
-        if robust is not None:
-            files["robust_grid"] = save_display(RobustInflateDisplay(robust).plot(), folder / "inflated_vs_robust.png")
+    if robust_classifier is not None and domain.train is not None:
+        robust = _robust_comparison(domain, robust_classifier, start, **options)
+    files = {} if out_dir is None else _write_inflate(prepare_out_dir(out_dir), result, comparison, real_is, robust)
     provenance = make_provenance("attack inflate", classifier=classifier, seed=seed, n=n, splits=min(splits, n),
                                  shuffled=False, inputs=[input_record(start_source, role="start")])
-    return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed,
-                         classifier=classifier_name if domain is None else domain.classifier_name,
+    return InflateReport(result=result, real_is=real_is, noise=noise, seed=seed, classifier=domain.classifier_name,
                          comparison=comparison, files=files, provenance=provenance.to_dict(), robust=robust)
+
+
+def _robust_comparison(domain: Domain, robust_classifier: ImageClassifier, start, *, steps: int, threshold: float,
+                       splits: int) -> RobustInflateComparison:
+    """The first :data:`ROBUST_INFLATE_SAMPLES` noise images inflated through the robust classifier too (in the
+    domain's image space), beside the standard one."""
+    from isgame.probes.matrix.games import ImageSpaceClassifier
+
+    count = min(start.shape[0], ROBUST_INFLATE_SAMPLES)
+    shape = tuple(domain.image_shape)
+    through = robust_classifier if (robust_classifier.input_channels, *robust_classifier.input_size) == shape \
+        else ImageSpaceClassifier(robust_classifier, shape)
+    real = None if domain.real is None else domain.real[:count]
+    return robust_inflate_comparison(domain.classifier, through, start[:count], train=domain.train, real=real,
+                                     steps=steps, threshold=threshold, splits=splits)
+
+
+def _write_inflate(folder: Path, result: InflateResult, comparison: dict[str, InflateResult], real_is: float | None,
+                   robust: RobustInflateComparison | None) -> dict[str, str]:
+    """The attacked images, their grids and the trace plot (and the robust comparison's grid), atomically."""
+    save_images_npz(folder / "inflated.npz", result.images, start=result.start.numpy(), targets=result.targets.numpy())
+    save_image_grid(folder / "inflated_grid.png", result.images)
+    save_image_grid(folder / "noise_grid.png", result.start)
+    use_file_backend()
+    save_display(InflateTraceDisplay.from_results({result.optimizer: result, **comparison}, real_is).plot(),
+                 folder / "inflate_trace.png")
+    files = {"images": "inflated.npz", "grid": "inflated_grid.png", "noise_grid": "noise_grid.png",
+             "trace": "inflate_trace.png"}
+    if robust is not None:
+        files["robust_grid"] = save_display(RobustInflateDisplay(robust).plot(), folder / "inflated_vs_robust.png")
+    return files
 
 
 @dataclass(frozen=True)
@@ -175,20 +187,21 @@ def run_bounded(
     *,
     domain: Domain | None = None,
     out_dir: Path | None = None,
-    classifier_name: str = "digits",
+    classifier_name: str = defaults.CLASSIFIER,
     weights: Path | None = None,
     source: str | None = None,
     norms: tuple[str, ...] = ("linf",),
     epsilons: list[float] | None = None,
     n: int | None = None,
     steps: int | None = None,
-    splits: int = 10,
-    seed: int = 0,
+    splits: int = defaults.SPLITS,
+    seed: int = defaults.SEED,
 ) -> BoundedReport:
-    """Sweep ε for each norm on real images; write the IS-vs-ε plot and example grids.
+    """Sweep ε for each norm on real images; write the IS-vs-ε plot and example grids into ``out_dir`` (None: write
+    nothing).
 
-    The images are ``source``'s (first ``n``), else the domain's real images (first ``n``), else the held-out
-    digits for a digits classifier.
+    The images are ``source``'s (first ``n``), else the domain's real images (first ``n``), else a built-in
+    domain's own (the held-out digits for a digits classifier).
     """
     if domain is not None and source is None:
         classifier, source = domain.classifier, domain.real_source
@@ -197,10 +210,10 @@ def run_bounded(
     else:
         classifier = domain.classifier if domain is not None else load_classifier(classifier_name, weights=weights)
         name = classifier_name if domain is None else domain.classifier_name
-        if source is None and name not in DIGITS_CLASSIFIERS:
+        source = default_sources(name)["real"] if source is None else source
+        if source is None:
             raise InvalidInputError(f"classifier {name} has no built-in real images: pass {parameter('source')} "
                                     "(real images of its domain to perturb)")
-        source = DIGITS_SOURCES["real"] if source is None else source
         opened = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
         images = opened.load_all(conform=lambda image: classifier.preprocess(image).float())
         record = input_record(opened, role="images")
@@ -232,7 +245,7 @@ class ToyReport:
                 **({"provenance": self.provenance} if self.provenance is not None else {})}
 
 
-def run_toy(*, out_dir: Path | None = None, n: int = 100_000, seed: int = 0) -> ToyReport:
+def run_toy(*, out_dir: Path | None = None, n: int = 100_000, seed: int = defaults.SEED) -> ToyReport:
     """Score the 1-D counter-example's generators; write the density and bar figures."""
     result = toy_counterexample(n=n, seed=seed)
     files = {}

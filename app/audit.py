@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isgame import defaults
 from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
 from isgame.app.probe_commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
 from isgame.app.report_html import render_report_html
@@ -21,27 +22,27 @@ from isgame.app.figures import save_display, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.scoring.runtime.atomic_io import write_json_atomic, write_text_atomic
 from isgame.app.cost import CostEstimate, estimate_cost
-from isgame.scoring.domains import Domain, load_domain
+from isgame.scoring.domains import AUTO, Domain, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.pipeline import ScoreReport, score_images
 from isgame.scoring.provenance import domain_provenance
 from isgame.scoring.sources.samples import noise_source, tensor_source
 
-AUDIT_NOISE_SAMPLES = 1000
-AUDIT_INFLATE_STEPS = 50
+AUDIT_NOISE_SAMPLES = defaults.INFLATE_SAMPLES
+AUDIT_INFLATE_STEPS = defaults.INFLATE_STEPS
 #: the fewest generated samples per section (the memorisation probe's C_T needs a cell of 21)
 AUDIT_MIN_SAMPLES = 21
-AUDIT_SPLITS = 10
+AUDIT_SPLITS = defaults.SPLITS
 AUDIT_TOY_SAMPLES = 100_000
-#: the audit's matrix takes fewer bootstrap draws per cell than ``isgame matrix`` (20), to keep within its budget
-AUDIT_MATRIX_BOOTSTRAP = 10
+#: the audit's matrix takes fewer resampling draws per cell than ``isgame matrix``, to keep within its budget
+AUDIT_MATRIX_BOOTSTRAP = defaults.AUDIT_MATRIX_DRAWS
 #: ``fast=True``, the one-minute profile: generated samples per section (noise scored and attacked, the bounded
 #: sweep's real images, probe and matrix samples) and bootstrap draws per matrix cell, unless given. 200 is a
 #: multiple of 10 splits x 10 classes: with 25 samples a split, no split of the cycling targets is uniform and the
 #: inflated IS of the digits stops at 9.80 instead of reaching 0.999 K.
 AUDIT_FAST_SAMPLES = 200
-AUDIT_FAST_BOOTSTRAP = 5
+AUDIT_FAST_BOOTSTRAP = defaults.AUDIT_FAST_DRAWS
 #: the fast profile's bounded sweep: L∞ only, the norm the literature reports (the full audit adds L2)
 AUDIT_FAST_NORMS = ("linf",)
 
@@ -194,8 +195,8 @@ def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> Co
     return estimate_cost(domain.classifier, domain.image_shape, passes)
 
 
-def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = "digits",
-          seed: int = 0, progress: bool = True, domain: Domain | None = None, n: int | None = None,
+def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), classifier_name: str = defaults.CLASSIFIER,
+          seed: int = defaults.SEED, progress: bool = True, domain: Domain | None = None, n: int | None = None,
           steps: int | None = None, attack: bool = True, announce=None,
           matrix_options: dict | None = None, fast: bool = False) -> AuditReport:
     """Run every section on ``domain`` (default: ``classifier_name``'s built-in domain) and write the report folder.
@@ -260,8 +261,6 @@ def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: 
     """Each section as a call on the results so far, in report order."""
     from isgame.probes.matrix.games import ATTACK_GAMES, GAMES
 
-    from isgame.probes.matrix import AUTO, resolve_auxiliary
-
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
     norms = AUDIT_FAST_NORMS if fast else ("linf", "l2")
     sections = {"scores": lambda results: _score_sources(domain, folder, n_noise=n_noise, seed=seed)}
@@ -269,7 +268,7 @@ def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: 
         sections["inflate"] = lambda results: run_inflate(
             domain=domain, out_dir=folder, n=n_noise, seed=seed, compare=True, progress=False,
             steps=AUDIT_INFLATE_STEPS if steps is None else steps,
-            robust_classifier=resolve_auxiliary(domain, "robust", matrix_options.get("robust_classifier", AUTO)))
+            robust_classifier=domain.auxiliary_classifier("robust", matrix_options.get("robust_classifier", AUTO)))
         sections["bounded"] = lambda results: run_bounded(domain=domain, out_dir=folder, norms=norms,
                                                           seed=seed, n=n, steps=steps)
     sections["toy"] = lambda results: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed)
@@ -303,8 +302,7 @@ def print_audit_summary(report: AuditReport, console) -> None:
     from isgame.app.tables import PROBE_TABLES, bounded_table, inflate_table, matrix_table, score_table, toy_table
 
     h = report.headline()
-    digits = report.domain.get("name", "digits") == "digits"
-    noun = "digits" if digits else "real images"
+    noun = report.domain.get("noun", "real images")
     if h is None:
         console.print("[bold]Headline:[/bold] the attacks were skipped; the probes and the matrix without its "
                       "attack games follow.")
@@ -316,8 +314,7 @@ def print_audit_summary(report: AuditReport, console) -> None:
             f"{h['gradient_evaluations_per_sample']:.2f} gradient evaluations per sample; "
             f"saved as uint8 it still scores {h['inflated_is_uint8']:.4f}."
         )
-    console.print(score_table(report.scores, title="scores on the digits default" if digits else
-                              f"scores on the domain of {report.classifier['name']}"))
+    console.print(score_table(report.scores, title=f"scores on the domain of {report.classifier['name']}"))
     if report.inflate is not None:
         console.print(inflate_table(report.inflate))
         console.print(bounded_table(report.bounded))

@@ -7,12 +7,14 @@ histogram, a sample grid and ``check.html`` into the run folder.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
+from isgame import defaults
 from isgame.app.figures import save_display, save_image_grid, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.app.probe_commands import ProbeReport
@@ -22,7 +24,7 @@ from isgame.probes.claim import (CEILING_STEPS, DEFAULT_CLAIMED_DIALECT, DEFAULT
                                  check_claim, check_cost_passes, validated_claim)
 from isgame.scoring.runtime.atomic_io import write_text_atomic
 from isgame.scoring.classifiers import load_classifier
-from isgame.scoring.domains import DEFAULT_MAX_REAL, DEFAULT_MAX_TRAIN, DIGITS_CLASSIFIERS, DIGITS_SOURCES, load_real_images
+from isgame.scoring.domains import load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
@@ -44,53 +46,46 @@ class CheckReport(ProbeReport):
 
 def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed_splits: int = DEFAULT_CLAIMED_SPLITS,
               claimed_n: int | None = None, claimed_dialect: str = DEFAULT_CLAIMED_DIALECT,
-              classifier_name: str = "digits", reference: str | None = None, train: str | None = None,
-              n: int | None = None, seed: int = 0, out_dir: Path | None = None,
+              classifier_name: str = defaults.CLASSIFIER, reference: str | None = None, train: str | None = None,
+              n: int | None = None, seed: int = defaults.SEED, out_dir: Path | None = None,
               value_range: str = "auto", weights: Path | None = None, real: str | None = None,
               steps: int = CEILING_STEPS, attack: bool = True,
               announce: Callable[[str], None] | None = None) -> CheckReport:
     """Load SAMPLES (and the real images and training images), audit the claim, write check.json-ready data,
-    a class-histogram figure, a sample grid and ``check.html`` into ``out_dir``.
+    a class-histogram figure, a sample grid and ``check.html`` into ``out_dir`` (None: write nothing).
 
-    ``real`` (or its older name ``reference``) are held-out real images of the domain (default for digits:
-    digits:test), at most 1000 (a seeded subsample beyond); ``train`` at most 2000. Images of another size than
-    the samples are resized, with them, to the classifier's input (a note says so). ``steps`` and ``attack``
-    size the gaming ceiling; ``announce`` receives the cost estimate before a long run. The result holds the
-    two answers (``reproduced``, ``meaningful``); this function never exits.
+    The domain is ``classifier_name``'s (with ``weights``): ``real`` are held-out real images of it (default: a
+    built-in domain's own, the digits' digits:test), at most :data:`~isgame.defaults.MAX_REAL` (a seeded
+    subsample beyond); ``train`` at most :data:`~isgame.defaults.MAX_TRAIN`. ``reference`` is the older name of
+    ``real`` (deprecated; removed in isgame 0.4). Images of another size than the samples are resized, with
+    them, to the classifier's input (a note says so). ``steps`` and ``attack`` size the gaming ceiling;
+    ``announce`` receives the cost estimate before a long run. The result holds the two answers (``reproduced``,
+    ``meaningful``); this function never exits.
     """
-    if real is not None and reference is not None and real != reference:
-        raise InvalidInputError(f"{parameter('real')} and {parameter('reference')} name the same images; give one")
-    reference = real if real is not None else reference
+    real = _real_or_reference(real, reference)
     classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
     records: list[dict] = []
-
-    def conform(image: torch.Tensor) -> torch.Tensor:
-        return classifier.preprocess(image).float()
-
-    def load(spec: str, limit: int | None = None) -> torch.Tensor:
-        source = open_images(spec, n=limit, seed=seed, image_size=classifier.input_size, value_range=value_range)
-        notes.extend(source.notes)
-        images = source.load_all(conform=conform)
-        records.append(input_record(source, role="samples"))
-        return images
-
-    reference_spec, reference_stats = reference, _reference_statistics(reference, classifier, notes)
-    if reference_stats is not None:
-        reference = None  # the statistics serve FID; the tests on real images are not run
-    elif reference is None and classifier_name in DIGITS_CLASSIFIERS:
-        reference = DIGITS_SOURCES["real"]  # the embedded default's own real held-out images
-    if reference == samples:
-        notes.append(f"{samples} is also the real reference: every sample's nearest real image is itself, so the "
-                     "nearer-noise test passes by construction; pass other real images of the domain as the reference")
-    sample_images = load(samples, n)
+    source = open_images(samples, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+    notes.extend(source.notes)
+    sample_images = source.load_all(conform=lambda image: classifier.preprocess(image).float())
+    records.append(input_record(source, role="samples"))
     # A bad claim is refused before the real images load and before any estimate is printed.
     validated_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
                     claimed_n=claimed_n, claimed_dialect=claimed_dialect)
-    others = {name: load_real_images(spec, classifier, cap=cap, seed=seed, value_range=value_range, notes=notes)
-              for name, spec, cap in (("reference", reference, DEFAULT_MAX_REAL), ("train", train, DEFAULT_MAX_TRAIN))
-              if spec is not None}
-    sample_images, others = _same_shape(sample_images, others, conform, notes)
+    reference_stats = _reference_statistics(real, classifier, notes)
+    domain = load_domain(classifier_name, weights=weights, network=classifier, require_images=False, seed=seed,
+                         value_range=value_range, train=train, real=None if reference_stats is not None else real)
+    if reference_stats is not None:  # the statistics serve FID; the tests on real images are not run
+        domain = replace(domain, real=None, real_source=None)
+    notes.extend(domain.notes)
+    if domain.real_source == samples:
+        notes.append(f"{samples} is also the real reference: every sample's nearest real image is itself, so the "
+                     "nearer-noise test passes by construction; pass other real images of the domain as the reference")
+    others = {name: images for name, images in (("reference", domain.real), ("train", domain.train))
+              if images is not None}
+    sample_images, others = _same_shape(sample_images, others, lambda image: classifier.preprocess(image).float(),
+                                        notes)
     if announce is not None:
         _announce_cost(announce, classifier, sample_images, others, attack=attack, steps=steps)
     result = check_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
@@ -98,23 +93,38 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
                          reference=others.get("reference"), train=others.get("train"), seed=seed, weights=weights,
                          classifier=classifier, steps=steps, attack=attack)
     provenance = _check_provenance(classifier, result, seed=seed, records=records, others=others,
-                                   specs={"reference": reference, "train": train})
+                                   specs={"reference": domain.real_source, "train": train})
     notes.extend(_order_note(samples, result))
-    statistics = None if reference_stats is None else _fid_against(reference_stats, reference_spec, classifier,
-                                                                     sample_images)
+    statistics = None if reference_stats is None else _fid_against(reference_stats, real, classifier, sample_images)
     return _write_check(result, out_dir, notes=notes, provenance=provenance.to_dict(), statistics=statistics)
+
+
+def _real_or_reference(real: str | None, reference: str | None) -> str | None:
+    """``real``, or its older name ``reference`` with a :class:`DeprecationWarning`; both at once must agree."""
+    if reference is None:
+        return real
+    warnings.warn("run_check(reference=...) is deprecated; pass real=... (reference is removed in isgame 0.4)",
+                  DeprecationWarning, stacklevel=3)
+    if real is not None and real != reference:
+        raise InvalidInputError(f"{parameter('real')} and {parameter('reference')} name the same images; give one")
+    return reference
 
 
 def _write_check(result, out_dir: Path | None, *, notes: list, provenance: dict,
                  statistics: dict | None) -> CheckReport:
-    """Write the class histogram, the sample grid and ``check.html`` into the run folder; the report."""
-    folder = prepare_out_dir(out_dir, label="check")
+    """Write the class histogram, the sample grid and ``check.html`` into ``out_dir`` (None: write nothing); the
+    report."""
+    report = CheckReport(name="check", result=result, notes=tuple(notes), provenance=provenance,
+                         reference_statistics=statistics)
+    if out_dir is None:
+        return report
+    folder = prepare_out_dir(out_dir)
     use_file_backend()
-    files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(), folder / "check_histogram.png"),
+    files = {"histogram": save_display(ClassHistogramDisplay(result.class_histogram).plot(),
+                                       folder / "check_histogram.png"),
              "samples": "check_samples.png", "html": "check.html"}
     save_image_grid(folder / files["samples"], result.examples, nrow=10)
-    report = CheckReport(name="check", result=result, files=files, notes=tuple(notes), provenance=provenance,
-                         reference_statistics=statistics)
+    report = replace(report, files=files)
     write_text_atomic(folder / "check.html", render_check_html(report.to_dict(), folder))
     return report
 
@@ -122,7 +132,7 @@ def _write_check(result, out_dir: Path | None, *, notes: list, provenance: dict,
 def _check_provenance(classifier, result, *, seed: int, records: list[dict], others: dict[str, torch.Tensor],
                       specs: dict[str, str | None]):
     """The check's provenance: the claim's protocol, the samples as streamed, the real and training images as held
-    (at most DEFAULT_MAX_REAL / DEFAULT_MAX_TRAIN, a seeded subsample beyond)."""
+    (at most MAX_REAL / MAX_TRAIN of :mod:`isgame.defaults`, a seeded subsample beyond)."""
     held = [tensor_record(specs[name], images, role=name) for name, images in others.items()]
     return make_provenance("check", classifier=classifier, seed=seed, dialect=result.protocol["dialect"],
                            n=result.protocol["n"], splits=result.protocol["splits"], inputs=[*records, *held])

@@ -17,20 +17,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from isgame import defaults
+from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.domains import AUTO, Domain, auxiliary_default, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, is_statistics_file, load_statistics, statistics_to_fid
-from isgame.scoring.metrics.kid import KID_SUBSET_SIZE, KID_SUBSETS
-from isgame.scoring.provenance import make_provenance
+from isgame.scoring.metrics.fid import (FeatureStatistics, features_to_statistics, is_statistics_file,
+                                        load_statistics, statistics_to_fid)
 from isgame.scoring.metrics.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
-
-if TYPE_CHECKING:
-    from isgame.scoring.classifiers.base import ImageClassifier
-
-
+from isgame.scoring.provenance import make_provenance
 
 
 @dataclass(frozen=True)
@@ -47,9 +44,9 @@ class MetricInputs:
     fake: np.ndarray
     train: np.ndarray | None
     real_statistics: FeatureStatistics
-    kid_subsets: int = KID_SUBSETS
-    kid_subset_size: int = KID_SUBSET_SIZE
-    seed: int = 0
+    kid_subsets: int = defaults.KID_SUBSETS
+    kid_subset_size: int = defaults.KID_SUBSET_SIZE
+    seed: int = defaults.SEED
     fake_logits: np.ndarray | None = None  # (N, K) float64, when a metric needs_logits
     real_images: np.ndarray | None = None  # (N, C, h, w) float32 in [0, 1], when a metric needs_images
     fake_images: np.ndarray | None = None
@@ -329,16 +326,17 @@ def compute_metrics(
     *,
     metrics: Sequence[str] | None = None,
     train: str | None = None,
-    classifier_name: str = "digits",
+    classifier_name: str = defaults.CLASSIFIER,
     weights: Path | None = None,
     n: int | None = None,
-    seed: int = 0,
+    seed: int = defaults.SEED,
     batch_size: int | None = None,
-    kid_subsets: int = KID_SUBSETS,
-    kid_subset_size: int = KID_SUBSET_SIZE,
+    kid_subsets: int = defaults.KID_SUBSETS,
+    kid_subset_size: int = defaults.KID_SUBSET_SIZE,
     progress: bool = True,
     value_range: str = "auto",
-    second_classifier: ImageClassifier | str | None = "auto",
+    second_classifier: ImageClassifier | str | None = AUTO,
+    domain: Domain | None = None,
 ) -> MetricsResult:
     """FAKE against REAL with each of ``metrics`` (default: every registered metric that applies).
 
@@ -347,78 +345,78 @@ def compute_metrics(
     images of each source (noise: how many); C_T and authenticity need ``train``, the generator's
     training images, and test FAKE against them with REAL as the held-out set. ``value_range`` reads float
     image arrays as :func:`~isgame.scoring.sources.samples.open_images` does; ``notes`` in the result say what the
-    loader decided. ``second_classifier`` (an ImageClassifier, a classifier spec, ``auto``: digits-b for a
-    digits classifier, digits for digits-b, none otherwise; or None) gives fid-b, FID on its features of the same
+    loader decided. The classifier is ``domain``'s (default: ``classifier_name`` with ``weights``);
+    ``second_classifier`` (an ImageClassifier, a classifier spec, ``auto``: the domain's own second classifier,
+    digits-b on the digits and none on a domain without one; or None) gives fid-b, FID on its features of the same
     images, as the robustness matrix's FID-b column.
     """
-    from isgame.scoring.classifiers import load_classifier
-
     _check_settings(n, batch_size, kid_subsets, kid_subset_size)
     if is_statistics_file(fake):
         raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); the metrics need generated "
                                 "images, and stored statistics are accepted for the real side only")
     real_is_statistics = is_statistics_file(real)
-    second = _second_spec(classifier_name, second_classifier)
+    name = classifier_name if domain is None else domain.classifier_name
+    second = second_classifier
+    if isinstance(second, str) and second == AUTO:
+        second = auxiliary_default(name, "second") if domain is None else domain.auxiliary_spec("second")
     names = _requested(metrics, real_features=not real_is_statistics, train=train is not None,
-                       second=second is not None, classifier_name=classifier_name)
-    classifier = load_classifier(classifier_name, weights=weights)
+                       second=second is not None, classifier_name=name)
+    # The options are checked before the classifier loads (an Inception file takes seconds).
+    domain = load_domain(classifier_name, weights=weights, require_images=False) if domain is None else domain
+    classifier = domain.classifier
     notes: list = []
     records: list = []
     options = dict(n=n, seed=seed, batch_size=batch_size or classifier.default_batch_size, progress=progress,
                    value_range=value_range, notes=notes, inputs=records)
-    needs_images = any(METRICS[name].needs_images for name in names)
-    real_extras = dict.fromkeys(["images"] if needs_images else [])
-    fake_extras = dict.fromkeys((["images"] if needs_images else [])
-                                + (["logits"] if any(METRICS[name].needs_logits for name in names) else []))
-    if real_is_statistics:
-        real_features, real_statistics = None, load_statistics(real)
-        if real_statistics.mean.shape[0] != classifier.feature_dim:
-            raise InvalidInputError(
-                f"{real} holds statistics of {real_statistics.mean.shape[0]}-d features but classifier "
-                f"{classifier_name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics came "
-                f"from as {parameter('classifier_name', 'NAME')}")
-    else:
-        real_features = source_features(real, classifier, **options, role="real",
-                                         extras=real_extras if real_extras else None)
-        real_statistics = features_to_statistics(real_features, name="real")
-    needs_train = train is not None and any(METRICS[name].needs_train for name in names)
-    if train is not None and not needs_train:
-        notes.append(f"{train}: not read; none of {', '.join(names)} uses the training images")
-    fake_features = source_features(fake, classifier, **options, role="fake", extras=fake_extras if fake_extras else None)
-    if any(METRICS[name].needs_second for name in names):
-        second_name, second_real, second_fake = _second_features(second, real, fake, options | {"batch_size": batch_size})
-    else:
-        second_name = second_real = second_fake = None
-    inputs = MetricInputs(real=real_features, fake=fake_features,
-                          train=source_features(train, classifier, **(options | {"n": None}), role="train")
-                          if needs_train else None,
-                          real_statistics=real_statistics, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
-                          seed=seed, fake_logits=fake_extras.get("logits"), real_images=real_extras.get("images"),
-                          fake_images=fake_extras.get("images"), second_real=second_real, second_fake=second_fake,
-                          second_classifier=second_name)
+    inputs = _metric_inputs(domain, names, real=real, fake=fake, train=train, second=second, options=options,
+                            batch_size=batch_size, notes=notes, settings=dict(
+                                kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed))
     values = {name: METRICS[name].compute(inputs) for name in names}
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
-                         feature_dim=classifier.feature_dim, n_real=real_statistics.n, n_fake=inputs.fake.shape[0],
-                         n_train=None if inputs.train is None else inputs.train.shape[0],
+                         feature_dim=classifier.feature_dim, n_real=inputs.real_statistics.n,
+                         n_fake=inputs.fake.shape[0], n_train=None if inputs.train is None else inputs.train.shape[0],
                          real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes),
                          provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
                                                     inputs=records).to_dict())
 
 
-def _second_spec(classifier_name: str, choice: ImageClassifier | str | None) -> ImageClassifier | str | None:
-    """The second classifier ``choice`` names (:func:`~isgame.probes.matrix.auxiliary_spec`, as the matrix's
-    FID-b): ``auto`` is digits-b for a digits classifier (digits for digits-b) and None for any other."""
-    from isgame.probes.matrix import auxiliary_spec
-    from isgame.scoring.domains import DIGITS_CLASSIFIERS
-
-    return auxiliary_spec("second", choice, own=classifier_name, digits=classifier_name in DIGITS_CLASSIFIERS)
+def _metric_inputs(domain: Domain, names: list[str], *, real: str, fake: str, train: str | None, second,
+                   options: dict, batch_size: int | None, notes: list, settings: dict) -> MetricInputs:
+    """Features (and whatever else the requested metrics read) of REAL, FAKE and TRAIN, one pass per source."""
+    classifier = domain.classifier
+    needs_images = any(METRICS[name].needs_images for name in names)
+    real_extras = dict.fromkeys(["images"] if needs_images else [])
+    fake_extras = dict.fromkeys((["images"] if needs_images else [])
+                                + (["logits"] if any(METRICS[name].needs_logits for name in names) else []))
+    if is_statistics_file(real):
+        real_features, real_statistics = None, load_statistics(real)
+        if real_statistics.mean.shape[0] != classifier.feature_dim:
+            raise InvalidInputError(
+                f"{real} holds statistics of {real_statistics.mean.shape[0]}-d features but classifier "
+                f"{domain.classifier_name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics "
+                f"came from as {parameter('classifier_name', 'NAME')}")
+    else:
+        real_features = source_features(real, classifier, **options, role="real", extras=real_extras or None)
+        real_statistics = features_to_statistics(real_features, name="real")
+    needs_train = train is not None and any(METRICS[name].needs_train for name in names)
+    if train is not None and not needs_train:
+        notes.append(f"{train}: not read; none of {', '.join(names)} uses the training images")
+    fake_features = source_features(fake, classifier, **options, role="fake", extras=fake_extras or None)
+    second_name = second_real = second_fake = None
+    if any(METRICS[name].needs_second for name in names):
+        second_name, second_real, second_fake = _second_features(second, real, fake, options | {"batch_size": batch_size})
+    train_features = (source_features(train, classifier, **(options | {"n": None}), role="train")
+                      if needs_train else None)
+    return MetricInputs(real=real_features, fake=fake_features, train=train_features, real_statistics=real_statistics,
+                        fake_logits=fake_extras.get("logits"), real_images=real_extras.get("images"),
+                        fake_images=fake_extras.get("images"), second_real=second_real, second_fake=second_fake,
+                        second_classifier=second_name, **settings)
 
 
 def _second_features(spec: ImageClassifier | str, real: str, fake: str, options: dict) -> tuple[str, np.ndarray, np.ndarray]:
     """The second classifier's name and its (N, D2) float64 features of REAL and FAKE: the same sources, ``n`` and
     seed as the main pass, read at its input size (the loader's notes and records are not repeated)."""
     from isgame.scoring.classifiers import load_classifier
-    from isgame.scoring.classifiers.base import ImageClassifier
 
     second = spec if isinstance(spec, ImageClassifier) else load_classifier(spec)
     options = options | {"notes": None, "inputs": None,

@@ -58,15 +58,15 @@ def _page(title: str, parts: list[str]) -> str:
 
 
 def _noun(report: dict) -> str:
-    """"digits" on the built-in domain, "real images" on any other."""
-    return "digits" if report.get("domain", {}).get("name", "digits") == "digits" else "real images"
+    """What the domain's real images are called: "digits" on the built-in domain, "real images" on any other."""
+    return report.get("domain", {}).get("noun", "real images")
 
 
 def _headline(report: dict) -> list[str]:
     h = report["headline"]
     domain = report.get("domain") or {}
     shape = "x".join(str(d) for d in domain.get("image_shape", []))
-    where = ("" if domain.get("name", "digits") == "digits" else
+    where = ("" if not domain.get("real") else
              f"<p id='domain'>Domain: real images {html.escape(str(domain['real']['source']))} "
              f"(N = {domain['real']['n']}), training images {html.escape(str(domain['train']['source']))} "
              f"(N = {domain['train']['n']}), {shape}, K = {domain['num_classes']}.</p>")
@@ -231,10 +231,8 @@ def _sensitivity_and_domain_sections(report: dict, folder: Path) -> list[str]:
                + [["preprocessing", p["samples"], p["spread_percent"]] for p in sensitivity["preprocessing"]]
                + [["JPEG quality", j["samples"], j["spread_percent"]] for j in sensitivity.get("jpeg", [])]),
         "<h2>Domain mismatch</h2>",
-        _figure(folder, figures["domain_plot"], "a digit classifier on photographs" if _noun(report) == "digits"
-                else "the classifier on images outside its domain"),
-        _figure(folder, figures["domain_examples"], "photo crops as the classifier sees them (8×8 grey)"
-                if _noun(report) == "digits" else "photo crops as the classifier sees them"),
+        _figure(folder, figures["domain_plot"], "the classifier on images outside its domain"),
+        _figure(folder, figures["domain_examples"], "photo crops as the classifier sees them"),
         _table(["images", "IS", "mean top-1", "H(y|x) bits"],
                [[r["name"], r["inception_score"], r["mean_max_probability"], r["conditional_entropy_bits"]]
                 for r in probes["domain"]["rows"]]),

@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from isgame import defaults
 from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.domains import Domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.dialects import DialectReport
 from isgame.scoring.provenance import Provenance, input_record, make_provenance
@@ -24,18 +26,20 @@ from isgame.scoring.sources.samples import open_images, open_predictions
 def score_source(
     source: str,
     *,
-    classifier_name: str = "digits",
+    classifier_name: str = defaults.CLASSIFIER,
     weights: Path | None = None,
-    splits: int = 10,
+    splits: int = defaults.SPLITS,
     shuffle: bool = False,
-    seed: int = 0,
+    seed: int = defaults.SEED,
     n: int | None = None,
     batch_size: int | None = None,
     input_kind: str = "images",
     progress: bool = True,
     value_range: str = "auto",
+    domain: Domain | None = None,
 ) -> ScoreReport:
-    """Score SOURCE as images (through a classifier) or as (N, K) logits / probabilities.
+    """Score SOURCE as images (through ``domain``'s classifier, default ``classifier_name`` with ``weights``) or as
+    (N, K) logits / probabilities.
 
     The report's ``to_dict()["notes"]`` lists what the loader decided (files skipped, range detected, ...);
     ``["sample_order"]`` is the runs test of the top-1 labels (:mod:`isgame.scoring.metrics.sample_order`), counted as
@@ -66,7 +70,7 @@ def score_source(
             shuffled=shuffle, inputs=[input_record(predictions)]))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
-    classifier = load_classifier(classifier_name, weights=weights)
+    classifier = classifier_of(domain, classifier_name, weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     runs = RunsCounter(classifier.num_classes)
 
@@ -79,6 +83,11 @@ def score_source(
     return _with_notes(report, images.notes, make_provenance(
         "score", classifier=classifier, seed=seed, dialect="isgame", n=report.result.n, splits=splits, shuffled=shuffle,
         inputs=[input_record(images)]))
+
+
+def classifier_of(domain: Domain | None, classifier_name: str, weights: Path | None):
+    """``domain``'s classifier, else ``classifier_name`` loaded with ``weights``."""
+    return load_classifier(classifier_name, weights=weights) if domain is None else domain.classifier
 
 
 def _with_sample_order(report: ScoreReport, runs: RunsCounter, score_rows, *, splits: int, shuffle: bool, seed: int,
@@ -112,8 +121,8 @@ class _CollectedLogits:
     input: dict | None = None  # the source's provenance record, with its fingerprint
 
 
-def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path | None, n: int | None, seed: int,
-                            batch_size: int | None, input_kind: str, truncated: bool, progress: bool,
+def _collect_dialect_logits(source: str, *, classifier, n: int | None, seed: int, batch_size: int | None,
+                            input_kind: str, truncated: bool, progress: bool,
                             value_range: str = "auto") -> _CollectedLogits:
     """Logits of SOURCE and, with ``truncated``, those of its uint8-truncated images, from one pass of the network."""
     if input_kind == "logits":
@@ -127,7 +136,7 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
     from isgame.scoring.runtime.distributed import all_gather_rows, current_group, sum_over_ranks
     from isgame.scoring.runtime.progress import progress_bar
 
-    classifier = load_classifier(classifier_name, weights=weights)
+    classifier = classifier()  # loaded only here: stored logits need none
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     size = batch_size or classifier.default_batch_size
     # Under torchrun each rank classifies its shard of the rows; every rank gets all N in row order.
@@ -157,9 +166,10 @@ def _collect_dialect_logits(source: str, *, classifier_name: str, weights: Path 
 
 
 def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, seed: int | None = None,
-                      noise_seed: int = 0, shuffle: bool = False, classifier_name: str = "digits",
-                      weights: Path | None = None, n: int | None = None, batch_size: int | None = None,
-                      input_kind: str = "images", progress: bool = True, value_range: str = "auto") -> DialectReport:
+                      noise_seed: int = defaults.SEED, shuffle: bool = False,
+                      classifier_name: str = defaults.CLASSIFIER, weights: Path | None = None, n: int | None = None,
+                      batch_size: int | None = None, input_kind: str = "images", progress: bool = True,
+                      value_range: str = "auto", domain: Domain | None = None) -> DialectReport:
     """One dialect's score, or with ``dialect="all"`` every dialect's, as a :class:`~scoring.dialects.DialectReport`.
 
     ``splits`` and ``seed`` default to each dialect's own; ``noise_seed`` seeds noise sources. ``shuffle`` is
@@ -177,7 +187,8 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
             f"drop {parameter('shuffle', True)}, or leave out {parameter('dialect')} to shuffle before contiguous splits")
     # torchmetrics turns float images into uint8 by truncation before its network sees them.
     wants_truncated = dialect in ("all", "torchmetrics") and input_kind == "images"
-    collected = _collect_dialect_logits(source, classifier_name=classifier_name, weights=weights, n=n, seed=noise_seed,
+    collected = _collect_dialect_logits(source, classifier=lambda: classifier_of(domain, classifier_name, weights),
+                                        n=n, seed=noise_seed,
                                         batch_size=batch_size, input_kind=input_kind, truncated=wants_truncated,
                                         progress=progress, value_range=value_range)
     logits, truncated = collected.logits, collected.truncated
@@ -237,9 +248,9 @@ def streamed_feature_statistics(classifier, source, *, batch_size: int | None = 
     return accumulator.compute()
 
 
-def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weights: Path | None = None,
-                n: int | None = None, seed: int = 0, batch_size: int | None = None, progress: bool = True,
-                value_range: str = "auto", save_stats: Path | None = None) -> dict:
+def fid_between(real: str, fake: str, *, classifier_name: str = defaults.CLASSIFIER, weights: Path | None = None,
+                n: int | None = None, seed: int = defaults.SEED, batch_size: int | None = None, progress: bool = True,
+                value_range: str = "auto", save_stats: Path | None = None, domain: Domain | None = None) -> dict:
     """FID between two image sources on the classifier's features, streamed (O(D^2) memory) and sharded
     across torchrun processes; returns a JSON-ready dict (``notes``: what the loader decided for either source).
 
@@ -253,7 +264,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
     if is_statistics_file(fake):
         raise InvalidInputError(f"FAKE {fake} holds statistics (mu, sigma); pass generated images as "
                                 "FAKE (stored statistics are accepted for the real side)")
-    classifier = load_classifier(classifier_name, weights=weights)
+    classifier = classifier_of(domain, classifier_name, weights)
     group = current_group()
     statistics = {}
     real_is_statistics = is_statistics_file(real)
@@ -264,7 +275,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = "digits", weight
         if statistics["real"].mean.shape[0] != classifier.feature_dim:
             raise InvalidInputError(
                 f"{real} holds statistics of {statistics['real'].mean.shape[0]}-d features but classifier "
-                f"{classifier_name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics came "
+                f"{classifier.name} gives {classifier.feature_dim}-d ones; pass the classifier the statistics came "
                 f"from as {parameter('classifier_name', 'NAME')}")
     sources = {role: open_images(spec, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
                for role, spec in (("real", real), ("fake", fake)) if role not in statistics}
@@ -301,9 +312,10 @@ class StatsSaveResult:
         return {"path": self.path, **self.stats.to_dict(), "provenance": self.provenance}
 
 
-def save_stats(source: str, out: Path, *, classifier_name: str = "digits", weights: Path | None = None,
-               n: int | None = None, seed: int = 0, subset: int | None = None, batch_size: int | None = None,
-               progress: bool = True, value_range: str = "auto") -> StatsSaveResult:
+def save_stats(source: str, out: Path, *, classifier_name: str = defaults.CLASSIFIER, weights: Path | None = None,
+               n: int | None = None, seed: int = defaults.SEED, subset: int | None = None,
+               batch_size: int | None = None, progress: bool = True, value_range: str = "auto",
+               domain: Domain | None = None) -> StatsSaveResult:
     """Stream SOURCE's features once: float64 mean and covariance, a seeded subset of at most ``subset`` rows
     (default 10,000) and the key of every setting; write them atomically to ``out``
     (:mod:`isgame.scoring.sources.stats_file`)."""
@@ -312,7 +324,7 @@ def save_stats(source: str, out: Path, *, classifier_name: str = "digits", weigh
 
     if current_group().world_size > 1:
         raise InvalidInputError("stats save runs in one process; run it without torchrun")
-    classifier = load_classifier(classifier_name, weights=weights)
+    classifier = classifier_of(domain, classifier_name, weights)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     key = current_key(classifier, source=images.name, n=images.num_samples)
     stats = stream_reference_stats(sharded_feature_batches(classifier, images, batch_size=batch_size, progress=progress),

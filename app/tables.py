@@ -213,6 +213,32 @@ def matrix_table(report: ProbeReport):
     return Group(*tables)
 
 
+def matrix_summary_lines(result) -> list[str]:
+    """Below the matrix's table: one paragraph per metric, then the FID of real subsets at each N (its finite-N
+    bias), for a :class:`~isgame.probes.matrix.MatrixResult`."""
+    caveat = ", ".join(f"N={size}: {value:.2f}" for size, value in zip(result.fid_sample_sizes,
+                                                                     result.fid_of_real_subsets))
+    return [*result.paragraphs().values(),
+            f"FID of real held-out subsets against the training set (finite-N bias): {caveat}"]
+
+
+def check_lines(result) -> list[str]:
+    """``isgame check``'s verdict in rich markup: the verdict and the protocol's figure, then each answer with its
+    reasons, for a :class:`~isgame.probes.claim.CheckResult`."""
+    from rich.markup import escape
+
+    protocol = result.protocol
+    lines = [f"[bold]verdict: {result.verdict}[/bold] (claimed {result.claimed:g} ± {result.claimed_std:g}; "
+             f"{escape(protocol['dialect'])} with {protocol['splits']} splits over N = {protocol['n']}: "
+             f"{protocol['is_mean']:.4f} ± {protocol['tolerance']:.4f}; every convention {result.spread[0]:.4f} "
+             f"to {result.spread[1]:.4f})"]
+    for answer, yes, reasons in (("reproduced", result.reproduced, result.reproduced_reasons),
+                                 ("meaningful", result.meaningful, result.meaningful_reasons)):
+        lines.append(f"  {answer}: {'yes' if yes else 'no'}")
+        lines.extend(f"    - {escape(reason)}" for reason in reasons)
+    return lines
+
+
 def _format_value(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 

@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from isgame.scoring.classifiers.base import ImageClassifier, resize, to_channels
-from isgame.scoring.domains import Domain, as_domain
+from isgame import defaults
+from isgame.scoring.domains import DIGITS, Domain, as_domain, holds_builtin_images
 from isgame.scoring.metrics.inception_score import inception_score
-from isgame.scoring.pipeline import classify
+from isgame.scoring.pipeline import logits_in_one_pass_if_small
 from isgame.scoring.metrics.score_result import with_legacy_json_keys
 
 CROP_SIZES = (16, 128)
@@ -65,10 +66,6 @@ class DomainResult:
     examples: torch.Tensor = field(repr=False)
     domain: dict[str, object] | None = None
 
-    @property
-    def is_digits(self) -> bool:
-        return self.domain is None or self.domain.get("name") == "digits"
-
     def by_name(self, name: str) -> DomainRow:
         return next(r for r in self.rows if r.name == name)
 
@@ -96,18 +93,7 @@ def digits_in_domain_shape(image_shape: tuple[int, int, int], n: int | None = No
     return resize(digits, (height, width), interpolation="bilinear", antialias=True).contiguous()
 
 
-def _logits(classifier: ImageClassifier, images: torch.Tensor, *, model_input: bool, one_pass: bool) -> torch.Tensor:
-    """Logits (N, K); ``one_pass`` runs all N at once (digits: as always), else in batches (large images)."""
-    if not one_pass:
-        if not model_input:
-            return classify(classifier, images)
-        with torch.no_grad():
-            return torch.cat([classifier.logits_from_model_input(batch) for batch in images.split(256)])
-    with torch.no_grad():
-        return classifier.logits_from_model_input(images) if model_input else classifier(images)
-
-
-def domain_probe(domain: Domain | ImageClassifier, *, n: int = 1000, seed: int = 0,
+def domain_probe(domain: Domain | ImageClassifier, *, n: int = defaults.PROBE_SAMPLES, seed: int = defaults.SEED,
                  threshold: float = 0.9) -> DomainResult:
     """Photo crops against the domain's held-out real images: IS, confidence (mean top-1, fraction >= threshold),
     entropies. On any domain but digits a third row scores the built-in held-out digits, out of domain there.
@@ -115,17 +101,17 @@ def domain_probe(domain: Domain | ImageClassifier, *, n: int = 1000, seed: int =
     ``examples`` are the first 50 crops as the classifier reads them (50, C_in, *input_size).
     """
     domain = as_domain(domain)
-    classifier, one_pass = domain.classifier, domain.is_digits
+    domain.require_images("the domain probe")
+    classifier = domain.classifier
     crops = photo_crops(n, seed=seed)
     prepared = torch.cat([classifier.preprocess(crop.unsqueeze(0)).float() for crop in crops])
-    crop_logits = _logits(classifier, prepared, model_input=True, one_pass=one_pass)
-    real_logits = _logits(classifier, domain.real, model_input=False, one_pass=one_pass)
+    crop_logits = logits_in_one_pass_if_small(classifier, prepared, model_input=True)
+    real_logits = logits_in_one_pass_if_small(classifier, domain.real)
     rows = [domain_row(f"held-out {domain.noun}", real_logits, threshold=threshold),
             domain_row("photo crops (non-digits)", crop_logits, threshold=threshold)]
-    if not domain.is_digits:
+    if not holds_builtin_images(domain, DIGITS):
         digits = digits_in_domain_shape(domain.image_shape, n)  # as many as the photo crops: bounded cost
-        rows.append(domain_row(DIGITS_ROW, _logits(classifier, digits, model_input=False, one_pass=False),
-                               threshold=threshold))
+        rows.append(domain_row(DIGITS_ROW, logits_in_one_pass_if_small(classifier, digits), threshold=threshold))
     return DomainResult(rows=rows, confidence_threshold=threshold, seed=seed, examples=prepared[:50],
                         domain=domain.describe())
 
@@ -149,7 +135,7 @@ class DomainDisplay:
             total = max(sum(row.class_histogram), 1)
             axes[0].bar(np.arange(len(row.class_histogram)) + offset, [c / total for c in row.class_histogram], width,
                         label=f"{row.name}: IS {row.is_mean:.2f}")
-        axes[0].set_xlabel("predicted digit" if self.result.is_digits else "predicted class")
+        axes[0].set_xlabel(f"predicted {(self.result.domain or {}).get('class_noun', 'class')}")
         axes[0].set_ylabel("fraction of samples")
         axes[0].set_title("how 'diverse' the classifier finds each set")
         axes[0].legend(fontsize=8)

@@ -162,7 +162,7 @@ def memorization_probe(domain: Domain | ImageClassifier, *, bandwidths: tuple[fl
         ("replay-noisy", "replay", replay(train, seed=seed, pixel_noise=0.02), None),
         ("replay-flipped", "replay", replay(train, seed=seed, flip_probability=0.5), None),
     ] + [(f"kde-{h:g}", "kde", kde.sample(n, bandwidth=h * scale, seed=seed), h) for h in bandwidths]
-    cells = ct_cells(min(images.shape[0] for _, _, images, _ in candidates), is_digits=domain.is_digits)
+    cells = ct_cells(min(images.shape[0] for _, _, images, _ in candidates), fixed=domain.ct_cells)
     common = {"classifier": classifier, "train": train, "held_out": held_out, "train_features": train_features,
               "held_out_features": held_out_features, "seed": seed, "cells": cells}
     generators = [audit_generator(name, kind, images, bandwidth=h, **common) for name, kind, images, h in candidates]

@@ -15,6 +15,7 @@ import torch
 
 from isgame.attacks.inflate import InflateAttack
 from isgame.scoring.classifiers.base import ImageClassifier
+from isgame import defaults
 from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.metrics.score_result import with_legacy_json_keys
@@ -56,10 +57,6 @@ class NoiseBaselineResult:
     domain: dict[str, object] | None = None
 
     @property
-    def is_digits(self) -> bool:
-        return self.domain is None or self.domain.get("name") == "digits"
-
-    @property
     def max_entropy_bits(self) -> float:
         return math.log2(self.num_classes)
 
@@ -96,7 +93,7 @@ def baseline_row(name: str, classifier: ImageClassifier, images: torch.Tensor) -
 
 def real_row_names(domain: Domain) -> tuple[str, str]:
     """The rows of the held-out real and the training images: "held-out digits" / "training digits" on digits."""
-    return (f"held-out {domain.noun}", "training digits" if domain.is_digits else "training images")
+    return f"held-out {domain.noun}", domain.train_noun
 
 
 def constant_images(image_shape: tuple[int, int, int], levels: int = CONSTANT_LEVELS) -> torch.Tensor:
@@ -105,7 +102,7 @@ def constant_images(image_shape: tuple[int, int, int], levels: int = CONSTANT_LE
     return torch.linspace(0, 1, levels).view(-1, 1, 1, 1).expand(-1, channels, height, width).contiguous()
 
 
-def noise_baselines(domain: Domain | ImageClassifier, *, n: int = 1000, seed: int = 0,
+def noise_baselines(domain: Domain | ImageClassifier, *, n: int = defaults.PROBE_SAMPLES, seed: int = defaults.SEED,
                     inflated: torch.Tensor | None = None, steps: int = INFLATE_STEPS,
                     attack: bool = True) -> NoiseBaselineResult:
     """Rows for noise, constants, real data and inflated noise, in the domain's (C, H, W).
@@ -154,8 +151,7 @@ class NoiseBaselineDisplay:
                    label=f"log2 K = {self.result.max_entropy_bits:.2f}")
         ax.set_xticks(x, [r.name for r in rows], rotation=15, fontsize=8)
         ax.set_ylabel("bits")
-        ax.set_title("What the digits classifier says about non-digits" if self.result.is_digits
-                     else "What the classifier says about images outside its domain")
+        ax.set_title("What the classifier says about images outside its domain")
         ax.legend(fontsize=8)
         self.ax_, self.figure_ = ax, ax.figure
         return self

@@ -29,16 +29,16 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from isgame import defaults
 from isgame.probes.memorization import domain_kde
-from isgame.scoring.metrics.accumulator import split_of_rows
-from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.domains import Domain, as_domain, check_classifier_fits, pca_bandwidth_scale
+from isgame.scoring.domains import Domain, as_domain, check_classifier_fits, digits_domain, pca_bandwidth_scale
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.metrics.accumulator import split_of_rows
 from isgame.scoring.metrics.inception_score import inception_score
-from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 from isgame.scoring.metrics.score_result import spread_percent, with_legacy_json_keys
-from isgame.scoring.pipeline import classify
+from isgame.scoring.pipeline import classify, logits_in_one_pass_if_small
+from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 
 SPLIT_COUNTS = (1, 2, 5, 10, 20, 50, 100)
 SAMPLE_COUNTS = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
@@ -206,18 +206,10 @@ class SensitivityResult:
         }
 
 
-def _logits(domain: Domain, classifier: ImageClassifier, images: torch.Tensor) -> torch.Tensor:
-    """Logits (N, K): digits in one pass (as always, so its numbers stay bit-identical), else batched."""
-    if not domain.is_digits:
-        return classify(classifier, images)
-    with torch.no_grad():
-        return classifier(images)
-
-
 def split_sweep_real(domain: Domain | ImageClassifier, *, seed: int = 0) -> SplitSweep:
     """Split sweep on the domain's held-out real images (all N of them), for the SPLIT_COUNTS up to N."""
     domain = as_domain(domain)
-    logits = _logits(domain, domain.classifier, domain.real)
+    logits = logits_in_one_pass_if_small(domain.classifier, domain.real)
     counts = [s for s in SPLIT_COUNTS if s <= logits.shape[0]]
     unshuffled = [inception_score(logits, splits=s, track_stderr=False).is_mean for s in counts]
     shuffled = [inception_score(logits, splits=s, shuffle=True, seed=seed, track_stderr=False).is_mean for s in counts]
@@ -290,10 +282,13 @@ def weight_variants(classifier: ImageClassifier, label: str, *, classifier_b: Im
 
 def weight_sensitivity(sample_sets: dict[str, torch.Tensor],
                        classifiers: dict[str, ImageClassifier] | None = None) -> list[VariantSpread]:
-    """Per sample set: IS under each of ``classifiers`` (default: digits, digits-b and perturbed copies of digits)."""
+    """Per sample set: IS under each of ``classifiers`` (default: the digits domain's classifier, its second
+    classifier and perturbed copies of the first)."""
     if classifiers is None:
-        classifiers = weight_variants(load_classifier("digits"), "digits", classifier_b=load_classifier("digits-b"),
-                                      label_b="digits-b")
+        domain = digits_domain()
+        second = domain.auxiliary_classifier("second")
+        classifiers = weight_variants(domain.classifier, domain.classifier_name, classifier_b=second,
+                                      label_b=second.name)
     return [VariantSpread(name, {label: _is(c, images) for label, c in classifiers.items()})
             for name, images in sample_sets.items()]
 
@@ -302,7 +297,7 @@ def preprocessing_sensitivity(sample_sets: dict[str, torch.Tensor],
                               domain: Domain | ImageClassifier | None = None) -> list[VariantSpread]:
     """Per sample set: IS under each resize (RESIZE_VARIANTS), uint8 quantisation, and float64, with the domain's
     classifier reloaded under each option (default: digits). The sets should differ in size from its input."""
-    domain = as_domain(load_classifier("digits") if domain is None else domain)
+    domain = digits_domain() if domain is None else as_domain(domain)
     resized = {label: domain.classifier_variant(**options) for label, options in RESIZE_VARIANTS.items()}
     default = domain.classifier_variant()
     wide = domain.classifier_variant().to(torch.float64)
@@ -366,7 +361,7 @@ def precision_sensitivity(domain: Domain, sample_sets: dict[str, torch.Tensor], 
     return shifts
 
 
-def sample_sets(domain: Domain, *, n: int = 1000, seed: int = 0) -> dict[str, torch.Tensor]:
+def sample_sets(domain: Domain, *, n: int = defaults.PROBE_SAMPLES, seed: int = defaults.SEED) -> dict[str, torch.Tensor]:
     """The probe's sample sets, (M, C, H, W) of the domain: its real images (at most ``n``), ``n`` KDE samples of
     its training images (bandwidth 0.4 x sqrt(D / 64)) and ``n`` uniform noise images."""
     bandwidth = KDE_BANDWIDTH * pca_bandwidth_scale(domain.image_shape)
@@ -401,9 +396,10 @@ def at_another_size(domain: Domain, sets: dict[str, torch.Tensor]) -> dict[str, 
 
 
 def second_classifier(domain: Domain, classifier_b: ImageClassifier | None) -> ImageClassifier | None:
-    """``classifier_b`` once it reads the domain's images; on digits by default the other shipped network."""
-    if classifier_b is None and domain.is_digits:
-        return load_classifier("digits" if domain.classifier_name == "digits-b" else "digits-b")
+    """``classifier_b`` once it reads the domain's images; by default the domain's own second classifier (the
+    digits: the other shipped network), or None."""
+    if classifier_b is None:
+        return domain.auxiliary_classifier("second")
     if classifier_b is not None:
         check_classifier_fits(classifier_b, domain.real[:2], classifier_b.name)
         if classifier_b.num_classes != domain.num_classes:
@@ -413,7 +409,7 @@ def second_classifier(domain: Domain, classifier_b: ImageClassifier | None) -> I
     return classifier_b
 
 
-def sensitivity_probe(domain: Domain | ImageClassifier, *, seed: int = 0, n: int = 1000,
+def sensitivity_probe(domain: Domain | ImageClassifier, *, seed: int = defaults.SEED, n: int = defaults.PROBE_SAMPLES,
                       classifier_b: ImageClassifier | None = None,
                       weight_copies: int = WEIGHT_NOISE_SEEDS) -> SensitivityResult:
     """All the sweeps on ``domain``; ``classifier_b`` is the weights axis's second classifier (digits: digits-b),

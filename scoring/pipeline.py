@@ -46,6 +46,24 @@ def _check_batch_size(batch_size: int) -> None:
         raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
 
 
+#: in-memory sets of at most this many input values run through the classifier in one pass (the digits' sets),
+#: larger ones in batches: small sets then get one summation order, and large ones bounded memory
+ONE_PASS_VALUES = 1 << 18
+
+
+def logits_in_one_pass_if_small(classifier: ImageClassifier, images: torch.Tensor, *,
+                                model_input: bool = False) -> torch.Tensor:
+    """Logits (N, K) of ``images`` (N, C, H, W) in [0, 1], or of model inputs with ``model_input``: one pass when
+    the set holds at most :data:`ONE_PASS_VALUES` values, else in batches (:func:`classify`)."""
+    with torch.no_grad():
+        if images.numel() <= ONE_PASS_VALUES:
+            return classifier.logits_from_model_input(images) if model_input else classifier(images)
+        if not model_input:
+            return classify(classifier, images)
+        return torch.cat([classifier.logits_from_model_input(batch)
+                          for batch in images.split(classifier.default_batch_size)])
+
+
 def classify(classifier: ImageClassifier, images: torch.Tensor, *, batch_size: int | None = None) -> torch.Tensor:
     """Logits (N, K) of in-memory images (N, C, H, W) in [0, 1], without gradients.
 

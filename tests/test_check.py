@@ -175,7 +175,7 @@ def test_replayed_training_set_is_reproduced_but_not_meaningful(split_held_out, 
 def _fake_report(reproduced: bool, meaningful: bool):
     verdict = f"{'' if reproduced else 'not '}reproduced, {'' if meaningful else 'not '}meaningful"
     result = SimpleNamespace(
-        reproduced=reproduced, meaningful=meaningful, verdict=verdict, spread=(8.0, 9.0),
+        reproduced=reproduced, meaningful=meaningful, verdict=verdict, spread=(8.0, 9.0), claimed=9.3, claimed_std=0.0,
         protocol={"dialect": "openai", "splits": 10, "n": 540, "is_mean": 8.5, "tolerance": 0.3},
         reproduced_reasons=["r [a, b]"], meaningful_reasons=["m"])
     return SimpleNamespace(result=result, notes=(), to_dict=lambda: {"verdict": verdict, "reproduced": reproduced,

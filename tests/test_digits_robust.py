@@ -118,7 +118,7 @@ def test_score_and_domain_accept_digits_robust(cli):
     logits = classify(load_classifier("digits-robust"), digits_split().test_images)
     assert payload["n"] == logits.shape[0] == 540
     domain = load_domain("digits-robust")
-    assert domain.is_digits and domain.classifier.name == "digits-robust"
+    assert domain.name == "digits" and domain.classifier.name == "digits-robust"
 
 
 def test_the_inflate_attack_through_the_robust_classifier_beside_the_standard_one(robust, tmp_path):

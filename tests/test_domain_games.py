@@ -136,7 +136,7 @@ def test_digits_matrix_defaults_and_the_steps_budget(digits_classifier, monkeypa
     assert seen == {"n": MATRIX_SAMPLES, "steps": 3} and result.n == 540 == MATRIX_SAMPLES
     payload = result.to_dict()
     assert payload["fid_sample_size_caveat"]["sizes"] == [25, 50, 100, 200, 400, 540]
-    assert "real held-out digits" in payload["fid_sample_size_caveat"]["note"]
+    assert "held-out digits" in payload["fid_sample_size_caveat"]["note"]
     assert payload["steps"] == 3 and payload["domain"]["name"] == "digits" and payload["kid_subset_size"] == 200
     assert games_module.INFLATE_STEPS == 30 and games_module.FEATURE_ATTACK_STEPS == 60
 

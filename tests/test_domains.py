@@ -23,16 +23,16 @@ def test_digits_domain_is_the_built_in_split():
     from isgame.scoring.sources.digits_data import digits_split
 
     domain, split = load_domain("digits"), digits_split()
-    assert domain.is_digits and domain.image_shape == (1, 8, 8) and domain.num_classes == 10
+    assert domain.name == "digits" and domain.image_shape == (1, 8, 8) and domain.num_classes == 10
     assert torch.equal(domain.train, split.train_images) and torch.equal(domain.real, split.test_images)
     assert torch.equal(domain.train_classes, split.train_labels)
     # Naming the built-in sources explicitly is the same domain, with its true labels.
-    assert load_domain("digits", train="digits:train", real="digits:test").is_digits
+    assert load_domain("digits", train="digits:train", real="digits:test").name == "digits"
 
 
 def test_a_second_domain_has_its_own_shape_and_k(shapes):
     domain = load_domain(shapes["classifier"], train=shapes["train"], real=shapes["real"])
-    assert not domain.is_digits and domain.image_shape == (3, 12, 12) and domain.num_classes == 5
+    assert not domain.name == "digits" and domain.image_shape == (3, 12, 12) and domain.num_classes == 5
     assert domain.train.shape[0] == 120 and domain.real.shape[0] == 80
     # No labels in a .npy: the games use the classifier's top-1, which on this easy domain is the true class.
     assert torch.equal(domain.train_classes, shapes["train_labels"])

@@ -102,6 +102,7 @@ class FakeResult:
     verdict = "reproduced, meaningful"
     spread = (1.0, 2.0)
     reasons = ()
+    claimed, claimed_std = 1.5, 0.0
     reproduced = meaningful = True
     reproduced_reasons = meaningful_reasons = ()
     protocol = {"dialect": "openai", "splits": 10, "n": 50, "is_mean": 1.5, "tolerance": 0.1}

@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from sklearn.metrics import pairwise_distances
 
-from isgame.scoring.metrics.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authentic_flags, data_copying_test,
-                                          leave_one_out_nearest_distances)
-from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.metrics.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authentic_flags, ct_cells,
+                                                   data_copying_test, flatten_images,
+                                                   leave_one_out_nearest_distances)
+from isgame.probes.matrix.samples import AuxiliaryScorer, GameOutputs, held_out_halves
+from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
 from isgame.scoring.metrics.fld import (FldNormalisation, component_log_likelihoods, fit_mixture, fld_baseline_nll,
                                 generated_rows, mixture_nll)
@@ -70,29 +71,6 @@ class MatrixMetric:
     rule: str
     description: str
     needs: str | None = None
-
-
-@dataclass(frozen=True)
-class AuxiliaryScorer:
-    """Another classifier the matrix scores every game with, and its statistics of the training images."""
-
-    label: str
-    classifier: ImageClassifier
-    train_statistics: FeatureStatistics
-
-
-@dataclass
-class GameOutputs:
-    """One game's n images (n, C, H, W) in [0, 1], their pixels (n, C*H*W) float64, and per classifier ("main" and
-    each auxiliary's role) its logits (n, K) float32 tensor and features (n, D) float64 array."""
-
-    images: torch.Tensor
-    pixels: np.ndarray
-    outputs: dict[str, tuple[torch.Tensor, np.ndarray]]
-
-    @property
-    def n(self) -> int:
-        return int(self.images.shape[0])
 
 
 @dataclass
@@ -491,3 +469,72 @@ MEASURES: tuple[tuple[tuple[str, ...], str | None, Measure], ...] = (
     (("Vendi",), None, measure_vendi),
     (("wavelet FD",), None, measure_wavelet),
 )
+
+
+#: True: higher is better; False: lower; None: two-sided (C_T: closest to 0 is best)
+HIGHER_IS_BETTER = {metric.name: metric.higher_is_better for metric in MATRIX_METRICS}
+METRICS = tuple(HIGHER_IS_BETTER)
+METRIC_FAMILIES = {metric.name: metric.family for metric in MATRIX_METRICS}
+FOOLED_RULES = {metric.name: metric.rule for metric in MATRIX_METRICS}
+#: IS splits and KID subset rows of the matrix (fewer where n is smaller)
+IS_SPLITS, KID_SUBSET_SIZE = 10, 200
+
+
+def matrix_context(domain, *, n: int, seed: int, auxiliary: dict[str, AuxiliaryScorer]) -> MatrixContext:
+    """The reference of every game on ``domain``: the stats file's subset and moments where the domain has one,
+    else the training images' features; IS splits min(10, n), KID subsets min(200, n), C_T cells for n."""
+    stats = getattr(domain, "reference_stats", None)
+    if stats is None:
+        reference_features = domain.train_outputs[1].double().numpy()
+        reference_statistics = features_to_statistics(reference_features)
+    else:
+        reference_features = np.asarray(stats.features_subset, np.float64)
+        reference_statistics = stats.statistics
+    held_out_pixels = flatten_images(domain.real)
+    ct_half, _ = held_out_halves(held_out_pixels.shape[0], seed)
+    real_features = domain.real_outputs[1].double().numpy()
+    return MatrixContext(seed=seed, splits=min(IS_SPLITS, n), kid_subset_size=min(KID_SUBSET_SIZE, n),
+                         # Fewer k-means cells on a small domain, so that a cell can hold enough samples for C_T.
+                         ct_cells=ct_cells(min(n, domain.real.shape[0] // 2), fixed=domain.ct_cells),
+                         reference_features=reference_features, reference_statistics=reference_statistics,
+                         train_pixels=flatten_images(domain.train), ct_held_out_pixels=held_out_pixels[ct_half],
+                         auxiliary=auxiliary, train_images=domain.train,
+                         fld_train=domain.train_outputs[1].double().numpy(), fld_test=real_features[ct_half])
+
+
+def measure_game(context: MatrixContext, game: GameOutputs, metrics: list[str]) -> dict[str, Measurement]:
+    """Every measurement of ``metrics`` on one game (see :data:`MEASURES`)."""
+    out = {}
+    for names, _, measure in MEASURES:
+        if set(names) & set(metrics):
+            out.update({name: m for name, m in measure(context, game).items() if name in metrics})
+    return out
+
+
+def in_column_order(row: dict[str, Measurement]) -> dict[str, Measurement]:
+    """``row`` with its columns in the order :data:`MEASURES` fills them."""
+    return {m: row[m] for names, _, _ in MEASURES for m in names if m in row}
+
+
+def _metric_key(name: str) -> str:
+    """Case, spaces, dashes and underscores ignored: FID-b, fid_b and "fid b" name one column."""
+    return "".join(ch for ch in name.lower() if ch not in " -_")
+
+
+def available_metrics(auxiliary: dict[str, AuxiliaryScorer], metrics: list[str] | None = None) -> list[str]:
+    """The columns the matrix can fill: all (or those of ``metrics``, spelled in any case) whose auxiliary
+    classifier is there; a requested column whose classifier is missing is refused in one line."""
+    known = [metric.name for metric in MATRIX_METRICS if metric.needs is None or metric.needs in auxiliary]
+    if metrics is None:
+        return known
+    by_key = {_metric_key(m.name): m for m in MATRIX_METRICS}
+    unknown = [m for m in metrics if _metric_key(m) not in by_key]
+    if unknown:
+        raise InvalidInputError(f"{parameter('metrics')}: unknown {', '.join(unknown)}; choose from {', '.join(METRICS)}")
+    wanted = {by_key[_metric_key(m)].name for m in metrics}
+    missing = [m for m in MATRIX_METRICS if m.name in wanted and m.name not in known]
+    if missing:
+        role = missing[0].needs
+        raise InvalidInputError(f"{parameter('metrics')}: {', '.join(m.name for m in missing)} need a {role} classifier, "
+                                f"which this domain has none of; pass {parameter(f'{role}_classifier')}")
+    return [m for m in known if m in wanted]

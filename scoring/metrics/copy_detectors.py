@@ -236,9 +236,12 @@ def authentic_flags(real: np.ndarray, generated: np.ndarray, *, own_distances: n
     return distances[:, 0] > own[index[:, 0]]
 
 
-def ct_cells(smallest_set: int, *, is_digits: bool = False) -> int:
-    """C_T's k-means cells: 10, or, when the smallest set scored (generated or held-out) is under 210, as many
-    as leave 21 samples a cell on average (at least 1), so some cell can enter C_T. Digits keeps 10 always."""
-    if is_digits or smallest_set >= CT_CELLS * CT_SAMPLES_PER_CELL:
+def ct_cells(smallest_set: int, *, fixed: int | None = None) -> int:
+    """C_T's k-means cells: ``fixed`` where the domain fixes them (the digits: 10), else 10, or, when the smallest
+    set scored (generated or held-out) is under 210, as many as leave 21 samples a cell on average (at least 1),
+    so some cell can enter C_T."""
+    if fixed is not None:
+        return fixed
+    if smallest_set >= CT_CELLS * CT_SAMPLES_PER_CELL:
         return CT_CELLS
     return max(1, smallest_set // CT_SAMPLES_PER_CELL)

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from isgame import defaults
 from isgame.scoring.errors import InvalidInputError, parameter
 
-KID_SUBSETS = 100
-KID_SUBSET_SIZE = 1000
+KID_SUBSETS, KID_SUBSET_SIZE = defaults.KID_SUBSETS, defaults.KID_SUBSET_SIZE
 STD_DDOF = 0
 
 
