@@ -135,7 +135,7 @@ _API: dict[str, str] = {
     "runs_test": "isgame.scoring.metrics.sample_order",
     "RunsCounter": "isgame.scoring.metrics.sample_order",
     "RunsTestResult": "isgame.scoring.metrics.sample_order",
-    "compare_files": "isgame.scoring.compare",
+    "compare_files": "isgame.app.compare_command",
     "compare_results": "isgame.scoring.compare",
     "Comparison": "isgame.scoring.compare",
     "save_stats": "isgame.app.scoring_commands",

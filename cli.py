@@ -153,7 +153,7 @@ def run_or_exit(call: Callable[[], T], *, positional: dict[str, str] | None = No
     try:
         return call()
     except IsgameError as error:
-        message = error.render(lambda name, value: flag_spelling(name, value, positional))
+        message = error.render(lambda name, value: flag_spelling(name, value, positional), commands=True)
         typer.echo(f"isgame: error: {_rank_prefix()}{message}", err=True)
         raise typer.Exit(code=EXIT_USER_ERROR) from None
     except KeyboardInterrupt:
@@ -178,7 +178,8 @@ def print_notes(notes, *, positional: dict[str, str] | None = None) -> None:
     if not current_group().is_main:
         return
     for note in notes:
-        text = (note.render(lambda name, value: flag_spelling(name, value, positional)) if hasattr(note, "render")
+        text = (note.render(lambda name, value: flag_spelling(name, value, positional), commands=True)
+                if hasattr(note, "render")
                 else str(note))
         typer.echo(f"isgame: note: {text}", err=True)
 
@@ -873,7 +874,7 @@ def compare(
 ) -> None:
     """May A and B be compared? The protocol fields that differ, how far they alone move IS, and the standard error."""
     from isgame.app.tables import compare_table
-    from isgame.scoring.compare import compare_files
+    from isgame.app.compare_command import compare_files
 
     comparison = run_or_exit(lambda: compare_files(a, b, dialect_spread=dialect_spread),
                              positional={"a": "A", "b": "B"})

@@ -28,6 +28,7 @@ from isgame.scoring.notes import Note
 from isgame.scoring.pipeline import ScoreReport, score_images
 from isgame.scoring.provenance import domain_provenance
 from isgame.scoring.sources.samples import noise_source, tensor_source
+from isgame.scoring.plotting import Display
 
 AUDIT_NOISE_SAMPLES = defaults.INFLATE_SAMPLES
 AUDIT_INFLATE_STEPS = defaults.INFLATE_STEPS
@@ -107,8 +108,11 @@ class AuditReport:
 
 
 @dataclass
-class SourceScoresDisplay:
+class SourceScoresDisplay(Display):
     """Two panels: IS and exp(I) per source against K; H(y) and E[H(y|x)] in bits against log2 K."""
+
+    figsize = (11, 4)
+    panels = 2
 
     names: list[str]
     is_means: list[float]
@@ -131,12 +135,8 @@ class SourceScoresDisplay:
             results[0].num_classes,
         )
 
-    def plot(self, *, axes=None) -> "SourceScoresDisplay":
-        import matplotlib.pyplot as plt
+    def draw(self, axes) -> None:
         import numpy as np
-
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(11, 4))
         x = np.arange(len(self.names))
         ax = axes[0]
         ax.bar(x - 0.2, self.is_means, 0.4, yerr=self.is_stds, capsize=3, color="#66c2a5", label="IS (mean ± std over splits)")
@@ -154,9 +154,6 @@ class SourceScoresDisplay:
         ax.set_ylabel("bits")
         ax.set_title("Entropies per source")
         ax.legend(fontsize=8)
-        self.axes_ = axes
-        self.figure_ = axes[0].figure
-        return self
 
 
 def _score_sources(domain: Domain, folder: Path, *, n_noise: int, seed: int) -> list[ScoreReport]:

@@ -16,13 +16,13 @@ from fractions import Fraction
 from typing import Literal
 
 import torch
-from torch import nn
 
 from isgame.attacks.inflate import cycling_targets
-from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.classifiers.base import ImageClassifier, ModelInputLogits, foolbox_model  # noqa: F401 (ModelInputLogits: its older home)
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.inception_score import inception_score
-from isgame.scoring.metrics.score_result import with_legacy_json_keys
+from isgame.scoring.plotting import Display
+from isgame.scoring.results import FieldsAsDict
 
 Norm = Literal["linf", "l2"]
 DEFAULT_EPSILONS: dict[str, tuple[float, ...]] = {
@@ -49,22 +49,11 @@ def parse_epsilons(text: str) -> list[float]:
     return sorted(set(values))
 
 
-class ModelInputLogits(nn.Module):
-    """The classifier as foolbox sees it: preprocessed input (N, C, 8, 8) in [0, 1] -> logits."""
-
-    def __init__(self, classifier: ImageClassifier) -> None:
-        super().__init__()
-        # Not registered as a submodule: foolbox calls ``.to(device)`` on this wrapper, and the classifier's
-        # weights must stay on the classifier's own device (it moves inputs there and logits back).
-        self._classifier = (classifier,)
-
-    def forward(self, model_input: torch.Tensor) -> torch.Tensor:
-        return self._classifier[0].logits_from_model_input(model_input)
-
-
 @dataclass(frozen=True)
-class EpsilonScore:
+class EpsilonScore(FieldsAsDict):
     """Scores of the attacked set at one ε."""
+
+    published = ("is_mean", "is_std")
 
     epsilon: float
     is_mean: float
@@ -73,9 +62,6 @@ class EpsilonScore:
     conditional_entropy_bits: float
     success_rate: float
     max_distance: float
-
-    def to_dict(self) -> dict[str, float]:
-        return with_legacy_json_keys(dict(vars(self)), ("is_mean", "is_std"))
 
 
 @dataclass(frozen=True)
@@ -169,8 +155,7 @@ def targeted_pgd(
     base = fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD
     attack = _sharded_random_start(base, total=total, first=first, seed=seed)(**options)
     targets = cycling_targets(total, classifier.num_classes)[first:last]
-    # foolbox would otherwise move the model to cuda:0 whenever CUDA exists; the classifier keeps its own device.
-    fmodel = fb.PyTorchModel(ModelInputLogits(classifier).eval(), bounds=(0, 1), device=torch.device("cpu"))
+    fmodel = foolbox_model(classifier)
     criterion = fb.criteria.TargetedMisclassification(targets)
     # ε = 0 leaves every image where it is (foolbox's steps and projection all vanish), so it costs one forward
     # pass here instead of a full PGD run; every other ε seeds its own random start, so none of them changes.
@@ -236,18 +221,15 @@ def bounded_sweep(
     )
 
 
-class EpsilonSweepDisplay:
+class EpsilonSweepDisplay(Display):
     """IS against ε, one line per norm, with the clean-data IS and K as horizontal lines."""
+
+    figsize = (6.5, 4)
 
     def __init__(self, sweeps: list[BoundedSweepResult]) -> None:
         self.sweeps = sweeps
 
-
-    def plot(self, *, ax=None) -> "EpsilonSweepDisplay":
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6.5, 4))
+    def draw(self, ax) -> None:
         for sweep in self.sweeps:
             eps = [s.epsilon * 255 for s in sweep.scores]
             ax.plot(eps, [s.is_mean for s in sweep.scores], marker="o", label=f"{sweep.norm} PGD (foolbox)")
@@ -261,5 +243,3 @@ class EpsilonSweepDisplay:
         ax.set_title("IS of real digits under ε-bounded targeted PGD")
         ax.legend(fontsize=8)
         self.ax_ = ax
-        self.figure_ = ax.figure
-        return self

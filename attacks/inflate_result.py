@@ -6,15 +6,19 @@ from dataclasses import dataclass, field
 
 import torch
 
-from isgame.scoring.metrics.score_result import from_legacy_json_keys, with_legacy_json_keys
+from isgame.scoring.metrics.score_result import from_legacy_json_keys
+from isgame.scoring.plotting import Display
+from isgame.scoring.results import FieldsAsDict
 
 
 @dataclass(frozen=True)
-class TraceStep:
+class TraceStep(FieldsAsDict):
     """Scores of all n samples after ``step`` gradient steps (IS with the attack's splits).
 
     With the class shift, step 0 appears twice: the noise, then the shifted noise.
     """
+
+    published = ("is_mean",)
 
     step: int
     is_mean: float
@@ -24,8 +28,6 @@ class TraceStep:
     active: int
     seconds: float
 
-    def to_dict(self) -> dict[str, float]:
-        return with_legacy_json_keys(dict(vars(self)), ("is_mean",))
 
     @classmethod
     def from_dict(cls, values: dict[str, float]) -> "TraceStep":
@@ -108,8 +110,11 @@ class InflateResult:
         }
 
 
-class InflateTraceDisplay:
+class InflateTraceDisplay(Display):
     """IS per step against K (left) and E[H(y|x)] in bits with the fraction at target (right)."""
+
+    figsize = (11, 3.8)
+    panels = 2
 
     def __init__(self, traces: dict[str, list[TraceStep]], num_classes: int, real_is: float | None = None) -> None:
         self.traces = traces
@@ -121,11 +126,7 @@ class InflateTraceDisplay:
         first = next(iter(results.values()))
         return cls({name: r.trace for name, r in results.items()}, first.num_classes, real_is)
 
-    def plot(self, *, axes=None) -> "InflateTraceDisplay":
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    def draw(self, axes) -> None:
         for name, trace in self.traces.items():
             steps = [t.step for t in trace]
             axes[0].plot(steps, [t.is_mean for t in trace], marker="o", markersize=3, label=name)
@@ -142,6 +143,3 @@ class InflateTraceDisplay:
         axes[1].set_yscale("log")
         axes[1].set_title("conditional entropy")
         axes[1].legend(fontsize=8)
-        self.axes_ = axes
-        self.figure_ = axes[0].figure
-        return self

@@ -18,6 +18,7 @@ import torch
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.inflate_result import InflateResult
 from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.plotting import Display, image_grid
 
 #: the images attacked through the robust classifier (it rarely stops early, so it runs every step)
 ROBUST_INFLATE_SAMPLES = 200
@@ -69,20 +70,19 @@ def robust_inflate_comparison(classifier: ImageClassifier, robust: ImageClassifi
                                    for name, images in distances.items()})
 
 
-class RobustInflateDisplay:
+class RobustInflateDisplay(Display):
     """The standard and the robust inflated images side by side, ten per row; rows follow the attack's
     cycling targets, so each row of a grid holds one target class per column."""
 
+    figsize = (11, 5.8)
+    panels = 2
+
     def __init__(self, comparison: RobustInflateComparison, *, count: int = 100) -> None:
+        super().__init__(comparison)
         self.comparison, self.count = comparison, count
 
-    def plot(self) -> "RobustInflateDisplay":
-        import matplotlib.pyplot as plt
-
-        from isgame.app.figures import image_grid
-
+    def draw(self, axes) -> None:
         c = self.comparison
-        figure, axes = plt.subplots(1, 2, figsize=(11, 5.8))
         for ax, (title, result) in zip(axes, ((f"inflated through {c.classifier} (IS {c.standard.final_is:.3f})",
                                                c.standard),
                                               (f"through {c.robust_classifier} (R-IS {c.robust.final_is:.3f})",
@@ -92,8 +92,6 @@ class RobustInflateDisplay:
             ax.set_title(title, fontsize=10)
             ax.axis("off")
         distances = c.nearest_training_distance
-        figure.suptitle("The inflate attack, standard against adversarially trained classifier; nearest training "
+        axes[0].figure.suptitle("The inflate attack, standard against adversarially trained classifier; nearest training "
                         f"image: {distances['standard inflated']:.2f} against {distances['robust inflated']:.2f}",
                         fontsize=10)
-        self.figure_ = figure
-        return self

@@ -24,6 +24,8 @@ from scipy.special import expit
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.plotting import Display
+from isgame.scoring.results import FieldsAsDict
 
 CLASS_VARIANCE = 2.0
 CLASS_MEANS = (-1.0, 1.0)
@@ -98,7 +100,7 @@ def toy_generators() -> list[ToyGenerator]:
 
 
 @dataclass(frozen=True)
-class ToyScore:
+class ToyScore(FieldsAsDict):
     """IS of one generator: by numerical integration and by Monte Carlo (with standard error)."""
 
     name: str
@@ -108,9 +110,6 @@ class ToyScore:
     mc_stderr: float
     marginal_class1: float
     conditional_entropy_nats: float
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -157,17 +156,15 @@ def toy_counterexample(*, n: int = 100_000, seed: int = 0) -> ToyResult:
     return ToyResult(n=n, seed=seed, generators=scores)
 
 
-class ToyDensityDisplay:
+class ToyDensityDisplay(Display):
     """Class densities, generator densities and the classifier's p(y = 1 | x), as in the paper."""
+
+    figsize = (7, 4)
 
     def __init__(self, x_range: float = 12.0) -> None:
         self.x_range = x_range
 
-    def plot(self, *, ax=None) -> "ToyDensityDisplay":
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 4))
+    def draw(self, ax) -> None:
         x = np.linspace(-self.x_range, self.x_range, 801)
         scale = math.sqrt(CLASS_VARIANCE)
         ax.fill_between(x, 0.5 * stats.norm.pdf(x, -1, scale), alpha=0.3, color="#1f77b4", label="class 0: ½ N(-1, 2)")
@@ -188,22 +185,15 @@ class ToyDensityDisplay:
         lines2, labels2 = twin.get_legend_handles_labels()
         ax.legend(lines + lines2, labels + labels2, fontsize=7, loc="upper left")
         ax.set_title("1-D counter-example: data, generators and the Bayes classifier")
-        self.ax_, self.twin_ax_, self.figure_ = ax, twin, ax.figure
-        return self
+        self.twin_ax_ = twin
 
 
-class ToyScoresDisplay:
+class ToyScoresDisplay(Display):
     """IS per generator (integrated, bars) with Monte Carlo estimates ± 2 s.e.; K = 2 as a line."""
 
-    def __init__(self, result: ToyResult) -> None:
-        self.result = result
+    figsize = (6, 4)
 
-
-    def plot(self, *, ax=None) -> "ToyScoresDisplay":
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(6, 4))
+    def draw(self, ax) -> None:
         names = [g.name for g in self.result.generators]
         x = np.arange(len(names))
         ax.bar(x, [g.inception_score for g in self.result.generators], color="#80b1d3", label="integrated (scipy)")
@@ -216,5 +206,3 @@ class ToyScoresDisplay:
         ax.set_ylabel("Inception Score")
         ax.set_title("Every generator beats the data")
         ax.legend(fontsize=8, loc="lower right")
-        self.ax_, self.figure_ = ax, ax.figure
-        return self

@@ -38,6 +38,7 @@ from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify
 from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 from isgame.scoring.metrics.sample_order import sample_order_of_logits
+from isgame.scoring.plotting import Display
 
 #: the resize variants a claim is recomputed under, in report order (labels of RESIZE_VARIANTS)
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
@@ -462,20 +463,16 @@ def claim_rounding(claimed: float) -> float:
     return 0.5 * 10.0 ** min(exponent, 0)
 
 
-class ClassHistogramDisplay:
+class ClassHistogramDisplay(Display):
     """Bars of the samples' predicted-class counts; keeps ``ax_`` and ``figure_``."""
+
+    figsize = (7, 3.2)
 
     def __init__(self, class_histogram: list[int]) -> None:
         self.class_histogram = class_histogram
 
-    def plot(self, *, ax=None) -> "ClassHistogramDisplay":
-        import matplotlib.pyplot as plt
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(7, 3.2))
+    def draw(self, ax) -> None:
         ax.bar(range(len(self.class_histogram)), self.class_histogram, color="#8da0cb")
         ax.set_xlabel("predicted class")
         ax.set_ylabel("samples")
         ax.set_title("class histogram of the samples")
-        self.ax_, self.figure_ = ax, ax.figure
-        return self

@@ -19,7 +19,8 @@ from isgame import defaults
 from isgame.scoring.domains import DIGITS, Domain, as_domain, holds_builtin_images
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import logits_in_one_pass_if_small
-from isgame.scoring.metrics.score_result import with_legacy_json_keys
+from isgame.scoring.plotting import Display
+from isgame.scoring.results import FieldsAsDict
 
 CROP_SIZES = (16, 128)
 DIGITS_ROW = "digits (out of domain)"
@@ -42,8 +43,10 @@ def photo_crops(n: int, *, seed: int = 0) -> list[torch.Tensor]:
 
 
 @dataclass(frozen=True)
-class DomainRow:
+class DomainRow(FieldsAsDict):
     """How confident and how diverse the classifier is on one image set."""
+
+    published = ("is_mean",)
 
     name: str
     n: int
@@ -53,9 +56,6 @@ class DomainRow:
     conditional_entropy_bits: float
     marginal_entropy_bits: float
     class_histogram: list[int]
-
-    def to_dict(self) -> dict[str, object]:
-        return with_legacy_json_keys(dict(vars(self)), ("is_mean",))
 
 
 @dataclass(frozen=True)
@@ -116,18 +116,13 @@ def domain_probe(domain: Domain | ImageClassifier, *, n: int = defaults.PROBE_SA
                         domain=domain.describe())
 
 
-class DomainDisplay:
+class DomainDisplay(Display):
     """Predicted-class histograms of digits and non-digits, and their top-1 confidence."""
 
-    def __init__(self, result: DomainResult) -> None:
-        self.result = result
+    figsize = (11, 3.8)
+    panels = 2
 
-
-    def plot(self, *, axes=None) -> "DomainDisplay":
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            _, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    def draw(self, axes) -> None:
         rows = self.result.rows
         width = 0.8 / len(rows)
         for index, row in enumerate(rows):
@@ -146,5 +141,3 @@ class DomainDisplay:
         axes[1].set_ylim(0, 1.05)
         axes[1].set_title("how confident it is")
         axes[1].legend(fontsize=8)
-        self.axes_, self.figure_ = axes, axes[0].figure
-        return self

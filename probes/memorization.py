@@ -23,6 +23,8 @@ from isgame.scoring.domains import Domain, as_domain, pca_bandwidth_scale
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify_with_features
+from isgame.scoring.plotting import Display
+from isgame.scoring.results import FieldsAsDict
 
 #: KDE bandwidths in PCA units for 8x8 grey digits; other domains multiply them by ``pca_bandwidth_scale``
 DEFAULT_BANDWIDTHS = (0.01, 0.1, 0.2, 0.4, 0.7, 1.0)
@@ -32,7 +34,7 @@ KDE_MAX_COMPONENTS = 30
 
 
 @dataclass(frozen=True)
-class GeneratorAudit:
+class GeneratorAudit(FieldsAsDict):
     """Scores and copy detectors of one generator's samples."""
 
     name: str
@@ -50,9 +52,6 @@ class GeneratorAudit:
     near_copy_fraction_features: float
     median_distance_ratio: float
     median_distance_ratio_features: float
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -172,18 +171,13 @@ def memorization_probe(domain: Domain | ImageClassifier, *, bandwidths: tuple[fl
                               kde_components=int(kde.pca.n_components_), ct_cells=cells)
 
 
-class MemorizationDisplay:
+class MemorizationDisplay(Display):
     """Three panels along the KDE bandwidth: IS, C_T, authenticity and near-copies; replay and held-out as lines."""
 
-    def __init__(self, result: MemorizationResult) -> None:
-        self.result = result
+    figsize = (14, 4)
+    panels = 3
 
-
-    def plot(self, *, axes=None) -> "MemorizationDisplay":
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            _, axes = plt.subplots(1, 3, figsize=(14, 4))
+    def draw(self, axes) -> None:
         kde = [g for g in self.result.generators if g.kind == "kde"]
         bandwidths = [g.bandwidth for g in kde]
         reference = self.result.by_name("held-out")
@@ -208,5 +202,3 @@ class MemorizationDisplay:
         axes[2].plot(bandwidths, [g.near_copy_fraction for g in kde], marker="s", color="#7570b3", label="KDE: near-copy fraction")
         for ax in axes:
             ax.legend(fontsize=7)
-        self.axes_, self.figure_ = axes, axes[0].figure
-        return self

@@ -18,8 +18,9 @@ from isgame.scoring.classifiers.base import ImageClassifier
 from isgame import defaults
 from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.metrics.inception_score import inception_score
-from isgame.scoring.metrics.score_result import with_legacy_json_keys
 from isgame.scoring.pipeline import classify
+from isgame.scoring.plotting import Display
+from isgame.scoring.results import FieldsAsDict
 
 #: "A Note on the Inception Score" (Barratt & Sharma, 2018), Inception v3 — published, not measured here.
 PUBLISHED_INCEPTION_V3_CONDITIONAL_ENTROPY_BITS = {
@@ -32,8 +33,10 @@ INFLATE_STEPS = 30
 
 
 @dataclass(frozen=True)
-class BaselineRow:
+class BaselineRow(FieldsAsDict):
     """Entropies of one kind of input, in bits; ``mean_max_probability`` is the mean top-1 confidence."""
+
+    published = ("is_mean",)
 
     name: str
     n: int
@@ -42,9 +45,6 @@ class BaselineRow:
     mutual_information_bits: float
     mean_max_probability: float
     is_mean: float
-
-    def to_dict(self) -> dict[str, object]:
-        return with_legacy_json_keys(dict(vars(self)), ("is_mean",))
 
 
 @dataclass(frozen=True)
@@ -130,19 +130,13 @@ def noise_baselines(domain: Domain | ImageClassifier, *, n: int = defaults.PROBE
     return NoiseBaselineResult(num_classes=domain.num_classes, rows=rows, seed=seed, domain=domain.describe())
 
 
-class NoiseBaselineDisplay:
+class NoiseBaselineDisplay(Display):
     """Grouped bars of E[H(y|x)] and H(y) per input, with log2 K as a line."""
 
-    def __init__(self, result: NoiseBaselineResult) -> None:
-        self.result = result
+    figsize = (9, 4)
 
-
-    def plot(self, *, ax=None) -> "NoiseBaselineDisplay":
-        import matplotlib.pyplot as plt
+    def draw(self, ax) -> None:
         import numpy as np
-
-        if ax is None:
-            _, ax = plt.subplots(figsize=(9, 4))
         rows = self.result.rows
         x = np.arange(len(rows))
         ax.bar(x - 0.2, [r.conditional_entropy_bits for r in rows], 0.4, color="#e78ac3", label="E[H(y|x)] (bits)")
@@ -153,5 +147,3 @@ class NoiseBaselineDisplay:
         ax.set_ylabel("bits")
         ax.set_title("What the classifier says about images outside its domain")
         ax.legend(fontsize=8)
-        self.ax_, self.figure_ = ax, ax.figure
-        return self

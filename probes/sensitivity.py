@@ -36,9 +36,11 @@ from isgame.scoring.domains import Domain, as_domain, check_classifier_fits, dig
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.accumulator import split_of_rows
 from isgame.scoring.metrics.inception_score import inception_score
-from isgame.scoring.metrics.score_result import spread_percent, with_legacy_json_keys
+from isgame.scoring.metrics.score_result import spread_percent
 from isgame.scoring.pipeline import classify, logits_in_one_pass_if_small
 from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
+from isgame.scoring.plotting import Display
+from isgame.scoring.results import FieldsAsDict
 
 SPLIT_COUNTS = (1, 2, 5, 10, 20, 50, 100)
 SAMPLE_COUNTS = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000)
@@ -103,8 +105,10 @@ def score_synthetic(n: int, *, splits: int, shuffle: bool, seed: int = 0) -> flo
 
 
 @dataclass(frozen=True)
-class SplitSweep:
+class SplitSweep(FieldsAsDict):
     """IS per split count (shuffled and not) and exp(I) of the same rows."""
+
+    published = ("improved_is",)
 
     dataset: str
     n: int
@@ -120,20 +124,17 @@ class SplitSweep:
         return spread_percent(self.is_unshuffled + self.is_shuffled)
 
     def to_dict(self) -> dict[str, object]:
-        return {**with_legacy_json_keys(dict(vars(self)), ("improved_is",)), "spread_percent": self.spread_percent}
+        return {**super().to_dict(), "spread_percent": self.spread_percent}
 
 
 @dataclass(frozen=True)
-class SampleCountSweep:
+class SampleCountSweep(FieldsAsDict):
     """IS (one split) against N on the synthetic set, and its exact value."""
 
     sample_counts: list[int]
     inception_scores: list[float]
     exact_is: float
     is_with_5000_per_split: float
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
 
 
 @dataclass(frozen=True)
@@ -152,7 +153,7 @@ class VariantSpread:
 
 
 @dataclass(frozen=True)
-class PrecisionShift:
+class PrecisionShift(FieldsAsDict):
     """One sample set's IS and FID (against the domain's training images) in fp32 and under bf16 autocast."""
 
     samples: str
@@ -170,7 +171,7 @@ class PrecisionShift:
         return 100 * (self.fid_bf16 - self.fid_fp32) / self.fid_fp32 if self.fid_fp32 else math.nan
 
     def to_dict(self) -> dict[str, object]:
-        return {**dict(vars(self)), "is_shift_percent": self.is_shift_percent, "fid_shift_percent": self.fid_shift_percent}
+        return {**super().to_dict(), "is_shift_percent": self.is_shift_percent, "fid_shift_percent": self.fid_shift_percent}
 
 
 @dataclass(frozen=True)
@@ -431,18 +432,14 @@ def sensitivity_probe(domain: Domain | ImageClassifier, *, seed: int = defaults.
     )
 
 
-class SensitivityDisplay:
+class SensitivityDisplay(Display):
     """Four panels: IS vs splits (two datasets), IS vs N, and the weight / preprocessing spreads."""
 
-    def __init__(self, result: SensitivityResult) -> None:
-        self.result = result
+    figsize = (21, 4.2)
+    panels = 4
+    subplot_options = {"gridspec_kw": {"width_ratios": [1, 1, 1, 1.4]}, "layout": "constrained"}
 
-
-    def plot(self, *, axes=None) -> "SensitivityDisplay":
-        import matplotlib.pyplot as plt
-
-        if axes is None:
-            _, axes = plt.subplots(1, 4, figsize=(21, 4.2), gridspec_kw={"width_ratios": [1, 1, 1, 1.4]}, layout="constrained")
+    def draw(self, axes) -> None:
         for ax, sweep in zip(axes[:2], self.result.splits):
             ax.plot(sweep.split_counts, sweep.is_unshuffled, marker="o", label="IS, contiguous splits")
             ax.plot(sweep.split_counts, sweep.is_shuffled, marker="x", linestyle="--", label="IS, shuffled splits")
@@ -478,5 +475,3 @@ class SensitivityDisplay:
         ax.set_title("weights, preprocessing, JPEG and precision" if self.result.precision else
                      "weights, preprocessing and JPEG" if self.result.jpeg else "weights and preprocessing")
         ax.legend(fontsize=7)
-        self.axes_, self.figure_ = axes, axes[0].figure
-        return self

@@ -1,7 +1,7 @@
 """May two IS results be compared? Which protocol fields differ, and how far those alone move the score.
 
-Reads two results that carry a ``provenance`` block (``isgame score``, with or without ``--dialect``) and
-answers three questions:
+Takes two results that carry a ``provenance`` block (``isgame score``, with or without ``--dialect``; the
+application reads them from their JSON files, :mod:`isgame.app.compare_command`) and answers three questions:
 
 1. **Which protocol fields differ**: classifier, weights SHA-256, K, preprocessing, dtype, device,
    precision, seed, dialect, N, splits, shuffle, and the input fingerprint.
@@ -31,12 +31,11 @@ answers three questions:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
+from isgame.scoring.errors import parameter, remedy
 
 #: fields whose difference changes the classifier's outputs: no allowance bounds their effect
 UNBOUNDED_FIELDS = ("classifier", "weights_sha256", "num_classes", "preprocessing", "dtype", "precision")
@@ -81,36 +80,6 @@ class ScoredResult:
             return None
         k_eff = sum(1 for count in self.class_counts if count > 0)
         return self.improved_is * (1 - math.exp(-(k_eff - 1) * (self.splits - 1) / (2 * self.n)))
-
-
-def read_result(path: str | Path, *, role: str = "a") -> ScoredResult:
-    """Read a saved JSON result of ``isgame score``; refuse others in one line."""
-    path = Path(path)
-    if not path.is_file():
-        raise SourceNotFoundError(f"{parameter(role, path)} not found; pass the saved JSON result of isgame score")
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InvalidInputError(f"{path}: not JSON ({type(error).__name__}); pass the saved JSON result of isgame score")
-    if not isinstance(data, dict) or "provenance" not in data:
-        raise InvalidInputError(f"{path}: holds no provenance block; score again with this version of isgame and save "
-                                "its JSON result (older results and other commands' JSON cannot be compared)")
-    provenance = data["provenance"]
-    if "is_mean" in data:
-        return ScoredResult(path=str(path), is_mean=float(data["is_mean"]), is_std=float(data["is_std"]),
-                            splits=int(data["splits"]), n=int(data["n"]), improved_is=data.get("improved_is"),
-                            mi_stderr_nats=data.get("mutual_information_stderr_nats"),
-                            class_counts=data.get("class_counts"), provenance=provenance,
-                            sample_order=data.get("sample_order"))
-    dialects = data.get("dialects")
-    if isinstance(dialects, list) and len(dialects) == 1:
-        score = dialects[0]
-        return ScoredResult(path=str(path), is_mean=float(score["is_mean"]), is_std=float(score["is_std"]),
-                            splits=int(score["splits"]), n=int(score["rows_used"]), improved_is=None,
-                            mi_stderr_nats=None, class_counts=None, provenance=provenance, sample_order=None)
-    raise InvalidInputError(f"{path}: not a single IS result ({'a table of every dialect' if dialects else 'no is_mean'});"
-                            f" compare two isgame score results (a table of every dialect serves as "
-                            f"{parameter('dialect_spread')})")
 
 
 def protocol_fields(provenance: dict) -> dict[str, object]:
@@ -171,7 +140,7 @@ def _split_allowance(a: ScoredResult, b: ScoredResult) -> tuple[float | None, st
     measured = (a.measured_split_bias, b.measured_split_bias)
     formula = (a.formula_split_bias(), b.formula_split_bias())
     if None in measured:
-        return None, "split bias unknown (a dialect result has no one-marginal IS); rerun isgame score"
+        return None, f"split bias unknown (a dialect result has no one-marginal IS); rerun {remedy('isgame score', 'isgame.score_source')}"
     text = (f"split bias measured (exp(I) - IS): {measured[0]:.4f} at S = {a.splits}, {measured[1]:.4f} at "
             f"S = {b.splits}")
     if None not in formula:
@@ -213,21 +182,6 @@ def field_allowance(name: str, a: ScoredResult, b: ScoredResult,
     return None, "unknown field"
 
 
-def read_dialect_spread(path: str | Path) -> float:
-    """``spread_percent`` of an ``isgame score --dialect all`` JSON."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise SourceNotFoundError(f"{parameter('dialect_spread', path)} not found") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, OSError) as error:
-        raise InvalidInputError(f"{parameter('dialect_spread', path)}: not JSON ({type(error).__name__})") from None
-    if not isinstance(data, dict) or len(data.get("dialects") or []) < 2 or "spread_percent" not in data:
-        raise InvalidInputError(f"{parameter('dialect_spread', path)} is not a table of every dialect; save the JSON "
-                                "result of isgame score on the samples in dialect all")
-    return float(data["spread_percent"])
-
-
 def compare_results(a: ScoredResult, b: ScoredResult, *, dialect_spread: float | None = None) -> Comparison:
     """Compare B with A: differing fields, their allowance, and the standard error (see the module docstring)."""
     fields_a, fields_b = protocol_fields(a.provenance), protocol_fields(b.provenance)
@@ -262,9 +216,3 @@ def _verdict(differences, difference, allowance, exceeds, significant, comparabl
     if exceeds:
         return (f"the difference {difference:+.4f} exceeds what {names} alone move IS ({allowance:.4f}); {noise}")
     return f"the difference {difference:+.4f} is within what {names} alone move IS ({allowance:.4f}); {noise}"
-
-
-def compare_files(a: str | Path, b: str | Path, *, dialect_spread: str | Path | None = None) -> Comparison:
-    """:func:`compare_results` of two ``isgame score --json`` files; ``dialect_spread`` a ``--dialect all`` JSON."""
-    spread = None if dialect_spread is None else read_dialect_spread(dialect_spread)
-    return compare_results(read_result(a, role="a"), read_result(b, role="b"), dialect_spread=spread)

@@ -7,6 +7,9 @@ spelling: ``str(error)`` writes ``splits=20`` for a Python caller, and the comma
 same error with its flag, ``--splits 20`` (:meth:`IsgameError.render`)::
 
     raise InvalidInputError(f"N = 10 is fewer than {parameter('splits', 20)}; use {parameter('splits', 10)} or fewer")
+
+A remedy that is a whole command names both spellings with :func:`remedy`: the command line shows the
+command (``isgame train-digits --seed 0``), a Python caller the call (``isgame.train_digits_cnn(0)``).
 """
 
 from __future__ import annotations
@@ -18,11 +21,19 @@ from collections.abc import Callable
 _MARK = "\x1f"
 _REFERENCE = re.compile(f"{_MARK}(\\w+)(?:=([^{_MARK}]*))?{_MARK}")
 _NO_VALUE = object()
+# A remedy: \x1eCOMMAND\x1dCALL\x1e, the command line's and Python's spelling of one fix.
+_REMEDY = re.compile("\x1e([^\x1d\x1e]*)\x1d([^\x1e]*)\x1e")
 
 
 def parameter(name: str, value: object = _NO_VALUE) -> str:
     """A reference to the caller's parameter ``name`` (with an example ``value``) inside an error message."""
     return f"{_MARK}{name}{_MARK}" if value is _NO_VALUE else f"{_MARK}{name}={value}{_MARK}"
+
+
+def remedy(command: str, call: str) -> str:
+    """A fix that is a whole command inside an error message: ``command`` at the command line (``isgame stats
+    save``), ``call`` for a Python caller (``isgame.save_stats(...)``)."""
+    return f"\x1e{command}\x1d{call}\x1e"
 
 
 def python_spelling(name: str, value: str | None) -> str:
@@ -33,9 +44,11 @@ def python_spelling(name: str, value: str | None) -> str:
 class IsgameError(Exception):
     """Base class of every error a user can cause (bad input, bad option, missing file)."""
 
-    def render(self, spell: Callable[[str, str | None], str] = python_spelling) -> str:
-        """The message with every parameter reference written by ``spell(name, value or None)``."""
-        return _REFERENCE.sub(lambda match: spell(match[1], match[2]), super().__str__())
+    def render(self, spell: Callable[[str, str | None], str] = python_spelling, *, commands: bool = False) -> str:
+        """The message with every parameter reference written by ``spell(name, value or None)``, and every
+        :func:`remedy` as its command (``commands``: the command line) or as its Python call."""
+        text = _REMEDY.sub(lambda match: match[1] if commands else match[2], super().__str__())
+        return _REFERENCE.sub(lambda match: spell(match[1], match[2]), text)
 
     def __str__(self) -> str:
         return self.render()

@@ -22,6 +22,7 @@ class Note(str):
         note.raw = text
         return note
 
-    def render(self, spell: Callable[[str, str | None], str] = python_spelling) -> str:
-        """The note with every parameter reference written by ``spell(name, value or None)``."""
-        return IsgameError(self.raw).render(spell)
+    def render(self, spell: Callable[[str, str | None], str] = python_spelling, *, commands: bool = False) -> str:
+        """The note with every parameter reference written by ``spell(name, value or None)`` (and every remedy as
+        its command when ``commands``)."""
+        return IsgameError(self.raw).render(spell, commands=commands)

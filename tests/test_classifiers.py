@@ -172,7 +172,7 @@ def test_auto_device_is_this_machines_and_is_reported(cli):
 
 def test_foolbox_cannot_move_the_classifier(digits_classifier):
     """foolbox's PyTorchModel calls .to(its device) on the model; the wrapper exposes no parameters to move."""
-    from isgame.attacks.bounded import ModelInputLogits
+    from isgame.scoring.classifiers.base import ModelInputLogits
 
     wrapper = ModelInputLogits(digits_classifier)
     assert list(wrapper.parameters()) == [] and list(wrapper.children()) == []

@@ -9,7 +9,7 @@ import pytest
 from helpers import assert_one_line_error
 
 from isgame.app.scoring_commands import score_in_dialects, score_source
-from isgame.scoring.compare import compare_files
+from isgame.app.compare_command import compare_files
 
 
 @pytest.fixture(scope="module")

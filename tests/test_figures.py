@@ -10,7 +10,7 @@ import pytest
 import torch
 from torchvision.utils import make_grid
 
-from isgame.app.figures import image_grid, tile_images
+from isgame.scoring.plotting import image_grid, tile_images
 
 
 @pytest.mark.parametrize("count, channels, nrow", [(1, 1, 10), (2, 3, 10), (7, 1, 3), (10, 3, 10), (23, 1, 10),

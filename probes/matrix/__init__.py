@@ -41,22 +41,20 @@ import time
 from dataclasses import dataclass, field
 
 from isgame import defaults
-from isgame.probes.matrix.games import GAME_FAMILIES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME
-from isgame.probes.matrix.measurements import (FOOLED_RULES, HIGHER_IS_BETTER, IS_SPLITS, KID_SUBSET_SIZE,
-                                               MATRIX_METRICS, MEASURES, METRIC_FAMILIES, METRICS, MatrixContext,
-                                               MatrixMetric, Measurement, available_metrics, copying_statistic,
-                                               fld_measurement, in_column_order, matrix_context, measure_game)
-from isgame.probes.matrix.result import ARROWS, MatrixResult, RobustnessMatrixDisplay
-from isgame.probes.matrix.samples import (MATRIX_SAMPLES, MIN_MATRIX_SAMPLES, MIN_REAL_IMAGES, PRDC_NEAREST_K,
-                                          REFERENCE_FROM_HALVES_ONLY, AuxiliaryScorer, GameOutputs,
-                                          auxiliary_scorers, check_matrix_sizes, game_outputs, held_out_exclusions,
-                                          held_out_halves)
-from isgame.probes.matrix.significance import (bootstrap_rows, bootstrap_stderr, check_test_settings, game_seed)
+from isgame.probes.matrix.games import GAMES, REFERENCE_GAME
+from isgame.probes.matrix.measurements import (FOOLED_RULES, HIGHER_IS_BETTER, MATRIX_METRICS, METRIC_FAMILIES, METRICS,
+                                               MatrixContext, MatrixMetric, Measurement, available_metrics,
+                                               copying_statistic, fld_measurement, in_column_order, matrix_context,
+                                               measure_game)
+from isgame.probes.matrix.result import MatrixResult, RobustnessMatrixDisplay
+from isgame.probes.matrix.samples import (MATRIX_SAMPLES, auxiliary_scorers, check_matrix_sizes, game_outputs,
+                                          held_out_exclusions, held_out_halves)
+from isgame.probes.matrix.significance import bootstrap_rows, bootstrap_stderr, check_test_settings, game_seed
 from isgame.probes.matrix.verdicts import MatrixCell, compare, compare_two_sided, compare_with_test, row_cells
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import AUTO, Domain, as_domain
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.metrics.copy_detectors import CT_BAND, flatten_images
+from isgame.scoring.metrics.copy_detectors import flatten_images
 from isgame.scoring.metrics.fid import fid_sample_size_curve
 from isgame.scoring.runtime.threads import single_threaded
 
@@ -65,7 +63,10 @@ ALL_METRICS: tuple[MatrixMetric, ...] = MATRIX_METRICS
 FID_CAVEAT_SIZES = (25, 50, 100, 200, 400, 540)
 
 __all__ = ["robustness_matrix", "MatrixResult", "MatrixCell", "RobustnessMatrixDisplay", "GAMES", "REFERENCE_GAME",
-           "METRICS", "HIGHER_IS_BETTER", "ALL_METRICS", "available_metrics", "check_matrix_sizes"]
+           "METRICS", "HIGHER_IS_BETTER", "METRIC_FAMILIES", "FOOLED_RULES", "ALL_METRICS", "MATRIX_SAMPLES",
+           "available_metrics", "auxiliary_scorers", "check_matrix_sizes", "held_out_halves", "game_outputs",
+           "matrix_context", "measure_game", "reference_from_halves", "caveat_sizes", "compare", "compare_two_sided",
+           "compare_with_test"]
 
 
 @dataclass

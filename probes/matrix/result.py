@@ -14,6 +14,7 @@ from isgame.probes.matrix.measurements import (FOOLED_RULES, HIGHER_IS_BETTER, I
                                                MATRIX_METRICS, METRIC_FAMILIES)
 from isgame.probes.matrix.verdicts import MatrixCell
 from isgame.scoring.metrics.copy_detectors import CT_CELLS
+from isgame.scoring.plotting import Display
 
 ARROWS = {True: "↑", False: "↓", None: "→0"}
 
@@ -102,21 +103,17 @@ class MatrixResult:
 
 
 
-class RobustnessMatrixDisplay:
+class RobustnessMatrixDisplay(Display):
     """Heatmap of games x metrics, rows and columns grouped by family (thin lines between families): red where the
     game fools the metric (not significantly worse than held-out real data), blue where the metric resists;
     colour depth is the margin (clipped to ±100%); each cell shows the value and, where the bootstrap gives
     one, its standard error."""
 
-    def __init__(self, result: MatrixResult) -> None:
-        self.result = result
+    def figure_size(self) -> tuple[float, float]:
+        return max(13, 1.05 * len(self.result.metrics) + 3), max(6.5, 0.55 * len(self.result.games) + 2)
 
-    def plot(self, *, ax=None) -> "RobustnessMatrixDisplay":
-        import matplotlib.pyplot as plt
-
+    def draw(self, ax) -> None:
         r = self.result
-        if ax is None:
-            _, ax = plt.subplots(figsize=(max(13, 1.05 * len(r.metrics) + 3), max(6.5, 0.55 * len(r.games) + 2)))
         margins = np.array([[np.clip(np.nan_to_num(r.cells[g][m].margin), -1, 1) for m in r.metrics] for g in r.games])
         fooled = np.array([[r.cells[g][m].fooled for m in r.metrics] for g in r.games])
         # Fooled cells are shown red (0.5..1 on the colormap), resisted cells blue (0..0.5).
@@ -144,8 +141,6 @@ class RobustnessMatrixDisplay:
                  f"α = {r.alpha:g}, {r.bootstrap} bootstrap draws)")
         title += f"\n{r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n}"
         ax.set_title(title, fontsize=10)
-        self.ax_, self.figure_ = ax, ax.figure
-        return self
 
 
 def _family_boundaries(families: list[str]) -> list[int]:

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from isgame.probes.matrix.measurements import HIGHER_IS_BETTER, Measurement
 from isgame.probes.matrix.significance import one_sided_test
 from isgame.scoring.metrics.copy_detectors import CT_BAND
+from isgame.scoring.results import FieldsAsDict
 
 
 @dataclass(frozen=True)
-class MatrixCell:
+class MatrixCell(FieldsAsDict):
     """A game's value of one metric against the reference row's; ``stderr`` its bootstrap standard error (C_T: 1,
     a z statistic); ``z`` and ``p_value`` the one-sided test of the gain (NaN for C_T, which has its band)."""
 
@@ -29,9 +30,6 @@ class MatrixCell:
     reference_stderr: float = math.nan
     z: float = math.nan
     p_value: float = math.nan
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
 
 
 def compare(value: float, reference: float, higher_is_better: bool, *, tolerance: float = 0.0) -> MatrixCell:

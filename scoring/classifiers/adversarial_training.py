@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from isgame.scoring.classifiers.base import foolbox_model
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.results import FieldsAsDict
 
 #: the shipped digits-robust classifier's training budget: L∞ radius in [0, 1] pixel units, PGD steps
 ROBUST_EPSILON = 0.1
@@ -78,7 +80,7 @@ def pgd_linf(
 
 
 @dataclass(frozen=True)
-class RobustAccuracy:
+class RobustAccuracy(FieldsAsDict):
     """Clean and robust top-1 accuracy (fractions in [0, 1]) of one classifier on ``n`` labelled images."""
 
     classifier: str
@@ -89,9 +91,6 @@ class RobustAccuracy:
     clean_accuracy: float
     robust_accuracy: float
     attack: str = "foolbox LinfPGD (untargeted), random start"
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
 
 
 def robust_accuracy(
@@ -114,15 +113,13 @@ def robust_accuracy(
     """
     import foolbox as fb
 
-    from isgame.attacks.bounded import ModelInputLogits
-
     epsilon = check_epsilon(epsilon, "epsilon")
     if steps < 1:
         raise InvalidInputError(f"{parameter('steps')} must be >= 1, got {steps}")
     model_input = classifier.preprocess(images).float()
     with torch.no_grad():
         clean = classifier.logits_from_model_input(model_input).argmax(dim=1) == labels
-    fmodel = fb.PyTorchModel(ModelInputLogits(classifier).eval(), bounds=(0, 1), device=torch.device("cpu"))
+    fmodel = foolbox_model(classifier)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         options = {} if rel_stepsize is None else {"rel_stepsize": rel_stepsize}

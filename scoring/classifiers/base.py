@@ -226,3 +226,26 @@ def resolve_device(device: "str | torch.device") -> torch.device:
     elif resolved.type != "cpu":
         raise InvalidInputError(f"{parameter('device', device)}: only CPU and CUDA devices are supported; use {DEVICE_HELP}")
     return resolved
+
+
+class ModelInputLogits(torch.nn.Module):
+    """A classifier as foolbox sees it: preprocessed input (N, C, H, W) in [0, 1] -> logits (N, K)."""
+
+    def __init__(self, classifier: ImageClassifier) -> None:
+        super().__init__()
+        # Not registered as a submodule: foolbox calls ``.to(device)`` on this wrapper, and the classifier's
+        # weights must stay on the classifier's own device (it moves inputs there and logits back).
+        self._classifier = (classifier,)
+
+    def forward(self, model_input: torch.Tensor) -> torch.Tensor:
+        return self._classifier[0].logits_from_model_input(model_input)
+
+
+def foolbox_model(classifier: ImageClassifier):
+    """``classifier`` as a ``foolbox.PyTorchModel`` over model inputs with bounds (0, 1), in eval mode.
+
+    foolbox would otherwise move the model to cuda:0 whenever CUDA exists; the classifier keeps its own device.
+    """
+    import foolbox as fb
+
+    return fb.PyTorchModel(ModelInputLogits(classifier).eval(), bounds=(0, 1), device=torch.device("cpu"))

@@ -24,7 +24,7 @@ from torch import nn
 from isgame.scoring.classifiers.adversarial_training import ROBUST_TRAIN_STEPS, check_epsilon, pgd_linf
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.sources.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
-from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
+from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter, remedy
 
 #: name -> (weights file shipped in scoring/weights, training seed)
 SHIPPED_DIGITS_WEIGHTS = {"digits": ("digits.safetensors", 0), "digits-b": ("digits-b.safetensors", 1),
@@ -100,7 +100,8 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
     from safetensors.torch import load_file
 
     if not path.is_file():
-        raise SourceNotFoundError(f"digits weights not found at {path}; recreate them with `isgame train-digits` "
+        raise SourceNotFoundError(f"digits weights not found at {path}; recreate them with "
+                                  f"{remedy('isgame train-digits', 'isgame.train_digits_cnn(seed)')} "
                                   "(seed 0 gives digits, seed 1 digits-b, seed 2 with "
                                   f"{parameter('adversarial_epsilon', '0.1')} digits-robust) or pass another file as "
                                   f"{parameter('weights', 'PATH')}")
@@ -116,7 +117,8 @@ def load_digits_network(path: Path) -> tuple[DigitsCNN, str]:
         network.load_state_dict(state)
     except RuntimeError as error:
         first = str(error).splitlines()[0] if str(error) else "mismatch"
-        raise InvalidInputError(f"{path} does not hold DigitsCNN weights ({first}); retrain with `isgame train-digits`") from None
+        raise InvalidInputError(f"{path} does not hold DigitsCNN weights ({first}); retrain with "
+                                f"{remedy('isgame train-digits', 'isgame.train_digits_cnn(seed)')}") from None
     return network.eval(), hashlib.sha256(raw).hexdigest()
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from scipy.linalg.blas import dsyrk
 
-from isgame.scoring.metrics.entropy import ScaledRows, negative_entropy_per_row, scaled_row_statistics
+from isgame.scoring.metrics.entropy import ScaledRows, scaled_row_statistics
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.score_result import (InceptionScoreResult, log_of_marginal, marginal_and_entropies,
                                          statistics_to_result)
@@ -120,6 +120,16 @@ class InceptionScoreAccumulator(StreamingMetric):
         self._split_of_row = self._make_split_assignment()
         # Reused float64 buffers of the per-row statistics (2 x chunk x K): no page faults per chunk.
         self._workspace = torch.empty((2, ROW_CHUNK, num_classes), dtype=torch.float64)
+        k, s = num_classes, splits
+        self.add_state("prob_sum", lambda: torch.zeros((s, k), dtype=torch.float64))
+        self.add_state("neg_entropy_sum", lambda: torch.zeros(s, dtype=torch.float64))
+        self.add_state("count", lambda: torch.zeros(s, dtype=torch.int64))
+        self.add_state("class_counts", lambda: torch.zeros(k, dtype=torch.int64))
+        if track_stderr:
+            # The lower triangle of sum_i p_i p_i^T, filled by BLAS's symmetric rank-k update (see _add_gram).
+            self.add_state("gram_triangle", lambda: torch.zeros((k, k), dtype=torch.float64))
+            self.add_state("neg_entropy_weighted_prob_sum", lambda: torch.zeros(k, dtype=torch.float64))
+            self.add_state("neg_entropy_sq_sum", lambda: torch.zeros((), dtype=torch.float64))
         self.reset()
 
     def _make_split_assignment(self) -> np.ndarray | None:
@@ -136,20 +146,11 @@ class InceptionScoreAccumulator(StreamingMetric):
 
     def reset(self) -> None:
         """Forget every row fed so far."""
-        k, s = self.num_classes, self.splits
-        self.prob_sum = torch.zeros((s, k), dtype=torch.float64)
-        self.neg_entropy_sum = torch.zeros(s, dtype=torch.float64)
-        self.count = torch.zeros(s, dtype=torch.int64)
-        self.class_counts = torch.zeros(k, dtype=torch.int64)
-        if self.track_stderr:
-            # BLAS's symmetric rank-k update fills one triangle at half a matrix product's cost. It needs a
-            # Fortran-ordered buffer; ``gram_triangle`` is its C-ordered transpose (the lower triangle), a view.
-            self._gram_buffer = np.zeros((k, k), dtype=np.float64, order="F")
-            self.gram_triangle = torch.from_numpy(self._gram_buffer.T)
-            self.neg_entropy_weighted_prob_sum = torch.zeros(k, dtype=torch.float64)
-            self.neg_entropy_sq_sum = torch.zeros((), dtype=torch.float64)
-        self.rows_seen = 0
+        super().reset()
         self.position = 0
+
+    def _after_states_change(self) -> None:
+        self.rows_seen = int(self.count.sum())
 
     def seek(self, row: int) -> None:
         """Make the next batch start at global row ``row`` (a process's shard start); splits use global rows."""
@@ -157,7 +158,7 @@ class InceptionScoreAccumulator(StreamingMetric):
             raise InvalidInputError(f"row {row} is outside 0..{self.total}")
         self.position = row
 
-    def update(self, values: object) -> None:
+    def _update(self, values: object) -> None:
         """Add a batch of logits or probabilities of shape (B, K); rows are numbered from the current position.
 
         Rows are processed ``ROW_CHUNK`` at a time, so that the float64 working set of the per-row
@@ -165,14 +166,9 @@ class InceptionScoreAccumulator(StreamingMetric):
         """
         if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 2 and values.shape[0] > ROW_CHUNK:
             for first in range(0, values.shape[0], ROW_CHUNK):
-                self.update(values[first : first + ROW_CHUNK])
+                self._update(values[first : first + ROW_CHUNK])
             return
         self._add(scaled_row_statistics(values, kind=self.kind, row_offset=self.position, workspace=self._workspace))
-
-    def update_validated(self, p: torch.Tensor, log_p: torch.Tensor) -> None:
-        """Add float64 ``(p, log_p)`` (B, K) as returned by ``probabilities_and_log_probabilities``."""
-        ones = torch.ones(p.shape[0], dtype=torch.float64)
-        self._add(ScaledRows(p, ones, negative_entropy_per_row(p, log_p), p.argmax(dim=1)))
 
     def _add(self, rows: ScaledRows) -> None:
         """Add rows given as :class:`ScaledRows`: p = weights * scale (B, K) float64, a_i (B,), top-1 classes (B,)."""
@@ -194,17 +190,21 @@ class InceptionScoreAccumulator(StreamingMetric):
         self.rows_seen += batch
         self.position += batch
 
+
     def _add_gram(self, p: torch.Tensor) -> None:
         """Add p^T p (one triangle, float64) with BLAS's symmetric rank-k update ``dsyrk``, in place.
 
         Half a matrix product's work, and still float64: float32 products would be twice as fast again but
-        move the standard error by ~1e-6 relative at K = 1000.
+        move the standard error by ~1e-6 relative at K = 1000. dsyrk needs a Fortran-ordered matrix: the
+        transpose of ``gram_triangle`` (C-ordered) is one, over the same memory, and its upper triangle is
+        ``gram_triangle``'s lower one.
         """
+        buffer = self.gram_triangle.numpy().T
         rows = np.ascontiguousarray(p.numpy())
         # rows.T is Fortran-ordered (K, B), so dsyrk reads it without a copy and accumulates into the buffer.
-        out = dsyrk(1.0, rows.T, beta=1.0, c=self._gram_buffer, trans=0, lower=0, overwrite_c=1)
-        if not np.shares_memory(out, self._gram_buffer):  # a BLAS wrapper that copied instead of updating in place
-            self._gram_buffer[...] = out
+        out = dsyrk(1.0, rows.T, beta=1.0, c=buffer, trans=0, lower=0, overwrite_c=1)
+        if not np.shares_memory(out, buffer):  # a BLAS wrapper that copied instead of updating in place
+            buffer[...] = out
 
     @property
     def gram(self) -> torch.Tensor:
@@ -238,19 +238,8 @@ class InceptionScoreAccumulator(StreamingMetric):
         self.count[first : last + 1] += member.sum(dim=1).to(torch.int64)
 
     def statistics(self) -> list[torch.Tensor]:
-        """The sufficient statistics, in a fixed order; summing them across processes merges shards."""
-        tensors = [self.prob_sum, self.neg_entropy_sum, self.count, self.class_counts]
-        if self.track_stderr:
-            tensors += [self.gram_triangle, self.neg_entropy_weighted_prob_sum, self.neg_entropy_sq_sum]
-        return tensors
-
-    def all_reduce(self) -> None:
-        """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
-        from isgame.scoring.runtime.distributed import all_reduce_sum_
-
-        for tensor in self.statistics():
-            all_reduce_sum_(tensor)
-        self.rows_seen = int(self.count.sum())
+        """The sufficient statistics (the declared states), in a fixed order."""
+        return self.states()
 
     def second_pass(self) -> KLDeviationAccumulator:
         """The standard error's exact second pass over the same rows (call after :meth:`all_reduce`).
@@ -290,7 +279,7 @@ class InceptionScoreAccumulator(StreamingMetric):
         )
 
 
-class KLDeviationAccumulator:
+class KLDeviationAccumulator(StreamingMetric):
     """Second pass of the standard error of I: sums of d_i = KL_i - I and d_i^2 over rows, float64.
 
     KL_i = a_i - p_i . log p(y) once the marginal p(y) of all N rows is known (from the first pass); centring
@@ -307,16 +296,21 @@ class KLDeviationAccumulator:
         self.log_marginal = log_marginal.to(torch.float64)
         self.mutual_information = mutual_information
         self.kind: PredictionKind = kind
-        self.deviation_sum = torch.zeros((), dtype=torch.float64)
-        self.deviation_sq_sum = torch.zeros((), dtype=torch.float64)
-        self.rows_seen = 0
         self._workspace = torch.empty((2, ROW_CHUNK, log_marginal.shape[0]), dtype=torch.float64)
+        self.add_state("deviation_sum", lambda: torch.zeros((), dtype=torch.float64))
+        self.add_state("deviation_sq_sum", lambda: torch.zeros((), dtype=torch.float64))
+        self.add_state("rows", lambda: torch.zeros((), dtype=torch.int64))
+        self.reset()
 
-    def update(self, values: object) -> None:
+    @property
+    def rows_seen(self) -> int:
+        return int(self.rows)
+
+    def _update(self, values: object) -> None:
         """Add a batch (B, K) of the rows the first pass saw, ``ROW_CHUNK`` rows at a time."""
         if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 2 and values.shape[0] > ROW_CHUNK:
             for first in range(0, values.shape[0], ROW_CHUNK):
-                self.update(values[first : first + ROW_CHUNK])
+                self._update(values[first : first + ROW_CHUNK])
             return
         rows = scaled_row_statistics(values, kind=self.kind, workspace=self._workspace)
         if rows.weights.shape[1] != self.log_marginal.shape[0]:
@@ -326,17 +320,12 @@ class KLDeviationAccumulator:
         deviation = rows.neg_entropy - (rows.weights @ self.log_marginal).mul_(rows.scale) - self.mutual_information
         self.deviation_sum += deviation.sum()
         self.deviation_sq_sum += deviation @ deviation
-        self.rows_seen += rows.weights.shape[0]
+        self.rows += rows.weights.shape[0]
 
-    def all_reduce(self) -> None:
-        """Sum over every torchrun process (in place); a no-op in a single process."""
-        from isgame.scoring.runtime.distributed import all_reduce_sum_
-
-        rows = torch.tensor(self.rows_seen, dtype=torch.int64)
-        for tensor in (self.deviation_sum, self.deviation_sq_sum, rows):
-            all_reduce_sum_(tensor)
-        self.rows_seen = int(rows)
-
-    def sums(self) -> tuple[float, float]:
+    def compute(self) -> tuple[float, float]:
         """(sum d_i, sum d_i^2) in nats and nats^2."""
         return float(self.deviation_sum), float(self.deviation_sq_sum)
+
+    def sums(self) -> tuple[float, float]:
+        """(sum d_i, sum d_i^2) in nats and nats^2 (:meth:`compute`)."""
+        return self.compute()

@@ -18,6 +18,7 @@ from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.results import FieldsAsDict
 
 
 def flatten_images(images: torch.Tensor) -> np.ndarray:
@@ -70,7 +71,7 @@ def leave_one_out_nearest_distances(reference: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class NearestTrainingResult:
+class NearestTrainingResult(FieldsAsDict):
     """Nearest-training distances of generated samples against those of held-out real samples."""
 
     median_generated: float
@@ -78,9 +79,6 @@ class NearestTrainingResult:
     median_ratio: float
     near_copy_threshold: float
     near_copy_fraction: float
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(vars(self))
 
 
 def nearest_training_test(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray,
@@ -120,7 +118,7 @@ def ct_verdict(ct: float, band: float = CT_BAND) -> str:
 
 
 @dataclass(frozen=True)
-class DataCopyingResult:
+class DataCopyingResult(FieldsAsDict):
     """The C_T statistic and its per-cell z-scores.
 
     ``cells_without_held_out`` lists the cells (k-means labels) that hold no held-out sample: their
@@ -144,7 +142,7 @@ class DataCopyingResult:
         return ct_verdict(self.ct_statistic, self.band)
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "verdict": self.verdict,
+        return {**super().to_dict(), "verdict": self.verdict,
                 "rule": f"two-sided z: C_T <= -{self.band:g} copying, C_T >= +{self.band:g} underfitting, "
                         f"|C_T| < {self.band:g} like held-out data; cells with more than "
                         f"{self.generated_per_cell_above} generated samples, weighted by their share of held-out samples"}

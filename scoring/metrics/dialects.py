@@ -30,10 +30,11 @@ from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.metrics.score_result import spread_percent
 from isgame.scoring.metrics.validation import check_predictions
+from isgame.scoring.results import FieldsAsDict
 
 
 @dataclass(frozen=True)
-class DialectScore:
+class DialectScore(FieldsAsDict):
     """One dialect's IS of a set of logits: mean, std (in that dialect's convention) and what it used."""
 
     dialect: str
@@ -42,9 +43,6 @@ class DialectScore:
     splits: int
     rows_used: int
     std_convention: str
-
-    def to_dict(self) -> dict[str, object]:
-        return dict(vars(self))
 
 
 def _split_scores(p: torch.Tensor, log_p: torch.Tensor, bounds: list[tuple[int, int]]) -> torch.Tensor:

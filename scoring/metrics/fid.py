@@ -199,57 +199,54 @@ class FeatureStatisticsAccumulator(StreamingMetric):
     """Streaming statistics of one feature set: float64 sum (D,), sum of outer products (D, D) and count.
 
     Memory O(D^2), flat in N; accumulators on several processes combine with a sum.
-    ``compute()`` returns the :class:`FeatureStatistics`, the ladder's middle rung.
-    While N <= D the rows themselves are kept too (N x D <= D^2, no more memory than the sums) so
-    that ``compute()`` can give the covariance's root rows for the exact low-rank FID; after an
-    ``all_reduce`` over several processes they are dropped and FID takes the eigenvalue route.
+    ``compute()`` returns the :class:`FeatureStatistics`, the ladder's middle rung (statistics, not a metric: no
+    ``higher_is_better``). While N <= D the rows themselves are kept too (N x D <= D^2, no more memory than the
+    sums) so that ``compute()`` can give the covariance's root rows for the exact low-rank FID; once the sums
+    hold rows that are not here (after a merge or an ``all_reduce`` over several processes) they are dropped and
+    FID takes the eigenvalue route.
     """
-
-    higher_is_better = False  # the statistics feed FID, where lower is better
 
     def __init__(self, dim: int) -> None:
         if dim < 1:
             raise InvalidInputError(f"feature dimension must be >= 1, got {dim}")
         self.dim = dim
+        self.add_state("total", lambda: torch.zeros(dim, dtype=torch.float64))
+        self.add_state("outer", lambda: torch.zeros((dim, dim), dtype=torch.float64))
+        self.add_state("rows", lambda: torch.zeros((), dtype=torch.int64))
         self.reset()
 
-    def reset(self) -> None:
-        self.total = np.zeros(self.dim)
-        self.outer = np.zeros((self.dim, self.dim))
-        self.count = 0
-        self._rows: list[np.ndarray] | None = []
+    @property
+    def count(self) -> int:
+        """The rows added (over every process after an ``all_reduce``)."""
+        return int(self.rows)
 
-    def update(self, features: object) -> None:
+    def reset(self) -> None:
+        self._rows: list[np.ndarray] | None = []
+        super().reset()
+
+    def _after_states_change(self) -> None:
+        if self._rows is not None and sum(rows.shape[0] for rows in self._rows) != self.count:
+            self._rows = None  # the sums hold rows that are not here
+
+    def _update(self, features: object) -> None:
         """Add (B, D) features (tensor or array)."""
         array = features.detach().cpu().double().numpy() if isinstance(features, torch.Tensor) else np.asarray(features, np.float64)
         if array.ndim != 2 or array.shape[1] != self.dim or not np.isfinite(array).all():
             raise InvalidInputError(f"expected finite features of shape (B, {self.dim}), got shape {array.shape}")
-        self.total += array.sum(axis=0)
-        self.outer += array.T @ array
-        self.count += array.shape[0]
+        total, outer = self.total.numpy(), self.outer.numpy()  # views: the sums grow in place
+        total += array.sum(axis=0)
+        outer += array.T @ array
+        self.rows += array.shape[0]
         if self._rows is not None and self.count <= self.dim:
             self._rows.append(array.copy())
         else:
             self._rows = None
 
-    def all_reduce(self) -> None:
-        """Sum the statistics over every torchrun process (in place); a no-op in a single process."""
-        from isgame.scoring.runtime.distributed import all_reduce_sum_
-
-        tensors = [torch.from_numpy(self.total), torch.from_numpy(self.outer), torch.tensor([self.count], dtype=torch.float64)]
-        for tensor in tensors:
-            all_reduce_sum_(tensor)
-        self.total, self.outer, self.count = tensors[0].numpy(), tensors[1].numpy(), int(tensors[2].item())
-        from isgame.scoring.runtime.distributed import current_group
-
-        if current_group().world_size > 1:
-            self._rows = None  # another process's rows are not here
-
     def compute(self) -> FeatureStatistics:
         if self.count < 2:
             raise InvalidInputError("need at least two feature vectors")
-        mean = self.total / self.count
-        covariance = self.outer / (self.count - 1)
+        mean = self.total.numpy() / self.count
+        covariance = self.outer.numpy() / (self.count - 1)
         # The rank-one correction a block of rows at a time: a whole np.outer(mean, mean) would be one more
         # D x D float64 temporary (32 MiB at D = 2048) at the FID command's peak.
         scale = self.count / (self.count - 1)
@@ -266,7 +263,8 @@ class FrechetDistanceAccumulator(StreamingMetric):
     ``update(features, real=True)`` adds (B, D) real features, ``real=False`` generated ones;
     ``compute()`` returns the FID (>= 0, lower is better). Give ``reference`` (the real set's
     :class:`FeatureStatistics`) to compare every evaluation with the same real statistics;
-    ``reset()`` then keeps them and forgets only the generated rows.
+    ``reset()`` then keeps them and forgets only the generated rows. Its states are those of its two
+    :class:`FeatureStatisticsAccumulator` sides, which reset, merge and all-reduce with it.
     """
 
     higher_is_better = False
@@ -278,7 +276,7 @@ class FrechetDistanceAccumulator(StreamingMetric):
         self.real = FeatureStatisticsAccumulator(dim)
         self.fake = FeatureStatisticsAccumulator(dim)
 
-    def update(self, features: object, *, real: bool = False) -> None:
+    def _update(self, features: object, *, real: bool = False) -> None:
         """Add (B, D) features of real images (``real=True``) or generated ones."""
         if real and self.reference is not None:
             raise InvalidInputError("reference statistics were given; add only generated features (real=False)")
@@ -287,6 +285,10 @@ class FrechetDistanceAccumulator(StreamingMetric):
     def reset(self) -> None:
         self.real.reset()
         self.fake.reset()
+
+    def merge(self, other: "FrechetDistanceAccumulator") -> None:
+        self.real.merge(other.real)
+        self.fake.merge(other.fake)
 
     def all_reduce(self) -> None:
         self.real.all_reduce()

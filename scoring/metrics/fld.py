@@ -31,6 +31,7 @@ import torch
 
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
+from isgame.scoring.results import FieldsAsDict
 
 LEARNING_RATE = 0.5
 EPOCHS = 50
@@ -41,7 +42,7 @@ LOG_VARIANCE_BOUNDS = (-40.0, 20.0)
 
 
 @dataclass(frozen=True)
-class FldResult:
+class FldResult(FieldsAsDict):
     """FLD (test), FLD on train, their gap (train − test), all ×100 nats per dimension; lower FLD is better."""
 
     fld: float
@@ -55,7 +56,7 @@ class FldResult:
     seed: int
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "gap_note": "gap = fld_train - fld; strongly negative when samples copy the training set"}
+        return {**super().to_dict(), "gap_note": "gap = fld_train - fld; strongly negative when samples copy the training set"}
 
 
 @dataclass(frozen=True)

@@ -26,13 +26,14 @@ import numpy as np
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
 from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
+from isgame.scoring.results import FieldsAsDict
 
 POINTS = 15
 SMALLEST_FRACTION = 0.1
 
 
 @dataclass(frozen=True)
-class ExtrapolationResult:
+class ExtrapolationResult(FieldsAsDict):
     """``value_at_infinity`` (the intercept), the fitted ``slope`` (per 1/N), and the (N, value) points fitted."""
 
     value_at_infinity: float
@@ -43,7 +44,7 @@ class ExtrapolationResult:
     seed: int
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "sizes": list(self.sizes), "values": list(self.values),
+        return {**super().to_dict(), "sizes": list(self.sizes), "values": list(self.values),
                 "fit": "least squares of value = value_at_infinity + slope / N (Chong & Forsyth 2020)"}
 
 

@@ -24,13 +24,14 @@ import torch
 
 from isgame import defaults
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.results import FieldsAsDict
 
 KID_SUBSETS, KID_SUBSET_SIZE = defaults.KID_SUBSETS, defaults.KID_SUBSET_SIZE
 STD_DDOF = 0
 
 
 @dataclass(frozen=True)
-class KidResult:
+class KidResult(FieldsAsDict):
     mean: float
     std: float
     subsets: int
@@ -39,7 +40,7 @@ class KidResult:
     std_ddof: int = STD_DDOF
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "std_convention": f"std over subsets with ddof {self.std_ddof}, as torch-fidelity; "
+        return {**super().to_dict(), "std_convention": f"std over subsets with ddof {self.std_ddof}, as torch-fidelity; "
                                                 "stderr = std with ddof 1 / sqrt(subsets)"}
 
 

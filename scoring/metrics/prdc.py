@@ -20,6 +20,7 @@ from sklearn.metrics import pairwise_distances
 from sklearn.neighbors import NearestNeighbors
 
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.results import FieldsAsDict
 
 
 def knn_radii(points: np.ndarray, k: int) -> np.ndarray:
@@ -31,14 +32,11 @@ def knn_radii(points: np.ndarray, k: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class PrecisionRecallResult:
+class PrecisionRecallResult(FieldsAsDict):
     precision: float
     recall: float
     density: float
     coverage: float
-
-    def to_dict(self) -> dict[str, float]:
-        return dict(vars(self))
 
 
 def _inside_counts(centres: np.ndarray, radii: np.ndarray, queries: np.ndarray, chunk: int = 2048) -> np.ndarray:

@@ -25,13 +25,14 @@ import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
+from isgame.scoring.results import FieldsAsDict
 
 CMMD_SCALE = 1000.0
 BANDWIDTH_RULE = "median Euclidean distance between distinct reference rows (median heuristic)"
 
 
 @dataclass(frozen=True)
-class RbfMmdResult:
+class RbfMmdResult(FieldsAsDict):
     """Unbiased and biased MMD² (dimensionless) under exp(-|x-y|²/(2σ²)); σ = ``bandwidth`` in feature units."""
 
     mmd2: float
@@ -41,7 +42,7 @@ class RbfMmdResult:
     bandwidth_rule: str
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "kernel": "exp(-|x - y|^2 / (2 bandwidth^2))",
+        return {**super().to_dict(), "kernel": "exp(-|x - y|^2 / (2 bandwidth^2))",
                 "scale_note": "mmd2_x1000 = 1000 * mmd2, CMMD's scale; CMMD's own estimator is mmd2_biased"}
 
 

@@ -21,16 +21,12 @@ import numpy as np
 import torch
 
 from isgame.scoring.metrics.entropy import LN2, entropy_nats
+from isgame.scoring.results import PUBLISHED_KEYS, with_published_keys
 
 
-#: Published JSON keys of results whose attributes now carry the one name of their quantity
-#: (``is_mean``, ``is_std``, ``improved_is``); scripts read the old keys, so ``to_dict`` keeps writing them.
-LEGACY_JSON_KEYS = {"is_mean": "inception_score", "is_std": "inception_score_std", "improved_is": "exp_mutual_information"}
-
-
-def with_legacy_json_keys(values: dict[str, object], attributes: tuple[str, ...]) -> dict[str, object]:
-    """``values`` with each of ``attributes`` under its published JSON key, in the same order."""
-    return {(LEGACY_JSON_KEYS[key] if key in attributes else key): value for key, value in values.items()}
+#: the older names of :data:`isgame.scoring.results.PUBLISHED_KEYS` and :func:`~isgame.scoring.results.with_published_keys`
+LEGACY_JSON_KEYS = PUBLISHED_KEYS
+with_legacy_json_keys = with_published_keys
 
 
 def spread_percent(values: list[float]) -> float:
@@ -39,8 +35,9 @@ def spread_percent(values: list[float]) -> float:
 
 
 def from_legacy_json_keys(values: dict[str, object]) -> dict[str, object]:
-    """The inverse of :func:`with_legacy_json_keys`: attribute names from published JSON keys."""
-    attribute = {json_key: name for name, json_key in LEGACY_JSON_KEYS.items()}
+    """The inverse of :func:`with_published_keys`: attribute names from published JSON keys (JSON written before
+    the attribute names were written beside them has the published keys alone)."""
+    attribute = {json_key: name for name, json_key in PUBLISHED_KEYS.items()}
     return {attribute.get(key, key): value for key, value in values.items()}
 
 

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
+from isgame.scoring.results import FieldsAsDict
 
 SLICED_PROJECTIONS = 200
 SLICED_ORDER = 2
 
 
 @dataclass(frozen=True)
-class SlicedWassersteinResult:
+class SlicedWassersteinResult(FieldsAsDict):
     """``distance`` >= 0 in feature units; ``projections`` random directions of ``seed``; order ``p``."""
 
     distance: float
@@ -34,7 +35,7 @@ class SlicedWassersteinResult:
     seed: int
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "implementation": "POT ot.sliced_wasserstein_distance"}
+        return {**super().to_dict(), "implementation": "POT ot.sliced_wasserstein_distance"}
 
 
 def sliced_wasserstein(real: object, fake: object, *, projections: int = SLICED_PROJECTIONS, p: int = SLICED_ORDER,

@@ -31,6 +31,7 @@ import scipy.linalg
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.feature_arrays import as_feature_array
+from isgame.scoring.results import FieldsAsDict
 
 #: the paper's default order: Shannon entropy
 VENDI_ORDER = 1.0
@@ -38,7 +39,7 @@ COSINE_KERNEL = "cosine (normalised linear): k(x, y) = x.y / (|x| |y|)"
 
 
 @dataclass(frozen=True)
-class VendiResult:
+class VendiResult(FieldsAsDict):
     """``vendi`` in [1, n]: the effective number of distinct samples; ``q`` the entropy order."""
 
     vendi: float
@@ -47,7 +48,7 @@ class VendiResult:
     kernel: str = COSINE_KERNEL
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "range": f"[1, {self.n}]; higher is more diverse"}
+        return {**super().to_dict(), "range": f"[1, {self.n}]; higher is more diverse"}
 
 
 def order_entropy(probabilities: np.ndarray, q: float = VENDI_ORDER) -> float:

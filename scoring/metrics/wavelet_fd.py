@@ -25,12 +25,13 @@ import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.fid import features_to_statistics, statistics_to_fid
+from isgame.scoring.results import FieldsAsDict
 
 MAX_LEVELS = 4
 
 
 @dataclass(frozen=True)
-class WaveletDistanceResult:
+class WaveletDistanceResult(FieldsAsDict):
     """Mean over ``packets`` of per-packet Fréchet distances (squared [0, 1] pixel units), >= 0."""
 
     distance: float
@@ -40,7 +41,7 @@ class WaveletDistanceResult:
     image_shape: tuple[int, int, int]
 
     def to_dict(self) -> dict[str, object]:
-        return {**vars(self), "image_shape": list(self.image_shape), "wavelet": "haar (orthonormal), no log scaling"}
+        return {**super().to_dict(), "image_shape": list(self.image_shape), "wavelet": "haar (orthonormal), no log scaling"}
 
 
 def haar_step(images: np.ndarray) -> np.ndarray:

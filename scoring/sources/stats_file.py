@@ -27,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
+from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter, remedy
 from isgame.scoring.metrics.fid import FeatureStatistics, FeatureStatisticsAccumulator
+
+#: how to write a stats file, at the command line and in Python
+SAVE_STATS = remedy("isgame stats save", "isgame.save_stats(source, out)")
 
 STATS_FORMAT = "isgame-stats-v1"
 #: default cap on the stored feature rows (KID and the k-NN metrics rarely use more)
@@ -152,18 +155,18 @@ def load_reference_stats(path: str | Path, *, classifier=None) -> ReferenceStats
 
     path = Path(path)
     if not path.is_file():
-        raise SourceNotFoundError(f"stats file {path} not found; write one with isgame stats save (isgame.save_stats in Python)")
+        raise SourceNotFoundError(f"stats file {path} not found; write one with {SAVE_STATS}")
     statistics = load_statistics(path)
     if not has_isgame_key(path):
         raise InvalidInputError(f"{path} holds mu and sigma but no isgame key, so its settings cannot be checked; "
-                                "write it with isgame stats save (isgame.save_stats in Python)")
+                                f"write it with {SAVE_STATS}")
     with np.load(path, allow_pickle=False) as archive:
         try:
             key = StatsKey(**json.loads(str(archive["isgame_key"])))
             subset, rows, seed = archive["features_subset"], archive["subset_rows"], int(archive["subset_seed"])
         except (KeyError, TypeError, ValueError) as error:
             raise InvalidInputError(f"{path}: damaged isgame key ({type(error).__name__}); recompute it with "
-                                    "isgame stats save") from None
+                                    f"{SAVE_STATS}") from None
     stats = ReferenceStats(statistics=statistics, features_subset=subset, subset_rows=rows, key=key, seed=seed)
     if classifier is not None:
         check_key(stats, classifier, path)
@@ -175,5 +178,5 @@ def check_key(stats: ReferenceStats, classifier, path: str | Path) -> None:
     differing = stats.key.differences(current_key(classifier))
     if differing:
         raise InvalidInputError(f"{path} was computed under other settings ({'; '.join(differing)}); recompute it "
-                                "with isgame stats save (isgame.save_stats in Python) and the classifier and weights "
+                                f"with {SAVE_STATS} and the classifier and weights "
                                 "used here")
