@@ -55,7 +55,7 @@ _API: dict[str, str] = {
     "KidResult": "isgame.scoring.metrics.kid",
     "precision_recall_density_coverage": "isgame.scoring.metrics.prdc",
     "PrecisionRecallResult": "isgame.scoring.metrics.prdc",
-    # the newer metrics (issue 14): diversity, distances on features and pixels, likelihood, N = infinity
+    # the newer metrics: diversity, distances on features and pixels, likelihood, N = infinity
     "vendi_score": "isgame.scoring.metrics.vendi",
     "vendi_score_of_kernel": "isgame.scoring.metrics.vendi",
     "VendiResult": "isgame.scoring.metrics.vendi",

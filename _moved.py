@@ -1,4 +1,4 @@
-"""Modules that moved in isgame 0.3, importable under their old names until 0.4.
+"""Modules that moved in isgame 0.3, importable under their old names until 0.4; renamed parameters warn too.
 
 ``scoring/`` was split by job (``metrics/``, ``sources/``, ``runtime/``) and the robustness matrix became the
 package ``probes/matrix/``. ``import isgame.scoring.fid`` still works and gives the very module
@@ -58,6 +58,12 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname, path=None, target=None):
         new = MOVED.get(fullname)
         return None if new is None else importlib.util.spec_from_loader(fullname, _AliasLoader(fullname, new))
+
+
+def warn_renamed(old: str, new: str, *, stacklevel: int = 3) -> None:
+    """A :class:`DeprecationWarning` for a parameter or option used under its older name ``old``."""
+    warnings.warn(f"{old} is deprecated; use {new} (the old name is removed in isgame {REMOVAL_VERSION})",
+                  DeprecationWarning, stacklevel=stacklevel)
 
 
 def install() -> None:

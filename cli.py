@@ -20,8 +20,8 @@ from rich.console import Console
 
 from isgame import defaults
 from isgame._moved import REMOVAL_VERSION
-from isgame.scoring.runtime.distributed import mark_failed
 from isgame.scoring.errors import IsgameError
+from isgame.scoring.runtime.distributed import mark_failed
 
 app = typer.Typer(
     name="isgame",
@@ -304,8 +304,8 @@ def emit_json(payload: dict, destination: str | None) -> None:
 
 
 def _write_json_file(path: Path, payload: dict) -> None:
-    from isgame.scoring.runtime.atomic_io import write_json_atomic
     from isgame.scoring.errors import InvalidInputError
+    from isgame.scoring.runtime.atomic_io import write_json_atomic
 
     if path.is_dir():
         raise InvalidInputError(f"--json {path} is a folder; pass a file path such as {path / 'score.json'}")
@@ -317,8 +317,8 @@ def _write_json_file(path: Path, payload: dict) -> None:
 
 def console_for(json_destination: str | None) -> Console:
     """Tables go to stdout, or to stderr when stdout carries JSON; under torchrun only rank 0 prints."""
-    from isgame.scoring.runtime.distributed import current_group
     from isgame.app.tables import make_console
+    from isgame.scoring.runtime.distributed import current_group
 
     console = make_console(stderr=json_destination == "-")
     console.quiet = not current_group().is_main
@@ -394,7 +394,7 @@ def audit(
         "The one-minute profile: 200 samples per section (unless --n), 5 bootstrap draws per matrix cell (unless "
         "--bootstrap) and the bounded sweep in L∞ only; every section runs, with noisier figures."))] = False,
     bootstrap: BootstrapOption = None,
-    alpha: AlphaOption = 0.05,
+    alpha: AlphaOption = defaults.ALPHA,
     second_classifier: SecondClassifierOption = "auto",
     robust_classifier: RobustClassifierOption = "auto",
     json_out: JsonOption = None,
@@ -528,7 +528,8 @@ def weights_list(
 @weights_app.command("path")
 def weights_path(name: WeightsNameArgument, json_out: JsonOption = None) -> None:
     """Print where NAME is cached, or where fetch would put it; exit 1 when it is not cached."""
-    from isgame.scoring.classifiers.weights_registry import fetch_hint, weights_path as locate
+    from isgame.scoring.classifiers.weights_registry import fetch_hint
+    from isgame.scoring.classifiers.weights_registry import weights_path as locate
 
     status = run_or_exit(lambda: locate(name))
     if json_out != "-":
@@ -639,7 +640,7 @@ def matrix(
     seed: Annotated[int, seed_option("Seed for the games' noise and attacks, KID's subsets, the data-copying "
                                      "test's cells and the bootstrap.")] = 0,
     bootstrap: BootstrapOption = None,
-    alpha: AlphaOption = 0.05,
+    alpha: AlphaOption = defaults.ALPHA,
     metric: Annotated[list[str] | None, typer.Option("--metric", help=(
         "Only these columns (repeat the option), e.g. --metric IS --metric FID \\[default: all the domain "
         "allows].")) ] = None,
@@ -873,8 +874,8 @@ def compare(
     json_out: JsonOption = None,
 ) -> None:
     """May A and B be compared? The protocol fields that differ, how far they alone move IS, and the standard error."""
-    from isgame.app.tables import compare_table
     from isgame.app.compare_command import compare_files
+    from isgame.app.tables import compare_table
 
     comparison = run_or_exit(lambda: compare_files(a, b, dialect_spread=dialect_spread),
                              positional={"a": "A", "b": "B"})

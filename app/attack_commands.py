@@ -15,16 +15,21 @@ from isgame.app.outputs import prepare_out_dir
 from isgame.attacks.bounded import BoundedSweepResult, EpsilonSweepDisplay, bounded_sweep
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.inflate_result import InflateResult, InflateTraceDisplay
-from isgame.attacks.robust_inflate import (ROBUST_INFLATE_SAMPLES, RobustInflateComparison, RobustInflateDisplay,
-                                           robust_inflate_comparison)
+from isgame.attacks.robust_inflate import (
+    ROBUST_INFLATE_SAMPLES,
+    RobustInflateComparison,
+    RobustInflateDisplay,
+    robust_inflate_comparison,
+)
 from isgame.attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, default_sources, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
-from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.results import with_provenance
 from isgame.scoring.sources.samples import noise_source, open_images
 
 #: The variants ``--compare`` runs beside the default, with the settings measured best for each.
@@ -66,7 +71,7 @@ class InflateReport:
     robust: RobustInflateComparison | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        return with_provenance({
             **({} if self.robust is None else {"robust": self.robust.to_dict()}),
             **self.result.to_dict(),
             "classifier": self.classifier,
@@ -75,9 +80,7 @@ class InflateReport:
             "real_is": self.real_is,
             "comparison": {name: {k: v for k, v in r.to_dict().items() if k != "trace"} | {
                 "trace_is": [t.is_mean for t in r.trace]} for name, r in self.comparison.items()},
-            "files": self.files,
-            **({"provenance": self.provenance} if self.provenance is not None else {}),
-        }
+            "files": self.files}, self.provenance)
 
 
 def run_inflate(
@@ -178,9 +181,8 @@ class BoundedReport:
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
-        return {"source": self.source, "classifier": self.classifier,
-                "sweeps": [s.to_dict() for s in self.sweeps], "files": self.files,
-                **({"provenance": self.provenance} if self.provenance is not None else {})}
+        return with_provenance({"source": self.source, "classifier": self.classifier,
+                "sweeps": [s.to_dict() for s in self.sweeps], "files": self.files}, self.provenance)
 
 
 def run_bounded(
@@ -241,8 +243,7 @@ class ToyReport:
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
-        return {**self.result.to_dict(), "files": self.files,
-                **({"provenance": self.provenance} if self.provenance is not None else {})}
+        return with_provenance({**self.result.to_dict(), "files": self.files}, self.provenance)
 
 
 def run_toy(*, out_dir: Path | None = None, n: int = 100_000, seed: int = defaults.SEED) -> ToyReport:

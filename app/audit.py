@@ -16,19 +16,20 @@ from pathlib import Path
 
 from isgame import defaults
 from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
-from isgame.app.probe_commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
-from isgame.app.report_html import render_report_html
+from isgame.app.cost import CostEstimate, estimate_cost
 from isgame.app.figures import save_display, use_file_backend
 from isgame.app.outputs import prepare_out_dir
-from isgame.scoring.runtime.atomic_io import write_json_atomic, write_text_atomic
-from isgame.app.cost import CostEstimate, estimate_cost
+from isgame.app.probe_commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
+from isgame.app.report_html import render_report_html
 from isgame.scoring.domains import AUTO, Domain, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.pipeline import ScoreReport, score_images
-from isgame.scoring.provenance import domain_provenance
-from isgame.scoring.sources.samples import noise_source, tensor_source
 from isgame.scoring.plotting import Display
+from isgame.scoring.provenance import domain_provenance
+from isgame.scoring.results import with_provenance
+from isgame.scoring.runtime.atomic_io import write_json_atomic, write_text_atomic
+from isgame.scoring.sources.samples import noise_source, tensor_source
 
 AUDIT_NOISE_SAMPLES = defaults.INFLATE_SAMPLES
 AUDIT_INFLATE_STEPS = defaults.INFLATE_STEPS
@@ -87,7 +88,7 @@ class AuditReport:
         }
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        return with_provenance({
             "out_dir": str(self.out_dir),
             "classifier": self.classifier,
             "seed": self.seed,
@@ -102,9 +103,7 @@ class AuditReport:
             "matrix": self.matrix.to_dict(),
             "figures": self.figures,
             "domain": self.domain,
-            "settings": self.settings,
-            **({"provenance": self.provenance} if self.provenance is not None else {}),
-        }
+            "settings": self.settings}, self.provenance)
 
 
 @dataclass

@@ -7,7 +7,6 @@ histogram, a sample grid and ``check.html`` into the run folder.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,19 +14,27 @@ from pathlib import Path
 import torch
 
 from isgame import defaults
+from isgame._moved import warn_renamed
+from isgame.app.cost import estimate_cost
 from isgame.app.figures import save_display, save_image_grid, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.app.probe_commands import ProbeReport
 from isgame.app.report_html import render_check_html
-from isgame.app.cost import estimate_cost
-from isgame.probes.claim import (CEILING_STEPS, DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS, ClassHistogramDisplay,
-                                 check_claim, check_cost_passes, validated_claim)
-from isgame.scoring.runtime.atomic_io import write_text_atomic
+from isgame.probes.claim import (
+    CEILING_STEPS,
+    DEFAULT_CLAIMED_DIALECT,
+    DEFAULT_CLAIMED_SPLITS,
+    ClassHistogramDisplay,
+    check_claim,
+    check_cost_passes,
+    validated_claim,
+)
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.domains import load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
+from isgame.scoring.runtime.atomic_io import write_text_atomic
 from isgame.scoring.sources.samples import open_images
 
 
@@ -103,8 +110,7 @@ def _real_or_reference(real: str | None, reference: str | None) -> str | None:
     """``real``, or its older name ``reference`` with a :class:`DeprecationWarning`; both at once must agree."""
     if reference is None:
         return real
-    warnings.warn("run_check(reference=...) is deprecated; pass real=... (reference is removed in isgame 0.4)",
-                  DeprecationWarning, stacklevel=3)
+    warn_renamed("run_check(reference=...)", "real=...", stacklevel=4)
     if real is not None and real != reference:
         raise InvalidInputError(f"{parameter('real')} and {parameter('reference')} name the same images; give one")
     return reference

@@ -24,10 +24,16 @@ from isgame import defaults
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import AUTO, Domain, auxiliary_default, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.metrics.fid import (FeatureStatistics, features_to_statistics, is_statistics_file,
-                                        load_statistics, statistics_to_fid)
+from isgame.scoring.metrics.fid import (
+    FeatureStatistics,
+    features_to_statistics,
+    is_statistics_file,
+    load_statistics,
+    statistics_to_fid,
+)
 from isgame.scoring.metrics.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
 from isgame.scoring.provenance import make_provenance
+from isgame.scoring.results import with_provenance
 
 
 @dataclass(frozen=True)
@@ -223,8 +229,8 @@ class MetricsResult:
 
     def to_dict(self) -> dict[str, object]:
         out = {key: value for key, value in vars(self).items() if key not in ("values", "notes", "provenance")}
-        return {**out, "metrics": list(self.values), "values": self.values, "notes": list(self.notes),
-                **({"provenance": self.provenance} if self.provenance is not None else {})}
+        return with_provenance({**out, "metrics": list(self.values), "values": self.values,
+                                "notes": list(self.notes)}, self.provenance)
 
 
 def applicable_metrics(*, real_features: bool, train: bool, second: bool = False) -> list[str]:
@@ -269,8 +275,8 @@ def _features_with_extras(classifier, source, extras: dict, *, batch_size: int, 
     (the network input, average-pooled to at most :data:`WAVELET_IMAGE_SIZE` a side) that it asks for as keys."""
     import torch
 
-    from isgame.scoring.runtime.distributed import all_gather_rows, current_group
     from isgame.scoring.pipeline import model_inputs
+    from isgame.scoring.runtime.distributed import all_gather_rows, current_group
     from isgame.scoring.runtime.progress import progress_bar
 
     start, stop = current_group().shard(source.num_samples)

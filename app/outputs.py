@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+
 def new_run_dir(root: Path, *, label: str = "") -> Path:
     """``root/<UTC timestamp>[-label]``, with a numeric suffix if that folder exists (not created here)."""
     from datetime import datetime, timezone
@@ -24,8 +25,8 @@ def new_run_dir(root: Path, *, label: str = "") -> Path:
 
 def prepare_out_dir(out: Path | None, *, outputs_root: Path = Path("outputs"), label: str = "") -> Path:
     """The folder a command writes into: ``out`` if given, else a new run folder; created here."""
-    from isgame.scoring.runtime.distributed import current_group
     from isgame.scoring.errors import InvalidInputError, parameter
+    from isgame.scoring.runtime.distributed import current_group
 
     folder = Path(out) if out is not None else new_run_dir(outputs_root, label=label)
     if folder.exists() and not folder.is_dir():

@@ -24,6 +24,7 @@ from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import AUTO, Domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.provenance import domain_provenance
+from isgame.scoring.results import with_provenance
 
 PROBE_NAMES = ("memorization", "noise", "sensitivity", "domain")
 
@@ -38,8 +39,7 @@ class ProbeReport:
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def to_dict(self) -> dict[str, object]:
-        return {"probe": self.name, **self.result.to_dict(), "files": self.files,
-                **({"provenance": self.provenance} if self.provenance is not None else {})}
+        return with_provenance({"probe": self.name, **self.result.to_dict(), "files": self.files}, self.provenance)
 
 
 @dataclass(frozen=True)

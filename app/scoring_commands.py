@@ -17,9 +17,9 @@ from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.domains import Domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.dialects import DialectReport
-from isgame.scoring.provenance import Provenance, input_record, make_provenance
-from isgame.scoring.pipeline import PREDICTION_BATCH_SIZE, ScoreReport, model_inputs, score_images, score_predictions
 from isgame.scoring.metrics.sample_order import RunsCounter, sample_order
+from isgame.scoring.pipeline import PREDICTION_BATCH_SIZE, ScoreReport, model_inputs, score_images, score_predictions
+from isgame.scoring.provenance import Provenance, input_record, make_provenance
 from isgame.scoring.sources.samples import open_images, open_predictions
 
 
@@ -257,8 +257,8 @@ def fid_between(real: str, fake: str, *, classifier_name: str = defaults.CLASSIF
     REAL may be stored statistics instead (an ``.npz`` with ``mu`` and ``sigma``: pytorch-fid's saved
     statistics, openai's reference batches). ``save_stats`` writes FAKE's statistics in that format.
     """
-    from isgame.scoring.runtime.distributed import current_group
     from isgame.scoring.metrics.fid import is_statistics_file, load_statistics, save_statistics, statistics_to_fid
+    from isgame.scoring.runtime.distributed import current_group
     from isgame.scoring.sources.stats_file import has_isgame_key, load_reference_stats
 
     if is_statistics_file(fake):
@@ -320,7 +320,12 @@ def save_stats(source: str, out: Path, *, classifier_name: str = defaults.CLASSI
     (default 10,000) and the key of every setting; write them atomically to ``out``
     (:mod:`isgame.scoring.sources.stats_file`)."""
     from isgame.scoring.runtime.distributed import current_group
-    from isgame.scoring.sources.stats_file import DEFAULT_SUBSET_CAP, current_key, save_reference_stats, stream_reference_stats
+    from isgame.scoring.sources.stats_file import (
+        DEFAULT_SUBSET_CAP,
+        current_key,
+        save_reference_stats,
+        stream_reference_stats,
+    )
 
     if current_group().world_size > 1:
         raise InvalidInputError("stats save runs in one process; run it without torchrun")

@@ -1,9 +1,9 @@
 """Adam on one tensor through torch's own functional Adam, without constructing a ``torch.optim.Optimizer``.
 
 Why: every ``torch.optim.Optimizer`` method is wrapped in ``torch._disable_dynamo``, which imports
-``torch._dynamo`` on its first call: 2.9 s in ``python -X importtime`` on this project's 2-core machines, which
-every digits ``isgame audit`` and ``isgame matrix`` paid for the robustness matrix's feature-attack and
-resampling games (nothing else on that path imports it since image grids no longer import torchvision). The update is
+``torch._dynamo`` on its first call, seconds of import time that every digits ``isgame audit`` and ``isgame
+matrix`` would pay for the robustness matrix's feature-attack and resampling games (nothing else on that path
+imports it: image grids do not import torchvision either). The update is
 ``torch.optim.adam.adam``, the function ``torch.optim.Adam.step`` calls (its single-tensor path, which Adam takes
 for CPU tensors), with the state Adam keeps, so the iterates are torch's bit for bit (``tests/test_adam.py``).
 """

@@ -48,6 +48,7 @@ from typing import Literal
 
 import torch
 
+from isgame import defaults
 from isgame.attacks.batch_mutual_information import batch_mutual_information_surrogate
 from isgame.attacks.chunk_size import DEFAULT_ACTIVATION_BUDGET_BYTES, chunk_rows, saved_activation_bytes_per_row
 from isgame.attacks.class_shift import class_shifts, worth_shifting
@@ -55,9 +56,9 @@ from isgame.attacks.inflate_checkpoint import InflateCheckpoint, attack_fingerpr
 from isgame.attacks.inflate_result import InflateResult, TraceStep
 from isgame.attacks.step_rules import AdamState, newton_step, sign_step, target_margin
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.runtime.distributed import all_gather_rows, current_group, sum_over_ranks
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.inception_score import inception_score_of_shards
+from isgame.scoring.runtime.distributed import all_gather_rows, current_group, sum_over_ranks
 from isgame.scoring.sources.preprocessing import quantise_to_uint8
 
 Optimizer = Literal["newton", "sign", "adam-logit"]
@@ -157,7 +158,7 @@ class InflateAttack:
         optimizer: Optimizer = "newton",
         objective: Objective = "targets",
         steps: int = 50,
-        threshold: float = 0.99995,
+        threshold: float = defaults.INFLATE_THRESHOLD,
         overshoot: float = 2.0,
         step_size: float = 0.05,
         splits: int = 10,
@@ -196,7 +197,7 @@ class InflateAttack:
         self.step_size = step_size
         self.splits = splits
         self.target_fraction_of_k = target_fraction_of_k
-        # Per-sample steps are independent; chunks of ~1000 run 3x faster per sample than 10^4 on 2 cores.
+        # Per-sample steps are independent; chunks of ~1000 rows stay in cache where 10^4 do not.
         self.batch_size = batch_size
         self.activation_budget_bytes = activation_budget_bytes
         self.class_shift = class_shift

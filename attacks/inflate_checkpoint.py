@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from isgame.scoring.runtime.distributed import current_group, sum_over_ranks
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.runtime.distributed import current_group, sum_over_ranks
 
 
 def attack_fingerprint(settings: tuple, start_images: torch.Tensor, *, first: int, total: int) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from isgame import defaults
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.inflate_result import InflateResult
 from isgame.scoring.classifiers.base import ImageClassifier
@@ -56,7 +57,8 @@ def nearest_distances(images: torch.Tensor, train: torch.Tensor) -> np.ndarray:
 
 def robust_inflate_comparison(classifier: ImageClassifier, robust: ImageClassifier, start: torch.Tensor, *,
                               train: torch.Tensor, real: torch.Tensor | None = None, steps: int = 50,
-                              threshold: float = 0.99995, splits: int = 10) -> RobustInflateComparison:
+                              threshold: float = defaults.INFLATE_THRESHOLD,
+                              splits: int = defaults.SPLITS) -> RobustInflateComparison:
     """Inflate ``start`` (N, C, H, W) noise in [0, 1] through ``classifier`` and through ``robust`` with the same
     settings; distances to ``train`` for both, the noise and ``real`` (when given)."""
     options = dict(steps=steps, threshold=threshold, splits=min(splits, start.shape[0]), progress=False)

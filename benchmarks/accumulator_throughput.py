@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import emit, peak_rss_mib, ratio, run_child
 
 K = 1000

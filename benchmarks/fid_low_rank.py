@@ -19,10 +19,9 @@ import sys
 
 import mpmath
 import numpy as np
+from common import emit
 
 from isgame.scoring.metrics.fid import frechet_distance
-
-from common import emit
 
 
 def mpmath_fid(a: np.ndarray, b: np.ndarray, digits: int = 40) -> float:

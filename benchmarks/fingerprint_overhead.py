@@ -19,11 +19,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from common import emit
 
 from isgame.scoring.pipeline import score_predictions
 from isgame.scoring.sources.samples import open_predictions
-
-from common import emit
 
 
 def write_logits(path: Path, n: int, k: int) -> None:

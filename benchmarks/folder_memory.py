@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from common import cli_peak_rss, emit, ratio
+from PIL import Image
 
 
 def write_folder(folder: Path, count: int) -> None:

@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import emit, peak_rss_mib, random_tf_inception, ratio, run_child
 
 TARGETS = {"speedup_vs_references_min": 1.4, "bf16_speedup_vs_reference_min": 2.5, "peak_rss_ratio_max": 1.0}

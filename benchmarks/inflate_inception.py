@@ -25,7 +25,6 @@ import threading
 from pathlib import Path
 
 import torch
-
 from common import random_inception_v3
 
 MIB = 2**20

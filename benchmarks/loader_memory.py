@@ -18,9 +18,8 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from common import cli_peak_rss, emit, ratio
+from PIL import Image
 
 
 def png(rng: np.random.Generator) -> bytes:

@@ -38,9 +38,9 @@ from isgame.attacks.bounded import bounded_sweep
 from isgame.attacks.inflate import InflateAttack
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.adversarial_training import ROBUST_EPSILON, ROBUST_EVAL_STEPS, robust_accuracy
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.metrics.fid import frechet_distance
 from isgame.scoring.pipeline import classify_with_features
+from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.sources.samples import open_images
 
 #: ε grid of the bounded attack (L∞, [0, 1] pixel units): finer than the command's default at the small end

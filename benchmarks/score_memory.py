@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 from common import cli_peak_rss, emit, ratio
 
 

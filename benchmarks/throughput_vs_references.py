@@ -25,7 +25,6 @@ import sys
 import time
 
 import torch
-
 from common import emit, ratio
 
 BATCH = 1000

@@ -27,18 +27,26 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from isgame import defaults
+from isgame._moved import warn_renamed
 from isgame.attacks.inflate import InflateAttack
-from isgame.scoring.metrics.copy_detectors import (CT_BAND, CT_CELLS, authenticity, ct_verdict, data_copying_test,
-                                          flatten_images)
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.metrics.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.metrics.copy_detectors import (
+    CT_BAND,
+    CT_CELLS,
+    authenticity,
+    ct_verdict,
+    data_copying_test,
+    flatten_images,
+)
+from isgame.scoring.metrics.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
 from isgame.scoring.metrics.inception_score import inception_score
-from isgame.scoring.pipeline import classify
-from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 from isgame.scoring.metrics.sample_order import sample_order_of_logits
+from isgame.scoring.pipeline import classify
 from isgame.scoring.plotting import Display
+from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 
 #: the resize variants a claim is recomputed under, in report order (labels of RESIZE_VARIANTS)
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
@@ -237,7 +245,7 @@ def memorization_evidence(samples: torch.Tensor, train: torch.Tensor, reference:
     per_cell = max(CHECK_CT_MIN_PER_CELL, samples.shape[0] // 50)
     cells = min(CT_CELLS, max(1, min(samples.shape[0], reference.shape[0]) // per_cell))
     copying = data_copying_test(train_pixels, flatten_images(reference), sample_pixels, seed=seed, cells=cells,
-                                min_generated_per_cell=per_cell)
+                                generated_per_cell_above=per_cell - 1)
     return {"ct_statistic": copying.ct_statistic, "authenticity": authenticity(train_pixels, sample_pixels),
             "ct_cells": cells}
 
@@ -379,7 +387,7 @@ def check_claim(
     claimed_splits: int = DEFAULT_CLAIMED_SPLITS,
     claimed_n: int | None = None,
     claimed_dialect: str = DEFAULT_CLAIMED_DIALECT,
-    classifier_name: str = "digits",
+    classifier_name: str = defaults.CLASSIFIER,
     reference: torch.Tensor | None = None,
     train: torch.Tensor | None = None,
     splits: int | None = None,
@@ -392,10 +400,13 @@ def check_claim(
     """Audit ``claimed`` for ``samples`` (N, C, H, W) in [0, 1]; ``reference`` are real images of the domain.
 
     The claim is taken to be ``claimed_dialect``'s IS with ``claimed_splits`` splits over the first
-    ``claimed_n`` samples (default: all of them); ``splits`` is an older name of ``claimed_splits``.
+    ``claimed_n`` samples (default: all of them); ``splits`` is the deprecated name of ``claimed_splits`` (removed in
+    isgame 0.4).
     ``classifier`` is ``load_classifier(classifier_name, weights=weights)`` when given (it is loaded otherwise).
     The gaming ceiling attacks min(500, N) noise images for ``steps`` steps; ``attack=False`` skips it (None).
     """
+    if splits is not None:
+        warn_renamed("check_claim(splits=...)", "claimed_splits=...")
     samples, claimed_splits = validated_claim(samples, claimed=claimed, claimed_std=claimed_std,
                                                claimed_splits=claimed_splits if splits is None else splits,
                                                claimed_n=claimed_n, claimed_dialect=claimed_dialect)

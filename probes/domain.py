@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from isgame.scoring.classifiers.base import ImageClassifier, resize, to_channels
 from isgame import defaults
+from isgame.scoring.classifiers.base import ImageClassifier, resize, to_channels
 from isgame.scoring.domains import DIGITS, Domain, as_domain, holds_builtin_images
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import logits_in_one_pass_if_small

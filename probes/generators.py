@@ -6,6 +6,7 @@ Every generator returns float32 images (M, C, H, W) in [0, 1], of its training i
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import torch
 from sklearn.decomposition import PCA
@@ -54,7 +55,7 @@ class KdeGenerator:
     images; a large bandwidth gives blurry novel ones. The bandwidth is the memorisation knob.
 
     Memory: the PCA is fitted in float64 when the training matrix holds at most
-    :data:`KDE_FLOAT32_ABOVE` values (the digits: today's numbers), else in float32, and float32
+    :data:`KDE_FLOAT32_ABOVE` values (the digits), else in float32, and float32
     samples are mapped back to pixels :data:`KDE_CHUNK_VALUES` values at a time, so a 299 px domain
     needs about three copies of its training matrix in float32, not float64.
     """

@@ -15,12 +15,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from isgame.scoring.metrics.copy_detectors import (CT_CELLS, CT_SAMPLES_PER_CELL, authenticity, ct_cells, data_copying_test,
-                                          flatten_images, nearest_training_test)
 from isgame.probes.generators import KdeGenerator, replay
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain, pca_bandwidth_scale
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.metrics.copy_detectors import (
+    CT_CELLS,
+    CT_SAMPLES_PER_CELL,
+    authenticity,
+    ct_cells,
+    data_copying_test,
+    flatten_images,
+    nearest_training_test,
+)
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify_with_features
 from isgame.scoring.plotting import Display

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
+from isgame import defaults
 from isgame.attacks.inflate import InflateAttack
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame import defaults
 from isgame.scoring.domains import Domain, as_domain
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify

@@ -38,9 +38,9 @@ from isgame.scoring.metrics.accumulator import split_of_rows
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.metrics.score_result import spread_percent
 from isgame.scoring.pipeline import classify, logits_in_one_pass_if_small
-from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 from isgame.scoring.plotting import Display
 from isgame.scoring.results import FieldsAsDict
+from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_uint8
 
 SPLIT_COUNTS = (1, 2, 5, 10, 20, 50, 100)
 SAMPLE_COUNTS = (500, 1000, 2000, 5000, 10_000, 20_000, 50_000)

@@ -273,8 +273,7 @@ def load_domain(classifier: str = defaults.CLASSIFIER, *, weights: Path | None =
                 network: ImageClassifier | None = None) -> Domain:
     """The domain of ``classifier`` with ``train`` and ``real`` images from any source the loader reads.
 
-    A classifier of a built-in domain (the digits CNNs) takes that domain's images for the parts not given (numbers
-    as always). Any other classifier needs both sources, unless ``require_images`` is False: then each part given
+    A classifier of a built-in domain (the digits CNNs) takes that domain's images for the parts not given. Any other classifier needs both sources, unless ``require_images`` is False: then each part given
     is loaded and a part not given is left out (None), for the commands that score files with the classifier alone
     (and only the held-out real images of a built-in domain are filled in, never its training images: a copying
     test runs only when asked for). ``class_names`` is a list, a comma-separated string or a text file with one
@@ -318,17 +317,20 @@ def load_domain(classifier: str = defaults.CLASSIFIER, *, weights: Path | None =
         break
     train_images, train_available, train_labels = parts.get("train", (None, None, None))
     real_images, real_available, _ = parts.get("real", (None, None, None))
-    # Every part given is the built-in domain's own: its names and fixed settings hold.
-    is_builtin = builtin is not None and all(spec == getattr(builtin, f"{name}_source")
-                                             for name, spec in (("train", train), ("real", real)) if spec is not None)
-    named = ({"name": builtin.name, "noun": builtin.noun, "train_noun": builtin.train_noun,
-              "class_noun": builtin.class_noun,
-              "ct_cells": builtin.ct_cells, "class_names": builtin.class_names} if is_builtin else {"name": "custom"})
     domain = Domain(classifier=network, classifier_name=classifier, weights=weights,
                     train=train_images, real=real_images, train_source=train, real_source=real,
                     train_labels=train_labels, train_available=train_available, real_available=real_available,
-                    notes=tuple(notes), **_builtin_defaults(classifier, builtin), **named)
+                    notes=tuple(notes), **_builtin_defaults(classifier, builtin), **_names(builtin, train, real))
     return _with_class_names(domain, class_names)
+
+
+def _names(builtin: BuiltinDomain | None, train: str | None, real: str | None) -> dict[str, object]:
+    """A built-in domain's name, nouns and fixed settings where every part given is its own, else "custom"."""
+    given = {name: spec for name, spec in (("train", train), ("real", real)) if spec is not None}
+    if builtin is None or any(spec != getattr(builtin, f"{name}_source") for name, spec in given.items()):
+        return {"name": "custom"}
+    return {"name": builtin.name, "noun": builtin.noun, "train_noun": builtin.train_noun,
+            "class_noun": builtin.class_noun, "ct_cells": builtin.ct_cells, "class_names": builtin.class_names}
 
 
 def _load_part(spec: str, classifier: ImageClassifier, builtin: BuiltinDomain | None, *, part: str, cap: int,

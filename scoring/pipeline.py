@@ -11,19 +11,19 @@ from dataclasses import dataclass, field
 
 import torch
 
-from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator, uses_second_pass
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.runtime.distributed import all_gather_rows, current_group
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator, uses_second_pass
+from isgame.scoring.metrics.score_result import InceptionScoreResult
+from isgame.scoring.metrics.validation import PredictionKind, check_splits
+from isgame.scoring.runtime.distributed import all_gather_rows, current_group
 from isgame.scoring.runtime.prefetch import prefetched
 from isgame.scoring.runtime.progress import progress_bar
 from isgame.scoring.sources.samples import ImageSource, PredictionSource
-from isgame.scoring.metrics.score_result import InceptionScoreResult
-from isgame.scoring.metrics.validation import PredictionKind, check_splits
 
 #: The default batch of 8 x 8 digits; other inputs get ``ImageClassifier.default_batch_size`` (16 at 299 px).
 DEFAULT_BATCH_SIZE = 256
-#: Rows of logits per batch: measured fastest on 2 cores for K = 1000 (benchmarks/accumulator_throughput.py).
+#: Rows of logits per batch: the fastest size at K = 1000 in benchmarks/accumulator_throughput.py.
 PREDICTION_BATCH_SIZE = 2048
 
 

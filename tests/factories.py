@@ -74,8 +74,9 @@ def train_shapes_network(seed: int = 0, epochs: int = 60) -> nn.Module:
 def write_shapes_domain(folder, *, n_train: int = 120, n_real: int = 80) -> dict[str, str]:
     """Write the shapes domain into ``folder``: train.npy and real.npy (uint8, N x 12 x 12 x 3) and a TorchScript
     classifier; returns the specs: ``classifier``, ``train``, ``real`` and the ``accuracy`` on real."""
-    import numpy as np
     from pathlib import Path
+
+    import numpy as np
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,18 +6,18 @@ import json
 
 import pytest
 import torch
+from helpers import assert_one_line_error
 
-from isgame.scoring.sources.preprocessing import quantise_to_uint8
 from isgame.attacks.bounded import bounded_sweep, parse_epsilons, targeted_pgd
 from isgame.attacks.inflate import InflateAttack, cycling_targets
 from isgame.attacks.inflate_result import InflateTraceDisplay
 from isgame.attacks.step_rules import target_margin
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import classify
+from isgame.scoring.sources.digits_data import digits_split
+from isgame.scoring.sources.preprocessing import quantise_to_uint8
 from isgame.scoring.sources.samples import open_images
-from helpers import assert_one_line_error
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import assert_one_line_error, reference_scores
 
 import isgame.probes.claim as claim
 from isgame.attacks.inflate import InflateAttack
 from isgame.probes.claim import check_claim, claim_rounding, protocol_evidence, reproduction_answer
-from isgame.scoring.metrics.dialects import DialectScore
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.metrics.dialects import DialectScore
 from isgame.scoring.sources.samples import open_images
-from helpers import assert_one_line_error, reference_scores
 
 #: what the inflate attack's ceiling would say; the attack itself is tested in the attack tests, and here its
 #: figures only fill one reason, so the check's tests skip its 500 x 20 steps.

@@ -9,9 +9,9 @@ import torch
 
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.digits import held_out_accuracy, train_digits_cnn
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.pipeline import classify
+from isgame.scoring.sources.digits_data import digits_split
 
 
 def test_writing_into_the_split_changes_only_the_caller_s_copy():

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error
 from PIL import Image
 
 from isgame.app.audit import AUDIT_FAST_SAMPLES
-from isgame.scoring.runtime.atomic_io import write_json_atomic
-from helpers import assert_one_line_error
 from isgame.app.scoring_commands import score_source
+from isgame.scoring.runtime.atomic_io import write_json_atomic
 
 SCORE_KEYS = {
     "n", "num_classes", "splits", "is_mean", "is_std", "mutual_information_nats", "mutual_information_bits",

@@ -8,8 +8,8 @@ import math
 import pytest
 from helpers import assert_one_line_error
 
-from isgame.app.scoring_commands import score_in_dialects, score_source
 from isgame.app.compare_command import compare_files
+from isgame.app.scoring_commands import score_in_dialects, score_source
 
 
 @pytest.fixture(scope="module")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_line_error
 from scipy.stats import entropy
 
-from isgame.scoring.metrics.dialects import dialect_table, score_dialect
 from isgame.scoring.errors import InvalidInputError
-from helpers import assert_one_line_error
+from isgame.scoring.metrics.dialects import dialect_table, score_dialect
 
 
 @pytest.fixture(scope="module")

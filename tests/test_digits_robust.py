@@ -10,10 +10,10 @@ import torch
 from isgame.scoring.classifiers import CLASSIFIER_NAMES, load_classifier
 from isgame.scoring.classifiers.adversarial_training import ROBUST_EPSILON, pgd_linf, robust_accuracy
 from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS, held_out_accuracy, train_digits_cnn
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.domains import DIGITS_CLASSIFIERS, load_domain
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.pipeline import classify
+from isgame.scoring.sources.digits_data import digits_split
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,12 +9,19 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-
 from helpers import reference_scores
-from isgame.probes.matrix import games as games_module
+
 from isgame.probes import matrix as matrix_module
-from isgame.probes.matrix.games import ATTACK_GAMES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME, attack_classifier, mode_collapse
 from isgame.probes.matrix import MATRIX_SAMPLES, robustness_matrix
+from isgame.probes.matrix import games as games_module
+from isgame.probes.matrix.games import (
+    ATTACK_GAMES,
+    GAMES,
+    HELD_OUT_GAMES,
+    REFERENCE_GAME,
+    attack_classifier,
+    mode_collapse,
+)
 from isgame.probes.matrix.measurements import Measurement
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError

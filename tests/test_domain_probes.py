@@ -8,22 +8,27 @@ sensitivity probe are domain-free and take a minute; the tests that run the whol
 from __future__ import annotations
 
 import functools
-
 import math
 
 import numpy as np
 import pytest
 import torch
+from factories import SHAPES_CLASSES, SHAPES_SIZE, train_shapes_network
 from PIL import Image
 
-from factories import SHAPES_CLASSES, SHAPES_SIZE, train_shapes_network
 from isgame.probes import noise_baselines as noise_module
 from isgame.probes import sensitivity
 from isgame.probes.domain import DIGITS_ROW, DomainDisplay, digits_in_domain_shape, domain_probe
 from isgame.probes.memorization import memorization_probe
 from isgame.probes.noise_baselines import NoiseBaselineDisplay, noise_baselines
-from isgame.probes.sensitivity import (RESIZE_VARIANTS, SampleCountSweep, SensitivityDisplay, SplitSweep,
-                                       jpeg_round_trip, sensitivity_probe)
+from isgame.probes.sensitivity import (
+    RESIZE_VARIANTS,
+    SampleCountSweep,
+    SensitivityDisplay,
+    SplitSweep,
+    jpeg_round_trip,
+    sensitivity_probe,
+)
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.domains import digits_domain, load_domain, pca_bandwidth_scale
 from isgame.scoring.errors import InvalidInputError

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from helpers import assert_one_line_error, random_inception_v3
+
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 

@@ -13,14 +13,14 @@ import threading
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_line_error
 
-from isgame.scoring.metrics.accumulator import ROW_CHUNK, InceptionScoreAccumulator
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import default_batch_size
-from isgame.scoring.metrics.entropy import row_statistics
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.metrics.accumulator import ROW_CHUNK, InceptionScoreAccumulator
+from isgame.scoring.metrics.entropy import row_statistics
 from isgame.scoring.runtime.prefetch import prefetched
-from helpers import assert_one_line_error
 
 
 def float64_reference(logits: np.ndarray, splits: int) -> tuple[float, float, float]:

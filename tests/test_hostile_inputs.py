@@ -10,9 +10,8 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import assert_one_line_error
+from PIL import Image
 
 
 def png_claiming(width: int, height: int) -> bytes:

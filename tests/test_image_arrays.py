@@ -8,9 +8,9 @@ import torch
 
 import isgame.scoring.sources.image_arrays as image_arrays
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.metrics.validation import IMAGE_RANGE_ATOL, check_images
 from isgame.scoring.sources.image_arrays import NpyRows, array_image_source, image_layout
 from isgame.scoring.sources.samples import open_images
-from isgame.scoring.metrics.validation import IMAGE_RANGE_ATOL, check_images
 
 RNG = np.random.default_rng(3)
 NHWC = RNG.integers(0, 256, size=(5, 9, 7, 3), dtype=np.uint8)  # non-square, so a wrong transpose shows

@@ -6,11 +6,11 @@ import pickle
 
 import pytest
 import torch
+from helpers import assert_one_line_error, random_inception_v3, random_tf_inception
 
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.inception import default_inception_weights_path
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError
-from helpers import assert_one_line_error, random_inception_v3, random_tf_inception
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import reference_scores
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError
+from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator
 from isgame.scoring.metrics.inception_score import inception_score
-from helpers import reference_scores
 
 
 @pytest.mark.parametrize("splits", [1, 3, 10])

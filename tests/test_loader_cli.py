@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from helpers import assert_one_line_error
+
 from isgame.scoring.errors import InvalidInputError
 
 IMAGES_0_255 = np.random.default_rng(5).integers(0, 256, size=(40, 1, 8, 8)).astype(np.float32)

@@ -11,12 +11,13 @@ import tempfile
 
 import pytest
 import torch
-
 from helpers import reference_scores
-from isgame.probes.matrix.games import GAMES, REFERENCE_GAME
+
 from isgame.probes.matrix import METRICS, compare
+from isgame.probes.matrix.games import GAMES, REFERENCE_GAME
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.sources.digits_data import digits_split
+
 
 def test_fooled_follows_each_metric_direction():
     assert compare(9.0, 8.0, True).fooled and not compare(7.0, 8.0, True).fooled

@@ -11,9 +11,9 @@ import torch
 from scipy.spatial.distance import cdist
 from scipy.special import logsumexp
 
+from isgame.probes.matrix import available_metrics, held_out_halves, robustness_matrix
 from isgame.probes.matrix import measurements as matrix_metrics
 from isgame.probes.matrix.games import GAMES, REFERENCE_GAME, select_games
-from isgame.probes.matrix import available_metrics, held_out_halves, robustness_matrix
 from isgame.probes.matrix.measurements import MatrixContext, fld_measurement
 from isgame.scoring.metrics.fid import features_to_statistics, statistics_to_fid
 from isgame.scoring.metrics.fld import feature_likelihood_divergence, fit_mixture
@@ -165,8 +165,8 @@ def test_games_made_of_held_out_images_leave_their_fld_cell_empty():
     import matplotlib
 
     matplotlib.use("Agg")
-    from isgame.probes.matrix.games import HELD_OUT_GAMES
     from isgame.probes.matrix import RobustnessMatrixDisplay
+    from isgame.probes.matrix.games import HELD_OUT_GAMES
     from isgame.scoring.domains import digits_domain
 
     assert "class-sorted order" in HELD_OUT_GAMES and REFERENCE_GAME not in HELD_OUT_GAMES

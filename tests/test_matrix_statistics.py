@@ -9,10 +9,27 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from isgame.probes.matrix.games import (GAME_FAMILIES, GAMES, REFERENCE_GAME, class_sorted, held_out_real,
-                                 mode_dropping_half, mode_dropping_one, resampling_features, truncation)
-from isgame.probes.matrix import (HIGHER_IS_BETTER, METRIC_FAMILIES, METRICS, auxiliary_scorers, available_metrics,
-                                  game_outputs, matrix_context, measure_game)
+from isgame.probes.matrix import (
+    HIGHER_IS_BETTER,
+    METRIC_FAMILIES,
+    METRICS,
+    auxiliary_scorers,
+    available_metrics,
+    game_outputs,
+    matrix_context,
+    measure_game,
+)
+from isgame.probes.matrix.games import (
+    GAME_FAMILIES,
+    GAMES,
+    REFERENCE_GAME,
+    class_sorted,
+    held_out_real,
+    mode_dropping_half,
+    mode_dropping_one,
+    resampling_features,
+    truncation,
+)
 from isgame.probes.matrix.measurements import FAMILIES, SLICED_DRAW_PROJECTIONS
 from isgame.probes.matrix.significance import bootstrap_rows, bootstrap_stderr, check_test_settings, one_sided_test
 from isgame.scoring.domains import digits_domain

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from isgame.scoring.metrics.fid import FeatureStatisticsAccumulator, features_to_statistics, fid_sample_size_curve, frechet_distance, statistics_to_fid
+from isgame.scoring.metrics.fid import (
+    FeatureStatisticsAccumulator,
+    features_to_statistics,
+    fid_sample_size_curve,
+    frechet_distance,
+    statistics_to_fid,
+)
 from isgame.scoring.metrics.kid import kernel_inception_distance, unbiased_mmd2
 from isgame.scoring.metrics.prdc import precision_recall_density_coverage
 
@@ -111,8 +117,14 @@ def test_fid_cli_matches_the_in_memory_computation(cli, digits_classifier):
 
 # --- FID when N <= D: the exact low-rank route ------------------------------------------------------------------
 
-from isgame.scoring.metrics.fid import (FeatureStatistics, covariance_root_rows, load_statistics, save_statistics,  # noqa: E402
-                                trace_sqrt_product, trace_sqrt_product_low_rank)
+from isgame.scoring.metrics.fid import (  # noqa: E402
+    FeatureStatistics,
+    covariance_root_rows,
+    load_statistics,
+    save_statistics,
+    trace_sqrt_product,
+    trace_sqrt_product_low_rank,
+)
 
 
 def mpmath_fid(a: np.ndarray, b: np.ndarray) -> float:

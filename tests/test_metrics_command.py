@@ -7,13 +7,13 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_line_error
 
 import isgame
-from helpers import assert_one_line_error
 from isgame.app import metrics_command
 from isgame.app.metrics_command import METRICS, compute_metrics, register_metric
 from isgame.scoring.metrics.copy_detectors import authenticity, data_copying_test
-from isgame.scoring.metrics.fid import frechet_distance, save_statistics, features_to_statistics
+from isgame.scoring.metrics.fid import features_to_statistics, frechet_distance, save_statistics
 from isgame.scoring.metrics.kid import kernel_inception_distance
 from isgame.scoring.metrics.prdc import precision_recall_density_coverage
 from isgame.scoring.sources.samples import open_images

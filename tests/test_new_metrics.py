@@ -18,8 +18,12 @@ from isgame.scoring.metrics.infinity import default_sizes, fid_infinity, fit_aga
 from isgame.scoring.metrics.rbf_mmd import rbf_mmd
 from isgame.scoring.metrics.sliced_wasserstein import sliced_wasserstein
 from isgame.scoring.metrics.vendi import vendi_score, vendi_score_of_kernel
-from isgame.scoring.metrics.wavelet_fd import haar_packets, inverse_haar_packets, packet_features, wavelet_frechet_distance
-
+from isgame.scoring.metrics.wavelet_fd import (
+    haar_packets,
+    inverse_haar_packets,
+    packet_features,
+    wavelet_frechet_distance,
+)
 
 # ---- Vendi ------------------------------------------------------------------------------------------------------
 

@@ -155,7 +155,6 @@ def test_library_errors_name_parameters_not_flags():
 
 def test_one_error_reads_as_a_parameter_in_python_and_as_a_flag_on_the_command_line(cli):
     import numpy as np
-
     from helpers import assert_one_line_error
 
     with pytest.raises(isgame.InvalidInputError) as info:

@@ -9,16 +9,28 @@ import numpy as np
 import pytest
 import torch
 
-from isgame.scoring.metrics.copy_detectors import (authenticity, ct_verdict, data_copying_test, leave_one_out_nearest_distances,
-                                          mann_whitney_z, nearest_distances, nearest_training_test)
 from isgame.probes.generators import KdeGenerator, replay
 from isgame.probes.memorization import memorization_probe
-from isgame.probes.sensitivity import (SPLIT_COUNTS, score_synthetic, split_sweep_digits, synthetic_exact_is,
-                                synthetic_probabilities)
-from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator
-from isgame.scoring.sources.digits_data import digits_split
+from isgame.probes.sensitivity import (
+    SPLIT_COUNTS,
+    score_synthetic,
+    split_sweep_digits,
+    synthetic_exact_is,
+    synthetic_probabilities,
+)
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator
+from isgame.scoring.metrics.copy_detectors import (
+    authenticity,
+    ct_verdict,
+    data_copying_test,
+    leave_one_out_nearest_distances,
+    mann_whitney_z,
+    nearest_distances,
+    nearest_training_test,
+)
 from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.sources.digits_data import digits_split
 
 
 def gaussian_mixture(n: int, seed: int, dim: int = 8) -> np.ndarray:
@@ -264,9 +276,8 @@ def test_matrix_ct_rule_is_two_sided_with_a_fair_reference(digits_classifier, mo
     """Uniform noise (C_T far above 0: underfitting) resists C_T; the reference row is one held-out half against
     the other, not held-out data against itself."""
     from isgame.probes import matrix
-    from isgame.probes.matrix.games import held_out_real, uniform_noise
     from isgame.probes.matrix import FOOLED_RULES, METRICS, compare_two_sided, held_out_halves, robustness_matrix
-
+    from isgame.probes.matrix.games import held_out_real, uniform_noise
     from isgame.probes.matrix.measurements import Measurement, measure_copying
 
     def only_ct(context, game, metrics):

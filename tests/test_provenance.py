@@ -13,9 +13,9 @@ from isgame.app.attack_commands import run_toy
 from isgame.app.metrics_command import compute_metrics
 from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
 from isgame.scoring.classifiers.digits import shipped_weights_path
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.domains import digits_domain
 from isgame.scoring.provenance import _FILE_HASHES, cached_file_sha256, domain_provenance
+from isgame.scoring.sources.digits_data import digits_split
 
 PROVENANCE_KEYS = {"command", "isgame_version", "classifier", "num_classes", "preprocessing", "dtype", "device",
                    "precision", "seed", "dialect", "n", "splits", "shuffled", "inputs"}

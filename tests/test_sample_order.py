@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from isgame.app.scoring_commands import score_source
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.metrics.sample_order import RunsCounter, count_runs, runs_moments, runs_test, sample_order_of_logits
+from isgame.scoring.sources.digits_data import digits_split
 
 
 def exact_moments_by_enumeration(counts: tuple[int, ...]) -> tuple[float, float]:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError, SourceNotFoundError
 from isgame.scoring.pipeline import score_images
+from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.sources.samples import open_images, open_predictions
 
 

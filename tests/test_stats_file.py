@@ -13,10 +13,10 @@ from isgame.app.check import run_check
 from isgame.app.scoring_commands import fid_between, save_stats
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.digits import shipped_weights_path
-from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.domains import load_domain
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.fid import load_statistics
+from isgame.scoring.sources.digits_data import digits_split
 from isgame.scoring.sources.stats_file import load_reference_stats
 
 
@@ -88,8 +88,8 @@ def test_written_atomically(tmp_path, monkeypatch):
 def test_the_matrix_takes_it_as_the_reference_of_its_distribution_metrics(cli, stats_path, tmp_path):
     """Statistics of the training digits with a 300-row subset: FID comes from their moments (those of all 1257 rows,
     so the usual FID), KID and RBF-MMD from the subset (so not the usual values, but those of the subset)."""
-    from isgame.probes.matrix.games import REFERENCE_GAME, held_out_real, uniform_noise
     from isgame.probes.matrix import robustness_matrix
+    from isgame.probes.matrix.games import REFERENCE_GAME, held_out_real, uniform_noise
     from isgame.scoring.metrics.kid import kernel_inception_distance
     from isgame.scoring.metrics.rbf_mmd import rbf_mmd
 

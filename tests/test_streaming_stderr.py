@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
+from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.accumulator import InceptionScoreAccumulator, KLDeviationAccumulator
 from isgame.scoring.metrics.entropy import row_statistics
-from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.pipeline import score_predictions
 from isgame.scoring.sources.samples import open_predictions

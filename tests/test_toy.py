@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from isgame.attacks.toy import (GENERATOR_NAMES, binary_entropy_of_posterior, integrated_inception_score,
-                         posterior_class1, toy_counterexample, toy_generators)
+from isgame.attacks.toy import (
+    GENERATOR_NAMES,
+    binary_entropy_of_posterior,
+    integrated_inception_score,
+    posterior_class1,
+    toy_counterexample,
+    toy_generators,
+)
 
 
 def test_bayes_posterior_is_the_sigmoid_of_the_density_ratio():

@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
+from factories import TinyNet
+from helpers import assert_one_line_error
 
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.errors import InvalidInputError
-from helpers import assert_one_line_error
-from factories import TinyNet
 
 
 @pytest.fixture()

@@ -15,9 +15,9 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from helpers import assert_one_line_error
 
 import isgame
-from helpers import assert_one_line_error
 from isgame.scoring.classifiers import weights_fetch
 from isgame.scoring.classifiers.weights_registry import KNOWN_WEIGHTS
 

@@ -42,13 +42,31 @@ from dataclasses import dataclass, field
 
 from isgame import defaults
 from isgame.probes.matrix.games import GAMES, REFERENCE_GAME
-from isgame.probes.matrix.measurements import (FOOLED_RULES, HIGHER_IS_BETTER, MATRIX_METRICS, METRIC_FAMILIES, METRICS,
-                                               MatrixContext, MatrixMetric, Measurement, available_metrics,
-                                               copying_statistic, fld_measurement, in_column_order, matrix_context,
-                                               measure_game)
+from isgame.probes.matrix.measurements import (
+    FOOLED_RULES,
+    HIGHER_IS_BETTER,
+    MATRIX_METRICS,
+    METRIC_FAMILIES,
+    METRICS,
+    MatrixContext,
+    MatrixMetric,
+    Measurement,
+    available_metrics,
+    copying_statistic,
+    fld_measurement,
+    in_column_order,
+    matrix_context,
+    measure_game,
+)
 from isgame.probes.matrix.result import MatrixResult, RobustnessMatrixDisplay
-from isgame.probes.matrix.samples import (MATRIX_SAMPLES, auxiliary_scorers, check_matrix_sizes, game_outputs,
-                                          held_out_exclusions, held_out_halves)
+from isgame.probes.matrix.samples import (
+    MATRIX_SAMPLES,
+    auxiliary_scorers,
+    check_matrix_sizes,
+    game_outputs,
+    held_out_exclusions,
+    held_out_halves,
+)
 from isgame.probes.matrix.significance import bootstrap_rows, bootstrap_stderr, check_test_settings, game_seed
 from isgame.probes.matrix.verdicts import MatrixCell, compare, compare_two_sided, compare_with_test, row_cells
 from isgame.scoring.classifiers.base import ImageClassifier

@@ -7,7 +7,7 @@ domain). ``steps`` is the gradient-step budget of the games in :data:`ATTACK_GAM
 defaults, :data:`INFLATE_STEPS`, foolbox's PGD default and :data:`FEATURE_ATTACK_STEPS`) and of the
 resampling games' weight optimisation (:data:`RESAMPLING_STEPS`); the other games ignore it. The reference for distribution metrics is the training set (what a
 generator learns from); the "held-out real" game is the honest baseline every other game is
-compared with. On the digits every game gives today's numbers exactly.
+compared with.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ Game = Callable[..., torch.Tensor]
 def _no_grad_chunks(function: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
                     classifier: ImageClassifier) -> torch.Tensor:
     """``function`` of (N, C, H, W) ``images`` row-chunked so that one chunk holds about :data:`CHUNK_VALUES`
-    values of the image or the network input, whichever is larger (one chunk for the digits, as before)."""
+    values of the image or the network input, whichever is larger (one chunk for the digits)."""
     values = max(math.prod(images.shape[1:]), classifier.input_channels * math.prod(classifier.input_size))
     rows = max(1, CHUNK_VALUES // values)
     with torch.no_grad():

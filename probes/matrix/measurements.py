@@ -10,7 +10,7 @@ metric recomputed on a resample of the game's rows, for the bootstrap of
 Draws reuse what does not change between resamples: the k-NN metrics resample per-row indicators of one
 distance matrix (recall keeps each generated row's k-NN radius from the full set; with duplicates a resample
 would otherwise give radius 0), KID's draw is the full-set unbiased MMD^2 from one kernel matrix (its value is
-the subset estimate, as always), and FLD's draw reweights the mixture it fitted once (:func:`measure_fld`).
+the subset estimate, as ``isgame metrics`` reports it), and FLD's draw reweights the mixture it fitted once (:func:`measure_fld`).
 
 Families, in the order the heatmap shows them: classifier scores, feature distances (through a classifier),
 k-NN manifold metrics, diversity, and pixel-space metrics that no classifier can be attacked through.
@@ -27,14 +27,26 @@ import numpy as np
 import torch
 from sklearn.metrics import pairwise_distances
 
-from isgame.scoring.metrics.copy_detectors import (CT_BAND, CT_GENERATED_PER_CELL, authentic_flags, ct_cells,
-                                                   data_copying_test, flatten_images,
-                                                   leave_one_out_nearest_distances)
 from isgame.probes.matrix.samples import AuxiliaryScorer, GameOutputs, held_out_halves
 from isgame.scoring.errors import InvalidInputError, parameter
+from isgame.scoring.metrics.copy_detectors import (
+    CT_BAND,
+    CT_GENERATED_PER_CELL,
+    authentic_flags,
+    ct_cells,
+    data_copying_test,
+    flatten_images,
+    leave_one_out_nearest_distances,
+)
 from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
-from isgame.scoring.metrics.fld import (FldNormalisation, component_log_likelihoods, fit_mixture, fld_baseline_nll,
-                                generated_rows, mixture_nll)
+from isgame.scoring.metrics.fld import (
+    FldNormalisation,
+    component_log_likelihoods,
+    fit_mixture,
+    fld_baseline_nll,
+    generated_rows,
+    mixture_nll,
+)
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.metrics.kid import kernel_inception_distance, polynomial_kernel
 from isgame.scoring.metrics.prdc import knn_radii, precision_recall_density_coverage
@@ -145,14 +157,14 @@ class MatrixContext:
     @cached_property
     def rbf_reference(self) -> tuple[float, float]:
         """The RBF kernel's bandwidth (median heuristic on the reference) and the reference's unbiased own term."""
-        from isgame.scoring.metrics.rbf_mmd import _median_distance, squared_distances
+        from isgame.scoring.metrics.rbf_mmd import median_heuristic, squared_distances
 
         rows = self.reference_features
         # The median of all pairwise distances up to RBF_MEDIAN_ROWS reference rows (every digit); beyond, of a
         # seeded subsample of that many, so that a 10,000-row stats subset does not need 10^8 distances at once.
         sample = rows if rows.shape[0] <= RBF_MEDIAN_ROWS else rows[np.sort(
             np.random.default_rng(self.seed).choice(rows.shape[0], RBF_MEDIAN_ROWS, replace=False))]
-        sigma = _median_distance(squared_distances(sample, sample))
+        sigma = median_heuristic(sample)
         gamma, m = 1.0 / (2.0 * sigma**2), rows.shape[0]
         total = sum(np.exp(-gamma * squared_distances(block, rows)).sum() for block in _blocks(rows))
         return sigma, float((total - m) / (m * (m - 1)))  # the diagonal is exp(0) = 1 per row

@@ -10,8 +10,14 @@ import torch
 
 from isgame import defaults
 from isgame.probes.matrix.games import GAME_FAMILIES, REFERENCE_GAME
-from isgame.probes.matrix.measurements import (FOOLED_RULES, HIGHER_IS_BETTER, IS_SPLITS, KID_SUBSET_SIZE,
-                                               MATRIX_METRICS, METRIC_FAMILIES)
+from isgame.probes.matrix.measurements import (
+    FOOLED_RULES,
+    HIGHER_IS_BETTER,
+    IS_SPLITS,
+    KID_SUBSET_SIZE,
+    MATRIX_METRICS,
+    METRIC_FAMILIES,
+)
 from isgame.probes.matrix.verdicts import MatrixCell
 from isgame.scoring.metrics.copy_detectors import CT_CELLS
 from isgame.scoring.plotting import Display

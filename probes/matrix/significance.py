@@ -23,10 +23,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import norm
 
+from isgame import defaults
 from isgame.scoring.errors import InvalidInputError, parameter
 
-DEFAULT_ALPHA = 0.05
-DEFAULT_DRAWS = 20
+DEFAULT_ALPHA, DEFAULT_DRAWS = defaults.ALPHA, defaults.MATRIX_DRAWS
 
 
 @dataclass(frozen=True)

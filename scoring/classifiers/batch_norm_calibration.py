@@ -2,7 +2,7 @@
 
 A freshly built Inception v3 (PyTorch's default initialisation; batch norms with running mean 0 and variance 1,
 which in eval mode normalise nothing) shrinks the scale of its activations at every convolution. After its 94
-convolutions the input no longer shows. Measured here (seed 0):
+convolutions the input hardly shows (seed 0):
 
 * torchvision's network: the logits of four different images differ by 3.7e-9 at most, and the logits are its
   final bias (0.022);

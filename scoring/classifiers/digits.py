@@ -23,8 +23,8 @@ from torch import nn
 
 from isgame.scoring.classifiers.adversarial_training import ROBUST_TRAIN_STEPS, check_epsilon, pgd_linf
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.sources.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter, remedy
+from isgame.scoring.sources.digits_data import DIGITS_IMAGE_SIZE, DIGITS_NUM_CLASSES, digits_split
 
 #: name -> (weights file shipped in scoring/weights, training seed)
 SHIPPED_DIGITS_WEIGHTS = {"digits": ("digits.safetensors", 0), "digits-b": ("digits-b.safetensors", 1),

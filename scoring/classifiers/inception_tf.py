@@ -31,12 +31,6 @@ from isgame.scoring.metrics.validation import check_images
 WEIGHTS_FILENAME = "weights-inception-2015-12-05-6726825d.pth"
 
 
-def default_tf_inception_weights_path() -> Path:
-    """Where torch-fidelity caches the weights in this process (torch hub checkpoints folder); the loader also
-    accepts pytorch-fid's copy of the same bytes and looks in every folder of ``weights_registry.cache_dirs``."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / WEIGHTS_FILENAME
-
-
 class TfInceptionV3(ImageClassifier):
     """torch-fidelity's Inception v3 behind the :class:`ImageClassifier` interface (K = 1008, D = 2048)."""
 

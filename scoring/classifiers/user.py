@@ -130,7 +130,7 @@ def load_user_classifier(spec: str, **preprocessing) -> UserClassifier:
             raise SourceNotFoundError(f"TorchScript file {path} not found; save your model with torch.jit.save")
         try:
             with warnings.catch_warnings():
-                # torch deprecates TorchScript in favour of torch.export; the issue asks for TorchScript files.
+                # torch deprecates TorchScript in favour of torch.export; users still ship TorchScript files.
                 warnings.simplefilter("ignore", FutureWarning)
                 module = torch.jit.load(str(path), map_location="cpu")
         except (RuntimeError, ValueError) as error:

@@ -18,8 +18,13 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from isgame.scoring.classifiers.weights_registry import (WeightsEntry, fetch_hint, file_sha256, hub_checkpoints_dir,
-                                                         weights_entry)
+from isgame.scoring.classifiers.weights_registry import (
+    WeightsEntry,
+    fetch_hint,
+    file_sha256,
+    hub_checkpoints_dir,
+    weights_entry,
+)
 from isgame.scoring.errors import IsgameError, parameter
 
 #: bytes per read from the connection (and per progress-bar step)

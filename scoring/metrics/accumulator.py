@@ -13,7 +13,7 @@ Memory is O(K * splits + K^2) and flat in N (8 MiB for K = 1000), except that
 ``shuffle=True`` stores one split id per row (4 bytes * N) for the seeded permutation.
 All statistics are sums, so accumulators on several processes combine with a sum.
 
-The (K, K) statistics cost O(K^2) per row (dsyrk: ~14,000 rows/s at K = 1000 on 2 cores). Where the rows can
+The (K, K) statistics cost O(K^2) per row (``benchmarks/accumulator_throughput.py`` measures it). Where the rows can
 be read twice (a file, an array in memory), :meth:`InceptionScoreAccumulator.second_pass` gives the same
 standard error in O(K) per row: build the accumulator with ``track_stderr=False``, feed the rows, then feed
 them again to a :class:`KLDeviationAccumulator` that knows p(y) and sums (KL_i - I) and its square.
@@ -31,19 +31,23 @@ import numpy as np
 import torch
 from scipy.linalg.blas import dsyrk
 
-from isgame.scoring.metrics.entropy import ScaledRows, scaled_row_statistics
 from isgame.scoring.errors import InvalidInputError
-from isgame.scoring.metrics.score_result import (InceptionScoreResult, log_of_marginal, marginal_and_entropies,
-                                         statistics_to_result)
+from isgame.scoring.metrics.entropy import ScaledRows, scaled_row_statistics
+from isgame.scoring.metrics.score_result import (
+    InceptionScoreResult,
+    log_of_marginal,
+    marginal_and_entropies,
+    statistics_to_result,
+)
 from isgame.scoring.metrics.streaming import StreamingMetric
 from isgame.scoring.metrics.validation import PredictionKind, check_splits
 
-#: Rows per pass of the per-row statistics: the two 512 x K = 1000 float64 buffers (8 MiB) stay in cache. On
-#: 2 cores, 256 rows cost the same CPU time per row and 1024 ~1.7x more; fewer rows per pass also mean more
-#: parallel regions per row, which is what collapses when other processes hold the cores.
+#: Rows per pass of the per-row statistics: the two 512 x K = 1000 float64 buffers (8 MiB) stay in cache, where
+#: larger passes spill it; smaller ones mean more parallel regions per row, which is what collapses when other
+#: processes hold the cores.
 ROW_CHUNK = 512
-#: Up to this many classes the one-pass (K, K) statistics cost less than reading the rows a second time (on 2 cores,
-#: N = 20,000: K = 10 and 30 faster with the gram, K = 100 ten times faster with the second pass).
+#: Up to this many classes the one-pass (K, K) statistics cost less than reading the rows a second time: the
+#: gram's O(K^2) per row overtakes a second O(K) pass between K = 30 and K = 100.
 ONE_PASS_STDERR_MAX_CLASSES = 32
 
 

@@ -171,8 +171,8 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
     generated samples to their nearest *training point of that cell* are compared with those of its
     held-out samples by :func:`mann_whitney_z`. A cell enters C_T when it holds more than
     ``generated_per_cell_above`` generated samples (their tau * m = 20); C_T is the average of those
-    cells' z, weighted by each cell's share of the held-out samples. ``min_generated_per_cell`` is the
-    older spelling (a cell needs at least that many), kept for callers.
+    cells' z, weighted by each cell's share of the held-out samples. ``min_generated_per_cell`` (a cell needs at
+    least that many) is the deprecated spelling, removed in isgame 0.4.
 
     C_T is two-sided: well below 0 means the samples sit closer to the training set than unseen real
     data does (copying); well above 0 means farther (underfitting); real held-out data scores near 0.
@@ -184,6 +184,9 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
     if cells < 1 or cells > train.shape[0]:
         raise InvalidInputError(f"{parameter('cells')} must be in 1..{train.shape[0]} (the training rows), got {cells}")
     if min_generated_per_cell is not None:
+        from isgame._moved import warn_renamed
+
+        warn_renamed("min_generated_per_cell=m", "generated_per_cell_above=m - 1")
         generated_per_cell_above = min_generated_per_cell - 1
     kmeans = training_partition(train, cells, seed)
     cell_of_train, cell_of_held_out, cell_of_generated = (kmeans.predict(a) for a in (train, held_out, generated))

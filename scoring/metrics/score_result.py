@@ -23,7 +23,6 @@ import torch
 from isgame.scoring.metrics.entropy import LN2, entropy_nats
 from isgame.scoring.results import PUBLISHED_KEYS, with_published_keys
 
-
 #: the older names of :data:`isgame.scoring.results.PUBLISHED_KEYS` and :func:`~isgame.scoring.results.with_published_keys`
 LEGACY_JSON_KEYS = PUBLISHED_KEYS
 with_legacy_json_keys = with_published_keys

@@ -1,10 +1,9 @@
 """One thread for small dense algebra.
 
-Matrices of a few hundred rows (the matrix's bootstrap, the resampling game's weighted statistics) are too small to
-gain from a second thread, and on a busy 2-core machine two OpenMP/BLAS threads fighting for one free core make
-each operation many times slower (measured: the resampling game took 339 s with 2 threads against 13 s with one,
-while another process held a core). Inside :func:`single_threaded`, torch and the BLAS libraries numpy and scipy
-use one thread; the previous settings come back on exit.
+Matrices of a few hundred rows (the matrix's resampling draws, the resampling game's weighted statistics) are too
+small to gain from a second thread, and when another process holds a core, OpenMP/BLAS threads that wait for each
+other at every operation make each one many times slower. Inside :func:`single_threaded`, torch and the BLAS
+libraries numpy and scipy use one thread; the previous settings come back on exit.
 """
 
 from __future__ import annotations

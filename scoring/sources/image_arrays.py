@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError, InvalidTypeError, IsgameError, parameter
+from isgame.scoring.metrics.validation import IMAGE_RANGE_ATOL, out_of_range_message
+from isgame.scoring.notes import Note
 from isgame.scoring.sources.fingerprint import InputFingerprint
 from isgame.scoring.sources.image_source import ImageSource
-from isgame.scoring.notes import Note
-from isgame.scoring.metrics.validation import IMAGE_RANGE_ATOL, out_of_range_message
 
 NUMPY_SUFFIXES = (".npy", ".npz")
 TORCH_SUFFIXES = (".pt", ".pth")

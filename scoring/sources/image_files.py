@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.notes import Note
 from isgame.scoring.sources.fingerprint import InputFingerprint
 from isgame.scoring.sources.image_source import ImageSource
-from isgame.scoring.notes import Note
 
 #: Suffixes read as images (case-insensitive). GIF, TIFF and WEBP give their first frame.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")

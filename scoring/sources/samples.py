@@ -30,12 +30,20 @@ import numpy as np
 import torch
 
 from isgame.scoring.errors import InvalidInputError, SourceNotFoundError, parameter
+from isgame.scoring.notes import Note
 from isgame.scoring.sources.fingerprint import InputFingerprint
-from isgame.scoring.sources.image_arrays import (NUMPY_SUFFIXES, TORCH_SUFFIXES, VALUE_RANGES, NpyRows, array_header,
-                                         array_image_source, load_array, load_tensor_file)
+from isgame.scoring.sources.image_arrays import (
+    NUMPY_SUFFIXES,
+    TORCH_SUFFIXES,
+    VALUE_RANGES,
+    NpyRows,
+    array_header,
+    array_image_source,
+    load_array,
+    load_tensor_file,
+)
 from isgame.scoring.sources.image_files import IMAGE_SUFFIXES, folder_source, read_image_file, zip_source
 from isgame.scoring.sources.image_source import ImageSource
-from isgame.scoring.notes import Note
 
 __all__ = ["BUILTIN_SOURCES", "IMAGE_SUFFIXES", "VALUE_RANGES", "ImageSource", "NpyRows", "PredictionSource", "load_array",
            "noise_source", "open_images", "open_predictions", "read_image_file", "tensor_source"]
