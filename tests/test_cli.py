@@ -10,7 +10,7 @@ from PIL import Image
 
 from isgame.app.audit import AUDIT_FAST_SAMPLES
 from isgame.scoring.runtime.atomic_io import write_json_atomic
-from helpers import assert_one_line_error
+from helpers import approx_float32, assert_one_line_error
 from isgame.app.scoring_commands import score_source
 
 SCORE_KEYS = {
@@ -154,9 +154,10 @@ def test_audit_sections_tell_the_story(audit_run):
     assert [g["name"] for g in report["toy"]["generators"]][1] == "plus-minus-infinity"
     assert set(report["probes"]) == {"memorization", "noise", "sensitivity", "domain"}
     noise_rows = {r["name"]: r for r in report["probes"]["noise"]["rows"]}
-    # The noise baseline reuses the inflate section's images: same conditional entropy.
-    assert noise_rows["inflated noise"]["conditional_entropy_bits"] == pytest.approx(
-        report["inflate"]["final_conditional_entropy_bits"], rel=1e-9)
+    # The noise baseline reuses the inflate section's images: same conditional entropy, up to the float32 rounding
+    # of classifying them in other batches.
+    assert noise_rows["inflated noise"]["conditional_entropy_bits"] == approx_float32(
+        report["inflate"]["final_conditional_entropy_bits"])
 
 
 def test_source_scores_display_draws_the_numbers():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import reference_scores
+from helpers import approx_float32, reference_scores
 from isgame.probes.matrix import games as games_module
 from isgame.probes import matrix as matrix_module
 from isgame.probes.matrix.games import ATTACK_GAMES, GAMES, HELD_OUT_GAMES, REFERENCE_GAME, attack_classifier, mode_collapse
@@ -55,8 +55,9 @@ def test_matrix_on_the_shapes_domain(shapes):
     with torch.no_grad():
         logits = shapes.classifier(shapes.real[:n]).double().numpy()
     expected = reference_scores(logits, 10)
-    assert result.cells[REFERENCE_GAME]["IS"].value == pytest.approx(expected["is_mean"], rel=1e-9)
-    assert result.cells[REFERENCE_GAME]["exp(I)"].value == pytest.approx(math.exp(expected["mi_nats"]), rel=1e-9)
+    # The matrix classified the images in batches of its own: float32 rounding.
+    assert result.cells[REFERENCE_GAME]["IS"].value == approx_float32(expected["is_mean"])
+    assert result.cells[REFERENCE_GAME]["exp(I)"].value == approx_float32(math.exp(expected["mi_nats"]))
     assert not result.cells["uniform noise"]["precision"].fooled  # noise is off the real manifold
     # Noise falls in one k-means cell, so its C_T is defined even at this n: far above 0 (underfitting).
     assert result.cells["uniform noise"]["C_T"].value > 3 and not result.cells["uniform noise"]["C_T"].fooled

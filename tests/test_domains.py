@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import assert_one_line_error, random_inception_v3
+from helpers import approx_float32, assert_one_line_error, random_inception_v3
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 
@@ -140,8 +140,9 @@ def test_the_matrix_reference_row_is_isgame_score_of_the_real_images(shapes_audi
     reference = matrix["cells"][matrix["reference_game"]]
     score = json.loads(cli("score", shapes["real"], "-c", shapes["classifier"], "--n", matrix["n"], "--splits",
                            matrix["splits"], "--json", "-", "--quiet").stdout)
-    assert reference["IS"]["value"] == pytest.approx(score["is_mean"], rel=1e-9)
-    assert reference["exp(I)"]["value"] == pytest.approx(score["improved_is"], rel=1e-9)
+    # Another process (the audit's) classified them in batches of its own: float32 rounding.
+    assert reference["IS"]["value"] == approx_float32(score["is_mean"])
+    assert reference["exp(I)"]["value"] == approx_float32(score["improved_is"])
 
 
 def test_the_audit_without_attacks_leaves_them_out(shapes, tmp_path, cli):

@@ -10,6 +10,8 @@ from isgame.scoring.metrics.fid import FeatureStatisticsAccumulator, features_to
 from isgame.scoring.metrics.kid import kernel_inception_distance, unbiased_mmd2
 from isgame.scoring.metrics.prdc import precision_recall_density_coverage
 
+from helpers import assert_statistics_close
+
 
 def correlated(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:
     rng = np.random.default_rng(seed)
@@ -235,8 +237,7 @@ def test_fid_cli_reads_and_writes_statistics(cli, tmp_path, digits_classifier):
     with torch.no_grad():
         test_features = digits_classifier.features(open_images("digits:test").load_all()).double().numpy()
     written = load_statistics(saved)
-    np.testing.assert_allclose(written.mean, test_features.mean(0), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(written.covariance, np.cov(test_features, rowvar=False), rtol=1e-7, atol=1e-9)
+    assert_statistics_close(written.mean, written.covariance, test_features)  # the command batched otherwise
     # The same statistics from the file as from the images: the same FID (the eigenvalue route takes the real side's
     # square root, so the order of the two sides is kept).
     from_images = json.loads(cli("fid", "digits:test", "digits:train", "--json", "-", "--quiet").stdout)
