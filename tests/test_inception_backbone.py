@@ -79,14 +79,14 @@ def test_pickled_weights_are_refused_without_running_them(tmp_path, cli):
 @pytest.fixture(scope="module")
 def random_tf_inception_file(tmp_path_factory):
     """torch-fidelity's network with random weights set on images, saved as the plain state dict a user would pass."""
-    pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
     path = tmp_path_factory.mktemp("tf") / "weights-inception.pth"
     torch.save(random_tf_inception().state_dict(), path)
     return path
 
 
 def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception_file):
-    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    from torch_fidelity import feature_extractor_inceptionv3 as fidelity  # the [test] extra, imported when needed
+
     classifier = load_classifier("inception-v3-tf", weights=random_tf_inception_file)
     reference = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
                                                      feature_extractor_weights_path=str(random_tf_inception_file))
