@@ -93,6 +93,7 @@ def test_bounded_attack_stays_in_the_ball_and_the_box(digits_classifier, norm, e
     assert float(success[-1].float().mean()) > float(success[0].float().mean())
 
 
+@pytest.mark.slow
 def test_bounded_sweep_reports_thresholds_from_its_own_grid(digits_classifier):
     images = digits_split().test_images[:100]
     sweep = bounded_sweep(digits_classifier, images, norm="linf", epsilons=[0.0, 0.05, 0.5])

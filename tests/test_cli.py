@@ -133,6 +133,7 @@ def test_json_to_a_folder_is_refused_and_existing_reports_survive(cli, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_audit_writes_report_and_figures(audit_run):
     out, result = audit_run
     assert result.exit_code == 0, result.stderr
@@ -149,6 +150,7 @@ def test_audit_writes_report_and_figures(audit_run):
     assert len(report["figures"]) >= 8
 
 
+@pytest.mark.slow
 def test_audit_sections_tell_the_story(audit_run):
     out, _ = audit_run
     report = json.loads((out / "report.json").read_text())

@@ -70,8 +70,9 @@ def in_one_thread(call):
         torch.set_num_threads(threads)
 
 
+# The contiguous case is the quick subset's one torchrun launch; the rest of this file's launches are marked slow.
 @pytest.mark.parametrize("args", [
-    ["--input", "logits", "--splits", "7", "--shuffle", "--seed", "3"],
+    pytest.param(["--input", "logits", "--splits", "7", "--shuffle", "--seed", "3"], marks=pytest.mark.slow),
     ["--input", "logits", "--splits", "10"],
 ], ids=["shuffled-7-splits", "contiguous-10-splits"])
 def test_two_ranks_equal_one_process_on_logits(tmp_path, args):
@@ -89,6 +90,7 @@ def test_two_ranks_equal_one_process_on_logits(tmp_path, args):
     assert double["class_counts"] == single["class_counts"]
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one_process_on_images(tmp_path):
     single = in_one_thread(lambda: score_source("digits:test", splits=5, progress=False).to_dict())
     double = run_score(["digits:test", "--splits", "5"], tmp_path / "two.json", ranks=2)
@@ -97,6 +99,7 @@ def test_two_ranks_equal_one_process_on_images(tmp_path):
         assert double[key] == approx_score(single, key), key
 
 
+@pytest.mark.slow
 def test_two_ranks_extract_features_for_the_same_fid(tmp_path):
     # torchrun's parser reads "--n" as an abbreviation of its own options; --num-samples is the safe spelling.
     args = ["fid", "digits:test", "noise:uniform", "--num-samples", "300", "--quiet"]
@@ -124,6 +127,7 @@ def inflate_args(out, *extra) -> list:
 PIXEL_TOLERANCE = 1e-5
 
 
+@pytest.mark.slow
 def test_two_ranks_attack_like_one_process(tmp_path):
     # 301 samples: the shards are 150 and 151 rows, so cycling targets and splits straddle the boundary.
     single = run_json_here(inflate_args(tmp_path / "one", "--compare"), tmp_path / "one.json")
@@ -150,6 +154,7 @@ def test_two_ranks_attack_like_one_process(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["one", "one.json", "two", "two.json"]
 
 
+@pytest.mark.slow
 def test_two_ranks_checkpoint_per_rank_and_resume(tmp_path):
     checkpoint = tmp_path / "ck.safetensors"
     first = launch(inflate_args(tmp_path / "a", "--steps", "5", "--optimizer", "sign", "--checkpoint", checkpoint),
@@ -188,6 +193,7 @@ def one_process_section(audit_run, *keys: str) -> dict:
 ERROR_SCALES = {"FID": DIGITS_FID_TERMS, "KID": 3 * 4 * 1400.0}
 
 
+@pytest.mark.slow
 def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
     # Its own one-process run, not the audit's: the audit's earlier sections leave the inflate game's float32
     # batches rounding differently (FID of inflated noise moved 1e-8 relative).
@@ -216,6 +222,7 @@ def test_two_ranks_play_the_matrix_like_one_process(tmp_path):
                                                                        error_scale=DIGITS_FID_TERMS)
 
 
+@pytest.mark.slow
 def test_two_ranks_score_every_dialect_like_one_process(tmp_path):
     single = in_one_thread(lambda: score_in_dialects("digits:test", "all", progress=False).to_dict())
     double = run_json(["score", "digits:test", "--dialect", "all"], tmp_path / "two.json", ranks=2)
@@ -226,6 +233,7 @@ def test_two_ranks_score_every_dialect_like_one_process(tmp_path):
         assert two["is_std"] == approx_score(one, "is_std"), one["dialect"]
 
 
+@pytest.mark.slow
 def test_a_bad_row_in_one_ranks_shard_is_named_by_global_row_and_rank(tmp_path):
     logits = np.random.default_rng(1).normal(size=(1000, 10))
     logits[800, 3] = np.nan  # in rank 1's shard (rows 500-999)
@@ -252,6 +260,7 @@ def test_ranks_other_than_0_write_into_one_scratch_folder_per_report(tmp_path, m
         prepare_out_dir(tmp_path / "file")  # every rank validates, so all fail alike
 
 
+@pytest.mark.slow
 def test_two_ranks_run_the_bounded_sweep_like_one_process(tmp_path):
     # Targets and foolbox's random starts follow the global row, so each shard starts where one process would.
     args = ["attack", "bounded", "--num-samples", "101", "--norm", "both", "--eps", "0,8/255,64/255", "--steps", "10"]
@@ -274,6 +283,7 @@ def numbers(tree, path=""):
     return {path: tree} if isinstance(tree, (int, float)) and not isinstance(tree, bool) else {}
 
 
+@pytest.mark.slow
 def test_two_ranks_run_the_sensitivity_probe_like_one_process(tmp_path, audit_run):
     # The synthetic K = 1000 sweeps are closed forms (the same on every rank); the classifier variants shard images.
     single = numbers(one_process_section(audit_run, "probes", "sensitivity"))

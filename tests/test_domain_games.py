@@ -36,6 +36,7 @@ def test_every_game_gives_float32_images_of_the_domain_shape(shapes):
     assert torch.equal(GAMES[REFERENCE_GAME](shapes, 20, 0), shapes.real[:20])
 
 
+@pytest.mark.slow
 def test_matrix_on_the_shapes_domain(shapes):
     n = 40
     result = robustness_matrix(shapes, n=n, seed=0, steps=2)
@@ -117,6 +118,7 @@ def test_attack_games_step_on_the_domain_images_when_the_classifier_reads_anothe
         assert images.shape == (6, 3, 24, 24) and float(images.min()) >= 0 and float(images.max()) <= 1, name
 
 
+@pytest.mark.slow
 def test_digits_matrix_defaults_and_the_steps_budget(digits_classifier, monkeypatch):
     digits = digits_domain(classifier=digits_classifier)
     for name in ATTACK_GAMES:

@@ -21,6 +21,7 @@ def random_inception(tmp_path_factory):
     return network, path
 
 
+@pytest.mark.slow
 def test_loads_from_a_file_and_matches_torchvision(random_inception):
     network, path = random_inception
     classifier = load_classifier("inception-v3", weights=path)
@@ -40,6 +41,7 @@ def test_loads_from_a_file_and_matches_torchvision(random_inception):
     assert not classifier.training and not classifier.network.training
 
 
+@pytest.mark.slow
 def test_small_grey_images_are_converted(random_inception):
     _, path = random_inception
     classifier = load_classifier("inception-v3", weights=path)
@@ -84,6 +86,7 @@ def random_tf_inception_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception_file):
     from torch_fidelity import feature_extractor_inceptionv3 as fidelity  # the [test] extra, imported when needed
 
@@ -98,6 +101,7 @@ def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception_
     assert float((expected[0] - expected[1]).abs().max()) > 0.1  # the input shows in the logits, at unit scale
 
 
+@pytest.mark.slow
 def test_tf_inception_lets_gradients_flow(random_tf_inception_file):
     classifier = load_classifier("inception-v3-tf", weights=random_tf_inception_file)
     images = torch.rand(1, 3, 32, 32, requires_grad=True)

@@ -40,6 +40,7 @@ def test_histogram_matching_matches_the_real_predicted_histogram(digits_classifi
     assert torch.equal(real_hist, matched_hist)
 
 
+@pytest.mark.slow
 def test_matrix_cli_json(cli, tmp_path):
     from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
 
@@ -84,6 +85,7 @@ def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+@pytest.mark.slow
 def test_report_html_renders_every_figure_and_the_headline(audit_run):
     """Open report.html offline in headless Chromium; the page's own script counts decoded figures."""
     out, _ = audit_run

@@ -196,6 +196,7 @@ def test_replay_variants():
         replay(train, flip_probability=1.5)
 
 
+@pytest.mark.slow
 def test_flipped_replay_is_half_caught_by_near_copies(digits_classifier):
     """Mirrored digits are not pixel copies: the near-copy fraction sees about the unflipped half."""
     result = memorization_probe(digits_classifier, bandwidths=(0.1,), n=500)
@@ -237,6 +238,7 @@ def test_synthetic_set_is_batch_independent_and_matches_its_exact_score():
             streamed.compute().is_mean, rel=1e-12)
 
 
+@pytest.mark.slow
 def test_probe_cli_noise_and_memorization_json(cli, tmp_path):
     result = cli("probe", "noise", "--out", tmp_path, "--json", "-")
     assert result.exit_code == 0, result.stderr
