@@ -36,6 +36,7 @@ def inception_with_trained_looking_norms():
     return network
 
 
+@pytest.mark.slow
 def test_folding_every_basic_conv_keeps_the_function_in_float64(inception_with_trained_looking_norms):
     reference = copy.deepcopy(inception_with_trained_looking_norms).double()
     folded = copy.deepcopy(reference)
@@ -49,6 +50,7 @@ def test_folding_every_basic_conv_keeps_the_function_in_float64(inception_with_t
     assert float((got - expected).abs().max() / expected.abs().max()) < 1e-10
 
 
+@pytest.mark.slow
 def test_folded_float32_logits_are_as_close_to_float64_as_the_unfolded_ones(inception_with_trained_looking_norms):
     """Folding costs no accuracy beyond float32's own: on this network float32 itself ends ~1e-5 (relative to the
     largest logit) from the float64 logits, folded or not, so the fold is judged against that, not a fixed bound."""
@@ -64,6 +66,7 @@ def test_folded_float32_logits_are_as_close_to_float64_as_the_unfolded_ones(ince
     assert folded_error < 2 * unfolded_error
 
 
+@pytest.mark.slow
 def test_input_gradients_match_after_folding(inception_with_trained_looking_norms):
     reference = copy.deepcopy(inception_with_trained_looking_norms).double()
     folded = copy.deepcopy(reference)

@@ -58,6 +58,7 @@ def test_retraining_is_deterministic_on_one_machine():
     assert not torch.equal(first.network.conv1.weight, other.network.conv1.weight)
 
 
+@pytest.mark.slow
 def test_retraining_from_the_seed_reproduces_the_shipped_classifier():
     """Bit for bit only on the CPU that made the weights (float kernels differ between CPUs); everywhere,
     the retrained network must make the shipped network's predictions."""

@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers import reference_scores
+from helpers import approx_float32, reference_scores
 
 from isgame.probes import matrix as matrix_module
 from isgame.probes.matrix import MATRIX_SAMPLES, robustness_matrix
@@ -43,6 +43,7 @@ def test_every_game_gives_float32_images_of_the_domain_shape(shapes):
     assert torch.equal(GAMES[REFERENCE_GAME](shapes, 20, 0), shapes.real[:20])
 
 
+@pytest.mark.slow
 def test_matrix_on_the_shapes_domain(shapes):
     n = 40
     result = robustness_matrix(shapes, n=n, seed=0, steps=2)
@@ -62,8 +63,9 @@ def test_matrix_on_the_shapes_domain(shapes):
     with torch.no_grad():
         logits = shapes.classifier(shapes.real[:n]).double().numpy()
     expected = reference_scores(logits, 10)
-    assert result.cells[REFERENCE_GAME]["IS"].value == pytest.approx(expected["is_mean"], rel=1e-9)
-    assert result.cells[REFERENCE_GAME]["exp(I)"].value == pytest.approx(math.exp(expected["mi_nats"]), rel=1e-9)
+    # The matrix classified the images in batches of its own: float32 rounding.
+    assert result.cells[REFERENCE_GAME]["IS"].value == approx_float32(expected["is_mean"])
+    assert result.cells[REFERENCE_GAME]["exp(I)"].value == approx_float32(math.exp(expected["mi_nats"]))
     assert not result.cells["uniform noise"]["precision"].fooled  # noise is off the real manifold
     # Noise falls in one k-means cell, so its C_T is defined even at this n: far above 0 (underfitting).
     assert result.cells["uniform noise"]["C_T"].value > 3 and not result.cells["uniform noise"]["C_T"].fooled
@@ -123,6 +125,7 @@ def test_attack_games_step_on_the_domain_images_when_the_classifier_reads_anothe
         assert images.shape == (6, 3, 24, 24) and float(images.min()) >= 0 and float(images.max()) <= 1, name
 
 
+@pytest.mark.slow
 def test_digits_matrix_defaults_and_the_steps_budget(digits_classifier, monkeypatch):
     digits = digits_domain(classifier=digits_classifier)
     for name in ATTACK_GAMES:

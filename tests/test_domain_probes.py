@@ -113,6 +113,7 @@ def test_memorization_on_shapes_flags_replay_and_not_held_out(shapes, shapes_mem
     assert result.by_name("kde-0.4").median_distance_ratio > result.by_name("kde-0.1").median_distance_ratio
 
 
+@pytest.mark.slow
 def test_sensitivity_on_shapes_weighs_both_classifiers(shapes, shapes_b, shapes_sensitivity):
     result = shapes_sensitivity
     assert result.splits[0].dataset == "held-out real images"

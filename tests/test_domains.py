@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from helpers import assert_one_line_error, random_inception_v3
+from helpers import approx_float32, assert_one_line_error, random_inception_v3
 
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
@@ -113,6 +113,7 @@ def shapes_audit(shapes, tmp_path_factory):
     return out, result
 
 
+@pytest.mark.slow
 def test_the_audit_runs_end_to_end_on_a_second_domain(shapes_audit):
     out, result = shapes_audit
     assert result.exit_code == 0, result.stderr
@@ -134,16 +135,19 @@ def test_the_audit_runs_end_to_end_on_a_second_domain(shapes_audit):
     assert "id='domain'" in page and "held-out real images" in page
 
 
+@pytest.mark.slow
 def test_the_matrix_reference_row_is_isgame_score_of_the_real_images(shapes_audit, shapes, cli):
     out, _ = shapes_audit
     matrix = json.loads((out / "report.json").read_text())["matrix"]
     reference = matrix["cells"][matrix["reference_game"]]
     score = json.loads(cli("score", shapes["real"], "-c", shapes["classifier"], "--n", matrix["n"], "--splits",
                            matrix["splits"], "--json", "-", "--quiet").stdout)
-    assert reference["IS"]["value"] == pytest.approx(score["is_mean"], rel=1e-9)
-    assert reference["exp(I)"]["value"] == pytest.approx(score["improved_is"], rel=1e-9)
+    # Another process (the audit's) classified them in batches of its own: float32 rounding.
+    assert reference["IS"]["value"] == approx_float32(score["is_mean"])
+    assert reference["exp(I)"]["value"] == approx_float32(score["improved_is"])
 
 
+@pytest.mark.slow
 def test_the_audit_without_attacks_leaves_them_out(shapes, tmp_path, cli):
     result = cli("audit", "-c", shapes["classifier"], "--train", shapes["train"], "--real", shapes["real"], "--n", "21",
                  "--no-attack", "--out", tmp_path / "run", "--quiet", "--json", "-")
@@ -168,6 +172,7 @@ def inception_files(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 def test_inception_v3_runs_check_and_the_matrix_on_299px_images(inception_files, cli):
     folder = inception_files
     common = ["-c", "inception-v3", "--weights", folder / "inception.pth", "--real", folder / "real.npy"]

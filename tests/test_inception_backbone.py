@@ -21,6 +21,7 @@ def random_inception(tmp_path_factory):
     return network, path
 
 
+@pytest.mark.slow
 def test_loads_from_a_file_and_matches_torchvision(random_inception):
     network, path = random_inception
     classifier = load_classifier("inception-v3", weights=path)
@@ -40,6 +41,7 @@ def test_loads_from_a_file_and_matches_torchvision(random_inception):
     assert not classifier.training and not classifier.network.training
 
 
+@pytest.mark.slow
 def test_small_grey_images_are_converted(random_inception):
     _, path = random_inception
     classifier = load_classifier("inception-v3", weights=path)
@@ -79,14 +81,15 @@ def test_pickled_weights_are_refused_without_running_them(tmp_path, cli):
 @pytest.fixture(scope="module")
 def random_tf_inception_file(tmp_path_factory):
     """torch-fidelity's network with random weights set on images, saved as the plain state dict a user would pass."""
-    pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
     path = tmp_path_factory.mktemp("tf") / "weights-inception.pth"
     torch.save(random_tf_inception().state_dict(), path)
     return path
 
 
+@pytest.mark.slow
 def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception_file):
-    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    from torch_fidelity import feature_extractor_inceptionv3 as fidelity  # the [test] extra, imported when needed
+
     classifier = load_classifier("inception-v3-tf", weights=random_tf_inception_file)
     reference = fidelity.FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
                                                      feature_extractor_weights_path=str(random_tf_inception_file))
@@ -98,6 +101,7 @@ def test_tf_inception_matches_torch_fidelity_on_uint8_input(random_tf_inception_
     assert float((expected[0] - expected[1]).abs().max()) > 0.1  # the input shows in the logits, at unit scale
 
 
+@pytest.mark.slow
 def test_tf_inception_lets_gradients_flow(random_tf_inception_file):
     classifier = load_classifier("inception-v3-tf", weights=random_tf_inception_file)
     images = torch.rand(1, 3, 32, 32, requires_grad=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import mpmath
 import numpy as np
+import prdc
 import pytest
+from helpers import assert_statistics_close
 from scipy import linalg
 
 from isgame.scoring.metrics.fid import (
@@ -88,7 +91,6 @@ def test_kid_between_halves_of_one_set_is_near_zero():
 
 @pytest.mark.parametrize("shift", [0.0, 0.7])
 def test_precision_recall_density_coverage_match_the_prdc_package(shift):
-    prdc = pytest.importorskip("prdc")
     real, fake = correlated(400, 6, 12), correlated(350, 6, 13, shift)
     expected = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
     ours = precision_recall_density_coverage(real, fake, k_precision_recall=5, k_density_coverage=5)
@@ -130,7 +132,6 @@ from isgame.scoring.metrics.fid import (  # noqa: E402
 def mpmath_fid(a: np.ndarray, b: np.ndarray) -> float:
     """40-digit reference from the same float64 features: ||dmu||^2 + tr S1 + tr S2 - 2 sum sqrt(eig(M M^T)),
     M = X1c X2c^T / sqrt((n1 - 1)(n2 - 1)) (the nonzero eigenvalues of S1 S2 are those of M M^T)."""
-    mpmath = pytest.importorskip("mpmath")
     mpmath.mp.dps = 40
     (n1, d), n2 = a.shape, b.shape[0]
     x, y = mpmath.matrix(a.tolist()), mpmath.matrix(b.tolist())
@@ -247,8 +248,7 @@ def test_fid_cli_reads_and_writes_statistics(cli, tmp_path, digits_classifier):
     with torch.no_grad():
         test_features = digits_classifier.features(open_images("digits:test").load_all()).double().numpy()
     written = load_statistics(saved)
-    np.testing.assert_allclose(written.mean, test_features.mean(0), rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(written.covariance, np.cov(test_features, rowvar=False), rtol=1e-7, atol=1e-9)
+    assert_statistics_close(written.mean, written.covariance, test_features)  # the command batched otherwise
     # The same statistics from the file as from the images: the same FID (the eigenvalue route takes the real side's
     # square root, so the order of the two sides is kept).
     from_images = json.loads(cli("fid", "digits:test", "digits:train", "--json", "-", "--quiet").stdout)
@@ -265,8 +265,9 @@ def test_fid_cli_reads_and_writes_statistics(cli, tmp_path, digits_classifier):
 
 @pytest.mark.parametrize("subsets,subset_size,seed", [(10, 50, 2020), (7, 120, 3)])
 def test_kid_matches_torch_fidelity_on_identical_features(subsets, subset_size, seed):
-    torch = pytest.importorskip("torch")
-    metric_kid = pytest.importorskip("torch_fidelity.metric_kid")
+    import torch
+    from torch_fidelity import metric_kid  # the [test] extra: imported here, not at collection (seconds)
+
     a, b = correlated(150, 16, 13), correlated(130, 16, 14, 0.2)
     theirs = metric_kid.kid_features_to_metric(torch.from_numpy(a), torch.from_numpy(b), kid_subsets=subsets,
                                                kid_subset_size=subset_size, rng_seed=seed, verbose=False,

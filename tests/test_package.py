@@ -116,6 +116,7 @@ def readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, re.DOTALL)
 
 
+@pytest.mark.slow
 def test_readme_python_api_examples_run(tmp_path):
     """Every block as written, each in a fresh namespace, in one interpreter started in an empty folder."""
     blocks = readme_python_blocks()

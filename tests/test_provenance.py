@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from helpers import approx_float32
 from PIL import Image
 
 from isgame.app.attack_commands import run_toy
@@ -43,7 +44,8 @@ def test_score_provenance_of_digits(batch_size):
     assert (provenance["dtype"], provenance["device"], provenance["precision"]) == ("float32", "cpu", "fp32")
     # Independent of the batch size: the same bytes stream in the same order.
     assert fingerprint_of(payload)["sha256"] == array_digest(digits_split().test_images.numpy())
-    assert payload["is_mean"] == pytest.approx(8.674735193854696, rel=1e-7)  # numbers unchanged (float32 network)
+    # Numbers unchanged, up to the float32 network's rounding on this batch size and CPU.
+    assert payload["is_mean"] == approx_float32(8.674735193854696)
 
 
 def test_logits_fingerprint_covers_the_first_n_rows(tmp_path):

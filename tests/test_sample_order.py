@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+from helpers import approx_float32
 
 from isgame.app.scoring_commands import score_source
 from isgame.scoring.metrics.sample_order import RunsCounter, count_runs, runs_moments, runs_test, sample_order_of_logits
@@ -73,7 +74,8 @@ def test_class_sorted_digits_warn_with_both_scores(sorted_digits):
     assert order["warned"] and order["z"] < -3 and order["runs"] <= 30
     assert order["is_contiguous"] == report["is_mean"] < 2
     shuffled = score_source(str(sorted_digits), shuffle=True, progress=False).to_dict()
-    assert order["is_shuffled"] == pytest.approx(shuffled["is_mean"], rel=1e-12)
+    # The shuffled re-read classifies the images in other batches than the first read: float32 rounding.
+    assert order["is_shuffled"] == approx_float32(shuffled["is_mean"])
     assert not shuffled["sample_order"]["warned"]  # already shuffled: nothing to warn about
     assert any("class-sorted" in note and "shuffle=True" in note for note in report["notes"])
     # The fingerprint covers the first read only: the shuffled re-read did not change it.

@@ -43,6 +43,7 @@ def test_closed_forms():
     assert 1.0 < scores["true-mixture"] < 1.5
 
 
+@pytest.mark.slow
 def test_integration_agrees_with_monte_carlo_within_four_standard_errors():
     result = toy_counterexample(n=200_000, seed=3)
     assert [g.name for g in result.generators] == list(GENERATOR_NAMES)

@@ -225,7 +225,6 @@ def test_missing_weights_name_the_fetch_command(caches, cli):
 def test_the_tf_loader_finds_weights_where_torch_fidelity_and_pytorch_fid_cache_them(caches, monkeypatch, folder,
                                                                                       file_name):
     """torch-fidelity downloaded under ~/.cache (no TORCH_HOME then); pytorch-fid's copy of the same bytes serves too."""
-    pytest.importorskip("torch_fidelity")
     cached = getattr(caches, folder) / file_name
     cached.parent.mkdir(parents=True)
     torch.save({"not": torch.zeros(1)}, cached)  # plain tensors, but not the network's
@@ -251,7 +250,8 @@ def test_the_registry_agrees_with_its_publishers():
     from torchvision.models import Inception_V3_Weights
 
     assert KNOWN_WEIGHTS["inception-v3"].url == Inception_V3_Weights.IMAGENET1K_V1.url
-    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    from torch_fidelity import feature_extractor_inceptionv3 as fidelity  # the [test] extra, imported when needed
+
     assert KNOWN_WEIGHTS["inception-v3-tf"].url == fidelity.URL_INCEPTION_V3
     for entry in KNOWN_WEIGHTS.values():
         assert entry.url.rsplit("/", 1)[1] == entry.file_name
