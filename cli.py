@@ -104,10 +104,9 @@ RangeOption = Annotated[ValueRange, typer.Option("--range", help="Values of floa
 BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")]
 
 BootstrapOption = Annotated[int | None, typer.Option("--bootstrap", help=(
-    "Bootstrap draws per matrix cell for its standard error \\[default: matrix 20, audit 10]."))]
+    "Most half-sample draws per matrix cell \\[default: as many as Holm's correction needs in each column]."))]
 AlphaOption = Annotated[float, typer.Option("--alpha", help=(
-    "Level of the matrix's one-sided test: a game fools a metric unless significantly worse than held-out real "
-    "data at this level."))]
+    "Family-wise level of each metric's column of the matrix (Holm's correction within it)."))]
 SecondClassifierOption = Annotated[str, typer.Option("--second-classifier", help=(
     "A second, independently trained classifier for FID-b (the matrix's column, metrics' fid-b): a classifier spec, "
     "auto (digits: digits-b) or none."))]
@@ -657,7 +656,7 @@ def matrix(
     bootstrap standard error per cell and a one-sided test. --real may be a stats file (isgame stats save): the
     distribution metrics then compare against it."""
     from isgame.app.probe_commands import run_matrix
-    from isgame.app.tables import matrix_summary_lines, matrix_table
+    from isgame.app.tables import matrix_confusion_table, matrix_summary_lines, matrix_table
     from isgame.probes.matrix.games import select_games
 
     domain = domain_options.open(seed=seed, allow_stats=True)
@@ -668,6 +667,7 @@ def matrix(
         second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
     console = console_for(json_out)
     console.print(matrix_table(report))
+    console.print(matrix_confusion_table(report.result))
     for line in matrix_summary_lines(report.result):
         console.print(line)
     emit_json(report.to_dict(), json_out)

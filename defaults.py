@@ -32,12 +32,13 @@ KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 
 # --- the robustness matrix's test
-#: the level of every cell's test
+#: the family-wise level of each metric's column (Holm's correction within it)
 ALPHA = 0.05
-#: resampling draws per cell: ``isgame matrix``, the audit, and the audit's fast profile
-MATRIX_DRAWS = 20
-AUDIT_MATRIX_DRAWS = 10
-AUDIT_FAST_DRAWS = 5
+#: the most half-sample draws per cell: ``isgame matrix``, the audit, and the audit's fast profile; None: as many
+#: as Holm's correction needs in each column, ceil(tests / alpha)
+MATRIX_DRAWS = None
+AUDIT_MATRIX_DRAWS = None
+AUDIT_FAST_DRAWS = None
 
 # --- probes
 #: generated samples per set of a probe when none is given

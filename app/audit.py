@@ -14,6 +14,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from isgame import defaults
 from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
 from isgame.app.cost import CostEstimate, estimate_cost
@@ -158,7 +161,9 @@ class SourceScoresDisplay(Display):
 def _score_sources(domain: Domain, folder: Path, *, n_noise: int, seed: int) -> list[ScoreReport]:
     """IS of the domain's real and training images and of uniform and Gaussian noise of its shape."""
     channels, height, width = domain.image_shape
-    sources = [tensor_source(domain.real_source, domain.real), tensor_source(domain.train_source, domain.train)] + [
+    # The training images in a seeded order too, as the real ones: a class-per-folder source reads class by class.
+    train = domain.train[torch.from_numpy(np.random.default_rng(seed).permutation(domain.train.shape[0]))]
+    sources = [tensor_source(domain.real_source, domain.real), tensor_source(domain.train_source, train)] + [
         noise_source(kind, n=n_noise, seed=seed, image_size=(height, width), channels=channels)
         for kind in ("uniform", "gaussian")]
     reports = [score_images(source, domain.classifier, splits=min(AUDIT_SPLITS, source.num_samples), seed=seed,
@@ -220,6 +225,11 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
         n = AUDIT_FAST_SAMPLES if n is None else n
         matrix_options = {"bootstrap": AUDIT_FAST_BOOTSTRAP, **(matrix_options or {})}
     domain = load_domain(classifier_name) if domain is None else domain
+    # Every section scores the real images in a seeded random order: no stored class order decides a figure.
+    ordered = domain.in_seeded_order(seed)
+    for note in ordered.notes[len(domain.notes):] if announce is not None else ():
+        announce(note)
+    domain = ordered
     n_noise = AUDIT_NOISE_SAMPLES if n is None else n
     if announce is not None:
         cost = audit_cost(domain, n=n_noise, steps=AUDIT_INFLATE_STEPS if steps is None else steps, attack=attack)

@@ -114,12 +114,13 @@ def run_probe(name: str, *, domain: Domain | None = None, out_dir: Path | None =
               classifier_name: str = defaults.CLASSIFIER, seed: int = defaults.SEED, inflated: torch.Tensor | None = None,
               n: int | None = None, steps: int | None = None, classifier_b: ImageClassifier | None = None,
               attack: bool = True) -> ProbeReport:
-    """Run probe ``name`` (one of PROBE_NAMES) on ``domain`` (default: ``classifier_name``'s built-in domain) and
-    write its figures into ``out_dir`` (None: write nothing); ``n``, ``steps`` and ``classifier_b`` as in
+    """Run probe ``name`` (one of PROBE_NAMES) on ``domain`` (default: ``classifier_name``'s built-in domain), its real
+    images in a seeded random order (:meth:`~isgame.scoring.domains.Domain.in_seeded_order`), and write its figures
+    into ``out_dir`` (None: write nothing); ``n``, ``steps`` and ``classifier_b`` as in
     :class:`ProbeSettings`; ``attack=False`` leaves out what needs an attack (the noise baselines' inflated row)."""
     if name not in PROBES:
         raise InvalidInputError(f"unknown probe {name!r}; choose one of {', '.join(PROBE_NAMES)}")
-    domain = load_domain(classifier_name) if domain is None else domain
+    domain = (load_domain(classifier_name) if domain is None else domain).in_seeded_order(seed)
     settings = ProbeSettings(seed=seed, n=n, steps=steps, classifier_b=classifier_b, inflated=inflated, attack=attack)
     result, write = PROBES[name](domain, settings)
     files = write_figures(write, out_dir)

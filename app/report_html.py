@@ -18,7 +18,8 @@ td:first-child, th:first-child { text-align: left; }
 .headline { background: #fff4e5; border-left: 4px solid #f0a030; padding: .8em 1em; font-size: 1.05em; }
 .published { color: #666; font-style: italic; }
 img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
-.fooled { background: #f8d0c8; } .resisted { background: #d4e4f4; }
+.missed { background: #fb6a4a; } .detected { background: #9ecae1; } .false_alarm { background: #fdae6b; }
+.no_alarm { background: #c7e9c0; } .not_applicable { background: #f0f0f0; color: #777; }
 """
 
 SCRIPT = """
@@ -70,6 +71,12 @@ def _headline(report: dict) -> list[str]:
              f"<p id='domain'>Domain: real images {html.escape(str(domain['real']['source']))} "
              f"(N = {domain['real']['n']}), training images {html.escape(str(domain['train']['source']))} "
              f"(N = {domain['train']['n']}), {shape}, K = {domain['num_classes']}.</p>")
+    order = domain.get("real_order")
+    if order:
+        runs = order["stored_order_runs_test"]
+        where += (f"<p id='order'>The real images are scored in a seeded random order (seed {order['seed']}); as "
+                  f"stored their predicted classes {'come in clusters' if runs['clustered'] else 'are not clustered'} "
+                  f"(runs test z = {runs['z']:.1f}).</p>")
     title = f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>"
     if h is None:
         headline = ('<p class="headline" id="headline"><b>Headline.</b> The attacks were not run (skipped on request); '
@@ -112,19 +119,17 @@ def _matrix_section(report: dict, folder: Path) -> list[str]:
     if not matrix:
         return []
     rows = [[game] + [matrix["cells"][game][m]["value"] for m in matrix["metrics"]] for game in matrix["games"]]
-    classes = [[""] + ["fooled" if matrix["cells"][g][m]["fooled"] and g != matrix["reference_game"] else "resisted"
-                       for m in matrix["metrics"]] for g in matrix["games"]]
+    classes = [[""] + [str(matrix["cells"][g][m].get("verdict")) for m in matrix["metrics"]] for g in matrix["games"]]
     caveat = matrix["fid_sample_size_caveat"]
     test = matrix.get("test", {})
     unfooled = matrix.get("unfooled_metrics", [])
     return [
         "<h2>The robustness matrix</h2>",
         _figure(folder, report["figures"]["matrix_heatmap"],
-                "games × metrics, grouped by family; red ✗: the game is not significantly worse than held-out real "
-                f"data (one-sided test at α = {test.get('alpha', 0.05):g}, "
-                f"{test.get('bootstrap_draws', '?')} bootstrap draws per cell)"),
+                "games × metrics, grouped by family, each cell coloured by its verdict (a one-sided test against "
+                f"held-out real data, Holm within each column, α = {test.get('alpha', 0.05):g})"),
         _table(["game"] + matrix["metrics"], rows, classes),
-        f"<p><b>Metrics no game fools (each measured on every game):</b> {html.escape(', '.join(unfooled) or 'none')}.</p>",
+        f"<p><b>Metrics that detect every game in their scope:</b> {html.escape(', '.join(unfooled) or 'none')}.</p>",
         *(f"<p>{html.escape(text)}</p>" for text in matrix["paragraphs"].values()),
         f"<p><b>FID's sample-size caveat.</b> {html.escape(caveat['note'])}.</p>",
         _table(["N real samples"] + [str(n) for n in caveat["sizes"]], [["FID"] + caveat["fid"]]),

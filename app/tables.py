@@ -192,9 +192,14 @@ PROBE_TABLES = {"memorization": memorization_table, "noise": noise_table, "sensi
 MATRIX_TABLE_COLUMNS = 7
 
 
+#: the mark a matrix cell carries in the terminal for its verdict (rich markup)
+VERDICT_MARKS = {"missed": " [bold red]✗[/]", "false_alarm": " [yellow]![/]", "not_applicable": " [dim]·[/]"}
+
+
 def matrix_table(report: ProbeReport):
-    """Values per game and metric, in tables of at most :data:`MATRIX_TABLE_COLUMNS` metrics (a rich Group); a
-    trailing ✗ marks a game that fools the metric (not significantly worse than held-out real data)."""
+    """Values per game and metric, in tables of at most :data:`MATRIX_TABLE_COLUMNS` metrics (a rich Group); each
+    value is marked by its verdict: ✗ missed (a game in the metric's scope that it does not flag), ! false alarm,
+    · not applicable; an unmarked value is detected, no alarm or the reference."""
     from rich.console import Group
 
     r = report.result
@@ -203,14 +208,31 @@ def matrix_table(report: ProbeReport):
     for start in range(0, len(r.metrics), MATRIX_TABLE_COLUMNS):
         metrics = r.metrics[start:start + MATRIX_TABLE_COLUMNS]
         part = f" ({start // MATRIX_TABLE_COLUMNS + 1}/{math.ceil(len(r.metrics) / MATRIX_TABLE_COLUMNS)})"
-        table = _table(f"robustness matrix{part if len(r.metrics) > MATRIX_TABLE_COLUMNS else ''} (✗: not "
-                       f"significantly worse than held-out real data, α = {getattr(r, 'alpha', 0.05):g})",
+        table = _table(f"robustness matrix{part if len(r.metrics) > MATRIX_TABLE_COLUMNS else ''} (✗ missed, ! false "
+                       f"alarm, · not in the metric's scope; Holm within each column, α = {r.alpha:g})",
                        ["game"] + [short.get(m, m) for m in metrics])
         for game in r.games:
-            table.add_row(game[:26], *[f"{r.cells[game][m].value:.3g}" + (
-                "✗" if r.cells[game][m].fooled and game != r.reference_game else "") for m in metrics])
+            table.add_row(game[:26], *[_matrix_value(r.cells[game][m]) for m in metrics])
         tables.append(table)
     return Group(*tables)
+
+
+def _matrix_value(cell) -> str:
+    value = "n/a" if math.isnan(cell.value) else f"{cell.value:.3g}"
+    return value + VERDICT_MARKS.get(cell.verdict, "")
+
+
+def matrix_confusion_table(result) -> Table:
+    """Per metric: what it claims, and how many games it detected, missed and falsely flagged."""
+    table = _table("verdicts per metric", ["metric", "claims", "detected", "missed", "false alarms", "no alarm",
+                                           "not in scope"])
+    from isgame.probes.matrix.measurements import METRIC_SCOPES
+
+    for metric, counts in result.confusion().items():
+        table.add_row(metric, ", ".join(METRIC_SCOPES[metric]), str(counts["detected"]),
+                      str(counts["missed"]), str(counts["false_alarm"]), str(counts["no_alarm"]),
+                      str(counts["not_applicable"]))
+    return table
 
 
 def matrix_summary_lines(result) -> list[str]:
@@ -218,7 +240,9 @@ def matrix_summary_lines(result) -> list[str]:
     bias), for a :class:`~isgame.probes.matrix.MatrixResult`."""
     caveat = ", ".join(f"N={size}: {value:.2f}" for size, value in zip(result.fid_sample_sizes,
                                                                      result.fid_of_real_subsets))
+    unfooled = ", ".join(result.unfooled_metrics()) or "none"
     return [*result.paragraphs().values(),
+            f"Metrics that detect every game in their scope: {unfooled}.",
             f"FID of real held-out subsets against the training set (finite-N bias): {caveat}"]
 
 

@@ -131,6 +131,9 @@ class Domain:
     second_classifier: str | None = None
     robust_classifier: str | None = None
     ct_cells: int | None = None
+    #: how the real images are ordered when not as stored (:meth:`in_seeded_order`), and the stored row of each
+    real_order: dict | None = None
+    real_permutation: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -189,6 +192,42 @@ class Domain:
         """The domain's classifier reloaded with other ``interpolation`` / ``antialias`` options."""
         return load_classifier(self.classifier_name, weights=self.weights, device=self.classifier.device, **preprocessing)
 
+    def in_seeded_order(self, seed: int, *, first: int | None = None) -> "Domain":
+        """The domain with its real images in a seeded random order, so that no stored order (a class-per-subfolder
+        source reads class by class) decides a score: the first ``first`` rows are a draw stratified by predicted
+        class (each class's share of them as of the whole set, largest remainders), each part in random order
+        (:func:`seeded_order`). ``real_order`` records the order and the runs test of the stored one."""
+        from isgame.scoring.metrics.sample_order import runs_test
+
+        self.require_images("a seeded order of the real images")
+        count = self.real.shape[0]
+        stratified = None if first is None or first >= count else int(first)
+        if self.real_order is not None:  # already reordered: the same order again, or a new one of the stored order
+            if (self.real_order["seed"], self.real_order["stratified_first"]) == (seed, stratified):
+                return self
+            return self._reordered(np.argsort(self.real_permutation), None, None).in_seeded_order(seed, first=first)
+        classes = self.real_outputs[0].argmax(dim=1).numpy()
+        order = seeded_order(classes, seed=seed, first=first)
+        stored = runs_test(classes, self.num_classes)
+        record = {"order": "seeded permutation", "seed": seed, "n": int(count), "stratified_first": stratified,
+                  "stored_order_runs_test": stored.to_dict()}
+        note = Note(f"{self.real_source} stores its images in clustered order (the runs test of their predicted "
+                    f"classes: z = {stored.z:.1f}); they are scored in a seeded random order (seed {seed})")
+        notes = (*self.notes, note) if stored.clustered and note not in self.notes else self.notes
+        return self._reordered(order, record, order, notes=notes)
+
+    def _reordered(self, rows: np.ndarray, record: dict | None, permutation: np.ndarray | None, *,
+                   notes: tuple[str, ...] | None = None) -> "Domain":
+        """The domain with its real images (and their cached outputs) in the order ``rows``."""
+        index = torch.from_numpy(np.asarray(rows))
+        moved = replace(self, real=self.real[index], real_order=record, real_permutation=permutation,
+                        notes=self.notes if notes is None else notes)
+        if "real_outputs" in self.__dict__:  # the classifier's outputs of the same images, in the new order
+            moved.__dict__["real_outputs"] = tuple(output[index] for output in self.real_outputs)
+        if "train_outputs" in self.__dict__:
+            moved.__dict__["train_outputs"] = self.train_outputs
+        return moved
+
     def auxiliary_spec(self, role: str) -> str | None:
         """The classifier spec an ``auto`` choice of the "second" or "robust" classifier means on this domain."""
         if role not in ("second", "robust"):
@@ -215,6 +254,7 @@ class Domain:
             "train": part(self.train, self.train_source, self.train_available),
             "real": part(self.real, self.real_source, self.real_available),
             "noun": self.noun, "train_noun": self.train_noun, "class_noun": self.class_noun,
+            **({} if self.real_order is None else {"real_order": self.real_order}),
             "notes": [str(note) for note in self.notes],
             **({} if self.reference_stats is None else {"reference_stats": {
                 "source": self.reference_stats_source, **self.reference_stats.to_dict()}}),
@@ -238,6 +278,23 @@ def auxiliary_default(classifier_name: str, role: str) -> str | None:
     classifier loads: its built-in domain's (digits: digits-b and digits-robust), else None."""
     builtin = builtin_domain_of(classifier_name)
     return None if builtin is None else getattr(builtin, role).get(classifier_name)
+
+
+def seeded_order(classes: np.ndarray, *, seed: int, first: int | None = None) -> np.ndarray:
+    """A seeded permutation of the rows (N,) of ``classes`` (N,): the first ``first`` rows a draw stratified by
+    class (each class's share of them as of all N, by largest remainders, rows drawn at random within a class),
+    then the others; each part in random order. ``first`` None (or >= N): a plain random permutation."""
+    rng = np.random.default_rng(seed)
+    count = classes.shape[0]
+    if first is None or first >= count:
+        return rng.permutation(count)
+    labels, sizes = np.unique(classes, return_counts=True)
+    quota = sizes * first / count
+    take = np.floor(quota).astype(np.int64)
+    take[np.argsort(-(quota - take), kind="stable")[: first - int(take.sum())]] += 1
+    chosen = np.concatenate([rng.permutation(np.flatnonzero(classes == label))[:k] for label, k in zip(labels, take)])
+    rest = np.setdiff1d(np.arange(count), chosen)
+    return np.concatenate([rng.permutation(chosen), rng.permutation(rest)])
 
 
 def holds_builtin_images(domain: Domain, builtin: BuiltinDomain = DIGITS) -> bool:

@@ -37,27 +37,42 @@ def synthetic():
     return train, test, generated
 
 
-def test_the_fld_draw_reweights_the_fitted_mixture(synthetic):
-    """At the identity resample the draw is the value (= the library's FLD); on a resample with repeated and
-    missing rows it is the weighted mixture's test NLL, here by hand in float64 with scipy's logsumexp."""
+def test_the_fld_draw_scores_the_drawn_components_of_the_fitted_mixture(synthetic):
+    """At the full set the draw is the value (= the library's FLD); on a half-sample it is the test NLL of the
+    mixture of the drawn rows' fitted components, less the baseline of the draw's size, here by hand in float64
+    with scipy's logsumexp."""
+    from isgame.scoring.metrics.fld import fld_baseline_nll
+
     train, test, generated = synthetic
     fld = fld_measurement(_fld_context(train, test, seed=2), generated)
     library = feature_likelihood_divergence(train, test, generated, seed=2)
     assert fld.value == pytest.approx(library.fld, rel=1e-12)
     assert fld.draw(np.arange(30)) == pytest.approx(fld.value, rel=1e-12, abs=1e-12)
-    rows = np.sort(np.random.default_rng(3).integers(0, 30, size=30))
-    assert 0 < len(np.unique(rows)) < 30
-    # Independently: normalise by the test set's live columns, keep the fitted log-variances, weight by counts / n.
+    rows = np.sort(np.random.default_rng(3).choice(30, size=15, replace=False))
+    # Independently: normalise by the test set's live columns, keep the fitted log-variances, the drawn rows alone.
     live = test.std(0, ddof=1) > 0
     mean, std = test[:, live].mean(0), test[:, live].std(0, ddof=1)
     t, g, x = ((a[:, live] - mean) / std for a in (test, generated, train))
-    log_variances = fit_mixture(x, g, seed=2)
-    dim, weights = t.shape[1], np.bincount(rows, minlength=30) / 30
-    log_normal = (-0.5 * cdist(t, g, "sqeuclidean") / np.exp(log_variances)
+    log_variances = fit_mixture(x, g, seed=2)[rows]
+    dim = t.shape[1]
+    log_normal = (-0.5 * cdist(t, g[rows], "sqeuclidean") / np.exp(log_variances)
                   - dim / 2 * (math.log(2 * math.pi) + log_variances))
-    nll = -logsumexp(log_normal, b=weights, axis=1).mean() / dim
-    assert fld.draw(rows) == pytest.approx(100 * (nll - library.baseline_nll), rel=1e-10)
+    nll = -(logsumexp(log_normal, axis=1) - math.log(15)).mean() / dim
+    assert fld.draw(rows) == pytest.approx(100 * (nll - fld_baseline_nll(x, t, size=15, seed=2)), rel=1e-10)
     assert fld.draw(rows) != pytest.approx(fld.value, rel=1e-6)
+
+
+def test_a_set_of_exact_training_copies_has_infinite_fld_not_round_off(synthetic):
+    """Copies of training points collapse their components' variance to the clamp: the authors' code prints
+    1e16-scale values (and warns); the matrix records +inf, and the library flags the copies."""
+    train, test, _ = synthetic
+    copies = train[:30].copy()
+    library = feature_likelihood_divergence(train, test, copies, seed=2)
+    assert library.copies == 30 and library.memorised and library.fld > 1000
+    fld = fld_measurement(_fld_context(train, test, seed=2), copies)
+    assert fld.value == math.inf and fld.draw(np.arange(15)) == math.inf
+    honest = feature_likelihood_divergence(train, test, train[:30] + 0.3, seed=2)
+    assert honest.copies == 0 and math.isfinite(fld_measurement(_fld_context(train, test, seed=2), train[:30] + 0.3).value)
 
 
 def test_the_baseline_is_fitted_once_per_size(synthetic, monkeypatch):
@@ -69,8 +84,8 @@ def test_the_baseline_is_fitted_once_per_size(synthetic, monkeypatch):
     context = _fld_context(train, test)
     first = fld_measurement(context, generated).value
     assert fld_measurement(context, generated[::-1].copy()).value == pytest.approx(first, rel=1e-12)
-    fld_measurement(context, generated[:20])
-    assert calls == [30, 20]
+    fld_measurement(context, generated[:20]).draw(np.arange(10))
+    assert calls == [30, 20, 10]
 
 
 def test_fld_of_a_constant_test_half_is_nan_with_one_note(synthetic):
@@ -80,14 +95,13 @@ def test_fld_of_a_constant_test_half_is_nan_with_one_note(synthetic):
     assert len(context.notes) == 1 and "FLD is undefined" in context.notes[0]
 
 
-MATRIX_OPTIONS = dict(n=60, games=select_games(["uniform noise"]), bootstrap=3, metrics=["fld"],
+MATRIX_OPTIONS = dict(n=60, games=select_games(["uniform noise"]), bootstrap=None, metrics=["fld"],
                       second_classifier=None, robust_classifier=None)
 
 
 @pytest.fixture(scope="module")
 def noise_matrix():
-    """FLD of the reference and uniform noise on the digits, 60 samples a game, 3 draws (C_T's k-means would take
-    most of the time)."""
+    """FLD of the reference and uniform noise on the digits, 60 samples a game, the draws one test needs (20)."""
     from isgame.scoring.domains import digits_domain
 
     domain = digits_domain()
@@ -97,6 +111,7 @@ def noise_matrix():
 def test_the_fld_cell_is_the_library_fld_on_the_first_held_out_half(noise_matrix):
     domain, result = noise_matrix
     assert result.metrics == ["FLD"] and result.games == [REFERENCE_GAME, "uniform noise"]
+    domain = domain.in_seeded_order(0, first=60)  # the matrix's order of the held-out images
     train = domain.train_outputs[1].double().numpy()
     real = domain.real_outputs[1].double().numpy()
     first, second = held_out_halves(real.shape[0], 0)
@@ -109,14 +124,17 @@ def test_the_fld_cell_is_the_library_fld_on_the_first_held_out_half(noise_matrix
     assert cell.reference == pytest.approx(reference.fld, rel=1e-12)
     assert result.cells[REFERENCE_GAME]["FLD"].value == cell.reference
     assert math.isfinite(cell.stderr) and math.isfinite(cell.reference_stderr) and cell.reference_stderr > 0
-    assert cell.value > cell.reference + 10 and not cell.fooled  # noise is far less likely than real digits
+    # Noise is far less likely than real digits: every one of the 20 draws says so, p = 1 / 21.
+    assert cell.value > cell.reference + 10 and cell.p_value == pytest.approx(1 / 21) and cell.verdict == "detected"
+    assert result.draws["FLD"] == 20 and not cell.fooled
 
 
 def test_fld_is_a_feature_distance_column_chosen_in_any_spelling(noise_matrix):
     _, result = noise_matrix
     payload = result.to_dict()
     assert payload["families"]["FLD"] == "feature distance" and payload["higher_is_better"]["FLD"] is False
-    assert "Jiralerspong" in payload["descriptions"]["FLD"]
+    assert "Jiralerspong" in payload["citations"]["FLD"]
+    assert payload["scopes"]["FLD"] == ["fidelity", "diversity", "novelty"]
     assert available_metrics({}, ["Fld"]) == ["FLD"]
     order = available_metrics({})
     assert order.index("SWD") + 1 == order.index("FLD")

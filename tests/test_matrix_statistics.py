@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from scipy.stats import norm
 
 from isgame.probes.matrix import (
     HIGHER_IS_BETTER,
@@ -30,8 +29,16 @@ from isgame.probes.matrix.games import (
     resampling_features,
     truncation,
 )
-from isgame.probes.matrix.measurements import FAMILIES, SLICED_DRAW_PROJECTIONS
-from isgame.probes.matrix.significance import bootstrap_rows, bootstrap_stderr, check_test_settings, one_sided_test
+from isgame.probes.matrix.measurements import FAMILIES, INFINITY_DRAW_POINTS, SLICED_DRAW_PROJECTIONS
+from isgame.probes.matrix.significance import (
+    check_test_settings,
+    half_samples,
+    holm,
+    needed_draws,
+    sign_test,
+    smallest_p,
+)
+from isgame.probes.matrix.verdicts import relation, verdict_of
 from isgame.scoring.domains import digits_domain
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.fid import frechet_distance
@@ -55,45 +62,52 @@ def measured(digits):
         return context, outputs, measure_game(context, outputs, available_metrics(auxiliary))
 
 
-def test_the_one_sided_test_by_hand():
-    # gain -1 with standard errors 0.3 and 0.4: se 0.5, z -2, p = Phi(-2) = 0.02275.
-    test = one_sided_test(9.0, 10.0, True, 0.3, 0.4, alpha=0.05)
-    assert test.gain == -1.0 and test.stderr == pytest.approx(0.5) and test.z == pytest.approx(-2.0)
-    assert test.p_value == pytest.approx(norm.cdf(-2.0)) and not test.fooled
-    assert one_sided_test(9.0, 10.0, True, 0.3, 0.4, alpha=0.01).fooled  # not significant at 1%
-    lower = one_sided_test(12.0, 10.0, False, 1.0, 0.0)  # lower is better: 12 trails 10 by 2 standard errors
-    assert lower.gain == -2.0 and lower.z == pytest.approx(-2.0) and not lower.fooled
-    assert one_sided_test(11.0, 10.0, True, 0.0, 0.0).fooled and not one_sided_test(9.0, 10.0, True, 0, 0).fooled
-    assert one_sided_test(10.0, 10.0, True, math.nan, 0.0).fooled  # an equal value is never worse
+def test_the_sign_test_and_the_draws_it_needs_by_hand():
+    # 3 of 9 draws at least as good as the reference: p = (1 + 3) / (1 + 9) = 0.4; NaN draws are left out.
+    p, exceed, drawn = sign_test(np.array([-1.0, -2.0, 0.0, 0.5, -0.1, 3.0, -4.0, -5.0, -6.0, math.nan]))
+    assert (p, exceed, drawn) == (pytest.approx(0.4), 3, 9)
+    assert sign_test(np.array([-1.0] * 19))[0] == pytest.approx(1 / 20) == smallest_p(19)
+    # Holm's smallest level for 14 tests at 0.05 is 0.05 / 14 = 0.00357: 280 draws reach it, 279 do not.
+    assert needed_draws(14, 0.05) == 280 and smallest_p(280) <= 0.05 / 14 < smallest_p(278)
     for draws, alpha in ((1, 0.05), (True, 0.05), (10, 0.0), (10, 0.5)):
         with pytest.raises(InvalidInputError):
             check_test_settings(draws, alpha)
+    check_test_settings(None, 0.05)  # None: as many draws as Holm needs
 
 
-def test_bootstrap_rows_are_seeded_sorted_resamples():
-    rows = bootstrap_rows(50, 3, (0, 1))
-    assert [r.tolist() for r in rows] == [r.tolist() for r in bootstrap_rows(50, 3, (0, 1))]
-    assert [r.tolist() for r in rows] != [r.tolist() for r in bootstrap_rows(50, 3, (0, 2))]
-    assert all(np.all(np.diff(r) >= 0) and r.min() >= 0 and r.max() < 50 and len(np.unique(r)) < 50 for r in rows)
+def test_holm_by_hand():
+    # Sorted p: 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1 = 0.04, but never below the previous 0.06).
+    adjusted = holm({"a": 0.01, "b": 0.04, "c": 0.03, "untested": math.nan}, 0.05)
+    assert adjusted["a"] == (pytest.approx(0.03), True)
+    assert adjusted["c"] == (pytest.approx(0.06), False) and adjusted["b"] == (pytest.approx(0.06), False)
+    assert math.isnan(adjusted["untested"][0]) and not adjusted["untested"][1]
 
 
-def test_the_bootstrap_stderr_of_a_proportion_is_the_binomial_one(measured):
-    """Precision is a mean of per-sample indicators: its bootstrap standard error must be sqrt(p (1 - p) / n)."""
+def test_half_samples_are_seeded_sorted_and_never_repeat_a_row():
+    rows = half_samples(50, 3, (0, 1))
+    assert [r.tolist() for r in rows] == [r.tolist() for r in half_samples(50, 3, (0, 1))]
+    assert [r.tolist() for r in rows] != [r.tolist() for r in half_samples(50, 3, (0, 2))]
+    assert all(r.size == 25 and np.all(np.diff(r) > 0) and r.min() >= 0 and r.max() < 50 for r in rows)
+
+
+def test_a_half_sample_has_the_spread_of_the_full_sets_statistic(measured):
+    """Precision is a mean of per-sample indicators: half-samples of n rows drawn without replacement spread it by
+    sqrt(p (1 - p) / n) (the finite-population factor of m = n / 2), the full set's own standard error."""
     _, outputs, values = measured
     p = values["precision"].value
-    se = bootstrap_stderr(values["precision"].draw, bootstrap_rows(outputs.n, 400, 7))
-    assert 0 < p < 1 and se == pytest.approx(math.sqrt(p * (1 - p) / outputs.n), rel=0.15)
+    draws = [values["precision"].draw(rows) for rows in half_samples(outputs.n, 400, 7)]
+    assert 0 < p < 1 and np.std(draws, ddof=1) == pytest.approx(math.sqrt(p * (1 - p) / outputs.n), rel=0.15)
 
 
 def test_every_draw_at_the_full_set_reproduces_its_value(measured):
     context, outputs, values = measured
     everything = np.arange(outputs.n)
     assert set(values) == set(METRICS) - {"R-IS", "R-FID"}
-    independent = {"KID", "SWD", "C_T"}  # checked below against other computations; C_T has no draw (se 1)
+    independent = {"KID", "SWD", "C_T", "IS∞", "FID∞"}  # checked below against other computations
     for name, measurement in values.items():
         if name not in independent:
             assert measurement.draw(everything) == pytest.approx(measurement.value, rel=1e-9, abs=1e-12), name
-    assert values["C_T"].draw is None and values["C_T"].stderr == 1.0
+    assert values["C_T"].draw is None  # C_T is tested against its null distribution, not drawn
     # KID's draw is the full-set unbiased MMD^2 under k(x, y) = (x.y / d + 1)^3, here in float64 by hand.
     x, y = outputs.outputs["main"][1], context.reference_features
     kernel = lambda a, b: (a @ b.T / a.shape[1] + 1) ** 3  # noqa: E731
@@ -108,25 +122,66 @@ def test_every_draw_at_the_full_set_reproduces_its_value(measured):
     expected = ot.sliced_wasserstein_distance(y, x, projections=directions, p=2)
     assert values["SWD"].draw(everything) == pytest.approx(float(expected), rel=1e-9)
     assert values["FID"].value == pytest.approx(frechet_distance(y, x), rel=1e-9)
+    # IS∞ and FID∞ draws fit 5 points instead of 15: the library's extrapolations with those sizes.
+    from isgame.scoring.metrics.infinity import default_sizes, fid_infinity, is_infinity
+
+    sizes = default_sizes(outputs.n, points=INFINITY_DRAW_POINTS)
+    logits = outputs.outputs["main"][0]
+    assert values["IS∞"].draw(everything) == pytest.approx(
+        is_infinity(logits, sizes=sizes, seed=0).value_at_infinity, rel=1e-9)
+    assert values["FID∞"].draw(everything) == pytest.approx(
+        fid_infinity(y, x, sizes=sizes, seed=0).value_at_infinity, rel=1e-7)
 
 
-def test_draws_on_a_resample_with_repeated_rows_match_the_library_on_those_rows(measured):
-    """A resample repeats rows: each draw must equal its metric computed afresh on the resampled rows."""
+def test_draws_on_a_half_sample_match_the_library_on_those_rows(measured):
+    """Each draw equals its metric computed afresh, by the library, on the drawn rows."""
     import ot
 
+    from isgame.scoring.metrics.prdc import precision_recall_density_coverage
     from isgame.scoring.metrics.rbf_mmd import rbf_mmd
 
     context, outputs, values = measured
-    rows = bootstrap_rows(outputs.n, 1, 3)[0]
-    assert len(np.unique(rows)) < outputs.n
+    rows = half_samples(outputs.n, 1, 3)[0]
     x, y = outputs.outputs["main"][1][rows], context.reference_features
     directions = context.sliced_reference[0][:, :SLICED_DRAW_PROJECTIONS]
     assert values["SWD"].draw(rows) == pytest.approx(float(ot.sliced_wasserstein_distance(y, x, projections=directions,
                                                                                            p=2)), rel=1e-9)
     assert values["RBF-MMD"].draw(rows) == pytest.approx(rbf_mmd(y, x).mmd2, rel=1e-9)
     assert values["FID"].draw(rows) == pytest.approx(frechet_distance(y, x), rel=1e-9)
-    assert values["precision"].draw(rows) == pytest.approx(np.mean(
-        (np.linalg.norm(y[:, None] - x[None], axis=2) < context.precision_radii[:, None]).any(axis=0)))
+    manifold = precision_recall_density_coverage(y, x, k_precision_recall=3, k_density_coverage=5)
+    for name in ("precision", "recall", "density", "coverage"):
+        assert values[name].draw(rows) == pytest.approx(getattr(manifold, name), rel=1e-12), name
+    logits = outputs.outputs["main"][0][torch.from_numpy(rows)]
+    scores = inception_score(logits, splits=10, track_stderr=False)
+    assert values["IS"].draw(rows) == pytest.approx(scores.is_mean, rel=1e-12)
+    assert values["exp(I)"].draw(rows) == pytest.approx(scores.improved_is, rel=1e-12)
+
+
+def test_a_cells_verdict_does_not_change_under_a_monotone_change_of_scale(measured):
+    """The sign test reads only whether each draw of the game is at least as good as the reference's: FID and
+    log(FID), KID and KID^3, precision and its root give the same p-value from the same draws (a z test on the
+    metric's own scale would not), and the reference's draws are a shrunk, shifted copy of the game's."""
+    from isgame.probes.matrix.significance import ReferenceDraws, test_cell
+
+    _, outputs, values = measured
+    for name, transform in (("FID", np.log), ("KID", lambda v: v ** 3), ("precision", np.sqrt)):
+        draw, results = values[name].draw, []
+        for scale in (lambda v: v, transform):
+            reference = ReferenceDraws({name: lambda rows, s=scale: s(draw(rows) * 0.9 + 0.01)}, {name: outputs.n},
+                                       0, "reference")
+            test, _ = test_cell(lambda rows, s=scale: s(draw(rows)), reference, name, HIGHER_IS_BETTER[name],
+                                value=0.0, reference_value=0.0, rows=outputs.n, most=60, alpha=0.05, seed=(0, 1))
+            results.append((test.p_value, test.draws, test.exceedances))
+        assert results[0] == results[1], name
+
+
+def test_the_verdict_table_of_scope_and_flag():
+    assert relation(("fidelity",), ("fidelity", "diversity")) == "in scope"
+    assert relation(("novelty",), ("fidelity", "diversity")) == "out of scope"
+    assert relation((), ("novelty",)) == "none" and relation(None, ("novelty",)) == "in scope"
+    assert [verdict_of("in scope", flag) for flag in (True, False)] == ["detected", "missed"]
+    assert [verdict_of("none", flag) for flag in (True, False)] == ["false_alarm", "no_alarm"]
+    assert verdict_of("out of scope", True) == verdict_of("out of scope", False) == "not_applicable"
 
 
 def test_families_and_directions_cover_every_column_and_game():

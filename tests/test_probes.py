@@ -275,37 +275,40 @@ def test_unknown_probe_is_refused(cli):
     assert result.exit_code != 0 and "Traceback" not in result.stderr
 
 
-def test_matrix_ct_rule_is_two_sided_with_a_fair_reference(digits_classifier, monkeypatch):
-    """Uniform noise (C_T far above 0: underfitting) resists C_T; the reference row is one held-out half against
-    the other, not held-out data against itself."""
+def test_matrix_ct_is_judged_against_its_null_distribution_with_a_fair_reference(digits_classifier, monkeypatch):
+    """C_T's cells compare a game's C_T with C_T's null distribution on the domain (random halves of the held-out
+    images tested against each other); the reference row is one held-out half against the other, not held-out data
+    against itself; replayed training images are detected, uniform noise is outside C_T's scope."""
     from isgame.probes import matrix
-    from isgame.probes.matrix import FOOLED_RULES, METRICS, compare_two_sided, held_out_halves, robustness_matrix
-    from isgame.probes.matrix.games import held_out_real, uniform_noise
+    from isgame.probes.matrix import FOOLED_RULES, METRICS, held_out_halves, robustness_matrix
+    from isgame.probes.matrix.games import held_out_real, training_replay, uniform_noise
     from isgame.probes.matrix.measurements import Measurement, measure_copying
+    from isgame.scoring.domains import digits_domain
 
     def only_ct(context, game, metrics):
         """The matrix's C_T alone (the other metrics are tested elsewhere), to keep this test fast."""
-        return {m: Measurement(0.0, stderr=0.0) for m in metrics} | {"C_T": measure_copying(context, game)["C_T"]}
+        return {m: Measurement(0.0) for m in metrics} | {"C_T": measure_copying(context, game)["C_T"]}
 
     monkeypatch.setattr(matrix, "measure_game", only_ct)
-
     first, second = held_out_halves(540, 0)
     assert len(first) == len(second) == 270 and not set(first) & set(second)
     assert np.array_equal(first, held_out_halves(540, 0)[0]) and not np.array_equal(first, held_out_halves(540, 1)[0])
-    assert compare_two_sided(-2.9, 0.4).fooled and not compare_two_sided(9.2, 0.4).fooled
-    assert not compare_two_sided(-3.0, 0.4).fooled and compare_two_sided(1.5, 0.4).margin == pytest.approx(0.5)
     assert set(FOOLED_RULES) == set(METRICS)
 
-    result = robustness_matrix(digits_classifier, games={"held-out real": held_out_real, "uniform noise": uniform_noise})
-    split = digits_split()
+    games = {"held-out real": held_out_real, "uniform noise": uniform_noise, "training replay": training_replay}
+    result = robustness_matrix(digits_classifier, games=games, metrics=["C_T"])
+    domain = digits_domain(classifier=digits_classifier).in_seeded_order(0, first=540)
     pixels = lambda images: images.reshape(images.shape[0], -1).double().numpy()  # noqa: E731
-    held_out = pixels(split.test_images)
-    expected = data_copying_test(pixels(split.train_images), held_out[first], held_out[second]).ct_statistic
+    held_out = pixels(domain.real)
+    expected = data_copying_test(pixels(domain.train), held_out[first], held_out[second]).ct_statistic
     reference = result.cells["held-out real"]["C_T"]
     assert reference.value == reference.reference == pytest.approx(expected, rel=1e-12)
-    assert abs(reference.value) < 3  # real data the training set never saw reads as real
-    noise = result.cells["uniform noise"]["C_T"]
-    assert noise.value > 3 and not noise.fooled and noise.reference == reference.value
+    null = result.to_dict()["test"]["ct_null"]
+    # Real data the training set never saw reads as real: the reference lies inside the null's central 95%.
+    assert null["draws"] >= 200 and null["band_95"][0] < reference.value < null["band_95"][1] and null["std"] < 1
+    noise, replay = result.cells["uniform noise"]["C_T"], result.cells["training replay"]["C_T"]
+    assert noise.value > 3 and noise.verdict == "not_applicable" and noise.fooled is False
+    assert replay.value < null["band_95"][0] and replay.verdict == "detected"
+    assert replay.p_value == pytest.approx(1 / (null["draws"] + 1))  # below every null draw
     payload = result.to_dict()
-    assert payload["higher_is_better"]["C_T"] is None and "|C_T| < 3" in payload["fooled_rules"]["C_T"]
-    assert "two-sided" in payload["paragraphs"]["C_T"]
+    assert payload["higher_is_better"]["C_T"] is None and "null distribution" in payload["fooled_rules"]["C_T"]

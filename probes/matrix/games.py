@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -28,6 +29,8 @@ from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.runtime.threads import single_threaded
 
 BOUNDED_EPSILON = 8 / 255
+#: the truncation game's pull toward the class mean (x' = m + ψ (x - m))
+TRUNCATION_PSI = 0.5
 #: KDE bandwidths in PCA units for 8x8 grey digits; other domains scale them by :func:`pca_bandwidth_scale`
 NEAR_COPY_BANDWIDTH = 0.01
 HONEST_BANDWIDTH = 0.4
@@ -37,7 +40,6 @@ FEATURE_ATTACK_STEPS = 60
 #: images go through the classifier about this many input values at a time (the digits' sets in one pass)
 CHUNK_VALUES = 1 << 24
 
-Game = Callable[..., torch.Tensor]
 
 
 def _no_grad_chunks(function: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
@@ -230,7 +232,6 @@ def feature_attack(domain: Domain, n: int, seed: int, *, steps: int | None = Non
     return torch.sigmoid(latent).detach()
 
 
-TRUNCATION_PSI = 0.5
 RESAMPLING_POOL_FACTOR = 5
 RESAMPLING_STEPS = 100
 RESAMPLING_LEARNING_RATE = 0.15
@@ -252,8 +253,9 @@ def class_sorted(domain: Domain, n: int, seed: int, *, steps: int | None = None)
     return real[order].clone()
 
 
-def truncation(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
-    """Held-out real images pulled toward the mean training image of their predicted class by ψ = 0.5:
+def truncation(domain: Domain, n: int, seed: int, *, steps: int | None = None,
+               psi: float = TRUNCATION_PSI) -> torch.Tensor:
+    """Held-out real images pulled toward the mean training image of their predicted class by ``psi`` (0.5):
     x' = m_c + ψ (x - m_c), the pixel-space analogue of the truncation trick (precision up, recall down)."""
     domain = as_domain(domain)
     real = held_out_real(domain, n, seed)
@@ -263,7 +265,7 @@ def truncation(domain: Domain, n: int, seed: int, *, steps: int | None = None) -
         means[c] = domain.train[domain.train_classes == c].mean(dim=0)
     present = torch.isin(classes, torch.unique(domain.train_classes))
     prototypes = torch.where(present[:, None, None, None], means[classes], real)
-    return (prototypes + TRUNCATION_PSI * (real - prototypes)).clamp(0, 1)
+    return (prototypes + psi * (real - prototypes)).clamp(0, 1)
 
 
 def _mode_dropping(domain: Domain, n: int, seed: int, dropped_count: int) -> torch.Tensor:
@@ -355,53 +357,113 @@ def resampling_features(domain: Domain, n: int, seed: int, *, steps: int | None 
     return _resampled(domain, n, seed, "features", steps)
 
 
+#: the aspects of a generator a game degrades and a metric claims to measure
+ASPECTS = ("fidelity", "diversity", "novelty")
+
+
+@dataclass(frozen=True)
+class Game:
+    """A way to produce samples that may fool a metric, and what it does to them.
+
+    ``play(domain, n, seed, *, steps=None)`` returns ``n`` float32 images (n, C, H, W) in [0, 1]; calling the game
+    plays it. ``degrades`` names the aspects (:data:`ASPECTS`) its samples are worse in than held-out real data:
+    empty for real data in another order, None when undeclared (a game given as a bare function: every metric is
+    then judged on it). ``held_out``: its samples are held-out images or made one by one from them (FLD's test half
+    is among them); ``attack``: it steps through the classifier by gradient (``steps`` sets its budget);
+    ``origin(domain, n, seed)``: for a game whose rows are the reference's rows in another order or each changed
+    alone, the reference row (n,) of each of its rows, so the test can pair them.
+    """
+
+    name: str
+    play: Callable[..., torch.Tensor]
+    family: str = "other"
+    degrades: tuple[str, ...] | None = None
+    held_out: bool = False
+    attack: bool = False
+    origin: Callable[[Domain, int, int], np.ndarray] | None = None
+    description: str = ""
+
+    def __call__(self, domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
+        return self.play(domain, n, seed, steps=steps)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"family": self.family, "degrades": None if self.degrades is None else list(self.degrades),
+                "held_out": self.held_out, "attack": self.attack, "paired": self.origin is not None,
+                "description": self.description}
+
+
+def _same_rows(domain: Domain, n: int, seed: int) -> np.ndarray:
+    """Row i of the game is reference row i, changed alone."""
+    return np.arange(n)
+
+
+def _sorted_rows(domain: Domain, n: int, seed: int) -> np.ndarray:
+    """The class-sorted game's rows: the reference's, in stable order of predicted class."""
+    return torch.argsort(_predicted_real(as_domain(domain))[:n], stable=True).numpy()
+
+
+def _game(name: str, play, family: str, degrades: tuple[str, ...], description: str, **options) -> Game:
+    return Game(name=name, play=play, family=family, degrades=degrades, description=description, **options)
+
+
 #: every game, by family, in the order the matrix shows them
-GAME_FAMILIES: dict[str, str] = {
-    "held-out real": "reference",
-    "honest KDE": "baseline",
-    "uniform noise": "baseline",
-    "training replay": "memorisation",
-    "near-copy KDE": "memorisation",
-    "mode collapse": "diversity loss",
-    "class prototypes": "diversity loss",
-    "truncation (ψ = 0.5)": "diversity loss",
-    "mode dropping (1 class)": "diversity loss",
-    "mode dropping (K/2 classes)": "diversity loss",
-    "class-sorted order": "protocol",
-    "class-histogram matching": "resampling",
-    "resampling (logits)": "resampling",
-    "resampling (features)": "resampling",
-    "IS-inflated noise": "adversarial",
-    "ε-bounded attack (8/255)": "adversarial",
-    "FID feature attack": "adversarial",
-}
-GAMES: dict[str, Game] = {
-    "held-out real": held_out_real,
-    "honest KDE": honest_kde,
-    "uniform noise": uniform_noise,
-    "training replay": training_replay,
-    "near-copy KDE": near_copy_kde,
-    "mode collapse": mode_collapse,
-    "class prototypes": class_prototypes,
-    "truncation (ψ = 0.5)": truncation,
-    "mode dropping (1 class)": mode_dropping_one,
-    "mode dropping (K/2 classes)": mode_dropping_half,
-    "class-sorted order": class_sorted,
-    "class-histogram matching": histogram_matching,
-    "resampling (logits)": resampling_logits,
-    "resampling (features)": resampling_features,
-    "IS-inflated noise": inflated_noise,
-    "ε-bounded attack (8/255)": bounded_attack,
-    "FID feature attack": feature_attack,
-}
+GAME_REGISTRY: dict[str, Game] = {game.name: game for game in (
+    _game("held-out real", held_out_real, "reference", (), "held-out real images: the honest baseline",
+          held_out=True, origin=_same_rows),
+    _game("honest KDE", honest_kde, "baseline", ("fidelity",), "PCA + KDE samples with a generous bandwidth: "
+          "blurry, novel images"),
+    _game("uniform noise", uniform_noise, "baseline", ("fidelity", "diversity"), "U(0, 1) pixels: no real image "
+          "and no real mode"),
+    _game("training replay", training_replay, "memorisation", ("novelty",), "training images, replayed"),
+    _game("near-copy KDE", near_copy_kde, "memorisation", ("novelty",), "KDE samples with a tiny bandwidth: near "
+          "copies of training images"),
+    _game("mode collapse", mode_collapse, "diversity loss", ("diversity", "novelty"), "one training image per "
+          "class, repeated: fewer modes, and copies"),
+    _game("class prototypes", class_prototypes, "diversity loss", ("fidelity", "diversity"), "the mean training "
+          "image of each class, repeated: blurry and without variety"),
+    _game("truncation (ψ = 0.5)", truncation, "diversity loss", ("diversity",), "held-out images pulled halfway "
+          "to their class's mean image: less variety within each class", held_out=True, origin=_same_rows),
+    _game("mode dropping (1 class)", mode_dropping_one, "diversity loss", ("diversity",), "held-out images of "
+          "every predicted class but one", held_out=True),
+    _game("mode dropping (K/2 classes)", mode_dropping_half, "diversity loss", ("diversity",), "held-out images "
+          "of half the predicted classes", held_out=True),
+    _game("class-sorted order", class_sorted, "protocol", (), "the held-out images themselves, sorted by class: "
+          "nothing about them is worse, only their order", held_out=True, origin=_sorted_rows),
+    _game("class-histogram matching", histogram_matching, "resampling", ("fidelity",), "honest KDE samples picked "
+          "so their predicted-class histogram is the real one's"),
+    _game("resampling (logits)", resampling_logits, "resampling", ("fidelity",), "honest KDE samples resampled to "
+          "match the training images' logit statistics"),
+    _game("resampling (features)", resampling_features, "resampling", ("fidelity",), "honest KDE samples "
+          "resampled to match the training images' feature statistics"),
+    _game("IS-inflated noise", inflated_noise, "adversarial", ("fidelity", "diversity"), "uniform noise pushed to "
+          "confident, class-balanced predictions", attack=True),
+    _game("ε-bounded attack (8/255)", bounded_attack, "adversarial", ("fidelity",), "held-out images with an "
+          "adversarial pattern of at most 8/255 a pixel that real images do not have", held_out=True, attack=True,
+          origin=_same_rows),
+    _game("FID feature attack", feature_attack, "adversarial", ("fidelity",), "honest KDE samples moved to match "
+          "the training images' feature statistics by gradient", attack=True),
+)}
+#: a game by name, callable as ``GAMES[name](domain, n, seed, steps=...)``
+GAMES: dict[str, Game] = dict(GAME_REGISTRY)
+GAME_FAMILIES: dict[str, str] = {name: game.family for name, game in GAME_REGISTRY.items()}
 REFERENCE_GAME = "held-out real"
 #: the games whose samples are held-out real images, or images made one by one from them: they contain the held-out
 #: half that FLD scores on, so their FLD is not measured (the matrix says so in a note)
-HELD_OUT_GAMES = ("ε-bounded attack (8/255)", "truncation (ψ = 0.5)", "mode dropping (1 class)",
-                  "mode dropping (K/2 classes)", "class-sorted order")
+HELD_OUT_GAMES = tuple(name for name, game in GAME_REGISTRY.items() if game.held_out and name != REFERENCE_GAME)
 #: the games that attack the classifier with gradient steps (``steps`` sets their budget, and the resampling games'
-#: optimisation steps; ``attack=False`` in the audit leaves these three out)
-ATTACK_GAMES = ("IS-inflated noise", "ε-bounded attack (8/255)", "FID feature attack")
+#: optimisation steps; ``attack=False`` in the audit leaves these out)
+ATTACK_GAMES = tuple(name for name, game in GAME_REGISTRY.items() if game.attack)
+
+
+def as_game(name: str, game) -> Game:
+    """``game`` as a :class:`Game`: itself, or a bare function under a registered name with that name's
+    declaration, or an undeclared game (every metric judged on it)."""
+    if isinstance(game, Game):
+        return game
+    known = GAME_REGISTRY.get(name)
+    if known is not None:
+        return replace(known, play=game)
+    return Game(name=name, play=game)
 
 
 def select_games(names: list[str]) -> dict[str, Game]:
@@ -412,4 +474,4 @@ def select_games(names: list[str]) -> dict[str, Game]:
     if unknown:
         raise InvalidInputError(f"{parameter('games')}: unknown {', '.join(unknown)}; choose from {', '.join(GAMES)}")
     wanted = {by_key[name.lower()] for name in names} | {REFERENCE_GAME}
-    return {name: play for name, play in GAMES.items() if name in wanted}
+    return {name: game for name, game in GAMES.items() if name in wanted}

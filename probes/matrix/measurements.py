@@ -18,6 +18,7 @@ k-NN manifold metrics, diversity, and pixel-space metrics that no classifier can
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,6 @@ from sklearn.metrics import pairwise_distances
 from isgame.probes.matrix.samples import AuxiliaryScorer, GameOutputs, held_out_halves
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.copy_detectors import (
-    CT_BAND,
     CT_GENERATED_PER_CELL,
     authentic_flags,
     ct_cells,
@@ -38,7 +38,12 @@ from isgame.scoring.metrics.copy_detectors import (
     flatten_images,
     leave_one_out_nearest_distances,
 )
-from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
+from isgame.scoring.metrics.fid import (
+    FeatureStatistics,
+    clipped_eigenvalues,
+    features_to_statistics,
+    statistics_to_fid,
+)
 from isgame.scoring.metrics.fld import (
     FldNormalisation,
     component_log_likelihoods,
@@ -47,6 +52,7 @@ from isgame.scoring.metrics.fld import (
     generated_rows,
     mixture_nll,
 )
+from isgame.scoring.metrics.fld import squared_distances as fld_squared_distances
 from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.metrics.kid import kernel_inception_distance, polynomial_kernel
 from isgame.scoring.metrics.prdc import knn_radii, precision_recall_density_coverage
@@ -57,7 +63,7 @@ SLICED_ORDER = 2
 SLICED_DRAW_PROJECTIONS = 50
 #: the RBF bandwidth is the median pairwise distance of at most this many reference rows (seeded beyond)
 RBF_MEDIAN_ROWS = 2000
-#: the k of precision/recall and of density/coverage (Naeem et al.'s defaults, as the prdc package)
+#: the k of precision/recall (Kynkäänniemi et al.'s default) and of density/coverage (Naeem et al.'s)
 PRDC_K, DC_K = 3, 5
 FAMILIES = ("classifier score", "feature distance", "k-NN manifold", "diversity", "pixel space")
 
@@ -75,7 +81,8 @@ class Measurement:
 @dataclass(frozen=True)
 class MatrixMetric:
     """A column: ``higher_is_better`` True, False, or None (two-sided: closest to 0 is best); ``needs`` names the
-    auxiliary classifier the column reads ("second", "robust") or None for the domain's own."""
+    auxiliary classifier the column reads ("second", "robust") or None for the domain's own; ``scope`` the aspects
+    of a generator (:data:`~isgame.probes.matrix.games.ASPECTS`) it claims to measure, as ``citation`` says."""
 
     name: str
     family: str
@@ -83,6 +90,8 @@ class MatrixMetric:
     rule: str
     description: str
     needs: str | None = None
+    scope: tuple[str, ...] = ("fidelity", "diversity")
+    citation: str = ""
 
 
 @dataclass
@@ -108,6 +117,7 @@ class MatrixContext:
     #: FLD's test set (T, D): the main classifier's features of C_T's held-out half
     fld_test: np.ndarray | None = field(default=None, repr=False)
     _fld_baselines: dict[int, float] = field(default_factory=dict, repr=False)
+    _rooted_auxiliary: dict[str, FeatureStatistics] = field(default_factory=dict, repr=False)
 
     @cached_property
     def fld_normalised(self) -> tuple[FldNormalisation, np.ndarray, np.ndarray]:
@@ -124,6 +134,14 @@ class MatrixContext:
             _, train, test = self.fld_normalised
             self._fld_baselines[size] = fld_baseline_nll(train, test, size=size, seed=self.seed)
         return self._fld_baselines[size]
+
+    def rooted_auxiliary_statistics(self, role: str) -> FeatureStatistics:
+        """An auxiliary classifier's training statistics with their covariance root, computed once per role."""
+        from isgame.scoring.metrics.infinity import with_covariance_root
+
+        if role not in self._rooted_auxiliary:
+            self._rooted_auxiliary[role] = with_covariance_root(self.auxiliary[role].train_statistics)
+        return self._rooted_auxiliary[role]
 
     @cached_property
     def rooted_reference_statistics(self) -> FeatureStatistics:
@@ -206,34 +224,83 @@ def _rows(values, rows: np.ndarray):
     return values[torch.from_numpy(rows)] if isinstance(values, torch.Tensor) else values[rows]
 
 
+def class_probabilities(logits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """p(y|x) (n, K) and the negative entropy sum_k p log p (n,) of (n, K) logits, float64: what every IS of a
+    subset of the rows reads."""
+    log_p = torch.log_softmax(logits.double(), dim=1)
+    p = log_p.exp()
+    return p.numpy(), (p * log_p).sum(dim=1).numpy()
+
+
+def split_scores(probabilities: np.ndarray, neg_entropy: np.ndarray, rows: np.ndarray, splits: int) -> tuple[float, float]:
+    """(IS over ``splits`` contiguous splits, exp(I)) of the ``rows`` (sorted) of (n, K) ``probabilities``.
+
+    Per split, mean_i KL(p_i || p_split) = mean_i a_i - sum_k m_k log m_k with a_i = sum_k p_ik log p_ik and m the
+    split's marginal (0 log 0 = 0): the value :func:`~isgame.scoring.metrics.inception_score.inception_score` gives
+    (split i holding positions i*N//s .. (i+1)*N//s - 1), without its input checks, for the many draws of a cell."""
+    from isgame.scoring.metrics.accumulator import split_bounds
+
+    p, a = probabilities[rows], neg_entropy[rows]
+
+    def information(part: slice) -> float:
+        marginal = p[part].mean(axis=0)
+        positive = marginal[marginal > 0]
+        return float(a[part].mean() - positive @ np.log(positive))
+
+    bounds = split_bounds(rows.shape[0], splits)
+    split_is = [math.exp(information(slice(lo, hi))) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return float(np.mean(split_is)), math.exp(information(slice(None)))
+
+
 def measure_inception_scores(role: str, names: tuple[str, str] | tuple[str]) -> Measure:
-    """IS (and exp(I) when two names are given) of the ``role`` classifier's logits, over contiguous splits."""
+    """IS (and exp(I) when two names are given) of the ``role`` classifier's logits, over contiguous splits; the
+    draws score subsets of the rows from their class probabilities, computed once."""
     def measure(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
         logits = game.outputs[role][0]
+        full = inception_score(logits, splits=context.splits, track_stderr=False)
+        probabilities, neg_entropy = class_probabilities(logits)
 
-        def scores(rows=None):
-            chosen = logits if rows is None else _rows(logits, rows)
-            return inception_score(chosen, splits=context.splits, track_stderr=False)
+        def draw(index: int) -> Callable[[np.ndarray], float]:
+            return lambda rows: split_scores(probabilities, neg_entropy, rows, min(context.splits, rows.shape[0]))[index]
 
-        full = scores()
-        out = {names[0]: Measurement(full.is_mean, draw=lambda rows: scores(rows).is_mean)}
+        out = {names[0]: Measurement(full.is_mean, draw=draw(0))}
         if len(names) > 1:
-            out[names[1]] = Measurement(full.improved_is, draw=lambda rows: scores(rows).improved_is)
+            out[names[1]] = Measurement(full.improved_is, draw=draw(1))
         return out
     return measure
 
 
 def measure_fid(role: str, name: str) -> Measure:
-    """FID of the ``role`` classifier's features against its reference statistics."""
+    """FID of the ``role`` classifier's features against its reference statistics. A draw projects the game's
+    features on the reference covariance's root once (A = X R), so each draw's FID needs one eigendecomposition of
+    the covariance of A's rows and no D x D products (:func:`frechet_from_projection`)."""
     def measure(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
-        reference = context.reference_statistics if role == "main" else context.auxiliary[role].train_statistics
+        reference = context.rooted_reference_statistics if role == "main" else \
+            context.rooted_auxiliary_statistics(role)
         features = game.outputs[role][1]
+        projected = features @ reference.root_rows  # the root is symmetric (D, D)
 
-        def fid(rows=None):
-            return statistics_to_fid(reference, features_to_statistics(features if rows is None else features[rows]))
+        def draw(rows: np.ndarray) -> float:
+            return frechet_from_projection(features[rows], projected[rows], reference)
 
-        return {name: Measurement(fid(), draw=fid)}
+        return {name: Measurement(statistics_to_fid(reference, features_to_statistics(features)), draw=draw)}
     return measure
+
+
+def frechet_from_projection(features: np.ndarray, projected: np.ndarray, reference: FeatureStatistics) -> float:
+    """FID of (m, D) ``features`` against ``reference`` (with its symmetric covariance root R as ``root_rows``),
+    given ``projected`` = features R: |mu - mu_r|^2 + tr S + tr S_r - 2 tr (R S R)^{1/2}, with R S R the covariance
+    of the projected rows (its eigenvalues through the m x m Gram matrix when m <= D)."""
+    difference = features.mean(axis=0) - reference.mean
+    centred = features - features.mean(axis=0)
+    centred_projection = projected - projected.mean(axis=0)
+    m = features.shape[0]
+    gram = (centred_projection @ centred_projection.T if m <= features.shape[1]
+            else centred_projection.T @ centred_projection) / (m - 1)
+    trace_sqrt = float(np.sqrt(clipped_eigenvalues(gram)).sum())
+    value = difference @ difference + (centred * centred).sum() / (m - 1) + np.trace(reference.covariance) \
+        - 2 * trace_sqrt
+    return float(max(value, 0.0))
 
 
 def measure_kid(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
@@ -254,21 +321,29 @@ def measure_kid(context: MatrixContext, game: GameOutputs) -> dict[str, Measurem
 
 
 def measure_manifold(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
-    """Precision, recall, density, coverage (Kynkäänniemi et al. 2019; Naeem et al. 2020) and their draws."""
+    """Precision, recall (k = 3, Kynkäänniemi et al. 2019's default), density, coverage (k = 5, Naeem et al. 2020's)
+    and their draws: indicators of one distance matrix, recall with each drawn sample's radius among the drawn
+    ones (the prdc package computes all four with one k, 5 by default)."""
     reference, features = context.reference_features, game.outputs["main"][1]
     full = precision_recall_density_coverage(reference, features, k_precision_recall=PRDC_K, k_density_coverage=DC_K)
     distances = pairwise_distances(reference, features)  # (N_ref, n)
     in_reference_ball = distances < context.precision_radii[:, None]
     precise = in_reference_ball.any(axis=0)
-    recalled = distances < knn_radii(features, PRDC_K)[None, :]
     inside = distances < context.coverage_radii[:, None]
     density_counts = inside.sum(axis=0) / DC_K
+
+    game_distances = pairwise_distances(features, features)  # (n, n), for the radii of a draw's own rows
 
     def any_of(matrix: np.ndarray) -> Callable[[np.ndarray], float]:
         return lambda rows: float(matrix[:, np.unique(rows)].any(axis=1).mean())
 
+    def recall(rows: np.ndarray) -> float:
+        # A sample's k-NN radius among the drawn samples (the k-th smallest distance after its own 0).
+        radii = np.partition(game_distances[np.ix_(rows, rows)], PRDC_K, axis=1)[:, PRDC_K]
+        return float((distances[:, rows] < radii[None, :]).any(axis=1).mean())
+
     return {"precision": Measurement(full.precision, draw=lambda rows: float(precise[rows].mean())),
-            "recall": Measurement(full.recall, draw=any_of(recalled)),
+            "recall": Measurement(full.recall, draw=recall),
             "density": Measurement(full.density, draw=lambda rows: float(density_counts[rows].mean())),
             "coverage": Measurement(full.coverage, draw=any_of(inside))}
 
@@ -300,20 +375,35 @@ def measure_copying(context: MatrixContext, game: GameOutputs) -> dict[str, Meas
             "authenticity": Measurement(float(flags.mean()), draw=lambda rows: float(flags[rows].mean()))}
 
 
+#: the points of the 1/N fit in a draw of IS∞ or FID∞ (the value itself uses the reference's 15)
+INFINITY_DRAW_POINTS = 5
+
+
 def measure_infinity(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
-    """IS∞ and FID∞ (Chong & Forsyth, CVPR 2020): intercepts of fits against 1/N over seeded subsets."""
-    from isgame.scoring.metrics.infinity import fid_infinity, is_infinity
+    """IS∞ and FID∞ (Chong & Forsyth, CVPR 2020): intercepts of fits against 1/N over seeded subsets. A draw fits
+    :data:`INFINITY_DRAW_POINTS` points of the half-sample, the game's and the reference's alike."""
+    from isgame.scoring.metrics.infinity import default_sizes, extrapolate, fid_infinity, is_infinity
 
     logits, features = game.outputs["main"]
+    probabilities, neg_entropy = class_probabilities(logits)
+    reference = context.rooted_reference_statistics
 
-    def is_draw(rows=None):
-        return is_infinity(logits if rows is None else _rows(logits, rows), seed=context.seed).value_at_infinity
+    def fitted(rows: np.ndarray, statistic, score: str) -> float:
+        sizes = default_sizes(rows.shape[0], points=INFINITY_DRAW_POINTS)
+        return extrapolate(rows.shape[0], lambda chosen: statistic(rows[np.sort(chosen)]), sizes, 2, score,
+                           context.seed).value_at_infinity
 
-    def fid_draw(rows=None):
-        chosen = features if rows is None else features[rows]
-        return fid_infinity(context.rooted_reference_statistics, chosen, seed=context.seed).value_at_infinity
+    def is_draw(rows: np.ndarray) -> float:
+        return fitted(rows, lambda chosen: split_scores(probabilities, neg_entropy, chosen, 1)[1], "is")
 
-    return {"IS∞": Measurement(is_draw(), draw=is_draw), "FID∞": Measurement(fid_draw(), draw=fid_draw)}
+    projected = features @ reference.root_rows
+
+    def fid_draw(rows: np.ndarray) -> float:
+        return fitted(rows, lambda chosen: frechet_from_projection(features[chosen], projected[chosen], reference),
+                      "fid")
+
+    return {"IS∞": Measurement(is_infinity(logits, seed=context.seed).value_at_infinity, draw=is_draw),
+            "FID∞": Measurement(fid_infinity(reference, features, seed=context.seed).value_at_infinity, draw=fid_draw)}
 
 
 def measure_rbf_mmd(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
@@ -336,28 +426,46 @@ def measure_rbf_mmd(context: MatrixContext, game: GameOutputs) -> dict[str, Meas
 
 
 def measure_sliced_wasserstein(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
-    """Sliced Wasserstein SW_2 on features (POT's projections, 200 of them, seeded); draws weight the game's rows
-    by their multiplicity in the resample."""
+    """Sliced Wasserstein SW_2 on features (POT's projections, 200 of them, seeded). A draw uses the first 50
+    directions, the reference pre-sorted: the spread between draws, not the projection noise, is what the test
+    needs, and a draw then costs a quarter as much."""
     import ot
 
     directions, reference = context.sliced_reference
     projected = game.outputs["main"][1] @ directions
     value = float(np.mean(ot.lp.wasserstein_1d(reference, projected, p=SLICED_ORDER)) ** (1 / SLICED_ORDER))
-    # Draws use the first 50 directions, pre-sorted: the spread between resamples, not the projection noise, is
-    # what the standard error estimates, and a draw then costs a quarter as much.
     few = slice(0, SLICED_DRAW_PROJECTIONS)
     sorted_reference = np.sort(reference[:, few], axis=0)
-    uniform = np.full(sorted_reference.shape, 1.0 / sorted_reference.shape[0])
-    order = np.argsort(projected[:, few], axis=0)
-    sorted_game = np.take_along_axis(projected[:, few], order, axis=0)
 
     def draw(rows: np.ndarray) -> float:
-        weights = (np.bincount(rows, minlength=game.n) / rows.shape[0])[order]
-        costs = ot.lp.wasserstein_1d(sorted_reference, sorted_game, uniform, weights, p=SLICED_ORDER,
-                                     require_sort=False)
+        costs = uniform_wasserstein_1d(np.sort(projected[rows, few], axis=0), sorted_reference, SLICED_ORDER)
         return float(np.mean(costs) ** (1 / SLICED_ORDER))
 
     return {"SWD": Measurement(value, draw=draw)}
+
+
+def uniform_wasserstein_1d(sorted_a: np.ndarray, sorted_b: np.ndarray, p: int) -> np.ndarray:
+    """W_p^p between the uniform empirical distributions of the columns of sorted ``sorted_a`` (m, P) and
+    ``sorted_b`` (N, P), per column (P,): the integral over t of |Q_a(t) - Q_b(t)|^p, both quantile functions
+    constant between the breakpoints i/m and j/N (POT's ``wasserstein_1d`` with uniform weights)."""
+    a_index, b_index, widths = _quantile_grid(sorted_a.shape[0], sorted_b.shape[0])
+    return widths @ np.abs(sorted_a[a_index] - sorted_b[b_index]) ** p
+
+
+@functools.lru_cache(maxsize=16)
+def _quantile_grid(m: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The intervals between the breakpoints {i/m} ∪ {j/n} of (0, 1], exactly (integers over lcm(m, n)): the order
+    statistic of each side on each interval, and the intervals' widths."""
+    scale = math.lcm(m, n)
+    ends = np.union1d(np.arange(1, m + 1) * (scale // m), np.arange(1, n + 1) * (scale // n))
+    widths = np.diff(np.concatenate([[0], ends])) / scale
+    # On (t_{k-1}, t_k] the quantile of a side with m points is its order statistic ceil(t_k m) - 1.
+    return -(-ends * m // scale) - 1, -(-ends * n // scale) - 1, widths
+
+
+#: FLD above this, with samples that copy training points exactly, is their mixture's collapse, not a distance:
+#: the authors' code warns there ("your generated data is likely completely memorized")
+MEMORISED_FLD = 1000.0
 
 
 def fld_measurement(context: MatrixContext, features: np.ndarray) -> Measurement:
@@ -366,10 +474,14 @@ def fld_measurement(context: MatrixContext, features: np.ndarray) -> Measurement
     ``context.fld_test``, the context's seed), with the baseline fitted once per size and no NLL of the train set
     (the gap is not a column).
 
-    The draw does not refit: it keeps the fitted log-variances and scores the test set under the mixture whose
-    component weights are the resample's multiplicities (counts / n), from the (T, n) component log-likelihood
-    matrix computed once, so a draw is one weighted logsumexp. Its standard error therefore covers the sampling
-    of the mixture's centres, not the refit of the bandwidths to them. At the identity resample it is the value.
+    Samples that are exact copies of training points make their components' fitted variance collapse to the
+    clamp, and a set of them scores a round-off value (1e16 and more). Such a value, above
+    :data:`MEMORISED_FLD` with copies among the centres, is recorded as +inf: memorised, worse than any
+    distance, and the same on every machine.
+
+    The draw does not refit: it keeps the fitted log-variances and scores the test set under the mixture of the
+    drawn rows' components, from the (T, n) component log-likelihood matrix computed once, less the baseline of
+    the draw's size (so both sides of a test carry the same constant).
     """
     try:
         normalise, train, test = context.fld_normalised
@@ -382,14 +494,27 @@ def fld_measurement(context: MatrixContext, features: np.ndarray) -> Measurement
     centres = normalise(features if kept is None else features[kept])
     log_variances = fit_mixture(train, centres, seed=context.seed)
     pairwise = component_log_likelihoods(test, centres, log_variances)
-    baseline, dim = context.fld_baseline(centres.shape[0]), centres.shape[1]
+    dim = centres.shape[1]
+    copies = _copies_of(centres, train)
+
+    def fld(columns: np.ndarray | None) -> float:
+        chosen = pairwise if columns is None else pairwise[:, columns]
+        value = 100 * (mixture_nll(chosen) / dim - context.fld_baseline(chosen.shape[1]))
+        copied = copies.any() if columns is None else copies[columns].any()
+        return math.inf if copied and value > MEMORISED_FLD else value
 
     def draw(rows: np.ndarray) -> float:
-        counts = np.bincount(rows, minlength=features.shape[0]).astype(np.float64)
-        counts = counts if kept is None else counts[kept]
-        return 100 * (mixture_nll(pairwise, counts / counts.sum()) / dim - baseline) if counts.any() else math.nan
+        chosen = rows if kept is None else np.flatnonzero(np.isin(kept, rows))
+        return fld(chosen) if chosen.size else math.nan
 
-    return Measurement(100 * (mixture_nll(pairwise) / dim - baseline), draw=draw)
+    return Measurement(fld(None), draw=draw)
+
+
+def _copies_of(centres: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Which (m,) of the normalised ``centres`` are exact copies of a training row (squared distance at round-off
+    level of the features' own scale)."""
+    nearest = fld_squared_distances(centres, train).min(axis=1)
+    return nearest <= 1e-12 * centres.shape[1]
 
 
 def measure_fld(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
@@ -423,44 +548,64 @@ def measure_wavelet(context: MatrixContext, game: GameOutputs) -> dict[str, Meas
 
 def _rule(higher_is_better: bool | None) -> str:
     if higher_is_better is None:
-        return (f"|C_T| < {CT_BAND:g}: indistinguishable from real held-out data (a z statistic; C_T <= -{CT_BAND:g} "
-                f"flags copying, >= +{CT_BAND:g} underfitting); reference: one held-out half against the other")
-    return ("not significantly lower than the reference" if higher_is_better
-            else "not significantly higher than the reference")
+        return ("copying when C_T lies below its null distribution on the domain (held-out halves tested against "
+                "each other), one-sided, Holm-corrected within the column")
+    return (f"flags a game when it is significantly {'lower' if higher_is_better else 'higher'} than held-out real "
+            "data: a one-sided test of the difference over half-samples, Holm-corrected within the column")
 
 
-def _metric(name, family, higher, description, needs=None) -> MatrixMetric:
+def _metric(name, family, higher, scope, description, citation, needs=None) -> MatrixMetric:
     return MatrixMetric(name=name, family=family, higher_is_better=higher, rule=_rule(higher), description=description,
-                        needs=needs)
+                        needs=needs, scope=scope, citation=citation)
 
 
-#: every column the matrix knows, in heatmap order, and the measurement that fills it
+QUALITY = ("fidelity", "diversity")
+#: every column the matrix knows, in heatmap order, what it claims to measure, and the measurement that fills it
 MATRIX_METRICS: tuple[MatrixMetric, ...] = (
-    _metric("IS", "classifier score", True, "Inception Score over contiguous splits"),
-    _metric("exp(I)", "classifier score", True, "exp of the mutual information I(x; y), split-free"),
-    _metric("R-IS", "classifier score", True, "IS through the adversarially trained classifier (Alfarra et al. 2022)",
-            needs="robust"),
-    _metric("IS∞", "classifier score", True, "IS extrapolated to infinite N (Chong & Forsyth 2020)"),
-    _metric("FID", "feature distance", False, "Fréchet distance of the classifier's features to the reference"),
-    _metric("FID∞", "feature distance", False, "FID extrapolated to infinite N (Chong & Forsyth 2020)"),
-    _metric("KID", "feature distance", False, "kernel (cubic polynomial) MMD^2, subsets"),
-    _metric("RBF-MMD", "feature distance", False, "Gaussian-kernel MMD^2 as CMMD, median-distance bandwidth"),
-    _metric("SWD", "feature distance", False, "sliced Wasserstein SW_2, 200 seeded projections (POT)"),
-    _metric("FLD", "feature distance", False, "feature likelihood divergence (Jiralerspong et al., NeurIPS 2023): "
+    _metric("IS", "classifier score", True, QUALITY, "Inception Score over contiguous splits",
+            "Salimans et al., NeurIPS 2016: confident labels (quality) spread over the classes (diversity)"),
+    _metric("exp(I)", "classifier score", True, QUALITY, "exp of the mutual information I(x; y), split-free",
+            "Barratt & Sharma, 2018: the mutual information of image and label, as IS without splits"),
+    _metric("R-IS", "classifier score", True, QUALITY, "IS through the adversarially trained classifier",
+            "Alfarra et al., ECCV 2022: IS through a robust classifier, which pixel attacks move less", needs="robust"),
+    _metric("IS∞", "classifier score", True, QUALITY, "IS extrapolated to infinite N",
+            "Chong & Forsyth, CVPR 2020: IS without its dependence on N"),
+    _metric("FID", "feature distance", False, QUALITY, "Fréchet distance of the classifier's features to the reference",
+            "Heusel et al., NeurIPS 2017: quality and diversity in one distance between feature distributions"),
+    _metric("FID∞", "feature distance", False, QUALITY, "FID extrapolated to infinite N",
+            "Chong & Forsyth, CVPR 2020: FID without its dependence on N"),
+    _metric("KID", "feature distance", False, QUALITY, "kernel (cubic polynomial) MMD^2, subsets",
+            "Bińkowski et al., ICLR 2018: an unbiased distance between feature distributions"),
+    _metric("RBF-MMD", "feature distance", False, QUALITY, "Gaussian-kernel MMD^2, median-distance bandwidth; the "
+            "unbiased estimator (CMMD itself reports the biased one)",
+            "Jayasumana et al., CVPR 2024 (CMMD): a distribution distance without FID's Gaussian assumption"),
+    _metric("SWD", "feature distance", False, QUALITY, "sliced Wasserstein SW_2, 200 seeded projections (POT)",
+            "Karras et al., ICLR 2018: a distribution distance over random one-dimensional projections"),
+    _metric("FLD", "feature distance", False, ("fidelity", "diversity", "novelty"), "feature likelihood divergence: "
             "test NLL of a Gaussian mixture on the samples, bandwidths fitted to the training features, less a "
-            "baseline; tested on C_T's held-out half"),
-    _metric("R-FID", "feature distance", False, "FID on the adversarially trained classifier's features",
-            needs="robust"),
-    _metric("FID-b", "feature distance", False, "FID on a second, independently trained classifier's features",
-            needs="second"),
-    _metric("precision", "k-NN manifold", True, "improved precision, k = 3"),
-    _metric("recall", "k-NN manifold", True, "improved recall, k = 3"),
-    _metric("density", "k-NN manifold", True, "density, k = 5"),
-    _metric("coverage", "k-NN manifold", True, "coverage, k = 5"),
-    _metric("Vendi", "diversity", True, "Vendi score, cosine kernel: reference-free diversity (noise scores high)"),
-    _metric("wavelet FD", "pixel space", False, "Fréchet distance of Haar wavelet packets: no classifier involved"),
-    _metric("C_T", "pixel space", None, "data-copying test statistic (Meehan et al. 2020)"),
-    _metric("authenticity", "pixel space", True, "fraction of authentic samples (Alaa et al. 2022)"),
+            "baseline; tested on C_T's held-out half",
+            "Jiralerspong et al., NeurIPS 2023: fidelity, diversity and novelty (memorised samples score worse)"),
+    _metric("R-FID", "feature distance", False, QUALITY, "FID on the adversarially trained classifier's features",
+            "Alfarra et al., ECCV 2022: FID on a robust classifier's features", needs="robust"),
+    _metric("FID-b", "feature distance", False, QUALITY, "FID on a second, independently trained classifier's features",
+            "Heusel et al., NeurIPS 2017, on another network's features", needs="second"),
+    _metric("precision", "k-NN manifold", True, ("fidelity",), "improved precision, k = 3",
+            "Kynkäänniemi et al., NeurIPS 2019: the share of samples on the real manifold (fidelity only)"),
+    _metric("recall", "k-NN manifold", True, ("diversity",), "improved recall, k = 3",
+            "Kynkäänniemi et al., NeurIPS 2019: the share of real data the samples cover (diversity only)"),
+    _metric("density", "k-NN manifold", True, ("fidelity",), "density, k = 5",
+            "Naeem et al., ICML 2020: how many real neighbourhoods hold each sample (fidelity)"),
+    _metric("coverage", "k-NN manifold", True, ("diversity",), "coverage, k = 5",
+            "Naeem et al., ICML 2020: the share of real neighbourhoods that hold a sample (diversity)"),
+    _metric("Vendi", "diversity", True, ("diversity",), "Vendi score, cosine kernel on the classifier's features: "
+            "reference-free diversity (noise scores low: the classifier's features of noise are alike)",
+            "Friedman & Dieng, TMLR 2023: the effective number of distinct samples"),
+    _metric("wavelet FD", "pixel space", False, QUALITY, "Fréchet distance of Haar wavelet packets: no classifier "
+            "involved", "Veeramacheneni et al., ICLR 2025: FID's distance on wavelet packets instead of a network"),
+    _metric("C_T", "pixel space", None, ("novelty",), "data-copying test statistic",
+            "Meehan et al., AISTATS 2020: samples nearer the training set than held-out data are (copying)"),
+    _metric("authenticity", "pixel space", True, ("novelty",), "fraction of authentic samples",
+            "Alaa et al., ICML 2022: the share of samples that are not copies of a training point"),
 )
 
 
@@ -488,6 +633,7 @@ HIGHER_IS_BETTER = {metric.name: metric.higher_is_better for metric in MATRIX_ME
 METRICS = tuple(HIGHER_IS_BETTER)
 METRIC_FAMILIES = {metric.name: metric.family for metric in MATRIX_METRICS}
 FOOLED_RULES = {metric.name: metric.rule for metric in MATRIX_METRICS}
+METRIC_SCOPES = {metric.name: metric.scope for metric in MATRIX_METRICS}
 #: IS splits and KID subset rows of the matrix (fewer where n is smaller)
 IS_SPLITS, KID_SUBSET_SIZE = 10, 200
 

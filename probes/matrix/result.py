@@ -17,16 +17,23 @@ from isgame.probes.matrix.measurements import (
     KID_SUBSET_SIZE,
     MATRIX_METRICS,
     METRIC_FAMILIES,
+    METRIC_SCOPES,
 )
-from isgame.probes.matrix.verdicts import MatrixCell
+from isgame.probes.matrix.verdicts import VERDICTS, MatrixCell
 from isgame.scoring.metrics.copy_detectors import CT_CELLS
 from isgame.scoring.plotting import Display
 
 ARROWS = {True: "↑", False: "↓", None: "→0"}
+DIRECTIONS = {True: "higher is better", False: "lower is better", None: "below its null distribution flags copying"}
 
 
 @dataclass(frozen=True)
 class MatrixResult:
+    """Every game's cells (``cells[game][metric]``), the settings and test that made them, and the verdicts' tally.
+
+    ``draws`` is the most half-sample draws a cell of each column could take (C_T: its null distribution's size)
+    and ``holm_families`` the cells each column tests; ``game_declarations`` what each game degrades."""
+
     games: list[str]
     metrics: list[str]
     cells: dict[str, dict[str, MatrixCell]]
@@ -41,42 +48,66 @@ class MatrixResult:
     kid_subset_size: int = KID_SUBSET_SIZE
     ct_cells: int = CT_CELLS
     notes: list[str] = field(default_factory=list)
-    bootstrap: int = defaults.MATRIX_DRAWS
+    bootstrap: int = 0
     alpha: float = defaults.ALPHA
     reference: str = "the training images' features"
     auxiliary: dict[str, str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    game_declarations: dict[str, dict] = field(default_factory=dict)
+    draws: dict[str, int] = field(default_factory=dict)
+    holm_families: dict[str, int] = field(default_factory=dict)
+    ct_null: dict[str, object] | None = None
 
     @property
     def reference_game(self) -> str:
         """The honest baseline row every other game is compared with."""
         return REFERENCE_GAME
 
+    def _with_verdict(self, metric: str, *verdicts: str) -> list[str]:
+        return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].verdict in verdicts]
+
     def resisted(self, metric: str) -> list[str]:
-        """The games ``metric`` resists; an empty cell (NaN: not measured or undefined) is neither."""
-        return [g for g in self.games if g != REFERENCE_GAME and not self.cells[g][metric].fooled
-                and math.isfinite(self.cells[g][metric].value)]
+        """The games in ``metric``'s scope that it detects."""
+        return self._with_verdict(metric, "detected")
 
     def fooled_by(self, metric: str) -> list[str]:
-        return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].fooled]
+        """The games in ``metric``'s scope that it misses (the cells whose ``fooled`` is True)."""
+        return self._with_verdict(metric, "missed")
+
+    def false_alarms(self, metric: str) -> list[str]:
+        """The games that degrade nothing (real data in another order) that ``metric`` flags all the same."""
+        return self._with_verdict(metric, "false_alarm")
+
+    def confusion(self) -> dict[str, dict[str, int]]:
+        """Per metric, how many of its cells got each verdict (and how many were not measured)."""
+        table = {}
+        for metric in self.metrics:
+            verdicts = [self.cells[g][metric].verdict for g in self.games if g != REFERENCE_GAME]
+            table[metric] = {**{verdict: verdicts.count(verdict) for verdict in VERDICTS},
+                             "not_measured": verdicts.count(None)}
+        return table
 
     def unfooled_metrics(self) -> list[str]:
-        """The metrics that resist every game: none fools them, and each was measured on every game (FLD on the
-        games made of held-out images is not, so it cannot be listed however the other games come out)."""
-        games = len(self.games) - 1
-        return [metric for metric in self.metrics if len(self.resisted(metric)) == games]
+        """The metrics no game in their scope fools: every in-scope game measured and detected, none missed."""
+        return [metric for metric, counts in self.confusion().items()
+                if counts["missed"] == 0 and counts["detected"] > 0 and not self._unmeasured_in_scope(metric)]
+
+    def _unmeasured_in_scope(self, metric: str) -> list[str]:
+        return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].verdict is None
+                and self.cells[g][metric].relation != "out of scope"]
 
     def paragraphs(self) -> dict[str, str]:
-        """One sentence per metric naming the games it resists and those that fool it."""
+        """One sentence per metric: what it claims, the games in its scope it detects and misses, its false alarms."""
         out = {}
         for metric in self.metrics:
-            resisted, fooled = self.resisted(metric), self.fooled_by(metric)
-            direction = {True: "higher is better", False: "lower is better", None: "two-sided, |C_T| < 3 is real-like"}
-            out[metric] = (f"{metric} ({direction[HIGHER_IS_BETTER[metric]]}) resists "
-                           f"{len(resisted)} of {len(self.games) - 1} games: {', '.join(resisted) or 'none'}. "
-                           f"Fooled by: {', '.join(fooled) or 'none'}."
-                           + (f" Not measured on: {', '.join(empty)}." if (empty := [
-                               g for g in self.games if g != REFERENCE_GAME and g not in resisted + fooled]) else ""))
+            detected, missed, alarms = self.resisted(metric), self.fooled_by(metric), self.false_alarms(metric)
+            scope = " and ".join(METRIC_SCOPES[metric])
+            text = (f"{metric} (claims {scope}; {DIRECTIONS[HIGHER_IS_BETTER[metric]]}) detects {len(detected)} of the "
+                    f"{len(detected) + len(missed)} games in its scope"
+                    + (f"; misses {', '.join(missed)}" if missed else "; misses none")
+                    + (f"; false alarms on {', '.join(alarms)}" if alarms else "") + ".")
+            empty = self._unmeasured_in_scope(metric)
+            out[metric] = text + (f" Not measured on: {', '.join(empty)}." if empty else "")
         return out
 
     def to_dict(self) -> dict[str, object]:
@@ -87,13 +118,14 @@ class MatrixResult:
             "higher_is_better": {m: HIGHER_IS_BETTER[m] for m in self.metrics},
             "fooled_rules": {m: FOOLED_RULES[m] for m in self.metrics},
             "families": {m: METRIC_FAMILIES[m] for m in self.metrics},
+            "scopes": {m: list(METRIC_SCOPES[m]) for m in self.metrics},
+            "citations": {metric.name: metric.citation for metric in MATRIX_METRICS if metric.name in self.metrics},
             "game_families": {g: GAME_FAMILIES.get(g, "other") for g in self.games},
+            "game_declarations": self.game_declarations,
             "descriptions": {metric.name: metric.description for metric in MATRIX_METRICS if metric.name in self.metrics},
-            "test": {"kind": "one-sided z test of the gain over the reference, bootstrap standard errors "
-                             "(C_T: its |C_T| < 3 band)", "alpha": self.alpha, "bootstrap_draws": self.bootstrap,
-                     "fooled": "not significantly worse than the reference at level alpha (before isgame 0.2: at "
-                               "least as good as the reference; KID: within two of its standard errors)"},
+            "test": self._test_description(),
             "cells": {g: {m: c.to_dict() for m, c in row.items()} for g, row in self.cells.items()},
+            "confusion": self.confusion(),
             "paragraphs": self.paragraphs(),
             "unfooled_metrics": self.unfooled_metrics(),
             "fid_sample_size_caveat": {
@@ -107,35 +139,54 @@ class MatrixResult:
             "seconds": self.seconds,
         }
 
+    def _test_description(self) -> dict[str, object]:
+        return {
+            "kind": "one-sided sign test of the difference game - reference over half-samples drawn without "
+                    "replacement (paired where the game reuses the reference's rows); Holm's correction within "
+                    "each column; C_T against its null distribution on the domain",
+            "alpha": self.alpha, "bootstrap_draws": self.bootstrap, "draws": self.draws,
+            "families": self.holm_families,
+            "smallest_p": {m: 1.0 / (draws + 1) for m, draws in self.draws.items()},
+            "holm_smallest_level": {m: self.alpha / family for m, family in self.holm_families.items() if family},
+            "ct_null": self.ct_null,
+            "verdicts": {"detected": "the game degrades an aspect in the metric's scope, and the metric flags it",
+                         "missed": "the game degrades an aspect in the metric's scope, and the metric does not flag it",
+                         "false_alarm": "the game degrades nothing (real data in another order), yet the metric "
+                                        "flags it",
+                         "no_alarm": "the game degrades nothing, and the metric does not flag it",
+                         "not_applicable": "the game degrades only aspects outside the metric's scope (not tested)"},
+            "fooled": "kept for scripts: true where the verdict is missed; null for a cell that was not measured",
+        }
+
+
+#: the colour of each verdict in the heatmap (and the report's table)
+VERDICT_COLOURS = {"detected": "#9ecae1", "missed": "#fb6a4a", "false_alarm": "#fdae6b", "no_alarm": "#c7e9c0",
+                   "not_applicable": "#f0f0f0", "reference": "#ffffff", None: "#d9d9d9"}
+#: the mark a cell's value carries for its verdict
+VERDICT_MARKS = {"missed": " ✗", "false_alarm": " !"}
 
 
 class RobustnessMatrixDisplay(Display):
-    """Heatmap of games x metrics, rows and columns grouped by family (thin lines between families): red where the
-    game fools the metric (not significantly worse than held-out real data), blue where the metric resists;
-    colour depth is the margin (clipped to ±100%); each cell shows the value and, where the bootstrap gives
-    one, its standard error."""
+    """Heatmap of games x metrics, rows and columns grouped by family (thin lines between families), each cell
+    coloured by its verdict (:data:`VERDICT_COLOURS`: red missed, blue detected, orange false alarm, green no
+    alarm, pale grey not applicable) and showing its value, marked ✗ where missed and ! where a false alarm."""
 
     def figure_size(self) -> tuple[float, float]:
         return max(13, 1.05 * len(self.result.metrics) + 3), max(6.5, 0.55 * len(self.result.games) + 2)
 
     def draw(self, ax) -> None:
+        from matplotlib.colors import to_rgb
+        from matplotlib.patches import Patch
+
         r = self.result
-        margins = np.array([[np.clip(np.nan_to_num(r.cells[g][m].margin), -1, 1) for m in r.metrics] for g in r.games])
-        fooled = np.array([[r.cells[g][m].fooled for m in r.metrics] for g in r.games])
-        # Fooled cells are shown red (0.5..1 on the colormap), resisted cells blue (0..0.5).
-        shade = np.where(fooled, 0.55 + 0.45 * np.abs(margins), 0.45 - 0.45 * np.abs(margins))
+        colours = np.array([[to_rgb(VERDICT_COLOURS[r.cells[g][m].verdict]) for m in r.metrics] for g in r.games])
+        ax.imshow(colours, aspect="auto")
         for i, game in enumerate(r.games):
             for j, metric in enumerate(r.metrics):
                 cell = r.cells[game][metric]
-                if not math.isfinite(cell.value):
-                    shade[i, j] = 0.5  # the colormap's neutral middle: neither fooled nor resisted
-                    ax.text(j, i, "n/a", ha="center", va="center", fontsize=6, color="#555555")
-                    continue
-                text = f"{cell.value:.3g}" + (" ✗" if cell.fooled and game != REFERENCE_GAME else "")
-                if math.isfinite(cell.stderr) and HIGHER_IS_BETTER[metric] is not None:
-                    text += f"\n±{cell.stderr:.2g}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=6)
-        ax.imshow(shade, cmap="coolwarm", vmin=0, vmax=1, aspect="auto")
+                text = "n/a" if math.isnan(cell.value) else f"{cell.value:.3g}" + VERDICT_MARKS.get(cell.verdict, "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                        color="#555555" if cell.verdict in (None, "not_applicable") else "black")
         ax.set_xticks(range(len(r.metrics)), [f"{m} {ARROWS[HIGHER_IS_BETTER[m]]}" for m in r.metrics], fontsize=8,
                       rotation=40, ha="right")
         ax.set_yticks(range(len(r.games)), [f"{g}  [{GAME_FAMILIES.get(g, 'other')}]" for g in r.games], fontsize=8)
@@ -143,10 +194,11 @@ class RobustnessMatrixDisplay(Display):
             ax.axvline(boundary - 0.5, color="black", linewidth=1.2)
         for boundary in _family_boundaries([GAME_FAMILIES.get(g, "other") for g in r.games]):
             ax.axhline(boundary - 0.5, color="black", linewidth=1.2)
-        title = (f"Robustness matrix: red ✗ = not significantly worse than held-out real data (one-sided, "
-                 f"α = {r.alpha:g}, {r.bootstrap} bootstrap draws)")
-        title += f"\n{r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n}"
-        ax.set_title(title, fontsize=10)
+        ax.legend(handles=[Patch(facecolor=VERDICT_COLOURS[v], edgecolor="#999999", label=v.replace("_", " "))
+                           for v in VERDICTS], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
+        ax.set_title(f"Robustness matrix: each cell's verdict (a one-sided test against held-out real data, Holm "
+                     f"within each column, α = {r.alpha:g})\n"
+                     f"{r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n}", fontsize=10)
 
 
 def _family_boundaries(families: list[str]) -> list[int]:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from scipy import stats
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
@@ -34,25 +33,16 @@ def _check_pair(a: np.ndarray, b: np.ndarray, names: tuple[str, str]) -> None:
         raise InvalidInputError(f"{names[0]} has D = {a.shape[1]} but {names[1]} has D = {b.shape[1]}; use one space for both")
 
 
-#: fitted k-means partitions of recent training sets: the memorisation probe and the matrix test many sample sets
-#: against one training set, and the fit (10 seeded restarts) is the test's dominant cost
-_PARTITIONS: OrderedDict[tuple, KMeans] = OrderedDict()
+#: the training sides of C_T (:class:`CopyingPartition`) of recent training sets: the memorisation probe and the
+#: matrix test many sample sets against one training set, and the fit (10 seeded restarts) is the test's dominant cost
+_PARTITIONS: OrderedDict[tuple, "CopyingPartition"] = OrderedDict()
 _PARTITIONS_KEPT = 4
 
 
 def training_partition(train: np.ndarray, cells: int, seed: int) -> KMeans:
     """k-means with ``cells`` cells (10 seeded restarts) fitted on ``train`` (N, D); a fit of the same rows, cells
     and seed is reused (keyed by a hash of the bytes), so the result is the same as fitting again."""
-    rows = np.ascontiguousarray(train)
-    key = (hashlib.blake2b(rows.tobytes(), digest_size=16).digest(), rows.shape, str(rows.dtype), cells, seed)
-    if key in _PARTITIONS:
-        _PARTITIONS.move_to_end(key)
-        return _PARTITIONS[key]
-    kmeans = KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(rows)
-    _PARTITIONS[key] = kmeans
-    while len(_PARTITIONS) > _PARTITIONS_KEPT:
-        _PARTITIONS.popitem(last=False)
-    return kmeans
+    return copying_partition(train, cells, seed).kmeans
 
 
 def nearest_distances(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -155,8 +145,19 @@ def mann_whitney_z(generated: np.ndarray, held_out: np.ndarray) -> float:
     their mean with its -0.5 continuity correction and no tie correction. z < 0 when generated values are smaller.
     """
     m, n = generated.size, held_out.size
-    u = stats.mannwhitneyu(generated, held_out, alternative="two-sided", method="asymptotic").statistic
+    u = mann_whitney_u(generated, held_out)
     return float((u - (m * n / 2 - 0.5)) / math.sqrt(m * n * (m + n + 1) / 12))
+
+
+def mann_whitney_u(x: np.ndarray, y: np.ndarray) -> float:
+    """U of ``x`` against ``y``: the pairs with x > y, ties counted 1/2, from average ranks (the statistic
+    ``scipy.stats.mannwhitneyu`` returns for its first sample), without scipy's per-call overhead."""
+    combined = np.concatenate([x, y])
+    order = np.argsort(combined, kind="mergesort")
+    _, first, counts = np.unique(combined[order], return_index=True, return_counts=True)
+    ranks = np.empty(combined.size)
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # 1-based ranks, ties at their average
+    return float(ranks[: x.size].sum() - x.size * (x.size + 1) / 2)
 
 
 def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, *, cells: int = 10,
@@ -188,22 +189,66 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
 
         warn_renamed("min_generated_per_cell=m", "generated_per_cell_above=m - 1")
         generated_per_cell_above = min_generated_per_cell - 1
-    kmeans = training_partition(train, cells, seed)
-    cell_of_train, cell_of_held_out, cell_of_generated = (kmeans.predict(a) for a in (train, held_out, generated))
+    partition = copying_partition(train, cells, seed)
+    return ct_from_placements(partition, *partition.place(held_out), *partition.place(generated),
+                              generated_per_cell_above=generated_per_cell_above)
+
+
+@dataclass(frozen=True)
+class CopyingPartition:
+    """The training side of C_T, computed once: k-means cells of the training set and, per cell, a nearest-neighbour
+    index of its training points. :meth:`place` puts any rows in cells with their distance to that cell's nearest
+    training point, so C_T of many sample sets (or of many splits of one held-out set) costs no refit."""
+
+    kmeans: KMeans
+    cells: int
+    neighbours: dict[int, NearestNeighbors]
+
+    def place(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(cell (M,), distance (M,)) of (M, D) ``points``: the cell of the nearest centre and the distance to the
+        nearest training point of that cell."""
+        labels = self.kmeans.predict(points)
+        distances = np.full(points.shape[0], np.nan)
+        for cell in np.unique(labels):
+            members = labels == cell
+            if cell not in self.neighbours:
+                raise InvalidInputError(f"k-means cell {cell} holds no training point; pass fewer k-means cells")
+            distances[members] = self.neighbours[cell].kneighbors(points[members])[0][:, 0]
+        return labels, distances
+
+
+def copying_partition(train: np.ndarray, cells: int, seed: int) -> "CopyingPartition":
+    """:class:`CopyingPartition` of ``train`` (N, D) with ``cells`` seeded k-means cells (10 restarts); one of the
+    same rows, cells and seed is reused (keyed by a hash of the bytes), so the result is the same as fitting again."""
+    rows = np.ascontiguousarray(train)
+    key = (hashlib.blake2b(rows.tobytes(), digest_size=16).digest(), rows.shape, str(rows.dtype), cells, seed)
+    if key in _PARTITIONS:
+        _PARTITIONS.move_to_end(key)
+        return _PARTITIONS[key]
+    kmeans = KMeans(n_clusters=cells, n_init=10, random_state=seed).fit(rows)
+    labels = kmeans.predict(rows)
+    neighbours = {int(cell): NearestNeighbors(n_neighbors=1).fit(rows[labels == cell]) for cell in np.unique(labels)}
+    _PARTITIONS[key] = CopyingPartition(kmeans=kmeans, cells=cells, neighbours=neighbours)
+    while len(_PARTITIONS) > _PARTITIONS_KEPT:
+        _PARTITIONS.popitem(last=False)
+    return _PARTITIONS[key]
+
+
+def ct_from_placements(partition: CopyingPartition, held_out_cells: np.ndarray, held_out_distances: np.ndarray,
+                       generated_cells: np.ndarray, generated_distances: np.ndarray, *,
+                       generated_per_cell_above: int = CT_GENERATED_PER_CELL) -> DataCopyingResult:
+    """C_T from the held-out and generated rows' cells and nearest-training distances (:meth:`CopyingPartition.place`):
+    per cell with more than ``generated_per_cell_above`` generated rows and a held-out row, the Mann-Whitney z of
+    the two sets of distances, averaged with the cell's share of the held-out rows as weight."""
     z_scores, weights, labels, without_held_out = [], [], [], []
-    for cell in range(cells):
-        in_train, in_held_out, in_generated = cell_of_train == cell, cell_of_held_out == cell, cell_of_generated == cell
+    for cell in range(partition.cells):
+        in_held_out, in_generated = held_out_cells == cell, generated_cells == cell
         if not in_held_out.any():
             without_held_out.append(cell)
             continue
         if in_generated.sum() <= generated_per_cell_above:
             continue
-        if not in_train.any():
-            raise InvalidInputError(f"k-means cell {cell} holds no training point; pass fewer k-means cells")
-        neighbours = NearestNeighbors(n_neighbors=1).fit(train[in_train])
-        d_generated = neighbours.kneighbors(generated[in_generated])[0][:, 0]
-        d_held_out = neighbours.kneighbors(held_out[in_held_out])[0][:, 0]
-        z_scores.append(mann_whitney_z(d_generated, d_held_out))
+        z_scores.append(mann_whitney_z(generated_distances[in_generated], held_out_distances[in_held_out]))
         weights.append(float(in_held_out.mean()))
         labels.append(cell)
     if not z_scores:
@@ -212,8 +257,8 @@ def data_copying_test(train: np.ndarray, held_out: np.ndarray, generated: np.nda
             "pass more samples or fewer k-means cells"
         )
     ct = float(np.average(z_scores, weights=weights))
-    hidden = float(np.isin(cell_of_generated, without_held_out).mean()) if without_held_out else 0.0
-    return DataCopyingResult(ct_statistic=ct, cells=cells, cells_used=len(z_scores), cell_z_scores=z_scores,
+    hidden = float(np.isin(generated_cells, without_held_out).mean()) if without_held_out else 0.0
+    return DataCopyingResult(ct_statistic=ct, cells=partition.cells, cells_used=len(z_scores), cell_z_scores=z_scores,
                              cell_weights=weights, cell_labels=labels, cells_without_held_out=without_held_out,
                              generated_in_cells_without_held_out=hidden,
                              generated_per_cell_above=generated_per_cell_above)

@@ -89,12 +89,26 @@ def features_to_statistics(features: object, *, name: str = "features") -> Featu
                              n=n, root_rows=covariance_root_rows(array) if n <= dim else None)
 
 
+def clip_round_off(values: np.ndarray, size: int) -> np.ndarray:
+    """Eigenvalues of a symmetric PSD (size, size) matrix with each below its round-off level (size * eps * the
+    largest, as ``numpy.linalg.matrix_rank`` reads a rank) set to 0: a dead unit's zero variance comes out as about
+    +-1e-17, whose square root would add 3e-9 per unit to a trace of roots, where pytorch-fid's and torch-fidelity's
+    matrix square roots give 0."""
+    tolerance = size * np.finfo(np.float64).eps * float(np.abs(values).max(initial=0.0))
+    return np.where(values > tolerance, values, 0.0)
+
+
+def clipped_eigenvalues(matrix: np.ndarray) -> np.ndarray:
+    """The eigenvalues of the symmetric PSD ``matrix`` (k, k), round-off clipped (:func:`clip_round_off`)."""
+    return clip_round_off(np.linalg.eigvalsh((matrix + matrix.T) / 2), matrix.shape[0])
+
+
 def trace_sqrt_product(covariance_1: np.ndarray, covariance_2: np.ndarray) -> float:
     """tr((S_1 S_2)^{1/2}) for PSD S_1, S_2 (D, D), by the symmetric eigenvalue route."""
     values, vectors = np.linalg.eigh(covariance_1)
-    root = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    root = (vectors * np.sqrt(clip_round_off(values, values.shape[0]))) @ vectors.T
     middle = root @ covariance_2 @ root
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum())
+    return float(np.sqrt(clipped_eigenvalues(middle)).sum())
 
 
 def trace_sqrt_product_low_rank(root_rows_1: np.ndarray, second: np.ndarray, *, second_is_root: bool) -> float:
@@ -106,7 +120,7 @@ def trace_sqrt_product_low_rank(root_rows_1: np.ndarray, second: np.ndarray, *, 
     if second_is_root:
         return float(np.linalg.svd(root_rows_1 @ second.T, compute_uv=False).sum())
     middle = root_rows_1 @ second @ root_rows_1.T
-    return float(np.sqrt(np.clip(np.linalg.eigvalsh((middle + middle.T) / 2), 0, None)).sum())
+    return float(np.sqrt(clipped_eigenvalues(middle)).sum())
 
 
 def statistics_trace_sqrt_product(first: FeatureStatistics, second: FeatureStatistics) -> float:

@@ -54,9 +54,18 @@ class FldResult(FieldsAsDict):
     n_generated: int
     dim: int
     seed: int
+    #: generated samples that are exact copies of a training point (their components' variance collapses)
+    copies: int = 0
+
+    @property
+    def memorised(self) -> bool:
+        """The authors' warning: FLD above 1000 (or a gap below -1000) means the samples are likely memorised; with
+        exact copies among them the value is their mixture's collapse, set by round-off."""
+        return self.fld > 1000 or self.gap < -1000
 
     def to_dict(self) -> dict[str, object]:
-        return {**super().to_dict(), "gap_note": "gap = fld_train - fld; strongly negative when samples copy the training set"}
+        return {**super().to_dict(), "memorised": self.memorised,
+                "gap_note": "gap = fld_train - fld; strongly negative when samples copy the training set"}
 
 
 @dataclass(frozen=True)
@@ -229,6 +238,7 @@ def feature_likelihood_divergence(train: object, test: object, generated: object
     nll_train = mean_dim_adjusted_nll(train_n, gen_n, log_variances)
     baseline = fld_baseline_nll(train_n, test_n, size=gen_n.shape[0], seed=seed) if baseline_nll is None \
         else float(baseline_nll)
+    copies = int((squared_distances(gen_n, train_n).min(axis=1) <= 1e-12 * gen_n.shape[1]).sum())
     return FldResult(fld=100 * (nll_test - baseline), fld_train=100 * (nll_train - baseline),
                      gap=100 * (nll_train - nll_test), nll_test=nll_test, nll_train=nll_train, baseline_nll=baseline,
-                     n_generated=gen_n.shape[0], dim=gen_n.shape[1], seed=seed)
+                     n_generated=gen_n.shape[0], dim=gen_n.shape[1], seed=seed, copies=copies)

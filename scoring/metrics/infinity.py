@@ -25,7 +25,7 @@ import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
-from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid
+from isgame.scoring.metrics.fid import FeatureStatistics, clip_round_off, features_to_statistics, statistics_to_fid
 from isgame.scoring.results import FieldsAsDict
 
 POINTS = 15
@@ -73,7 +73,9 @@ def _sizes_for(n: int, sizes: tuple[int, ...] | None, smallest: int) -> tuple[in
     return chosen
 
 
-def _extrapolate(rows: int, statistic, sizes, smallest: int, score: str, seed: int) -> ExtrapolationResult:
+def extrapolate(rows: int, statistic, sizes, smallest: int, score: str, seed: int) -> ExtrapolationResult:
+    """The fit of ``statistic(subset rows)`` of ``rows`` rows at each of ``sizes`` (None: :func:`default_sizes`),
+    a fresh seeded permutation's first rows at each, against 1/N."""
     chosen = _sizes_for(rows, sizes, smallest)
     rng = np.random.default_rng(seed)
     values = tuple(float(statistic(rng.permutation(rows)[:size])) for size in chosen)
@@ -88,7 +90,7 @@ def with_covariance_root(reference: FeatureStatistics) -> FeatureStatistics:
     if reference.root_rows is not None:
         return reference
     eigenvalues, vectors = np.linalg.eigh(reference.covariance)
-    return replace(reference, root_rows=(vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T)
+    return replace(reference, root_rows=(vectors * np.sqrt(clip_round_off(eigenvalues, eigenvalues.shape[0]))) @ vectors.T)
 
 
 def fid_infinity(real: object, fake: object, *, sizes: tuple[int, ...] | None = None,
@@ -103,7 +105,7 @@ def fid_infinity(real: object, fake: object, *, sizes: tuple[int, ...] | None = 
     pool = as_feature_array(fake, name="fake")
     check_same_width(np.empty((1, reference.mean.shape[0])), pool, ("real", "fake"))
     reference = with_covariance_root(reference)
-    return _extrapolate(pool.shape[0], lambda rows: statistics_to_fid(reference, features_to_statistics(pool[rows])),
+    return extrapolate(pool.shape[0], lambda rows: statistics_to_fid(reference, features_to_statistics(pool[rows])),
                         sizes, 2, "fid", seed)
 
 
@@ -120,5 +122,5 @@ def is_infinity(values: object, *, kind: str = "logits", sizes: tuple[int, ...] 
 
     n, _ = prediction_shape(values, kind=kind)
     array = values.detach().cpu() if isinstance(values, torch.Tensor) else torch.as_tensor(np.asarray(values))
-    return _extrapolate(n, lambda rows: inception_score(array[torch.from_numpy(rows)], kind=kind, splits=1,
+    return extrapolate(n, lambda rows: inception_score(array[torch.from_numpy(rows)], kind=kind, splits=1,
                                                         track_stderr=False).is_mean, sizes, 1, "inception score", seed)
