@@ -18,7 +18,6 @@ k-NN manifold metrics, diversity, and pixel-space metrics that no classifier can
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -431,6 +430,8 @@ def measure_sliced_wasserstein(context: MatrixContext, game: GameOutputs) -> dic
     needs, and a draw then costs a quarter as much."""
     import ot
 
+    from isgame.scoring.metrics.sliced_wasserstein import uniform_wasserstein_1d
+
     directions, reference = context.sliced_reference
     projected = game.outputs["main"][1] @ directions
     value = float(np.mean(ot.lp.wasserstein_1d(reference, projected, p=SLICED_ORDER)) ** (1 / SLICED_ORDER))
@@ -442,25 +443,6 @@ def measure_sliced_wasserstein(context: MatrixContext, game: GameOutputs) -> dic
         return float(np.mean(costs) ** (1 / SLICED_ORDER))
 
     return {"SWD": Measurement(value, draw=draw)}
-
-
-def uniform_wasserstein_1d(sorted_a: np.ndarray, sorted_b: np.ndarray, p: int) -> np.ndarray:
-    """W_p^p between the uniform empirical distributions of the columns of sorted ``sorted_a`` (m, P) and
-    ``sorted_b`` (N, P), per column (P,): the integral over t of |Q_a(t) - Q_b(t)|^p, both quantile functions
-    constant between the breakpoints i/m and j/N (POT's ``wasserstein_1d`` with uniform weights)."""
-    a_index, b_index, widths = _quantile_grid(sorted_a.shape[0], sorted_b.shape[0])
-    return widths @ np.abs(sorted_a[a_index] - sorted_b[b_index]) ** p
-
-
-@functools.lru_cache(maxsize=16)
-def _quantile_grid(m: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The intervals between the breakpoints {i/m} ∪ {j/n} of (0, 1], exactly (integers over lcm(m, n)): the order
-    statistic of each side on each interval, and the intervals' widths."""
-    scale = math.lcm(m, n)
-    ends = np.union1d(np.arange(1, m + 1) * (scale // m), np.arange(1, n + 1) * (scale // n))
-    widths = np.diff(np.concatenate([[0], ends])) / scale
-    # On (t_{k-1}, t_k] the quantile of a side with m points is its order statistic ceil(t_k m) - 1.
-    return -(-ends * m // scale) - 1, -(-ends * n // scale) - 1, widths
 
 
 #: FLD above this, with samples that copy training points exactly, is their mixture's collapse, not a distance:

@@ -15,7 +15,12 @@ direction is ±1, so SW_p equals W_p exactly.
 
 from __future__ import annotations
 
+import functools
+import math
+
 from dataclasses import dataclass
+
+import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
@@ -58,3 +63,22 @@ def sliced_wasserstein(real: object, fake: object, *, projections: int = SLICED_
         raise InvalidInputError(f"{parameter('p')} must be >= 1, got {p}")
     distance = ot.sliced_wasserstein_distance(first, second, n_projections=projections, p=p, seed=seed)
     return SlicedWassersteinResult(distance=float(distance), projections=projections, p=p, seed=seed)
+
+
+def uniform_wasserstein_1d(sorted_a: np.ndarray, sorted_b: np.ndarray, p: int) -> np.ndarray:
+    """W_p^p between the uniform empirical distributions of the columns of sorted ``sorted_a`` (m, P) and
+    ``sorted_b`` (N, P), per column (P,): the integral over t of |Q_a(t) - Q_b(t)|^p, both quantile functions
+    constant between the breakpoints i/m and j/N (POT's ``wasserstein_1d`` with uniform weights)."""
+    a_index, b_index, widths = _quantile_grid(sorted_a.shape[0], sorted_b.shape[0])
+    return widths @ np.abs(sorted_a[a_index] - sorted_b[b_index]) ** p
+
+
+@functools.lru_cache(maxsize=16)
+def _quantile_grid(m: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The intervals between the breakpoints {i/m} ∪ {j/n} of (0, 1], exactly (integers over lcm(m, n)): the order
+    statistic of each side on each interval, and the intervals' widths."""
+    scale = math.lcm(m, n)
+    ends = np.union1d(np.arange(1, m + 1) * (scale // m), np.arange(1, n + 1) * (scale // n))
+    widths = np.diff(np.concatenate([[0], ends])) / scale
+    # On (t_{k-1}, t_k] the quantile of a side with m points is its order statistic ceil(t_k m) - 1.
+    return -(-ends * m // scale) - 1, -(-ends * n // scale) - 1, widths
