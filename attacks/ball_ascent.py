@@ -50,6 +50,7 @@ to move IS and FID; Madry et al., ICLR 2018 for PGD; Tramèr et al., NeurIPS 202
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ from isgame.attacks.score_protocol import ScoreProtocol, group_scores, score_asc
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.inception_score import inception_score
+from isgame.scoring.runtime.threads import single_threaded
 
 Norm = Literal["linf", "l2"]
 STRATEGIES = ("own-class", "balanced", "direct")
@@ -82,6 +84,10 @@ DEFAULT_PERCENTS = (1, 5, 10)
 BISECTION_STEPS = 2
 #: images shown per ε in the example grid
 EXAMPLES = 8
+#: sets of at most this many model-input values (N C H W) run on one thread: their operations are too small to
+#: gain from a second one, and two threads contending for a busy core made the digits' L∞ ascent (540 images) take
+#: 154-165 s wall and 102-138 s of CPU against 26-32 s and 21-23 s on one thread (2 cores, another process busy)
+SINGLE_THREAD_VALUES = 1 << 20
 
 
 def default_epsilons(norm: Norm, image_shape: tuple[int, ...]) -> list[float]:
@@ -325,14 +331,14 @@ def _advance(ascent: _Ascent, strategies: tuple[str, ...], previous: _Step, epsi
         return _Step(epsilon, chains, chosen, {strategies[0]: len(ascent.rows.groups)})
     candidates = {"previous ε": previous.chosen, **chains}
     if baseline is not None:
-        candidates["own-class baseline"] = baseline
+        candidates["own-class PGD"] = baseline
     chosen, won = ascent.combine(candidates)
     return _Step(epsilon, chains, chosen, won)
 
 
 def _winners(strategies: tuple[str, ...], step: _Step) -> tuple[str, ...]:
     """The strategies that won a group at ``step`` (the baseline counts for own-class); all when none did."""
-    won = {"own-class" if name == "own-class baseline" else name for name in step.won}
+    won = {"own-class" if name == "own-class PGD" else name for name in step.won}
     return tuple(name for name in strategies if name in won) or strategies
 
 
@@ -401,6 +407,8 @@ def maximise_score(
     goals: dict[str, float] | None = None,
     bisection_steps: int = BISECTION_STEPS,
     compare_cycling: bool = True,
+    baseline: bool = True,
+    stop_at_goals: bool = False,
     seed: int = 0,
 ) -> BoundedAttackResult:
     """Raise the protocol's score of ``images`` (N, C, H, W) in [0, 1] inside every ball of ``epsilons``.
@@ -419,6 +427,9 @@ def maximise_score(
         bisection_steps: refinements of each threshold between the grid points that bracket it.
         compare_cycling: also run foolbox's PGD toward the cycling targets i mod K (the older attack) on the grid,
             with the baseline's budget: ``baseline_steps`` steps of ε/4.
+        baseline: run the own-class baseline (``auto`` then takes it as a candidate); without it ``auto`` may fall
+            below that PGD, and ``baseline`` of the result is empty.
+        stop_at_goals: end the sweep at the first grid ε where every threshold is found (the later ε are left out).
         seed: the seed of the cycling PGD's random starts (the ascent itself draws nothing).
 
     Returns:
@@ -446,6 +457,19 @@ def maximise_score(
                                 f"{protocol.describe()} (or the processes); pass more images")
     grid = check_epsilons(default_epsilons(norm, tuple(model_input.shape[1:])) if epsilons is None else epsilons)
     strategies = STRATEGIES if strategy == AUTO else (strategy,)
+    threads = single_threaded() if model_input.numel() <= SINGLE_THREAD_VALUES else contextlib.nullcontext()
+    with threads:
+        return _maximise(classifier, model_input, norm=norm, grid=grid, strategy=strategy, strategies=strategies,
+                         protocol=protocol, steps=steps, baseline_steps=baseline_steps, percents=percents,
+                         goals=goals, bisection_steps=bisection_steps, compare_cycling=compare_cycling,
+                         baseline=baseline, stop_at_goals=stop_at_goals, seed=seed)
+
+
+def _maximise(classifier: ImageClassifier, model_input: torch.Tensor, *, norm: Norm, grid: list[float],
+              strategy: str, strategies: tuple[str, ...], protocol: ScoreProtocol, steps: int, baseline_steps: int,
+              percents: tuple[float, ...], goals: dict[str, float] | None, bisection_steps: int,
+              compare_cycling: bool, baseline: bool, stop_at_goals: bool, seed: int) -> BoundedAttackResult:
+    """The body of :func:`maximise_score`, on checked arguments and preprocessed model input."""
     started = time.perf_counter()
     ascent = _Ascent(classifier, model_input, norm=norm, protocol=protocol, steps=steps,
                      baseline_steps=baseline_steps)
@@ -458,7 +482,7 @@ def maximise_score(
     examples = []
     previous: _Step | None = None
     for epsilon in grid:
-        base = ascent.baseline(epsilon)
+        base = ascent.baseline(epsilon) if baseline else None
         if previous is None:
             step = _Step(0.0, {name: ascent.clean.clone() for name in strategies}, ascent.clean.clone(), {})
         else:
@@ -467,7 +491,8 @@ def maximise_score(
         rows.append(_scored(ascent, step.chosen, epsilon, strategy=label, won=step.won or None))
         for name in strategies:
             chain_rows[name].append(_scored(ascent, step.chains[name], epsilon, strategy=name))
-        baseline_rows.append(_scored(ascent, base, epsilon, strategy="own-class baseline"))
+        if base is not None:
+            baseline_rows.append(_scored(ascent, base, epsilon, strategy="own-class PGD"))
         examples.append(ascent.rows.gather(step.chosen.images)[:EXAMPLES].clone())
         cache: dict[tuple[float, float], _Step] = {}
         for name, goal in wanted.items():
@@ -479,6 +504,9 @@ def maximise_score(
             upper, tried, bracket = _bisect(ascent, strategies, previous, step, goal, bisection_steps, cache)
             searches[name] = ThresholdSearch(name, goal, upper.epsilon, epsilon, bracket, tried, upper.chosen.score)
         previous = step
+        if stop_at_goals and len(searches) == len(wanted):
+            grid = grid[:len(rows)]
+            break
     for name, goal in wanted.items():
         searches.setdefault(name, ThresholdSearch(name, goal, None, None, None, [], None))
     final = ascent.rows.gather(previous.chosen.images)
@@ -491,8 +519,9 @@ def maximise_score(
         reached=best.is_mean, reached_at=best.epsilon)
     return BoundedAttackResult(
         norm=norm, n=model_input.shape[0], num_classes=classifier.num_classes, protocol=protocol, strategy=strategy,
-        steps=steps, rel_stepsize=STEP_FRACTION, clean_score=clean_score, scores=rows, strategy_scores=chain_rows,
-        baseline=baseline_rows, cycling=cycling, thresholds=searches, ceiling=ceiling, seconds=seconds,
+        steps=steps, rel_stepsize=STEP_FRACTION, baseline_steps=baseline_steps, clean_score=clean_score, scores=rows,
+        strategy_scores=chain_rows, baseline=baseline_rows, cycling=cycling, thresholds=searches, ceiling=ceiling,
+        seconds=seconds,
         passes=ascent.passes, clean_examples=model_input[:EXAMPLES].clone(), examples=torch.stack(examples),
         final_images=final,
     )

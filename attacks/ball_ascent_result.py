@@ -90,6 +90,8 @@ class BoundedAttackResult:
     strategy: str
     steps: int
     rel_stepsize: float
+    #: the own-class baseline's steps (and the cycling PGD's), each of ε/4 like the strategies'
+    baseline_steps: int
     clean_score: float
     scores: list[AttackedScore]
     strategy_scores: dict[str, list[AttackedScore]]
@@ -149,6 +151,7 @@ class BoundedAttackResult:
             "seconds": self.seconds,
             "epsilons": rows(self.scores),
             "strategy": self.strategy,
+            "baseline_steps": self.baseline_steps,
             "protocol": self.protocol.to_dict(),
             "clean_score": self.clean_score,
             "epsilon_for_percent": self.epsilon_for_percent,
@@ -188,7 +191,7 @@ class BoundedAttackDisplay:
                     line(scores, marker=".", linewidth=1, linestyle="--", label=name)
             line(result.scores, marker="o", linewidth=2.4, color="black", label=result.strategy)
             line(result.baseline, marker="x", linewidth=1, color="#7570b3", linestyle=":",
-                 label=f"own-class PGD (foolbox, {result.steps} steps of ε/4)")
+                 label=f"own-class PGD (foolbox, {result.baseline_steps} steps of ε/4)")
             if result.cycling is not None:
                 line(result.cycling, marker="s", markersize=3, linewidth=1, color="grey",
                      label="cycling targets i mod K (foolbox PGD)")
@@ -198,7 +201,10 @@ class BoundedAttackDisplay:
                        label=f"ceiling, labels kept = {result.ceiling.labels_kept:.3f}")
             ax.axhline(result.ceiling.labels_changed, color="#e7298a", linestyle="-.", linewidth=1,
                        label=f"ceiling, labels changed = {result.ceiling.labels_changed:.3f}")
+            ax.set_ylim(*_score_range(result))
             ax.set_xscale("symlog", linthresh=1)
+            ticks = [s.epsilon * 255 for s in result.scores]
+            ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
             ax.set_xlim(left=0)
             ax.set_xlabel("ε × 255 (L∞: per pixel)" if result.norm == "linf" else "ε × 255 (L2: ball radius)")
             ax.set_ylabel("score")
@@ -207,6 +213,19 @@ class BoundedAttackDisplay:
         self.axes_ = axes
         self.figure_ = axes[0].figure
         return self
+
+
+def _score_range(result: BoundedAttackResult) -> tuple[float, float]:
+    """Y limits that show every line; the labels-changed ceiling only when it sits near them (else it would
+    squash them: it is in the legend either way)."""
+    lines = [result.scores, result.baseline, *result.strategy_scores.values()]
+    lines += [result.cycling] if result.cycling else []
+    values = [s.is_mean for scores in lines for s in scores] + [result.ceiling.labels_kept]
+    low, high = min(values), max(values)
+    if result.ceiling.labels_changed <= high + 0.5 * (high - low):
+        high = max(high, result.ceiling.labels_changed)
+    pad = 0.05 * (high - low) or 0.05
+    return low - pad, high + pad
 
 
 class PerturbationGridDisplay:
