@@ -105,6 +105,9 @@ _API: dict[str, str] = {
     "class_shifts": "isgame.attacks.class_shift",
     "targeted_pgd": "isgame.attacks.bounded",
     "bounded_sweep": "isgame.attacks.bounded",
+    "maximise_score": "isgame.attacks.ball_ascent",
+    "BoundedAttackResult": "isgame.attacks.ball_ascent_result",
+    "ScoreProtocol": "isgame.attacks.score_protocol",
     "toy_counterexample": "isgame.attacks.toy",
     # what the score cannot see
     "check_claim": "isgame.probes.claim",
@@ -190,10 +193,13 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.app.metrics_command import MetricsResult, compute_metrics
     from isgame.app.probe_commands import run_matrix, run_probe
     from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
+    from isgame.attacks.ball_ascent import maximise_score
+    from isgame.attacks.ball_ascent_result import BoundedAttackResult
     from isgame.attacks.bounded import bounded_sweep, targeted_pgd
     from isgame.attacks.class_shift import class_shifts
     from isgame.attacks.inflate import InflateAttack
     from isgame.attacks.inflate_result import InflateResult
+    from isgame.attacks.score_protocol import ScoreProtocol
     from isgame.attacks.toy import toy_counterexample
     from isgame.probes.claim import CheckResult, check_claim
     from isgame.scoring.metrics.copy_detectors import authenticity, data_copying_test, nearest_training_test

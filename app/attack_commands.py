@@ -12,7 +12,8 @@ from pathlib import Path
 from isgame import defaults
 from isgame.app.figures import save_display, save_image_grid, save_images_npz, use_file_backend
 from isgame.app.outputs import prepare_out_dir
-from isgame.attacks.bounded import BoundedSweepResult, EpsilonSweepDisplay, bounded_sweep
+from isgame.attacks.ball_ascent import AUTO, maximise_score
+from isgame.attacks.ball_ascent_result import BoundedAttackDisplay, BoundedAttackResult, PerturbationGridDisplay
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.inflate_result import InflateResult, InflateTraceDisplay
 from isgame.attacks.robust_inflate import (
@@ -21,6 +22,7 @@ from isgame.attacks.robust_inflate import (
     RobustInflateDisplay,
     robust_inflate_comparison,
 )
+from isgame.attacks.score_protocol import ScoreProtocol
 from isgame.attacks.toy import ToyDensityDisplay, ToyResult, ToyScoresDisplay, toy_counterexample
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
@@ -172,11 +174,11 @@ def _write_inflate(folder: Path, result: InflateResult, comparison: dict[str, In
 
 @dataclass(frozen=True)
 class BoundedReport:
-    """One sweep per norm, and the files written."""
+    """One sweep per norm (:class:`~isgame.attacks.ball_ascent_result.BoundedAttackResult`), and the files written."""
 
     source: str
     classifier: str
-    sweeps: list[BoundedSweepResult]
+    sweeps: list[BoundedAttackResult]
     files: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
@@ -198,12 +200,17 @@ def run_bounded(
     steps: int | None = None,
     splits: int = defaults.SPLITS,
     seed: int = defaults.SEED,
+    strategy: str = AUTO,
+    baseline_steps: int | None = None,
+    dialect: str = "openai",
 ) -> BoundedReport:
-    """Sweep ε for each norm on real images; write the IS-vs-ε plot and example grids into ``out_dir`` (None: write
-    nothing).
+    """Raise the IS of real images inside each ε-ball, per norm (:func:`~isgame.attacks.ball_ascent.maximise_score`,
+    ``strategy`` auto by default; the IS of ``dialect`` with ``splits`` splits, :class:`~isgame.attacks.score_protocol.
+    ScoreProtocol`); write the score-vs-ε plot and one grid per norm of clean, attacked and magnified perturbations.
 
-    The images are ``source``'s (first ``n``), else the domain's real images (first ``n``), else a built-in
-    domain's own (the held-out digits for a digits classifier).
+    The images are ``source``'s (first ``n``), else the domain's real images (first ``n``), else the held-out
+    digits for a digits classifier. ``steps`` sets the strategies' steps per ε (default 10) and
+    ``baseline_steps`` the own-class baseline's and the cycling PGD's (default 20). ``out_dir`` None writes nothing.
     """
     if domain is not None and source is None:
         classifier, source = domain.classifier, domain.real_source
@@ -219,19 +226,23 @@ def run_bounded(
         opened = open_images(source, n=n, seed=seed, image_size=classifier.input_size)
         images = opened.load_all(conform=lambda image: classifier.preprocess(image).float())
         record = input_record(opened, role="images")
-    sweeps = [bounded_sweep(classifier, images, norm=norm, epsilons=epsilons, steps=steps, splits=splits, seed=seed)
-              for norm in norms]
+    budget = {"steps": steps} if steps is not None else {}
+    if baseline_steps is not None:
+        budget["baseline_steps"] = baseline_steps
+    protocol = ScoreProtocol(dialect, splits)
+    sweeps = [maximise_score(classifier, images, norm=norm, epsilons=epsilons, strategy=strategy, protocol=protocol,
+                             seed=seed, **budget) for norm in norms]
     files = {}
     if out_dir is not None:
         folder = prepare_out_dir(out_dir)
         use_file_backend()
-        files["plot"] = save_display(EpsilonSweepDisplay(sweeps).plot(), folder / "bounded_is_vs_eps.png")
+        files["plot"] = save_display(BoundedAttackDisplay(sweeps).plot(), folder / "bounded_is_vs_eps.png")
         for sweep in sweeps:
-            # One row per ε, the first ten images of each.
-            save_image_grid(folder / f"bounded_examples_{sweep.norm}.png", sweep.examples.flatten(0, 1), nrow=10)
-            files[f"examples_{sweep.norm}"] = f"bounded_examples_{sweep.norm}.png"
+            files[f"examples_{sweep.norm}"] = save_display(PerturbationGridDisplay(sweep).plot(),
+                                                           folder / f"bounded_examples_{sweep.norm}.png")
     provenance = make_provenance("attack bounded", classifier=classifier, seed=seed, n=int(images.shape[0]),
-                                 splits=splits, shuffled=False, inputs=[record])
+                                 dialect=dialect, splits=protocol.split_count,
+                                 shuffled=dialect in ("torch-fidelity", "torchmetrics"), inputs=[record])
     return BoundedReport(source=source, classifier=classifier_name if domain is None else domain.classifier_name,
                          sweeps=sweeps, files=files, provenance=provenance.to_dict())
 

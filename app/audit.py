@@ -73,11 +73,13 @@ class AuditReport:
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
 
     def headline(self) -> dict[str, object] | None:
-        """How far IS was inflated, by what, and how fast; None when the attacks were skipped."""
+        """How far IS was inflated, by what, and how fast, and the three numbers (:meth:`headline_numbers`); None
+        when the attacks were skipped."""
         if self.inflate is None:
             return None
         r = self.inflate.result
         return {
+            "numbers": self.headline_numbers(),
             "real_is": self.inflate.real_is,
             "noise_is": r.initial_is,
             "inflated_is": r.final_is,
@@ -89,6 +91,25 @@ class AuditReport:
             "seconds": r.seconds,
             "gradient_evaluations_per_sample": r.gradient_evaluations_per_sample,
         }
+
+    def headline_numbers(self) -> dict[str, dict[str, object]]:
+        """The audit in three numbers: the inflate steps that take noise to 0.999 K; the smallest L∞ ε (refined by
+        bisection) that lifts the held-out real images' IS by 5%; replayed training images against held-out ones."""
+        numbers = {}
+        if self.inflate is not None:
+            r = self.inflate.result
+            numbers["noise_to_k"] = {"steps": r.steps_to_fraction_of_k(0.999), "from_is": r.initial_is,
+                                     "to_is": r.final_is, "num_classes": r.num_classes}
+        sweep = next((s for s in self.bounded.sweeps if s.norm == "linf"), None) if self.bounded else None
+        if sweep is not None and "5" in sweep.thresholds:
+            search = sweep.thresholds["5"]
+            numbers["epsilon_for_5_percent"] = {"norm": "linf", "epsilon": search.epsilon, "bracket": search.bracket,
+                                                "clean_is": sweep.clean_score, "target_is": search.target,
+                                                "largest_epsilon": sweep.epsilons[-1]}
+        held_out, train = self.scores[0].result.is_mean, self.scores[1].result.is_mean
+        numbers["training_replay"] = {"train_is": train, "held_out_is": held_out,
+                                      "percent_above_held_out": 100 * (train / held_out - 1)}
+        return numbers
 
     def to_dict(self) -> dict[str, object]:
         return with_provenance({
@@ -189,8 +210,12 @@ def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> Co
     matrix = 3 * 17 * matrix_n + 3 * 5 * matrix_n + 3 * (train + real)
     if attack:
         inflate = 4 * 3 * n * steps  # four step rules, f+b = 3 passes, an upper bound (samples stop early)
-        bounded = 2 * 8 * min(real, n) * 3 * min(steps, 50)  # two norms, eight ε > 0, foolbox's default steps
-        matrix += 3 * matrix_n * (min(steps, 30) + min(steps, 60) + min(steps, 50))
+        # Two norms, six ε > 0, each: three strategies of 10 steps, the own-class and cycling PGD of 20; then three
+        # thresholds of two bisections, each up to three strategies.
+        strategy, comparison = min(steps, 10), min(steps, 20)
+        bounded = 2 * min(real, n) * 3 * (6 * (3 * strategy + 2 * comparison) + 3 * 2 * 3 * strategy)
+        # inflate 30, the FID feature attack 60, the ε-bounded game at 8/255: three strategies of 10 + own-class PGD 20
+        matrix += 3 * matrix_n * (min(steps, 30) + min(steps, 60) + 3 * min(steps, 10) + min(steps, 20))
         scores += inflate + bounded
     passes = scores + probes + matrix
     return estimate_cost(domain.classifier, domain.image_shape, passes)
@@ -276,7 +301,7 @@ def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: 
             steps=AUDIT_INFLATE_STEPS if steps is None else steps,
             robust_classifier=domain.auxiliary_classifier("robust", matrix_options.get("robust_classifier", AUTO)))
         sections["bounded"] = lambda results: run_bounded(domain=domain, out_dir=folder, norms=norms,
-                                                          seed=seed, n=n, steps=steps)
+                                                          seed=seed, n=n, steps=steps, baseline_steps=steps)
     sections["toy"] = lambda results: run_toy(out_dir=folder, n=AUDIT_TOY_SAMPLES, seed=seed)
     for probe_name in PROBE_NAMES:
         # The noise baselines reuse the inflate section's attacked noise instead of attacking again.
@@ -303,6 +328,25 @@ def _figures(results: dict, probes: dict[str, ProbeReport]) -> dict[str, str]:
     return figures
 
 
+def headline_sentence(numbers: dict[str, dict[str, object]], noun: str = "digits") -> str:
+    """The three numbers in one line: noise -> K in n steps; the ε for +5% on held-out data; replay against it."""
+    parts = []
+    if "noise_to_k" in numbers:
+        k = numbers["noise_to_k"]
+        steps = "not within the budget" if k["steps"] is None else f"{k['steps']} step{'' if k['steps'] == 1 else 's'}"
+        parts.append(f"noise -> 0.999 K in {steps} (IS {k['from_is']:.2f} -> {k['to_is']:.3f} of {k['num_classes']})")
+    if "epsilon_for_5_percent" in numbers:
+        e = numbers["epsilon_for_5_percent"]
+        where = (f"not within L∞ ε <= {e['largest_epsilon'] * 255:.3g}/255" if e["epsilon"] is None else
+                 f"at L∞ ε = {e['epsilon'] * 255:.3g}/255 (bracket {e['bracket'][0] * 255:.3g}-"
+                 f"{e['bracket'][1] * 255:.3g})")
+        parts.append(f"held-out {noun} +5% (IS {e['clean_is']:.3f} -> {e['target_is']:.3f}) {where}")
+    r = numbers["training_replay"]
+    parts.append(f"replayed training {noun} score {r['train_is']:.3f} against {r['held_out_is']:.3f} held out "
+                 f"({r['percent_above_held_out']:+.1f}%)")
+    return "; ".join(parts) + "."
+
+
 def print_audit_summary(report: AuditReport, console) -> None:
     """The headline, then one table per section, then where the report is."""
     from isgame.app.tables import PROBE_TABLES, bounded_table, inflate_table, matrix_table, score_table, toy_table
@@ -313,6 +357,7 @@ def print_audit_summary(report: AuditReport, console) -> None:
         console.print("[bold]Headline:[/bold] the attacks were skipped; the probes and the matrix without its "
                       "attack games follow.")
     else:
+        console.print(f"[bold]Headline in three numbers:[/bold] {headline_sentence(h['numbers'], noun)}")
         console.print(
             f"[bold]Headline:[/bold] {h['method']} lifted IS from {h['noise_is']:.3f} to {h['inflated_is']:.4f} "
             f"(K = {h['num_classes']}; real held-out {noun} {h['real_is']:.3f}), past 0.999 K after "

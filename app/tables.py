@@ -71,10 +71,6 @@ def dialect_table_view(table) -> Table:
     return view
 
 
-def _fmt_eps(value: float | None) -> str:
-    return "not reached" if value is None else f"{value:.4f} ({value * 255:.0f}/255)"
-
-
 def inflate_table(report: InflateReport) -> Table:
     """Initial and final IS per run, against K and the real held-out IS."""
     r = report.result
@@ -93,19 +89,37 @@ def inflate_table(report: InflateReport) -> Table:
 
 
 def bounded_table(report: BoundedReport) -> Table:
-    """IS, H(y|x) and success per ε and norm; the ε thresholds in the caption."""
-    table = Table(title=f"ε-bounded targeted PGD (foolbox) on {report.source}", box=box.SIMPLE_HEAD)
-    for column in ("norm", "ε", "ε × 255", "IS", "H(y|x) bits", "success", "max distance"):
-        table.add_column(column, justify="right", no_wrap=True)
+    """Per norm and ε: the attack's score (the strategy that won most splits), beside own-class and cycling-target
+    PGD (foolbox); exp(I), labels changed, mean L2 distance. The thresholds (bracketed by bisection) and the
+    ceilings in the caption."""
+    first = report.sweeps[0]
+    table = Table(title=f"ε-bounded IS ascent ({first.strategy}) on {report.source}, {first.protocol.describe()}",
+                  box=box.SIMPLE_HEAD)
+    for column in ("norm", "ε × 255", "IS", "won by", "own-class PGD", "cycling PGD", "exp(I)", "labels changed",
+                   "mean L2"):
+        table.add_column(column, justify="left" if column == "won by" else "right", no_wrap=True)
     captions = []
     for sweep in report.sweeps:
-        for s in sweep.scores:
-            table.add_row(sweep.norm, f"{s.epsilon:.4f}", f"{s.epsilon * 255:.0f}", f"{s.is_mean:.4f}",
-                          f"{s.conditional_entropy_bits:.4f}", f"{100 * s.success_rate:.1f}%", f"{s.max_distance:.4f}")
-        captions.append(f"{sweep.norm}: real IS {sweep.real_is:.4f}; +10% at ε = {_fmt_eps(sweep.epsilon_for_10_percent)}; "
-                        f"99% of K at ε = {_fmt_eps(sweep.epsilon_for_99_percent_of_k)}")
+        cycling, own_class = sweep.cycling or [None] * len(sweep.scores), sweep.baseline or [None] * len(sweep.scores)
+        for s, own, cyc in zip(sweep.scores, own_class, cycling):
+            table.add_row(sweep.norm, f"{s.epsilon * 255:.3g}", f"{s.is_mean:.4f}", s.strategy,
+                          "-" if own is None else f"{own.is_mean:.4f}",
+                          "-" if cyc is None else f"{cyc.is_mean:.4f}", f"{s.improved_is:.4f}",
+                          f"{100 * s.labels_changed:.1f}%", f"{s.mean_l2_distance:.4f}")
+        thresholds = "; ".join(f"+{name}% {_fmt_search(search)}" for name, search in sweep.thresholds.items())
+        captions.append(f"{sweep.norm}: clean IS {sweep.clean_score:.4f}; {thresholds}; ceiling "
+                        f"{sweep.ceiling.labels_kept:.4f} with no label changing class, "
+                        f"{sweep.ceiling.labels_changed:.4f} with labels changing")
     table.caption = "\n".join(captions)
     return table
+
+
+def _fmt_search(search) -> str:
+    """"at ε = 6.73/255 (bracket 5.66-6.73)" or "not reached on the grid"."""
+    if search.epsilon is None:
+        return "not reached on the grid"
+    low, high = search.bracket
+    return f"at ε = {high * 255:.3g}/255 (bracket {low * 255:.3g}-{high * 255:.3g})"
 
 
 def toy_table(report: ToyReport) -> Table:

@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     "accumulator_throughput", "fingerprint_overhead", "throughput_vs_references", "score_memory", "loader_memory",
     "folder_memory", "fid_low_rank", "inflate_vs_pgd", "inflate_inception", "distributed_attack",
-    "image_scoring_throughput", "robust_classifier", "matrix_calibration", "audit_time",
+    "image_scoring_throughput", "robust_classifier", "bounded_strength", "matrix_calibration", "audit_time",
 )
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 #: The collected JSON behind the README's section, relative to the repository root (written with --readme).

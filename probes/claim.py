@@ -15,7 +15,10 @@ check gives two answers, each with its reasons:
   ``COPYING_CT_LIMIT``; needs ``train`` and ``reference``).
 
 Further evidence: the sample count (N against K and the splits), the noise baseline, the gaming
-ceiling (how far the inflate attack lifts noise in 20 steps) and the predicted-class histogram.
+ceiling (how far the inflate attack lifts noise in 20 steps), the predicted-class histogram, and
+the claim's gameability (:func:`gameability_evidence`): how many inflate steps take noise to the
+claim, the smallest L∞ ε at which these samples themselves reach it, and whether the training images
+already exceed it. Gameability informs the meaningfulness reasons; it decides neither answer.
 Only the application maps the two answers to exit codes.
 """
 
@@ -30,6 +33,7 @@ import torch
 from isgame import defaults
 from isgame._moved import warn_renamed
 from isgame.attacks.inflate import InflateAttack
+from isgame.attacks.score_protocol import ScoreProtocol
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.errors import InvalidInputError, parameter
@@ -62,6 +66,8 @@ NOISE_LIKE_LIMIT = 0.5
 COPYING_CT_LIMIT = -CT_BAND
 #: the protocol a claim is taken to use unless told otherwise: the original openai code, 10 splits
 DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS = "openai", 10
+#: gameability: the bytes of saved activations the ε-bounded ascent may hold (it runs all samples as one batch)
+GAMEABILITY_ACTIVATION_BUDGET = 2**31
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,9 @@ class CheckResult:
     #: the runs test of the samples' top-1 labels (:mod:`isgame.scoring.metrics.sample_order`), with the IS both ways
     #: when class-sorted samples meet the claim's contiguous splits
     sample_order: dict[str, object] | None = None
+    #: what it takes to reach the claim (:func:`gameability_evidence`): inflate steps from noise, the samples' own
+    #: smallest L∞ ε, the training images' score; None without the attacks
+    gameability: dict[str, object] | None = None
 
     @property
     def spread(self) -> tuple[float, float]:
@@ -236,6 +245,109 @@ def gaming_ceiling(classifier: ImageClassifier, *, seed: int = 0, samples: int =
             "seconds": ceiling.seconds, "num_classes": classifier.num_classes, "samples": samples}
 
 
+def gameability_evidence(classifier: ImageClassifier, samples: torch.Tensor, *, claimed: float, dialect: str,
+                         splits: int, logits: torch.Tensor, train: torch.Tensor | None = None, seed: int = 0,
+                         steps: int = CEILING_STEPS) -> dict[str, object]:
+    """What it takes to reach ``claimed`` under the claim's protocol (``dialect``, ``splits``), on these samples.
+
+    * ``inflate``: the inflate attack (:class:`~isgame.attacks.inflate.InflateAttack`) on min(500, N) uniform noise
+      images of the samples' shape, at most ``steps`` steps, stopping at the claim: the steps its trace (the
+      contiguous-split IS with the claim's split count) needs, None when not within the budget.
+    * ``samples``: the smallest L∞ ε at which the samples themselves reach the claim (the ε-bounded ascent,
+      :func:`~isgame.attacks.ball_ascent.maximise_score`, strategy auto without the own-class PGD, its grid
+      0..32/255 and bisection, stopping at the claim), 0 when
+      they already do, None when no grid ε does; the protocol's exact ceiling over any predictions says when no
+      perturbation can (then the attack is not run), and a set whose gradients would not fit
+      :data:`GAMEABILITY_ACTIVATION_BUDGET` in one batch is not attacked either (``skipped`` says why).
+    * ``train``: the training images' score under the protocol, and whether it reaches the claim.
+
+    ``logits`` are the classifier's logits of ``samples``. ``sentence`` says it in one line.
+    """
+    from isgame.attacks.ball_ascent import ASCENT_STEPS, maximise_score
+    from isgame.attacks.chunk_size import saved_activation_bytes_per_row
+
+    protocol = ScoreProtocol(dialect, splits)
+    n, k = logits.shape
+    out: dict[str, object] = {"claimed": claimed, "protocol": protocol.to_dict()}
+    count = min(CEILING_SAMPLES, n)
+    noise_protocol = ScoreProtocol("openai", min(protocol.split_count, count))
+    if claimed > noise_protocol.balanced_ceiling(count, k):
+        out["inflate"] = {"steps": None, "samples": count, "skipped": f"the claim is above the ceiling of "
+                          f"{noise_protocol.balanced_ceiling(count, k):.4f} for {count} samples"}
+    else:
+        start = torch.rand((count, *samples.shape[1:]), generator=torch.Generator().manual_seed(seed))
+        inflated = InflateAttack(steps=steps, splits=noise_protocol.split_count,
+                                 target_fraction_of_k=claimed / k)(classifier, start)
+        reached = next((t.step for t in inflated.trace if t.is_mean >= claimed), None)
+        out["inflate"] = {"steps": reached, "samples": count, "budget": steps, "final_is": inflated.final_is,
+                          "protocol_score": protocol.score(classify(classifier, inflated.images))
+                          if count >= protocol.split_count else None}
+    clean = protocol.score(logits)
+    ceiling = protocol.balanced_ceiling(n, k)
+    answer: dict[str, object] = {"norm": "linf", "clean_score": clean, "ceiling": ceiling, "epsilon": None,
+                                 "bracket": None, "best_score": None, "largest_epsilon": None, "skipped": None}
+    if clean >= claimed:
+        answer.update(epsilon=0.0, bracket=[0.0, 0.0], best_score=clean)
+    elif claimed > ceiling:
+        answer["skipped"] = (f"the claim is above {ceiling:.4f}, the most any predictions of {n} samples can score "
+                             "under its protocol")
+    else:
+        model_input = classifier.preprocess(samples[:1]).float()
+        needed = saved_activation_bytes_per_row(classifier, model_input) * n
+        if needed > GAMEABILITY_ACTIVATION_BUDGET:
+            answer["skipped"] = (f"attacking all {n} samples in one batch would hold about {needed / 2**30:.1f} GiB "
+                                 "of activations; pass fewer samples")
+        else:
+            result = maximise_score(classifier, samples, norm="linf", protocol=protocol, percents=(),
+                                    goals={"claim": claimed}, compare_cycling=False, baseline=False,
+                                    stop_at_goals=True, steps=min(steps, ASCENT_STEPS), seed=seed)
+            search = result.thresholds["claim"]
+            answer.update(epsilon=search.epsilon, bracket=None if search.bracket is None else list(search.bracket),
+                          best_score=max(s.is_mean for s in result.scores), largest_epsilon=result.epsilons[-1],
+                          seconds=result.seconds)
+    out["samples"] = answer
+    if train is None:
+        out["train"] = None
+    else:
+        train_score = ScoreProtocol(dialect, min(splits, train.shape[0])).score(classify(classifier, train))
+        out["train"] = {"score": train_score, "n": int(train.shape[0]), "exceeds_claim": train_score >= claimed}
+    out["sentence"] = gameability_sentence(out)
+    return out
+
+
+def _eps255(epsilon: float) -> str:
+    return f"{epsilon * 255:.3g}/255"
+
+
+def gameability_sentence(gameability: dict[str, object]) -> str:
+    """One sentence: the samples' own ε, the inflate steps from noise, and the training images against the claim."""
+    claimed = f"{gameability['claimed']:g}"
+    answer = gameability["samples"]
+    if answer["epsilon"] == 0:
+        parts = [f"these samples already score {answer['clean_score']:.4f}, at or above the claimed {claimed}, with "
+                 "no perturbation"]
+    elif answer["epsilon"] is not None:
+        parts = [f"a perturbation of {_eps255(answer['epsilon'])} of these samples reaches the claimed {claimed} "
+                 f"(L∞; bracket {_eps255(answer['bracket'][0])}-{_eps255(answer['bracket'][1])})"]
+    elif answer["skipped"] is not None:
+        parts = [f"the samples were not attacked: {answer['skipped']}"]
+    else:
+        parts = [f"no L∞ perturbation up to {_eps255(answer['largest_epsilon'])} of these samples reaches the claimed "
+                 f"{claimed} (best {answer['best_score']:.4f})"]
+    inflate = gameability["inflate"]
+    if inflate["steps"] is not None:
+        parts.append(f"the inflate attack takes uniform noise there in {inflate['steps']} "
+                     f"step{'' if inflate['steps'] == 1 else 's'}")
+    else:
+        parts.append("the inflate attack does not take uniform noise there " +
+                     (f"within {inflate['budget']} steps" if "budget" in inflate else f"({inflate['skipped']})"))
+    train = gameability.get("train")
+    if train is not None:
+        parts.append(f"the training images {'already exceed' if train['exceeds_claim'] else 'stay below'} it "
+                     f"({train['score']:.4f})")
+    return "Gameability: " + "; ".join(parts) + "."
+
+
 def memorization_evidence(samples: torch.Tensor, train: torch.Tensor, reference: torch.Tensor, *,
                           seed: int = 0) -> dict[str, float]:
     """C_T and authenticity of the samples against the training images, in pixel space."""
@@ -287,9 +399,11 @@ def reproduction_answer(*, claimed: float, claimed_std: float, protocol: dict[st
 
 
 def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float] | None,
-                          noise_like: float | None, memorization: dict[str, float] | None) -> tuple[bool, list[str]]:
+                          noise_like: float | None, memorization: dict[str, float] | None,
+                          gameability: dict[str, object] | None = None) -> tuple[bool, list[str]]:
     """Does the score say anything about these samples? Not when they look like noise, sit outside the
-    classifier's domain or are copies of the training set; every check that ran gives a reason either way."""
+    classifier's domain or are copies of the training set; every check that ran gives a reason either way.
+    ``gameability``'s sentence is added as context: it never changes the answer."""
     samples_bits, noise_bits = noise_baseline["samples_bits"], noise_baseline["uniform_noise_bits"]
     reference_bits = noise_baseline["reference_bits"]
     meaningful, reasons = True, []
@@ -325,13 +439,15 @@ def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_cei
                    f"from noise in {gaming_ceiling['steps']} steps)")
         reasons.append(f"the samples are suspiciously confident: E[H(y|x)] = {samples_bits:.2e} bits "
                        f"against {reference_bits:.3f} for real images, as after the inflate attack{ceiling}")
+    if gameability is not None:
+        reasons.append(gameability["sentence"])
     return meaningful, reasons
 
 
 def claim_verdict(*, claimed: float, claimed_std: float, protocol: dict[str, object], recomputed: dict[str, float],
                   noise_baseline: dict[str, float | None], gaming_ceiling: dict[str, float] | None,
                   noise_like: float | None, memorization: dict[str, float] | None,
-                  sample_count: dict[str, object]) -> ClaimAnswers:
+                  sample_count: dict[str, object], gameability: dict[str, object] | None = None) -> ClaimAnswers:
     """Both answers from the evidence alone (pure: no classifier runs)."""
     rounding = claim_rounding(claimed)
     low, high = min(recomputed.values()), max(recomputed.values())
@@ -339,7 +455,8 @@ def claim_verdict(*, claimed: float, claimed_std: float, protocol: dict[str, obj
     reproduced, reproduced_reasons = reproduction_answer(claimed=claimed, claimed_std=claimed_std, protocol=protocol,
                                                          recomputed=recomputed, sample_count=sample_count)
     meaningful, meaningful_reasons = meaningfulness_answer(noise_baseline=noise_baseline, gaming_ceiling=gaming_ceiling,
-                                                           noise_like=noise_like, memorization=memorization)
+                                                           noise_like=noise_like, memorization=memorization,
+                                                           gameability=gameability)
     return ClaimAnswers(reproduced, reproduced_reasons, meaningful, meaningful_reasons, within)
 
 
@@ -403,7 +520,8 @@ def check_claim(
     ``claimed_n`` samples (default: all of them); ``splits`` is the deprecated name of ``claimed_splits`` (removed in
     isgame 0.4).
     ``classifier`` is ``load_classifier(classifier_name, weights=weights)`` when given (it is loaded otherwise).
-    The gaming ceiling attacks min(500, N) noise images for ``steps`` steps; ``attack=False`` skips it (None).
+    The gaming ceiling attacks min(500, N) noise images for ``steps`` steps, and the gameability
+    (:func:`gameability_evidence`) noise and the samples themselves; ``attack=False`` skips both (None).
     """
     if splits is not None:
         warn_renamed("check_claim(splits=...)", "claimed_splits=...")
@@ -430,6 +548,9 @@ def check_claim(
         "noise_like": None if reference is None else nearest_is_noise_fraction(samples, reference, noise[: reference.shape[0]]),
         "memorization": (None if train is None or reference is None
                          else memorization_evidence(samples, train, reference, seed=seed)),
+        "gameability": (gameability_evidence(classifier, samples, claimed=claimed, dialect=claimed_dialect,
+                                             splits=claimed_splits, logits=logits, train=train, seed=seed, steps=steps)
+                        if attack else None),
     }
     answers = claim_verdict(claimed=claimed, claimed_std=claimed_std, protocol=protocol, **evidence)
     noise_like = evidence.pop("noise_like")
@@ -456,11 +577,15 @@ def check_cost_passes(n: int, *, reference: int = 0, attack: bool = True, steps:
                       resized: bool = True) -> int:
     """Image passes through the classifier a check of N samples makes (an upper bound): the samples under the
     protocol, every resize variant (only when ``resized``: the samples are not at the classifier's input size),
-    uint8 and torchmetrics' truncation; the noise baseline and the reference; and the gaming ceiling's forward and
-    backward passes (about 3 forward passes each)."""
+    uint8 and torchmetrics' truncation; the noise baseline and the reference; and the forward and backward passes
+    (about 3 forward passes each) of the gaming ceiling and the gameability attacks."""
     samples = n * (3 + (len(CHECK_RESIZE_VARIANTS) if resized else 0))
     ceiling = 3 * min(CEILING_SAMPLES, n) * steps if attack else 0
-    return samples + noise_baseline_count(n) + 2 * reference + ceiling
+    # Gameability: the inflate attack again (it stops at the claim), and the samples' own ascent: at most six grid
+    # ε of three strategies, then two bisections.
+    strategy = min(steps, 10)
+    gameable = 3 * (min(CEILING_SAMPLES, n) * steps + n * (6 + 2) * 3 * strategy) if attack else 0
+    return samples + noise_baseline_count(n) + 2 * reference + ceiling + gameable
 
 
 def claim_rounding(claimed: float) -> float:

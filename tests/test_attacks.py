@@ -1,4 +1,4 @@
-"""The inflate attack and the foolbox ε-bounded sweep on the digits classifier."""
+"""The inflate attack, the foolbox ε-bounded sweep and the ``attack bounded`` command on the digits classifier."""
 
 from __future__ import annotations
 
@@ -132,9 +132,18 @@ def test_bounded_cli_json(cli, tmp_path):
     result = cli("attack", "bounded", "--eps", "0,0.5", "--n", "60", "--steps", "10", "--out", tmp_path, "--json", "-")
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
-    rows = payload["sweeps"][0]["epsilons"]
+    sweep = payload["sweeps"][0]
+    rows = sweep["epsilons"]
     assert [r["epsilon"] for r in rows] == [0.0, 0.5]
-    assert {"inception_score", "conditional_entropy_bits", "success_rate"} <= rows[0].keys()
+    # The keys of the older foolbox sweep stay; the strongest attack's come beside them.
+    assert {"norm", "n", "num_classes", "splits", "steps", "rel_stepsize", "real_is", "seconds", "epsilons",
+            "epsilon_for_10_percent_above_real", "epsilon_for_99_percent_of_k"} <= sweep.keys()
+    assert {"strategy", "epsilon_for_percent", "ceiling", "own_class_baseline", "foolbox_cycling"} <= sweep.keys()
+    assert {"inception_score", "inception_score_std", "mutual_information_bits", "conditional_entropy_bits",
+            "success_rate", "max_distance", "epsilon", "labels_changed", "mean_l2_distance", "strategy"} <= rows[0].keys()
+    assert sweep["strategy"] == "auto" and sweep["epsilon_for_percent"].keys() == {"1", "5", "10"}
+    assert rows[1]["inception_score"] >= max(rows[0]["inception_score"], sweep["own_class_baseline"][1]["inception_score"])
+    assert (tmp_path / "bounded_is_vs_eps.png").is_file() and (tmp_path / "bounded_examples_linf.png").is_file()
 
 
 @pytest.mark.parametrize("args,fragments", [

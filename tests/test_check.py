@@ -11,6 +11,7 @@ from helpers import assert_one_line_error, reference_scores
 
 import isgame.probes.claim as claim
 from isgame.attacks.inflate import InflateAttack
+from isgame.attacks.score_protocol import ScoreProtocol
 from isgame.probes.claim import check_claim, claim_rounding, protocol_evidence, reproduction_answer
 from isgame.scoring.errors import InvalidInputError
 from isgame.scoring.metrics.dialects import DialectScore
@@ -25,9 +26,22 @@ def _no_ceiling(classifier, *, seed=0, samples=500, steps=20):
     return CEILING
 
 
+#: what the gameability would say; the real one (kept here before the fixture stands in for it) runs in its own
+#: test below, on a small claim
+REAL_GAMEABILITY = claim.gameability_evidence
+GAMEABILITY = {"claimed": 9.3, "sentence": "Gameability: (stands in for the attacks here).", "train": None,
+               "inflate": {"steps": 1, "samples": 500, "budget": 20},
+               "samples": {"epsilon": 16 / 255, "bracket": [13.5 / 255, 16 / 255], "skipped": None}}
+
+
+def _no_gameability(classifier, samples, **options):
+    return GAMEABILITY
+
+
 @pytest.fixture(autouse=True)
 def no_gaming_ceiling(monkeypatch):
     monkeypatch.setattr(claim, "gaming_ceiling", _no_ceiling)
+    monkeypatch.setattr(claim, "gameability_evidence", _no_gameability)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +59,7 @@ def claim_of_9_3(digits_test):
     """The issue's case: ``isgame check digits:test --claimed 9.3`` (reference digits:test, as the command does)."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(claim, "gaming_ceiling", _no_ceiling)
+        patch.setattr(claim, "gameability_evidence", _no_gameability)
         return check_claim(digits_test, claimed=9.3, reference=digits_test)
 
 
@@ -220,7 +235,41 @@ def test_check_cli_gives_exit_3_json_and_html_for_the_issues_claim(cli, tmp_path
     assert {"recomputed", "sample_count", "noise_baseline", "gaming_ceiling", "class_histogram", "reasons", "protocol",
             "reproduced_reasons", "meaningful_reasons", "within_spread", "spread_min", "spread_max"} <= payload.keys()
     page = (tmp_path / "check.html").read_text()
+    assert payload["gameability"] == GAMEABILITY and GAMEABILITY["sentence"] in result.stdout
+    assert "smallest L∞ ε at which the samples reach the claimed 9.3</td><td>16/255" in page
     assert "Verdict: not reproduced, meaningful" in page and "Reproduced: no" in page and "Meaningful: yes" in page
     assert_one_line_error(cli("check", "digits:test", "--claimed", "-3", "--out", tmp_path / "x"), "--claimed")
     assert_one_line_error(cli("check", "digits:test", "--claimed", "9", "--claimed-n", "600", "--out", tmp_path / "y"),
                           "--claimed-n 600 but only 540 samples", "--claimed-n 540 or fewer")
+
+
+def test_gameability_of_the_digits_answers_all_three_questions(digits_classifier, digits_test):
+    # 100 held-out digits (clean IS 5.80 with 10 splits) and a claim 4% above them; the training digits beside.
+    samples, train = digits_test[:100], open_images("digits:train").load_all()[:200]
+    with torch.no_grad():
+        logits, train_logits = digits_classifier(samples), digits_classifier(train)
+    real = REAL_GAMEABILITY
+    result = real(digits_classifier, samples, claimed=6.03, dialect="openai", splits=10, logits=logits, train=train,
+                  steps=3)
+    answer = result["samples"]
+    assert answer["clean_score"] < 6.03 and answer["epsilon"] is not None and answer["epsilon"] > 0
+    low, high = answer["bracket"]
+    assert 0 <= low < high == answer["epsilon"] and answer["best_score"] >= 6.03
+    assert result["inflate"]["steps"] is not None and result["inflate"]["steps"] <= 3
+    assert result["train"]["score"] == pytest.approx(ScoreProtocol("openai", 10).score(train_logits))
+    assert result["sentence"].startswith(f"Gameability: a perturbation of {answer['epsilon'] * 255:.3g}/255 of these "
+                                         "samples reaches the claimed 6.03")
+    # Already reached: no attack, ε = 0; above the protocol's ceiling: not attacked, and said.
+    assert real(digits_classifier, samples, claimed=5.0, dialect="openai", splits=10, logits=logits,
+                steps=1)["samples"]["epsilon"] == 0.0
+    above = real(digits_classifier, samples, claimed=10.0, dialect="openai", splits=10, logits=logits, steps=1)
+    assert above["samples"]["epsilon"] is None and "above" in above["samples"]["skipped"]
+    assert "not attacked" in above["sentence"] and above["train"] is None
+
+
+def test_the_gameability_sentence_joins_the_meaningfulness_reasons_without_deciding(claim_of_9_3):
+    assert claim_of_9_3.gameability == GAMEABILITY
+    assert claim_of_9_3.meaningful_reasons[-1] == GAMEABILITY["sentence"]
+    assert claim_of_9_3.to_dict()["gameability"] == GAMEABILITY
+    skipped = check_claim(claim_of_9_3.examples, claimed=9.3, attack=False)
+    assert skipped.gameability is None and not any("Gameability" in r for r in skipped.reasons)

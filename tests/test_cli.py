@@ -159,6 +159,16 @@ def test_audit_sections_tell_the_story(audit_run):
     assert headline["real_is"] == pytest.approx(report["scores"][0]["is_mean"])
     assert report["inflate"]["steps_to_999_of_k"] <= 20
     assert {s["norm"] for s in report["bounded"]["sweeps"]} == {"linf"}  # the fast profile's (full: L2 too)
+    # The headline in three numbers: noise -> K in n steps, the L∞ ε for +5% on held-out data, replay against it.
+    numbers = headline["numbers"]
+    assert numbers["noise_to_k"]["steps"] == report["inflate"]["steps_to_999_of_k"]
+    sweep = report["bounded"]["sweeps"][0]
+    assert numbers["epsilon_for_5_percent"]["epsilon"] == sweep["epsilon_for_percent"]["5"] is not None
+    assert numbers["training_replay"]["train_is"] == pytest.approx(report["scores"][1]["is_mean"])
+    assert numbers["training_replay"]["held_out_is"] == pytest.approx(report["scores"][0]["is_mean"])
+    assert "In three numbers:" in (out / "report.html").read_text()
+    scores = [row["inception_score"] for row in sweep["epsilons"]]
+    assert scores == sorted(scores) and scores[-1] > sweep["clean_score"]
     # The fast profile (the fixture's) reaches every section: the sizes it sets are the ones used, and said so.
     assert report["settings"]["fast"] is True and report["settings"]["n"] == AUDIT_FAST_SAMPLES
     assert {s["n"] for s in report["bounded"]["sweeps"]} == {AUDIT_FAST_SAMPLES} == {report["matrix"]["n"]}

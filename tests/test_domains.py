@@ -9,6 +9,7 @@ import pytest
 import torch
 from helpers import approx_float32, assert_one_line_error, random_inception_v3
 
+from isgame.probes.matrix.significance import needed_draws
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
 
@@ -119,8 +120,13 @@ def test_the_audit_runs_end_to_end_on_a_second_domain(shapes_audit):
     assert result.exit_code == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["domain"]["image_shape"] == [3, 12, 12] and report["domain"]["num_classes"] == 5
-    assert report["settings"] == {"n": 40, "steps": 5, "attack": True, "fast": False, "matrix_bootstrap": 10}
-    assert report["matrix"]["test"]["bootstrap_draws"] == 10  # the audit's own default (isgame matrix: 20)
+    test = report["matrix"]["test"]
+    assert report["settings"] == {"n": 40, "steps": 5, "attack": True, "fast": False,
+                                  "matrix_bootstrap": test["bootstrap_draws"]}
+    # The audit asks for no fixed number of draws: each column gets what its Holm family's smallest level needs.
+    for metric, family in test["families"].items():
+        assert test["draws"][metric] >= needed_draws(family, test["alpha"]) if family else True, metric
+    assert test["bootstrap_draws"] == max(test["draws"].values())
     for name in report["figures"].values():
         assert (out / name).stat().st_size > 0, name
     # Every section ran on the domain's images: noise and attacks at 3x12x12, K = 5 throughout.

@@ -4,7 +4,7 @@ Every game is ``game(domain, n, seed, *, steps=None)`` and returns ``n`` float32
 (n, C, H, W) in [0, 1] of the domain's image shape, seeded. ``domain`` is a
 :class:`~isgame.scoring.domains.Domain` (a digits classifier stands for the built-in digits
 domain). ``steps`` is the gradient-step budget of the games in :data:`ATTACK_GAMES` (None: their
-defaults, :data:`INFLATE_STEPS`, foolbox's PGD default and :data:`FEATURE_ATTACK_STEPS`) and of the
+defaults, :data:`INFLATE_STEPS`, the ε-bounded ascent's and :data:`FEATURE_ATTACK_STEPS`) and of the
 resampling games' weight optimisation (:data:`RESAMPLING_STEPS`); the other games ignore it. The reference for distribution metrics is the training set (what a
 generator learns from); the "held-out real" game is the honest baseline every other game is
 compared with.
@@ -20,8 +20,9 @@ import numpy as np
 import torch
 
 from isgame.attacks.adam import TensorAdam
-from isgame.attacks.bounded import targeted_pgd
+from isgame.attacks.ball_ascent import maximise_score
 from isgame.attacks.inflate import InflateAttack
+from isgame.attacks.score_protocol import ScoreProtocol
 from isgame.probes.generators import KDE_PCA_COMPONENTS, KdeGenerator
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import Domain, as_domain, pca_bandwidth_scale
@@ -134,13 +135,20 @@ def inflated_noise(domain: Domain, n: int, seed: int, *, steps: int | None = Non
 
 
 def bounded_attack(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
-    """Held-out real images moved by targeted L∞ PGD within 8/255 (``steps``: foolbox's default when None)."""
+    """Held-out real images whose IS is raised as far as an L∞ ball of 8/255 allows: the ε-bounded ascent
+    (:func:`~isgame.attacks.ball_ascent.maximise_score`, strategy auto), from the clean images in one ball. The
+    score raised is the openai IS with 10 splits, or fewer so that a split holds K images (a split of one image
+    scores 1 whatever it shows). ``steps``: the strategies' and the own-class PGD's steps (None: 10 and 20)."""
     domain = as_domain(domain)
     _check_steps(steps)
     real = held_out_real(domain, n, seed)
-    _, clipped, _ = targeted_pgd(attack_classifier(domain), real, norm="linf", epsilons=[BOUNDED_EPSILON],
-                                 steps=steps, seed=seed)
-    return clipped[0].detach()
+    budget = {} if steps is None else {"steps": steps, "baseline_steps": steps}
+    classifier = attack_classifier(domain)
+    splits = min(10, max(1, n // classifier.num_classes))
+    result = maximise_score(classifier, real, norm="linf", epsilons=[BOUNDED_EPSILON],
+                            protocol=ScoreProtocol("openai", splits), percents=(), compare_cycling=False, seed=seed,
+                            **budget)
+    return result.final_images.detach()
 
 
 def training_replay(domain: Domain, n: int, seed: int, *, steps: int | None = None) -> torch.Tensor:
