@@ -7,9 +7,12 @@ training set TRAIN once, then runs each requested metric of :data:`METRICS` on t
 
 A metric joins by registering one function of the features in :data:`METRICS`::
 
-    @register_metric("my-metric", headline=("value",))
-    def my_metric(inputs: MetricInputs) -> dict[str, object]:
-        return {"value": float(...)}       # inputs.real, inputs.fake, inputs.train: (N, D) float64
+    @isgame.register_metric("my-metric", headline=("value",))
+    def my_metric(inputs: isgame.MetricInputs) -> dict[str, object]:
+        return {"value": ...}       # inputs.real, inputs.fake, inputs.train: (N, D) float64
+
+Its values may be numpy numbers or arrays (they are made JSON-ready). A name already registered (isgame's own
+``fid``, or another plug-in's) is refused unless ``override=True`` says the replacement is meant.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from isgame.scoring.metrics.fid import (
 )
 from isgame.scoring.metrics.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
 from isgame.scoring.provenance import make_provenance
-from isgame.scoring.results import with_provenance
+from isgame.scoring.results import json_ready, with_provenance
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,20 @@ METRICS: dict[str, Metric] = {}
 
 def register_metric(name: str, *, needs_real_features: bool = True, needs_train: bool = False,
                     headline: tuple[str, ...] = (), needs_logits: bool = False,
-                    needs_images: bool = False, needs_second: bool = False) -> Callable:
+                    needs_images: bool = False, needs_second: bool = False, override: bool = False) -> Callable:
     """Decorator: add ``function(inputs) -> dict`` to :data:`METRICS` under ``name``.
 
     ``needs_logits``: the metric reads ``inputs.fake_logits``; ``needs_images``: it reads ``inputs.real_images`` and
     ``inputs.fake_images`` (REAL must then be images, not stored statistics); ``needs_second``: it reads
-    ``inputs.second_real`` and ``inputs.second_fake``, a second classifier's features of the same images."""
+    ``inputs.second_real`` and ``inputs.second_fake``, a second classifier's features of the same images.
+    A ``name`` already registered is refused unless ``override`` (a silent replacement of ``fid`` would change
+    every FID the toolkit reports). The dict may hold numpy numbers and arrays; they are made JSON-ready."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"{parameter('name')} must be a non-empty metric name, got {name!r}")
+    if name in METRICS and not override:
+        owner = "isgame's own metric" if name in BUILTIN_METRICS else "a metric registered earlier"
+        raise InvalidInputError(f"{parameter('name', repr(name))} is taken by {owner}; choose another name, or pass "
+                                f"{parameter('override', True)} to replace it")
 
     def add(function: Callable[[MetricInputs], dict[str, object]]) -> Callable[[MetricInputs], dict[str, object]]:
         METRICS[name] = Metric(function, needs_real_features=needs_real_features or needs_images,
@@ -209,6 +220,10 @@ def _fid_b(inputs: MetricInputs) -> dict[str, object]:
             "note": "FID on a second, independently trained classifier's features (the robustness matrix's FID-b)"}
 
 
+#: the metrics isgame itself registers: a plug-in replaces one only with ``override=True``
+BUILTIN_METRICS = frozenset(METRICS)
+
+
 @dataclass(frozen=True)
 class MetricsResult:
     """Each requested metric's values (``values[name]`` is that metric's dict), with what they were computed on."""
@@ -229,7 +244,7 @@ class MetricsResult:
 
     def to_dict(self) -> dict[str, object]:
         out = {key: value for key, value in vars(self).items() if key not in ("values", "notes", "provenance")}
-        return with_provenance({**out, "metrics": list(self.values), "values": self.values,
+        return with_provenance({**out, "metrics": list(self.values), "values": json_ready(self.values),
                                 "notes": list(self.notes)}, self.provenance)
 
 
@@ -377,13 +392,22 @@ def compute_metrics(
     inputs = _metric_inputs(domain, names, real=real, fake=fake, train=train, second=second, options=options,
                             batch_size=batch_size, notes=notes, settings=dict(
                                 kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed))
-    values = {name: METRICS[name].compute(inputs) for name in names}
+    values = {name: _metric_values(name, inputs) for name in names}
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
                          feature_dim=classifier.feature_dim, n_real=inputs.real_statistics.n,
                          n_fake=inputs.fake.shape[0], n_train=None if inputs.train is None else inputs.train.shape[0],
                          real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes),
                          provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
                                                     inputs=records).to_dict())
+
+
+def _metric_values(name: str, inputs: MetricInputs) -> dict[str, object]:
+    """Metric ``name`` on ``inputs``: its dict, JSON-ready (a plug-in may return numpy numbers and arrays)."""
+    values = METRICS[name].compute(inputs)
+    if not isinstance(values, dict):
+        raise InvalidInputError(f"metric {name!r} returned {type(values).__name__}; a metric returns a dict of its "
+                                "values, e.g. {'value': 0.5}")
+    return json_ready(values)
 
 
 def _metric_inputs(domain: Domain, names: list[str], *, real: str, fake: str, train: str | None, second,

@@ -106,3 +106,22 @@ def test_a_new_metric_joins_by_registering_one_function(monkeypatch):
     assert only.values["mean-gap"]["gap"] == pytest.approx(result.values["mean-gap"]["gap"], rel=1e-12)
     assert only.values["mean-gap"]["gap"] > 0
     assert "mean-gap" not in METRICS  # the registry the test extended was a copy
+
+
+def test_a_plug_in_from_the_top_level_may_not_replace_a_metric_silently_and_may_return_numpy(monkeypatch):
+    monkeypatch.setattr(metrics_command, "METRICS", dict(METRICS))
+    assert isgame.register_metric is register_metric and isgame.MetricInputs is metrics_command.MetricInputs
+    with pytest.raises(isgame.InvalidInputError, match=r"name='fid' is taken by isgame's own metric.*override=True"):
+        isgame.register_metric("fid", headline=("fid",))
+    isgame.register_metric("numpy-gap", headline=("gap",))(lambda inputs: {
+        "gap": np.float32(np.abs(inputs.real.mean(0) - inputs.fake.mean(0)).sum()),
+        "per_feature": np.abs(inputs.real.mean(0) - inputs.fake.mean(0))[:3], "count": np.int64(3)})
+    with pytest.raises(isgame.InvalidInputError, match="'numpy-gap' is taken by a metric registered earlier"):
+        isgame.register_metric("numpy-gap")
+    result = isgame.compute_metrics("digits:test", "digits:train", metrics=["fid", "numpy-gap"], n=50, progress=False)
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert payload["values"]["numpy-gap"]["count"] == 3 and len(payload["values"]["numpy-gap"]["per_feature"]) == 3
+    assert payload["values"]["numpy-gap"]["gap"] > 0 and payload["values"]["fid"]["fid"] > 0  # fid is still FID
+    # A replacement that is meant says so.
+    isgame.register_metric("fid", headline=("fid",), override=True)(lambda inputs: {"fid": 0.0})
+    assert compute_metrics("digits:test", "digits:train", metrics=["fid"], n=50, progress=False).values["fid"]["fid"] == 0
