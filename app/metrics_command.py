@@ -35,6 +35,7 @@ from isgame.scoring.metrics.fid import (
     statistics_to_fid,
 )
 from isgame.scoring.metrics.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
+from isgame.scoring.notes import Note
 from isgame.scoring.provenance import make_provenance
 from isgame.scoring.results import json_ready, with_provenance
 
@@ -241,6 +242,8 @@ class MetricsResult:
     values: dict[str, dict[str, object]]
     notes: tuple[str, ...] = ()
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
+    #: registered metrics the default choice left out, each with the reason (what its inputs lack)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         out = {key: value for key, value in vars(self).items() if key not in ("values", "notes", "provenance")}
@@ -318,6 +321,37 @@ def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:
             raise InvalidInputError(f"{parameter(name)} must be >= {least}, got {value}")
 
 
+def skipped_metrics(*, real_features: bool, train: bool, second: bool = False) -> dict[str, str]:
+    """Every registered metric these inputs do not allow, with the first input it lacks: ``real features`` (REAL is
+    stored statistics), ``training images`` or ``second classifier``."""
+    skipped = {}
+    for name, metric in METRICS.items():
+        if metric.needs_real_features and not real_features:
+            skipped[name] = "real features"
+        elif metric.needs_train and not train:
+            skipped[name] = "training images"
+        elif metric.needs_second and not second:
+            skipped[name] = "second classifier"
+    return skipped
+
+
+def _skipped_notes(skipped: dict[str, str], *, real: str, classifier_name: str) -> list[Note]:
+    """One note per reason the default choice of metrics left some out, naming them and the fix."""
+    fixes = {
+        "real features": f"{parameter('real')} {real} is stored statistics (mu, sigma), which give FID only; pass "
+                         "real images for them",
+        "training images": f"they need the generator's training images; pass them as {parameter('train', 'SOURCE')}",
+        "second classifier": f"classifier {classifier_name} has no second, independently trained classifier; pass "
+                             f"one as {parameter('second_classifier', 'NAME')}",
+    }
+    notes = []
+    for reason, fix in fixes.items():
+        names = [name for name, why in skipped.items() if why == reason]
+        if names:
+            notes.append(Note(f"skipped {', '.join(names)}: {fix}"))
+    return notes
+
+
 def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: bool, second: bool = False,
                classifier_name: str = "") -> list[str]:
     if not metrics:
@@ -393,10 +427,14 @@ def compute_metrics(
                             batch_size=batch_size, notes=notes, settings=dict(
                                 kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed))
     values = {name: _metric_values(name, inputs) for name in names}
+    skipped = {} if metrics else skipped_metrics(real_features=not real_is_statistics, train=train is not None,
+                                                 second=second is not None)
+    notes.extend(_skipped_notes(skipped, real=real, classifier_name=domain.classifier_name))
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
                          feature_dim=classifier.feature_dim, n_real=inputs.real_statistics.n,
                          n_fake=inputs.fake.shape[0], n_train=None if inputs.train is None else inputs.train.shape[0],
                          real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes),
+                         skipped=skipped,
                          provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
                                                     inputs=records).to_dict())
 

@@ -239,6 +239,11 @@ def check_lines(result) -> list[str]:
     return lines
 
 
+def _undefined(value: object) -> bool:
+    """A figure the result leaves undefined (None, or NaN: a std of one value)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _format_value(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -253,9 +258,13 @@ def metrics_table(result: MetricsResult) -> Table:
 
     for name, values in result.values.items():
         headline = METRICS[name].headline if name in METRICS else ()
-        shown = " | ".join(f"{key} {_format_value(values[key])}" for key in headline if key in values)
+        shown = " | ".join(f"{key} {_format_value(values[key])}" for key in headline
+                           if key in values and not _undefined(values[key]))
         details = ""
-        if name == "kid":
+        if name == "kid" and values.get("whole_sets"):
+            details = (f"both sets hold N = {values['subset_size']}, no more than a subset: every subset is the "
+                       "whole of both, one value, no std")
+        elif name == "kid":
             details = f"{values['subsets']} subsets of {values['subset_size']}, std ddof {values['std_ddof']}"
         elif name == "ct":
             details = (f"{values['cells_used']} of {values['cells']} cells used; |C_T| < {values['band']:g} is real-like"

@@ -125,3 +125,20 @@ def test_a_plug_in_from_the_top_level_may_not_replace_a_metric_silently_and_may_
     # A replacement that is meant says so.
     isgame.register_metric("fid", headline=("fid",), override=True)(lambda inputs: {"fid": 0.0})
     assert compute_metrics("digits:test", "digits:train", metrics=["fid"], n=50, progress=False).values["fid"]["fid"] == 0
+
+
+def test_the_default_choice_says_which_metrics_it_skipped_and_why(cli, digits_classifier, tmp_path):
+    save_statistics(features_to_statistics(features(digits_classifier, "digits:test")), tmp_path / "real.npz")
+    stats = cli("metrics", tmp_path / "real.npz", "digits:train", "--n", "60", "--quiet", "--json", tmp_path / "s.json")
+    assert stats.exit_code == 0, stats.stderr
+    payload = json.loads((tmp_path / "s.json").read_text())
+    assert payload["metrics"] == ["fid"]
+    assert set(payload["skipped"]) == set(METRICS) - {"fid"} and payload["skipped"]["kid"] == "real features"
+    assert f"isgame: note: skipped kid, precision-recall" in stats.stderr
+    assert f"REAL {tmp_path / 'real.npz'} is stored statistics (mu, sigma), which give FID only" in stats.stderr
+    images = cli("metrics", "digits:test", "digits:train", "--n", "60", "--metric", "kid", "--quiet", "--json", "-")
+    assert json.loads(images.stdout)["skipped"] == {}  # a choice the user made skips nothing
+    default = compute_metrics("digits:test", "noise:uniform", n=60, progress=False)
+    assert default.skipped == {"ct": "training images", "authenticity": "training images", "fld": "training images"}
+    assert any(note.startswith("skipped ct, authenticity, fld: they need the generator's training images; pass them "
+                               "as train=SOURCE") for note in default.notes)
