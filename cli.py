@@ -782,8 +782,9 @@ def fid(
     print_notes(result["notes"], positional=POSITIONAL_IMAGES)
     n_real = "stored statistics" if result["n_real"] is None else result["n_real"]
     emit_json(result, json_out)
+    space = "logits (it returns no features)" if result["classifier"].get("features_are_logits") else "features"
     console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
-                                f"{domain_options.classifier} features (N = {n_real} and {result['n_fake']})")
+                                f"{domain_options.classifier} {space} (N = {n_real} and {result['n_fake']})")
 
 
 @app.command()
@@ -858,6 +859,7 @@ def stats_save(
     result = run_or_exit(lambda: save_stats(source, out, **domain_options.classifier_spec(), n=n, seed=seed,
                                             subset=subset, batch_size=batch_size, progress=not quiet,
                                             value_range=value_range.value))
+    print_notes(result.notes)
     summary = result.to_dict()
     emit_json(summary, json_out)
     console_for(json_out).print(f"{out}: mean and covariance of {summary['n']} {summary['feature_dim']}-d "

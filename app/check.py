@@ -30,6 +30,7 @@ from isgame.probes.claim import (
     validated_claim,
 )
 from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.user import with_input_size
 from isgame.scoring.domains import load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
@@ -70,8 +71,9 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     ``meaningful``); this function never exits.
     """
     real = _real_or_reference(real, reference)
-    classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
+    classifier_name = with_input_size(classifier_name, [samples, real, train], notes=notes)
+    classifier = load_classifier(classifier_name, weights=weights)
     records: list[dict] = []
     source = open_images(samples, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     notes.extend(source.notes)

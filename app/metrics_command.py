@@ -417,9 +417,16 @@ def compute_metrics(
     names = _requested(metrics, real_features=not real_is_statistics, train=train is not None,
                        second=second is not None, classifier_name=name)
     # The options are checked before the classifier loads (an Inception file takes seconds).
-    domain = load_domain(classifier_name, weights=weights, require_images=False) if domain is None else domain
-    classifier = domain.classifier
     notes: list = []
+    if domain is None:
+        from isgame.scoring.classifiers.user import with_input_size
+
+        classifier_name = with_input_size(classifier_name, [real, fake, train], notes=notes)
+        domain = load_domain(classifier_name, weights=weights, require_images=False)
+    classifier = domain.classifier
+    from isgame.scoring.classifiers.user import features_note
+
+    notes.extend(features_note(classifier))
     records: list = []
     options = dict(n=n, seed=seed, batch_size=batch_size or classifier.default_batch_size, progress=progress,
                    value_range=value_range, notes=notes, inputs=records)
@@ -486,7 +493,9 @@ def _second_features(spec: ImageClassifier | str, real: str, fake: str, options:
     seed as the main pass, read at its input size (the loader's notes and records are not repeated)."""
     from isgame.scoring.classifiers import load_classifier
 
-    second = spec if isinstance(spec, ImageClassifier) else load_classifier(spec)
+    from isgame.scoring.classifiers.user import with_input_size
+
+    second = spec if isinstance(spec, ImageClassifier) else load_classifier(with_input_size(spec, [real, fake]))
     options = options | {"notes": None, "inputs": None,
                          "batch_size": options["batch_size"] or second.default_batch_size}
     name = spec if isinstance(spec, str) else second.name

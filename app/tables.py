@@ -252,8 +252,9 @@ def metrics_table(result: MetricsResult) -> Table:
     """One row per metric: its headline values; the sample counts and classifier in the title."""
     real = f"{result.real} (stored statistics)" if result.real_is_statistics else f"{result.real} (N = {result.n_real})"
     train = "" if result.train is None else f"; train {result.train} (N = {result.n_train})"
+    space = "logits (it returns no features)" if result.classifier.get("features_are_logits") else "features"
     table = _table(f"{result.fake} (N = {result.n_fake}) against {real}{train}, on {result.feature_dim}-d "
-                   f"{result.classifier.get('name', '')} features", ["metric", "value", "details"])
+                   f"{result.classifier.get('name', '')} {space}", ["metric", "value", "details"])
     from isgame.app.metrics_command import METRICS
 
     for name, values in result.values.items():
