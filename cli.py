@@ -686,7 +686,7 @@ CHECK_HELP = "\n\n".join([
     "--claimed-n) ± that protocol's std over splits and the claim's rounding. Every other dialect and preprocessing "
     "variant is recomputed as context: it explains a mismatch, it does not widen the range.",
     "Meaningful: the samples are not nearer noise than real images (--real), not out of the classifier's "
-    "domain, and not copied from --train.",
+    "domain, and not copied from --train, as a whole (C_T) or in part (more near-copies than held-out images give).",
     "\n".join(["Exit codes, for scripts:",
                "0  reproduced and meaningful",
                f"{EXIT_NOT_REPRODUCED}  not reproduced (meaningful)",

@@ -152,14 +152,22 @@ def _density_coverage(inputs: MetricInputs) -> dict[str, object]:
 def _ct(inputs: MetricInputs) -> dict[str, object]:
     from isgame.scoring.metrics.copy_detectors import data_copying_test
 
-    return data_copying_test(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict()
+    return {**data_copying_test(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict(),
+            **_copy_space(inputs)}
 
 
 @register_metric("authenticity", needs_train=True, headline=("authenticity",))
 def _authenticity(inputs: MetricInputs) -> dict[str, object]:
     from isgame.scoring.metrics.copy_detectors import authenticity
 
-    return {"authenticity": authenticity(inputs.train, inputs.fake)}
+    return {"authenticity": authenticity(inputs.train, inputs.fake), **_copy_space(inputs)}
+
+
+def _copy_space(inputs: MetricInputs) -> dict[str, str]:
+    """Where the copying metrics measure, and why ``isgame check`` gives other figures on the same images."""
+    return {"space": f"features ({inputs.fake.shape[1]}-d, the classifier's)", "held_out": "REAL",
+            "check_differs": "isgame check measures C_T, authenticity and near-copies in pixels with its real "
+                             "reference as the held-out set; distances between features and between pixels differ"}
 
 
 @register_metric("vendi", headline=("vendi",))

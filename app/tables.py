@@ -268,9 +268,12 @@ def metrics_table(result: MetricsResult) -> Table:
         elif name == "kid":
             details = f"{values['subsets']} subsets of {values['subset_size']}, std ddof {values['std_ddof']}"
         elif name == "ct":
-            details = (f"{values['cells_used']} of {values['cells']} cells used; |C_T| < {values['band']:g} is real-like"
+            details = (f"features, REAL held out; {values['cells_used']} of {values['cells']} cells; "
+                       f"|C_T| < {values['band']:g} real-like"
                        + (f"; cells without held-out samples: {values['cells_without_held_out']}"
                           if values["cells_without_held_out"] else ""))
+        elif name == "authenticity":
+            details = "features (isgame check: pixels)"
         elif name == "fid":
             details = "compare only at equal N"
         elif name == "fid-b":

@@ -90,7 +90,12 @@ def test_check_resizes_training_digits_to_rgb_samples_and_says_so(tmp_path, cli)
     assert result.exit_code in (0, 3, 4, 5), result.stderr
     payload = json.loads((tmp_path / "check.json").read_text())
     assert payload["memorization"] is not None and payload["gaming_ceiling"]["steps"] <= 2
-    assert any("all resized to the classifier's input 1x8x8" in note for note in payload["notes"])
+    # The pixel tests compare at the samples' 3x32x32 (the training digits resized to it); the scores read each
+    # set at its own size.
+    assert payload["pixel_space"] == {"shape": [3, 32, 32], "shapes": {"samples": [3, 32, 32], "reference": [1, 8, 8],
+                                                                      "train": [1, 8, 8]},
+                                      "resized": True, "at": "the samples' stored shape"}
+    assert any("compare them at the samples' stored shape 3x32x32" in note for note in payload["notes"])
 
 
 def test_check_without_the_attack_reports_no_ceiling(tmp_path, cli):

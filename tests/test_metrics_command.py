@@ -142,3 +142,11 @@ def test_the_default_choice_says_which_metrics_it_skipped_and_why(cli, digits_cl
     assert default.skipped == {"ct": "training images", "authenticity": "training images", "fld": "training images"}
     assert any(note.startswith("skipped ct, authenticity, fld: they need the generator's training images; pass them "
                                "as train=SOURCE") for note in default.notes)
+
+
+def test_the_copying_metrics_name_their_space_and_why_check_differs():
+    result = compute_metrics("digits:test", "digits:test", train="digits:train", metrics=["ct", "authenticity"], n=300,
+                             progress=False)
+    for name in ("ct", "authenticity"):
+        assert result.values[name]["space"] == "features (128-d, the classifier's)"
+        assert result.values[name]["held_out"] == "REAL" and "pixels" in result.values[name]["check_differs"]
