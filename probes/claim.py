@@ -57,6 +57,8 @@ from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_ui
 
 #: the resize variants a claim is recomputed under, in report order (labels of RESIZE_VARIANTS)
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
+#: samples the check's grid shows, a seeded random draw
+EXAMPLE_COUNT = 50
 #: the gaming ceiling: how many noise images the inflate attack lifts, and in how many steps
 CEILING_SAMPLES, CEILING_STEPS = 500, 20
 #: a C_T cell counts in check's copying test with at least this many samples (more for large N: N / 50)
@@ -118,6 +120,8 @@ class CheckResult:
     #: where the pixel tests compare: ``shape`` (C, H, W), the sets' stored ``shapes`` and whether they were
     #: ``resized`` to the classifier's input to get one shape
     pixel_space: dict[str, object] | None = None
+    #: the rows of ``examples`` among the samples: a seeded random draw (a folder sorted by kind would show one kind)
+    example_rows: list[int] | None = None
 
     @property
     def spread(self) -> tuple[float, float]:
@@ -557,6 +561,7 @@ def check_claim(
                          else memorization_evidence(pixel_samples, pixel_train, pixel_reference, seed=seed)),
     }
     answers = claim_verdict(claimed=claimed, claimed_std=claimed_std, protocol=protocol, **evidence)
+    rows = example_rows(n, seed=seed)
     noise_like = evidence.pop("noise_like")
     images_vs_noise = {"fraction_nearer_noise_than_real": noise_like,
                        "reference_size": None if reference is None else int(reference.shape[0])}
@@ -566,11 +571,18 @@ def check_claim(
         protocol=protocol, reproduced=answers.reproduced, meaningful=answers.meaningful,
         reproduced_reasons=answers.reproduced_reasons, meaningful_reasons=answers.meaningful_reasons,
         within_spread=answers.within_spread, images_vs_noise=images_vs_noise, class_histogram=scores.class_counts,
-        verdict=answers.verdict, reasons=answers.reasons, examples=samples[:50], **evidence,
+        verdict=answers.verdict, reasons=answers.reasons, examples=samples[rows], example_rows=rows.tolist(),
+        **evidence,
         sample_order=sample_order_of_logits(logits, splits=claimed_splits, dialect=claimed_dialect, seed=seed,
                                             is_contiguous=float(protocol["is_mean"])).to_dict(),
         pixel_space=space,
     )
+
+
+def example_rows(n: int, *, seed: int, count: int = EXAMPLE_COUNT) -> torch.Tensor:
+    """``count`` of the rows 0..n-1 (all when fewer), a seeded random draw in ascending order: the rows the sample
+    grid shows."""
+    return torch.sort(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count]).values
 
 
 def uniform_noise(shape: tuple[int, ...], *, seed: int) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 from types import SimpleNamespace
 
@@ -307,3 +308,26 @@ def test_near_copy_test_on_a_hand_worked_case():
     assert (test["near_copy_count"], test["near_copy_fraction"]) == (2, 0.5)
     assert test["near_copy_p_value"] == pytest.approx(1 - pmf[0] - pmf[1], rel=1e-12)
     assert test["near_copy_expected_fraction"] == pytest.approx(2 / 11)
+
+
+def test_check_html_shows_every_note_and_a_seeded_random_grid(split_held_out, digits_classifier, tmp_path):
+    """A folder sorted by kind (held-out digits sorted by class, then noise) at 16 px: the page lists the class-order
+    warning and the resize note, and its grid is a seeded random 50 of all the rows, not the first 50 (one kind)."""
+    from isgame.app.check import run_check
+
+    digits = split_held_out[0][:100]
+    order = torch.argsort(torch.from_numpy(float64_logits(digits_classifier, digits)).argmax(dim=1), stable=True)
+    samples = _upscaled(torch.cat([digits[order], torch.rand((100, 1, 8, 8), generator=torch.Generator().manual_seed(4))]),
+                        size=16)
+    np.save(tmp_path / "sorted.npy", (samples[:, 0].numpy() * 255).round().astype(np.uint8))
+    report = run_check(str(tmp_path / "sorted.npy"), claimed=9.4, attack=False, seed=3, out_dir=tmp_path / "out")
+    page = (tmp_path / "out" / "check.html").read_text()
+    notes = [str(note) for note in report.notes]
+    assert any("look class-sorted" in note for note in notes) and any("images differ in size" in note for note in notes)
+    for note in notes:
+        assert html.escape(note) in page
+    rows = report.result.example_rows
+    assert rows == sorted(torch.randperm(200, generator=torch.Generator().manual_seed(3))[:50].tolist())
+    assert min(rows) < 100 <= max(rows) and rows != list(range(50))  # both kinds, not the first 50
+    torch.testing.assert_close(report.result.examples, samples[rows])
+    assert "50 of the 200 samples, a seeded random draw (seed 3)" in page
