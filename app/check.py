@@ -36,7 +36,7 @@ from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
 from isgame.scoring.runtime.atomic_io import write_text_atomic
-from isgame.scoring.sources.samples import open_images
+from isgame.scoring.sources.samples import first_files_note, open_images
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,9 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     # A bad claim is refused before the real images load and before any estimate is printed.
     validated_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
                     claimed_n=claimed_n, claimed_dialect=claimed_dialect)
+    # A claim's protocol takes the first N by design; a note says when those rows leave out whole class subfolders.
+    if claimed_n is not None and claimed_n < sample_images.shape[0]:
+        notes.extend(note for note in [first_files_note(samples, claimed_n, name="claimed_n")] if note)
     reference_stats = _reference_statistics(real, classifier, notes)
     domain = load_domain(classifier_name, weights=weights, network=classifier, require_images=False, seed=seed,
                          value_range=value_range, train=train, real=None if reference_stats is not None else real)

@@ -88,11 +88,33 @@ def open_images(spec: str, *, n: int | None = None, seed: int = 0, image_size: t
             raise InvalidInputError(f"{path}: unsupported file type {path.suffix!r}; pass a folder or .zip of images "
                                     "or a .npy/.npz/.pt array")
     if n is not None and n < source.num_samples:
-        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read, notes=source.notes,
+        kept = first_files_note(spec, n)
+        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read,
+                             notes=(*source.notes, *([kept] if kept else [])),
                              fingerprint=source.fingerprint, input_range=source.input_range)
     elif n is not None and n > source.num_samples and not spec.startswith("noise:"):
         source.notes = (*source.notes, _capped_note(source.name, n, source.num_samples, "images"))
     return source
+
+
+def first_files_note(spec: str, n: int, *, name: str = "n") -> Note | None:
+    """A note when the first ``n`` files of a folder in sorted order (what ``n`` keeps) come from fewer of its
+    subfolders than hold images: a folder with one subfolder per class then loses whole classes. None for other
+    sources, flat folders, or a first ``n`` that reaches every subfolder. ``name`` is the parameter that set ``n``."""
+    path, _ = _split_key(spec)
+    if not path.is_dir():
+        return None
+    from isgame.scoring.sources.image_files import list_image_files
+
+    files = list_image_files(path)[0]
+    folders = [file.parent.relative_to(path).as_posix() for file in files]
+    every, kept = list(dict.fromkeys(folders)), list(dict.fromkeys(folders[:n]))
+    if len(every) < 2 or len(kept) == len(every):
+        return None
+    shown = ", ".join(kept[:4]) + (", ..." if len(kept) > 4 else "")
+    return Note(f"{spec}: {parameter(name, n)} keeps the first {n} of its {len(files)} images in sorted order, and they "
+                f"come from {len(kept)} of its {len(every)} subfolders ({shown}): with a subfolder per class, whole "
+                "classes are left out")
 
 
 def image_sizes(spec: str, *, value_range: str = "auto") -> set[tuple[int, int]]:
