@@ -18,7 +18,7 @@ check gives two answers, each with its reasons:
 Every set is scored at its own stored size (the classifier resizes it on the way in), so the resize
 variants are recomputed from the samples as stored. The pixel tests (nearer noise, C_T, authenticity,
 near-copies) compare flattened pixels, which needs one shape: the sets' own when they agree, else the
-classifier's input (``pixel_space`` in the result says which).
+samples' stored shape (``pixel_space`` in the result says which, :func:`pixel_space` why).
 
 Further evidence: the sample count (N against K and the splits), the noise baseline, the gaming
 ceiling (how far the inflate attack lifts noise in 20 steps) and the predicted-class histogram.
@@ -117,8 +117,8 @@ class CheckResult:
     #: the runs test of the samples' top-1 labels (:mod:`isgame.scoring.metrics.sample_order`), with the IS both ways
     #: when class-sorted samples meet the claim's contiguous splits
     sample_order: dict[str, object] | None = None
-    #: where the pixel tests compare: ``shape`` (C, H, W), the sets' stored ``shapes`` and whether they were
-    #: ``resized`` to the classifier's input to get one shape
+    #: where the pixel tests compare (:func:`pixel_space`): ``shape`` (C, H, W), the sets' stored ``shapes``, whether
+    #: some were ``resized`` to get one shape, and ``at`` which shape
     pixel_space: dict[str, object] | None = None
     #: the rows of ``examples`` among the samples: a seeded random draw (a folder sorted by kind would show one kind)
     example_rows: list[int] | None = None
@@ -202,11 +202,6 @@ def pixel_space(classifier: ImageClassifier, samples: torch.Tensor,
 
     return conformed(samples), {name: conformed(images) for name, images in present.items()}, {
         "shape": list(target), "shapes": shapes, "resized": True, "at": at}
-
-
-def space_name(record: dict[str, object]) -> str:
-    """``pixels 1x8x8``: the space the pixel tests compare in."""
-    return "pixels " + "x".join(str(d) for d in record["shape"])
 
 
 def protocol_score(logits: torch.Tensor, *, dialect: str, splits: int,
@@ -315,7 +310,8 @@ def near_copy_test(train: np.ndarray, held_out: np.ndarray, generated: np.ndarra
     count, rows, m = int(np.sum(d_generated <= threshold)), generated.shape[0], held_out.shape[0]
     j = math.ceil((m - 1) * quantile) + 1
     p_value = float(betabinom.sf(count - 1, rows, j, m - j + 1)) if count > 0 else 1.0
-    return {"near_copy_fraction": count / rows, "near_copy_count": count, "near_copy_threshold": threshold,
+    return {"near_copy_fraction": count / rows, "near_copy_count": count, "near_copy_samples": rows,
+            "near_copy_threshold": threshold,
             "near_copy_quantile": quantile, "near_copy_expected_fraction": j / (m + 1),
             "near_copy_p_value": p_value, "near_copies": p_value < NEAR_COPY_ALPHA,
             "median_distance_ratio": float(np.median(d_generated) / np.median(d_held_out))
@@ -433,10 +429,8 @@ def copying_answer(memorization: dict[str, object]) -> tuple[bool, list[str]]:
     part = bool(memorization.get("near_copies"))
     if "near_copy_fraction" in memorization:
         count, fraction = memorization["near_copy_count"], memorization["near_copy_fraction"]
-        rows = round(count / fraction) if fraction > 0 else None
-        of = f" ({count} of {rows})" if rows else ""
         reasons.append(
-            f"{100 * fraction:.1f}% of the samples{of} are near-copies of training images: nearer one in {space} "
+            f"{100 * fraction:.1f}% of the samples ({count} of {memorization['near_copy_samples']}) are near-copies of training images: nearer one in {space} "
             f"(distance <= {memorization['near_copy_threshold']:.4g}) than {100 * memorization['near_copy_quantile']:g}% "
             f"of the held-out reference images are; held-out data puts {100 * memorization['near_copy_expected_fraction']:.1f}% "
             f"there, one-sided {_p_value(memorization['near_copy_p_value'])}"

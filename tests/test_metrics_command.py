@@ -134,7 +134,7 @@ def test_the_default_choice_says_which_metrics_it_skipped_and_why(cli, digits_cl
     payload = json.loads((tmp_path / "s.json").read_text())
     assert payload["metrics"] == ["fid"]
     assert set(payload["skipped"]) == set(METRICS) - {"fid"} and payload["skipped"]["kid"] == "real features"
-    assert f"isgame: note: skipped kid, precision-recall" in stats.stderr
+    assert "isgame: note: skipped kid, precision-recall" in stats.stderr
     assert f"REAL {tmp_path / 'real.npz'} is stored statistics (mu, sigma), which give FID only" in stats.stderr
     images = cli("metrics", "digits:test", "digits:train", "--n", "60", "--metric", "kid", "--quiet", "--json", "-")
     assert json.loads(images.stdout)["skipped"] == {}  # a choice the user made skips nothing
