@@ -263,8 +263,7 @@ def metrics_table(result: MetricsResult) -> Table:
                            if key in values and not _undefined(values[key]))
         details = ""
         if name == "kid" and values.get("whole_sets"):
-            details = (f"both sets hold N = {values['subset_size']}, no more than a subset: every subset is the "
-                       "whole of both, one value, no std")
+            details = f"N = {values['subset_size']} each, within one subset: one value over both whole sets, no std"
         elif name == "kid":
             details = f"{values['subsets']} subsets of {values['subset_size']}, std ddof {values['std_ddof']}"
         elif name == "ct":
