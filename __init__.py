@@ -125,6 +125,8 @@ _API: dict[str, str] = {
     "fid_between": "isgame.app.scoring_commands",
     "compute_metrics": "isgame.app.metrics_command",
     "MetricsResult": "isgame.app.metrics_command",
+    "register_metric": "isgame.app.metrics_command",
+    "MetricInputs": "isgame.app.metrics_command",
     "run_inflate": "isgame.app.attack_commands",
     "run_bounded": "isgame.app.attack_commands",
     "run_toy": "isgame.app.attack_commands",
@@ -190,7 +192,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.app.attack_commands import run_bounded, run_inflate, run_toy
     from isgame.app.audit import AuditReport, audit
     from isgame.app.check import run_check
-    from isgame.app.metrics_command import MetricsResult, compute_metrics
+    from isgame.app.metrics_command import MetricInputs, MetricsResult, compute_metrics, register_metric
     from isgame.app.probe_commands import run_matrix, run_probe
     from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
     from isgame.attacks.ball_ascent import maximise_score

@@ -289,7 +289,8 @@ def use_device(device: str, precision: "Precision | str" = "fp32") -> None:
 
 
 def emit_json(payload: dict, destination: str | None) -> None:
-    """Write JSON to stdout ('-') or atomically to a file; under torchrun only rank 0 writes."""
+    """Write JSON to stdout ('-') or atomically to a file; under torchrun only rank 0 writes. Commands call it
+    before they print their tables, so that a reader who closes stdout early never costs the file."""
     from isgame.scoring.runtime.distributed import current_group
 
     if destination is None or not current_group().is_main:
@@ -360,8 +361,8 @@ def score(
             shuffle=shuffle, **domain_options.classifier_spec(), n=n, batch_size=batch_size, input_kind=input_kind.value,
             progress=not quiet, value_range=value_range.value))
         print_notes(table.extra.get("notes", ()))
-        console_for(json_out).print(dialect_table_view(table))
         emit_json(table.to_dict(), json_out)
+        console_for(json_out).print(dialect_table_view(table))
         return
 
     report = run_or_exit(lambda: score_source(
@@ -371,8 +372,8 @@ def score(
     print_notes(report.extra.get("notes", ()))
     from isgame.app.tables import score_table
 
-    console_for(json_out).print(score_table([report]))
     emit_json(report.to_dict(), json_out)
+    console_for(json_out).print(score_table([report]))
 
 
 @app.command()
@@ -412,8 +413,8 @@ def audit(
                                            attack=attack, announce=announce_note, matrix_options=matrix_options,
                                            fast=fast))
 
-    print_audit_summary(report, console_for(json_out))
     emit_json(report.to_dict(), json_out)
+    print_audit_summary(report, console_for(json_out))
 
 
 attack_app = typer.Typer(help="Game the score: inflate IS from noise, or push real images within an ε-ball.",
@@ -474,9 +475,9 @@ def attack_inflate(
     report = run_or_exit(lambda: run_inflate(
         out_dir=run_folder(out, "inflate"), **domain_options.classifier_spec(), real=real, n=n, noise=noise.value, steps=steps, seed=seed, optimizer=optimizer.value, threshold=threshold,
         compare=compare, checkpoint=checkpoint, resume=resume, progress=not quiet))
+    emit_json(report.to_dict(), json_out)
     console = console_for(json_out)
     console.print(inflate_table(report))
-    emit_json(report.to_dict(), json_out)
 
 
 @attack_app.command("bounded")
@@ -514,8 +515,8 @@ def attack_bounded(
         out_dir=run_folder(out, "bounded"), **domain_options.classifier_spec(), source=source, norms=norms,
         epsilons=None if eps is None else parse_epsilons(eps), n=n, steps=steps, seed=seed,
         strategy=strategy.value, dialect=dialect, splits=splits))
-    console_for(json_out).print(bounded_table(report))
     emit_json(report.to_dict(), json_out)
+    console_for(json_out).print(bounded_table(report))
 
 
 weights_app = typer.Typer(help=(
@@ -538,8 +539,8 @@ def weights_list(
     from isgame.scoring.classifiers.weights_registry import list_weights
 
     statuses = run_or_exit(lambda: list_weights(verify=verify))
-    console_for(json_out).print(weights_table(statuses))
     emit_json(weights_listing(statuses), json_out)
+    console_for(json_out).print(weights_table(statuses))
 
 
 @weights_app.command("path")
@@ -549,9 +550,9 @@ def weights_path(name: WeightsNameArgument, json_out: JsonOption = None) -> None
     from isgame.scoring.classifiers.weights_registry import weights_path as locate
 
     status = run_or_exit(lambda: locate(name))
+    emit_json(status.to_dict(), json_out)
     if json_out != "-":
         typer.echo(str(status.path))
-    emit_json(status.to_dict(), json_out)
     if not status.present:
         typer.echo(f"isgame: note: {status.entry.file_name} is not cached; {fetch_hint(status.entry.name)}", err=True)
         raise typer.Exit(code=EXIT_WEIGHTS_NOT_FOUND)
@@ -575,8 +576,8 @@ def weights_fetch(
     from isgame.scoring.classifiers.weights_fetch import fetch_weights
 
     result = run_or_exit(lambda: fetch_weights(name, cache_dir=cache_dir, progress=not quiet, url=url))
-    console_for(json_out).print(fetch_summary(result), soft_wrap=True, markup=False, highlight=False)
     emit_json(result.to_dict(), json_out)
+    console_for(json_out).print(fetch_summary(result), soft_wrap=True, markup=False, highlight=False)
 
 
 @weights_app.command("verify")
@@ -590,8 +591,8 @@ def weights_verify(
     from isgame.scoring.classifiers.weights_registry import verify_weights
 
     result = run_or_exit(lambda: verify_weights(path))
-    console_for(json_out).print(verification_line(result), soft_wrap=True, markup=False, highlight=False)
     emit_json(result.to_dict(), json_out)
+    console_for(json_out).print(verification_line(result), soft_wrap=True, markup=False, highlight=False)
     if not result.ok:
         raise typer.Exit(code=EXIT_WEIGHTS_NOT_FOUND)
 
@@ -607,8 +608,8 @@ def toy(
     from isgame.app.attack_commands import run_toy
     from isgame.app.tables import toy_table
     report = run_or_exit(lambda: run_toy(out_dir=run_folder(out, "toy"), n=n, seed=seed))
-    console_for(json_out).print(toy_table(report))
     emit_json(report.to_dict(), json_out)
+    console_for(json_out).print(toy_table(report))
 
 
 class ProbeName(str, Enum):
@@ -643,8 +644,8 @@ def probe(
     report = run_or_exit(lambda: run_probe(name.value, domain=domain, out_dir=run_folder(out, f"probe-{name.value}"),
                                            seed=seed, n=n, steps=steps,
                                            classifier_b=second))
-    console_for(json_out).print(PROBE_TABLES[name.value](report))
     emit_json(report.to_dict(), json_out)
+    console_for(json_out).print(PROBE_TABLES[name.value](report))
 
 
 @app.command()
@@ -683,12 +684,12 @@ def matrix(
         games=None if not game else run_or_exit(lambda: select_games(game)),
         bootstrap=defaults.MATRIX_DRAWS if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,
         second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
+    emit_json(report.to_dict(), json_out)
     console = console_for(json_out)
     console.print(matrix_table(report))
     console.print(matrix_confusion_table(report.result))
     for line in matrix_summary_lines(report.result):
         console.print(line)
-    emit_json(report.to_dict(), json_out)
 
 
 #: ``isgame check``'s exit code for each (reproduced, meaningful) answer; 2 stays a user error, 1 a crash
@@ -703,7 +704,7 @@ CHECK_HELP = "\n\n".join([
     "--claimed-n) ± that protocol's std over splits and the claim's rounding. Every other dialect and preprocessing "
     "variant is recomputed as context: it explains a mismatch, it does not widen the range.",
     "Meaningful: the samples are not nearer noise than real images (--real), not out of the classifier's "
-    "domain, and not copied from --train.",
+    "domain, and not copied from --train, as a whole (C_T) or in part (more near-copies than held-out images give).",
     "\n".join(["Exit codes, for scripts:",
                "0  reproduced and meaningful",
                f"{EXIT_NOT_REPRODUCED}  not reproduced (meaningful)",
@@ -763,10 +764,10 @@ def check(
         train=train, n=n, seed=seed, out_dir=run_folder(out, "check"), value_range=value_range.value,
         steps=steps, attack=attack, announce=announce_note))
     print_notes(report.notes)
+    emit_json(report.to_dict(), json_out)
     console = console_for(json_out)
     for line in check_lines(report.result):
         console.print(line)
-    emit_json(report.to_dict(), json_out)
     code = CHECK_EXIT_CODES[(report.result.reproduced, report.result.meaningful)]
     if code:
         raise typer.Exit(code=code)
@@ -798,9 +799,10 @@ def fid(
                                              save_stats=save_stats), positional=POSITIONAL_IMAGES)
     print_notes(result["notes"], positional=POSITIONAL_IMAGES)
     n_real = "stored statistics" if result["n_real"] is None else result["n_real"]
-    console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
-                                f"{domain_options.classifier} features (N = {n_real} and {result['n_fake']})")
     emit_json(result, json_out)
+    space = "logits (it returns no features)" if result["classifier"].get("features_are_logits") else "features"
+    console_for(json_out).print(f"FID({real}, {fake}) = {result['fid']:.4f} on {result['feature_dim']}-d "
+                                f"{domain_options.classifier} {space} (N = {n_real} and {result['n_fake']})")
 
 
 @app.command()
@@ -842,8 +844,8 @@ def metrics(
         value_range=value_range.value, second_classifier=auxiliary_choice(second_classifier)),
         positional=POSITIONAL_IMAGES)
     print_notes(result.notes, positional=POSITIONAL_IMAGES)
-    console_for(json_out).print(metrics_table(result))
     emit_json(result.to_dict(), json_out)
+    console_for(json_out).print(metrics_table(result))
 
 
 stats_app = typer.Typer(help="Reference statistics you can trust: feature mean, covariance, a seeded subset of "
@@ -875,11 +877,12 @@ def stats_save(
     result = run_or_exit(lambda: save_stats(source, out, **domain_options.classifier_spec(), n=n, seed=seed,
                                             subset=subset, batch_size=batch_size, progress=not quiet,
                                             value_range=value_range.value))
+    print_notes(result.notes)
     summary = result.to_dict()
+    emit_json(summary, json_out)
     console_for(json_out).print(f"{out}: mean and covariance of {summary['n']} {summary['feature_dim']}-d "
                                 f"{domain_options.classifier} "
                                 f"features, {summary['subset_rows']} rows kept (seed {seed})")
-    emit_json(summary, json_out)
 
 
 @app.command()
@@ -897,8 +900,8 @@ def compare(
 
     comparison = run_or_exit(lambda: compare_files(a, b, dialect_spread=dialect_spread),
                              positional={"a": "A", "b": "B"})
-    console_for(json_out).print(compare_table(comparison))
     emit_json(comparison.to_dict(), json_out)
+    console_for(json_out).print(compare_table(comparison))
 
 
 @app.command("train-digits")
@@ -922,14 +925,60 @@ def train_digits(
                                                   adversarial_steps=adversarial_steps))
     run_or_exit(lambda: save_digits_network(result, out))
     adversarial = "" if adversarial_epsilon is None else f" (PGD adversarial training, ε = {adversarial_epsilon:g})"
+    emit_json({**result.to_dict(), "weights": str(out)}, json_out)
     console_for(json_out).print(
         f"seed {seed}: held-out accuracy {100 * result.held_out_accuracy:.2f}% after {epochs} epochs{adversarial}; "
         f"weights in {out}"
     )
-    emit_json({**result.to_dict(), "weights": str(out)}, json_out)
+
+
+class ReaderMayLeave:
+    """``sys.stdout`` for a command whose reader may close the pipe early (``isgame check ... | head -1``).
+
+    Once the reader is gone, what is left to print is dropped and stdout points at the null device, so the
+    command still writes its ``--json`` file and its own exit code decides the status (a closed pipe is no
+    error of the command's). Everything else is the wrapped stream's.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop_the_rest()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop_the_rest()
+
+    def _drop_the_rest(self) -> None:
+        import os
+
+        self.reader_gone = True
+        # Python flushes the real stdout once more at exit; pointed at the null device, that flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        except (OSError, ValueError):
+            pass
+        finally:
+            os.close(devnull)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def main() -> None:
+    if not isinstance(sys.stdout, ReaderMayLeave) and sys.stdout is not None:
+        sys.stdout = ReaderMayLeave(sys.stdout)
     try:
         app()
     except SystemExit as exit_:

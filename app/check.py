@@ -30,12 +30,13 @@ from isgame.probes.claim import (
     validated_claim,
 )
 from isgame.scoring.classifiers import load_classifier
+from isgame.scoring.classifiers.user import with_input_size
 from isgame.scoring.domains import load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.provenance import input_record, make_provenance, tensor_record
 from isgame.scoring.runtime.atomic_io import write_text_atomic
-from isgame.scoring.sources.samples import open_images
+from isgame.scoring.sources.samples import first_files_note, open_images
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,9 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     ``meaningful``); this function never exits.
     """
     real = _real_or_reference(real, reference)
-    classifier = load_classifier(classifier_name, weights=weights)
     notes: list[str] = []
+    classifier_name = with_input_size(classifier_name, [samples, real, train], notes=notes)
+    classifier = load_classifier(classifier_name, weights=weights)
     records: list[dict] = []
     source = open_images(samples, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     notes.extend(source.notes)
@@ -80,6 +82,9 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     # A bad claim is refused before the real images load and before any estimate is printed.
     validated_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
                     claimed_n=claimed_n, claimed_dialect=claimed_dialect)
+    # A claim's protocol takes the first N by design; a note says when those rows leave out whole class subfolders.
+    if claimed_n is not None and claimed_n < sample_images.shape[0]:
+        notes.extend(note for note in [first_files_note(samples, claimed_n, name="claimed_n")] if note)
     reference_stats = _reference_statistics(real, classifier, notes)
     domain = load_domain(classifier_name, weights=weights, network=classifier, require_images=False, seed=seed,
                          value_range=value_range, train=train, real=None if reference_stats is not None else real)
@@ -89,10 +94,10 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
     if domain.real_source == samples:
         notes.append(f"{samples} is also the real reference: every sample's nearest real image is itself, so the "
                      "nearer-noise test passes by construction; pass other real images of the domain as the reference")
+    # Each set stays at its stored size: the classifier resizes it on the way in, and the resize variants are
+    # recomputed from the samples as stored; the pixel tests bring the sets to one shape themselves.
     others = {name: images for name, images in (("reference", domain.real), ("train", domain.train))
               if images is not None}
-    sample_images, others = _same_shape(sample_images, others, lambda image: classifier.preprocess(image).float(),
-                                        notes)
     if announce is not None:
         _announce_cost(announce, classifier, sample_images, others, attack=attack, steps=steps)
     result = check_claim(sample_images, claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits,
@@ -101,6 +106,7 @@ def run_check(samples: str, *, claimed: float, claimed_std: float = 0.0, claimed
                          classifier=classifier, steps=steps, attack=attack)
     provenance = _check_provenance(classifier, result, seed=seed, records=records, others=others,
                                    specs={"reference": domain.real_source, "train": train})
+    notes.extend(_pixel_space_note(result.pixel_space))
     notes.extend(_order_note(samples, result))
     statistics = None if reference_stats is None else _fid_against(reference_stats, real, classifier, sample_images)
     return _write_check(result, out_dir, notes=notes, provenance=provenance.to_dict(), statistics=statistics)
@@ -190,20 +196,12 @@ def _announce_cost(announce: Callable[[str], None], classifier, samples: torch.T
                                     f"{parameter('n')}, {parameter('steps')} and {parameter('attack', 'False')}")))
 
 
-def _same_shape(samples: torch.Tensor, others: dict[str, torch.Tensor], conform,
-                notes: list) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """The samples and the real / training images at one (C, H, W): as they are when they agree, else all
-    resized to the classifier's input, and a note says so (pixel-space tests need one shape)."""
-    shapes = {"samples": tuple(samples.shape[1:])} | {name: tuple(images.shape[1:]) for name, images in others.items()}
-    if len(set(shapes.values())) <= 1:
-        return samples, others
-
-    def resized(images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([conform(batch) for batch in images.split(256)])
-
-    samples, others = resized(samples), {name: resized(images) for name, images in others.items()}
-    listed = ", ".join(f"{name} {'x'.join(map(str, shape))}" for name, shape in shapes.items())
-    notes.append(f"images differ in size ({listed}): all resized to the classifier's input "
-                 f"{'x'.join(map(str, samples.shape[1:]))} for the comparisons")
-    return samples, others
+def _pixel_space_note(space: dict | None) -> list[str]:
+    """A note when the sets differ in size, so the pixel tests compare them at the classifier's input."""
+    if not space or not space["resized"]:
+        return []
+    listed = ", ".join(f"{name} {'x'.join(map(str, shape))}"
+                       for name, shape in space["shapes"].items())
+    return [f"images differ in size ({listed}): the pixel tests (nearer noise, C_T, authenticity, near-copies) "
+            f"compare them at {space['at']} {'x'.join(map(str, space['shape']))}, the others resized to it; the "
+            "scores read each set at its stored size"]

@@ -7,9 +7,12 @@ training set TRAIN once, then runs each requested metric of :data:`METRICS` on t
 
 A metric joins by registering one function of the features in :data:`METRICS`::
 
-    @register_metric("my-metric", headline=("value",))
-    def my_metric(inputs: MetricInputs) -> dict[str, object]:
-        return {"value": float(...)}       # inputs.real, inputs.fake, inputs.train: (N, D) float64
+    @isgame.register_metric("my-metric", headline=("value",))
+    def my_metric(inputs: isgame.MetricInputs) -> dict[str, object]:
+        return {"value": ...}       # inputs.real, inputs.fake, inputs.train: (N, D) float64
+
+Its values may be numpy numbers or arrays (they are made JSON-ready). A name already registered (isgame's own
+``fid``, or another plug-in's) is refused unless ``override=True`` says the replacement is meant.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from isgame.scoring.metrics.fid import (
     statistics_to_fid,
 )
 from isgame.scoring.metrics.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
+from isgame.scoring.notes import Note
 from isgame.scoring.provenance import make_provenance
-from isgame.scoring.results import with_provenance
+from isgame.scoring.results import json_ready, with_provenance
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,20 @@ METRICS: dict[str, Metric] = {}
 
 def register_metric(name: str, *, needs_real_features: bool = True, needs_train: bool = False,
                     headline: tuple[str, ...] = (), needs_logits: bool = False,
-                    needs_images: bool = False, needs_second: bool = False) -> Callable:
+                    needs_images: bool = False, needs_second: bool = False, override: bool = False) -> Callable:
     """Decorator: add ``function(inputs) -> dict`` to :data:`METRICS` under ``name``.
 
     ``needs_logits``: the metric reads ``inputs.fake_logits``; ``needs_images``: it reads ``inputs.real_images`` and
     ``inputs.fake_images`` (REAL must then be images, not stored statistics); ``needs_second``: it reads
-    ``inputs.second_real`` and ``inputs.second_fake``, a second classifier's features of the same images."""
+    ``inputs.second_real`` and ``inputs.second_fake``, a second classifier's features of the same images.
+    A ``name`` already registered is refused unless ``override`` (a silent replacement of ``fid`` would change
+    every FID the toolkit reports). The dict may hold numpy numbers and arrays; they are made JSON-ready."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"{parameter('name')} must be a non-empty metric name, got {name!r}")
+    if name in METRICS and not override:
+        owner = "isgame's own metric" if name in BUILTIN_METRICS else "a metric registered earlier"
+        raise InvalidInputError(f"{parameter('name', repr(name))} is taken by {owner}; choose another name, or pass "
+                                f"{parameter('override', True)} to replace it")
 
     def add(function: Callable[[MetricInputs], dict[str, object]]) -> Callable[[MetricInputs], dict[str, object]]:
         METRICS[name] = Metric(function, needs_real_features=needs_real_features or needs_images,
@@ -140,14 +152,22 @@ def _density_coverage(inputs: MetricInputs) -> dict[str, object]:
 def _ct(inputs: MetricInputs) -> dict[str, object]:
     from isgame.scoring.metrics.copy_detectors import data_copying_test
 
-    return data_copying_test(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict()
+    return {**data_copying_test(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict(),
+            **_copy_space(inputs)}
 
 
 @register_metric("authenticity", needs_train=True, headline=("authenticity",))
 def _authenticity(inputs: MetricInputs) -> dict[str, object]:
     from isgame.scoring.metrics.copy_detectors import authenticity
 
-    return {"authenticity": authenticity(inputs.train, inputs.fake)}
+    return {"authenticity": authenticity(inputs.train, inputs.fake), **_copy_space(inputs)}
+
+
+def _copy_space(inputs: MetricInputs) -> dict[str, str]:
+    """Where the copying metrics measure, and why ``isgame check`` gives other figures on the same images."""
+    return {"space": f"features ({inputs.fake.shape[1]}-d, the classifier's)", "held_out": "REAL",
+            "check_differs": "isgame check measures C_T, authenticity and near-copies in pixels with its real "
+                             "reference as the held-out set; distances between features and between pixels differ"}
 
 
 @register_metric("vendi", headline=("vendi",))
@@ -209,6 +229,10 @@ def _fid_b(inputs: MetricInputs) -> dict[str, object]:
             "note": "FID on a second, independently trained classifier's features (the robustness matrix's FID-b)"}
 
 
+#: the metrics isgame itself registers: a plug-in replaces one only with ``override=True``
+BUILTIN_METRICS = frozenset(METRICS)
+
+
 @dataclass(frozen=True)
 class MetricsResult:
     """Each requested metric's values (``values[name]`` is that metric's dict), with what they were computed on."""
@@ -226,10 +250,12 @@ class MetricsResult:
     values: dict[str, dict[str, object]]
     notes: tuple[str, ...] = ()
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
+    #: registered metrics the default choice left out, each with the reason (what its inputs lack)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
         out = {key: value for key, value in vars(self).items() if key not in ("values", "notes", "provenance")}
-        return with_provenance({**out, "metrics": list(self.values), "values": self.values,
+        return with_provenance({**out, "metrics": list(self.values), "values": json_ready(self.values),
                                 "notes": list(self.notes)}, self.provenance)
 
 
@@ -303,6 +329,37 @@ def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:
             raise InvalidInputError(f"{parameter(name)} must be >= {least}, got {value}")
 
 
+def skipped_metrics(*, real_features: bool, train: bool, second: bool = False) -> dict[str, str]:
+    """Every registered metric these inputs do not allow, with the first input it lacks: ``real features`` (REAL is
+    stored statistics), ``training images`` or ``second classifier``."""
+    skipped = {}
+    for name, metric in METRICS.items():
+        if metric.needs_real_features and not real_features:
+            skipped[name] = "real features"
+        elif metric.needs_train and not train:
+            skipped[name] = "training images"
+        elif metric.needs_second and not second:
+            skipped[name] = "second classifier"
+    return skipped
+
+
+def _skipped_notes(skipped: dict[str, str], *, real: str, classifier_name: str) -> list[Note]:
+    """One note per reason the default choice of metrics left some out, naming them and the fix."""
+    fixes = {
+        "real features": f"{parameter('real')} {real} is stored statistics (mu, sigma), which give FID only; pass "
+                         "real images for them",
+        "training images": f"they need the generator's training images; pass them as {parameter('train', 'SOURCE')}",
+        "second classifier": f"classifier {classifier_name} has no second, independently trained classifier; pass "
+                             f"one as {parameter('second_classifier', 'NAME')}",
+    }
+    notes = []
+    for reason, fix in fixes.items():
+        names = [name for name, why in skipped.items() if why == reason]
+        if names:
+            notes.append(Note(f"skipped {', '.join(names)}: {fix}"))
+    return notes
+
+
 def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: bool, second: bool = False,
                classifier_name: str = "") -> list[str]:
     if not metrics:
@@ -368,22 +425,42 @@ def compute_metrics(
     names = _requested(metrics, real_features=not real_is_statistics, train=train is not None,
                        second=second is not None, classifier_name=name)
     # The options are checked before the classifier loads (an Inception file takes seconds).
-    domain = load_domain(classifier_name, weights=weights, require_images=False) if domain is None else domain
-    classifier = domain.classifier
     notes: list = []
+    if domain is None:
+        from isgame.scoring.classifiers.user import with_input_size
+
+        classifier_name = with_input_size(classifier_name, [real, fake, train], notes=notes)
+        domain = load_domain(classifier_name, weights=weights, require_images=False)
+    classifier = domain.classifier
+    from isgame.scoring.classifiers.user import features_note
+
+    notes.extend(features_note(classifier))
     records: list = []
     options = dict(n=n, seed=seed, batch_size=batch_size or classifier.default_batch_size, progress=progress,
                    value_range=value_range, notes=notes, inputs=records)
     inputs = _metric_inputs(domain, names, real=real, fake=fake, train=train, second=second, options=options,
                             batch_size=batch_size, notes=notes, settings=dict(
                                 kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed))
-    values = {name: METRICS[name].compute(inputs) for name in names}
+    values = {name: _metric_values(name, inputs) for name in names}
+    skipped = {} if metrics else skipped_metrics(real_features=not real_is_statistics, train=train is not None,
+                                                 second=second is not None)
+    notes.extend(_skipped_notes(skipped, real=real, classifier_name=domain.classifier_name))
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
                          feature_dim=classifier.feature_dim, n_real=inputs.real_statistics.n,
                          n_fake=inputs.fake.shape[0], n_train=None if inputs.train is None else inputs.train.shape[0],
                          real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes),
+                         skipped=skipped,
                          provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
                                                     inputs=records).to_dict())
+
+
+def _metric_values(name: str, inputs: MetricInputs) -> dict[str, object]:
+    """Metric ``name`` on ``inputs``: its dict, JSON-ready (a plug-in may return numpy numbers and arrays)."""
+    values = METRICS[name].compute(inputs)
+    if not isinstance(values, dict):
+        raise InvalidInputError(f"metric {name!r} returned {type(values).__name__}; a metric returns a dict of its "
+                                "values, e.g. {'value': 0.5}")
+    return json_ready(values)
 
 
 def _metric_inputs(domain: Domain, names: list[str], *, real: str, fake: str, train: str | None, second,
@@ -424,7 +501,9 @@ def _second_features(spec: ImageClassifier | str, real: str, fake: str, options:
     seed as the main pass, read at its input size (the loader's notes and records are not repeated)."""
     from isgame.scoring.classifiers import load_classifier
 
-    second = spec if isinstance(spec, ImageClassifier) else load_classifier(spec)
+    from isgame.scoring.classifiers.user import with_input_size
+
+    second = spec if isinstance(spec, ImageClassifier) else load_classifier(with_input_size(spec, [real, fake]))
     options = options | {"notes": None, "inputs": None,
                          "batch_size": options["batch_size"] or second.default_batch_size}
     name = spec if isinstance(spec, str) else second.name

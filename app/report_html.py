@@ -314,6 +314,10 @@ def render_check_html(check: dict, folder: Path) -> str:
              '<p id="figures-status">figures not checked (JavaScript off)</p>']
     parts += answer("reproduced", check["reproduced"], check["reproduced_reasons"])
     parts += answer("meaningful", check["meaningful"], check["meaningful_reasons"])
+    if check.get("notes"):
+        parts.append('<h2 id="notes">Notes</h2><ul>')
+        parts += [f"<li>{html.escape(str(note))}</li>" for note in check["notes"]]
+        parts.append("</ul>")
     parts.append("<h2>Context: every dialect and preprocessing variant</h2>")
     parts.append(f"<p>They explain a mismatch; they do not decide it. Range [{low:.4f}, {high:.4f}].</p>")
     parts.append(_table(["variant", "IS"], [[name, value] for name, value in check["recomputed"].items()]))
@@ -331,5 +335,10 @@ def render_check_html(check: dict, folder: Path) -> str:
          else check["images_vs_noise"]["fraction_nearer_noise_than_real"]],
     ]))
     parts.append(_figure(folder, check["files"]["histogram"], "predicted-class histogram"))
-    parts.append(_figure(folder, check["files"]["samples"], "the first 50 samples"))
+    rows = check.get("example_rows")
+    shown = (f"the first {min(50, check['n'])} samples" if rows is None else
+             f"{len(rows)} of the {check['n']} samples, a seeded random draw (seed "
+             f"{check.get('provenance', {}).get('seed', '?')}) in file order"
+             if len(rows) < check["n"] else f"all {check['n']} samples")
+    parts.append(_figure(folder, check["files"]["samples"], shown))
     return _page("isgame check", parts)

@@ -70,7 +70,8 @@ def score_source(
             shuffled=shuffle, inputs=[input_record(predictions)]))
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
-    classifier = classifier_of(domain, classifier_name, weights)
+    size_notes: list = []
+    classifier = classifier_of(domain, classifier_name, weights, images=[source], notes=size_notes)
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
     runs = RunsCounter(classifier.num_classes)
 
@@ -80,14 +81,20 @@ def score_source(
 
     report = _with_sample_order(score_rows(shuffle, runs.update), runs, score_rows, splits=splits, shuffle=shuffle,
                                 seed=seed, name=images.name)
-    return _with_notes(report, images.notes, make_provenance(
+    return _with_notes(report, (*size_notes, *images.notes), make_provenance(
         "score", classifier=classifier, seed=seed, dialect="isgame", n=report.result.n, splits=splits, shuffled=shuffle,
         inputs=[input_record(images)]))
 
 
-def classifier_of(domain: Domain | None, classifier_name: str, weights: Path | None):
-    """``domain``'s classifier, else ``classifier_name`` loaded with ``weights``."""
-    return load_classifier(classifier_name, weights=weights) if domain is None else domain.classifier
+def classifier_of(domain: Domain | None, classifier_name: str, weights: Path | None, *,
+                  images: list[str | None] = (), notes: list | None = None):
+    """``domain``'s classifier, else ``classifier_name`` loaded with ``weights``; a classifier of the user's that
+    declares no input size reads it from the image sources ``images`` (a note in ``notes`` says so)."""
+    if domain is not None:
+        return domain.classifier
+    from isgame.scoring.classifiers.user import with_input_size
+
+    return load_classifier(with_input_size(classifier_name, list(images), notes=notes), weights=weights)
 
 
 def _with_sample_order(report: ScoreReport, runs: RunsCounter, score_rows, *, splits: int, shuffle: bool, seed: int,
@@ -187,7 +194,9 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
             f"drop {parameter('shuffle', True)}, or leave out {parameter('dialect')} to shuffle before contiguous splits")
     # torchmetrics turns float images into uint8 by truncation before its network sees them.
     wants_truncated = dialect in ("all", "torchmetrics") and input_kind == "images"
-    collected = _collect_dialect_logits(source, classifier=lambda: classifier_of(domain, classifier_name, weights),
+    size_notes: list = []
+    collected = _collect_dialect_logits(source, classifier=lambda: classifier_of(domain, classifier_name, weights,
+                                                                                 images=[source], notes=size_notes),
                                         n=n, seed=noise_seed,
                                         batch_size=batch_size, input_kind=input_kind, truncated=wants_truncated,
                                         progress=progress, value_range=value_range)
@@ -208,7 +217,7 @@ def score_in_dialects(source: str, dialect: str, *, splits: int | None = None, s
              **({"uint8_truncation": {"images_rerun": collected.rerun, "note": (
                  "torchmetrics truncates float images to uint8 before its network; the network ran again only on "
                  "the images this changed")}} if truncated is not None else {}),
-             **({"processes": world_size} if world_size > 1 else {}), "notes": list(collected.notes)}
+             **({"processes": world_size} if world_size > 1 else {}), "notes": [*size_notes, *collected.notes]}
     extra["provenance"] = make_provenance(
         "score", classifier=collected.network, num_classes=int(logits.shape[1]), seed=seed, dialect=dialect,
         n=int(logits.shape[0]), splits=table.scores[0].splits if dialect != "all" else splits,
@@ -264,7 +273,11 @@ def fid_between(real: str, fake: str, *, classifier_name: str = defaults.CLASSIF
     if is_statistics_file(fake):
         raise InvalidInputError(f"FAKE {fake} holds statistics (mu, sigma); pass generated images as "
                                 "FAKE (stored statistics are accepted for the real side)")
-    classifier = classifier_of(domain, classifier_name, weights)
+    from isgame.scoring.classifiers.user import features_note
+
+    notes: list = []
+    classifier = classifier_of(domain, classifier_name, weights, images=[real, fake], notes=notes)
+    notes.extend(features_note(classifier))
     group = current_group()
     statistics = {}
     real_is_statistics = is_statistics_file(real)
@@ -294,7 +307,7 @@ def fid_between(real: str, fake: str, *, classifier_name: str = defaults.CLASSIF
             "n_real": statistics["real"].n, "n_fake": statistics["fake"].n,
             "fid": statistics_to_fid(statistics["real"], statistics["fake"]),
             "note": "FID is biased upward at small N; compare values only at equal sample counts",
-            "notes": [note for source in sources.values() for note in source.notes],
+            "notes": [*notes, *(note for source in sources.values() for note in source.notes)],
             **({"real_is_statistics": True} if real_is_statistics else {}),
             **({"saved_stats": str(save_stats)} if save_stats is not None else {}),
             **({"processes": group.world_size} if group.world_size > 1 else {}), "provenance": provenance.to_dict()}
@@ -307,9 +320,10 @@ class StatsSaveResult:
     path: str
     stats: object  # ReferenceStats
     provenance: dict
+    notes: tuple[str, ...] = ()  # what was decided on the caller's behalf (input size read, files skipped, ...)
 
     def to_dict(self) -> dict[str, object]:
-        return {"path": self.path, **self.stats.to_dict(), "provenance": self.provenance}
+        return {"path": self.path, **self.stats.to_dict(), "notes": list(self.notes), "provenance": self.provenance}
 
 
 def save_stats(source: str, out: Path, *, classifier_name: str = defaults.CLASSIFIER, weights: Path | None = None,
@@ -329,8 +343,13 @@ def save_stats(source: str, out: Path, *, classifier_name: str = defaults.CLASSI
 
     if current_group().world_size > 1:
         raise InvalidInputError("stats save runs in one process; run it without torchrun")
-    classifier = classifier_of(domain, classifier_name, weights)
+    from isgame.scoring.classifiers.user import features_note
+
+    notes: list = []
+    classifier = classifier_of(domain, classifier_name, weights, images=[source], notes=notes)
+    notes.extend(features_note(classifier))
     images = open_images(source, n=n, seed=seed, image_size=classifier.input_size, value_range=value_range)
+    notes.extend(images.notes)
     key = current_key(classifier, source=images.name, n=images.num_samples)
     stats = stream_reference_stats(sharded_feature_batches(classifier, images, batch_size=batch_size, progress=progress),
                                    num_samples=images.num_samples, feature_dim=classifier.feature_dim, key=key,
@@ -343,4 +362,4 @@ def save_stats(source: str, out: Path, *, classifier_name: str = defaults.CLASSI
         raise InvalidInputError(f"cannot write {parameter('out', out)} ({error.strerror}); choose a writable file "
                                 "path ending in .npz") from None
     provenance = make_provenance("stats save", classifier=classifier, seed=seed, n=images.num_samples, inputs=[record])
-    return StatsSaveResult(path=str(out), stats=stats, provenance=provenance.to_dict())
+    return StatsSaveResult(path=str(out), stats=stats, provenance=provenance.to_dict(), notes=tuple(notes))

@@ -277,6 +277,11 @@ def check_lines(result) -> list[str]:
     return lines
 
 
+def _undefined(value: object) -> bool:
+    """A figure the result leaves undefined (None, or NaN: a std of one value)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _format_value(value: object) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
@@ -285,20 +290,27 @@ def metrics_table(result: MetricsResult) -> Table:
     """One row per metric: its headline values; the sample counts and classifier in the title."""
     real = f"{result.real} (stored statistics)" if result.real_is_statistics else f"{result.real} (N = {result.n_real})"
     train = "" if result.train is None else f"; train {result.train} (N = {result.n_train})"
+    space = "logits (it returns no features)" if result.classifier.get("features_are_logits") else "features"
     table = _table(f"{result.fake} (N = {result.n_fake}) against {real}{train}, on {result.feature_dim}-d "
-                   f"{result.classifier.get('name', '')} features", ["metric", "value", "details"])
+                   f"{result.classifier.get('name', '')} {space}", ["metric", "value", "details"])
     from isgame.app.metrics_command import METRICS
 
     for name, values in result.values.items():
         headline = METRICS[name].headline if name in METRICS else ()
-        shown = " | ".join(f"{key} {_format_value(values[key])}" for key in headline if key in values)
+        shown = " | ".join(f"{key} {_format_value(values[key])}" for key in headline
+                           if key in values and not _undefined(values[key]))
         details = ""
-        if name == "kid":
+        if name == "kid" and values.get("whole_sets"):
+            details = f"N = {values['subset_size']} each, within one subset: one value over both whole sets, no std"
+        elif name == "kid":
             details = f"{values['subsets']} subsets of {values['subset_size']}, std ddof {values['std_ddof']}"
         elif name == "ct":
-            details = (f"{values['cells_used']} of {values['cells']} cells used; |C_T| < {values['band']:g} is real-like"
+            details = (f"features, REAL held out; {values['cells_used']} of {values['cells']} cells; "
+                       f"|C_T| < {values['band']:g} real-like"
                        + (f"; cells without held-out samples: {values['cells_without_held_out']}"
                           if values["cells_without_held_out"] else ""))
+        elif name == "authenticity":
+            details = "features (isgame check: pixels)"
         elif name == "fid":
             details = "compare only at equal N"
         elif name == "fid-b":

@@ -11,8 +11,14 @@ check gives two answers, each with its reasons:
   claim misses its protocol they say which convention would give it; they never widen the range.
 * **meaningful**: the number says something about the samples. It does not when most samples sit
   nearer uniform noise than real reference images, when the classifier is no more confident on them
-  than on noise (out of its domain), or when they are copied from the training set (C_T below
-  ``COPYING_CT_LIMIT``; needs ``train`` and ``reference``).
+  than on uniform noise at its own input size (out of its domain), or when they are copied from the
+  training set, wholly (C_T below ``COPYING_CT_LIMIT``) or in part (more near-copies than held-out
+  images give: :func:`near_copy_test`); the copying tests need ``train`` and ``reference``.
+
+Every set is scored at its own stored size (the classifier resizes it on the way in), so the resize
+variants are recomputed from the samples as stored. The pixel tests (nearer noise, C_T, authenticity,
+near-copies) compare flattened pixels, which needs one shape: the sets' own when they agree, else the
+samples' stored shape (``pixel_space`` in the result says which, :func:`pixel_space` why).
 
 Further evidence: the sample count (N against K and the splits), the noise baseline, the gaming
 ceiling (how far the inflate attack lifts noise in 20 steps), the predicted-class histogram, and
@@ -35,7 +41,7 @@ from isgame._moved import warn_renamed
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.score_protocol import ScoreProtocol
 from isgame.scoring.classifiers import load_classifier
-from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.classifiers.base import ImageClassifier, resize, to_channels
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.copy_detectors import (
     CT_BAND,
@@ -44,6 +50,7 @@ from isgame.scoring.metrics.copy_detectors import (
     ct_verdict,
     data_copying_test,
     flatten_images,
+    nearest_distances,
 )
 from isgame.scoring.metrics.dialects import DIALECTS, DialectScore, dialect_table, logits_of_truncated, score_dialect
 from isgame.scoring.metrics.inception_score import inception_score
@@ -54,6 +61,8 @@ from isgame.scoring.sources.preprocessing import RESIZE_VARIANTS, quantise_to_ui
 
 #: the resize variants a claim is recomputed under, in report order (labels of RESIZE_VARIANTS)
 CHECK_RESIZE_VARIANTS = ("bilinear, antialias", "bilinear, no antialias", "bicubic, antialias", "nearest")
+#: samples the check's grid shows, a seeded random draw
+EXAMPLE_COUNT = 50
 #: the gaming ceiling: how many noise images the inflate attack lifts, and in how many steps
 CEILING_SAMPLES, CEILING_STEPS = 500, 20
 #: a C_T cell counts in check's copying test with at least this many samples (more for large N: N / 50)
@@ -64,6 +73,14 @@ NOISE_BASELINE_MIN = 20
 NOISE_LIKE_LIMIT = 0.5
 #: the samples are "not meaningful" (copied) when C_T is at or below this: the band of every C_T verdict
 COPYING_CT_LIMIT = -CT_BAND
+#: a sample is a near-copy when nearer the training set than this quantile of the held-out images' distances (the
+#: memorisation probe's :func:`~isgame.scoring.metrics.copy_detectors.nearest_training_test` threshold)
+NEAR_COPY_QUANTILE = 0.01
+#: the samples are "not meaningful" (partly copied) when the near-copy test's p-value is below this
+NEAR_COPY_ALPHA = 0.01
+#: most pixel values the reference and training images may hold once resized to the samples' shape for the pixel
+#: tests (2 GB as float64); beyond, every set is compared at the smallest stored shape
+PIXEL_SPACE_BUDGET = 250_000_000
 #: the protocol a claim is taken to use unless told otherwise: the original openai code, 10 splits
 DEFAULT_CLAIMED_DIALECT, DEFAULT_CLAIMED_SPLITS = "openai", 10
 #: gameability: the bytes of saved activations the ε-bounded ascent may hold (it runs all samples as one batch)
@@ -109,6 +126,11 @@ class CheckResult:
     #: what it takes to reach the claim (:func:`gameability_evidence`): inflate steps from noise, the samples' own
     #: smallest L∞ ε, the training images' score; None without the attacks
     gameability: dict[str, object] | None = None
+    #: where the pixel tests compare (:func:`pixel_space`): ``shape`` (C, H, W), the sets' stored ``shapes``, whether
+    #: some were ``resized`` to get one shape, and ``at`` which shape
+    pixel_space: dict[str, object] | None = None
+    #: the rows of ``examples`` among the samples: a seeded random draw (a folder sorted by kind would show one kind)
+    example_rows: list[int] | None = None
 
     @property
     def spread(self) -> tuple[float, float]:
@@ -159,6 +181,36 @@ def nearest_is_noise_fraction(samples: torch.Tensor, reference: torch.Tensor, no
     is_noise = np.concatenate([np.zeros(reference.shape[0], bool), np.ones(noise.shape[0], bool)])
     _, index = NearestNeighbors(n_neighbors=1).fit(pool).kneighbors(flat(samples))
     return float(is_noise[index[:, 0]].mean())
+
+
+def pixel_space(classifier: ImageClassifier, samples: torch.Tensor,
+                others: dict[str, torch.Tensor | None]) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, object]]:
+    """The samples and the other sets (``reference``, ``train``; None left out) at one (C, H, W) for the pixel tests,
+    and a record of it (``shape``, the stored ``shapes``, ``resized``, ``at``).
+
+    As stored when they agree. Otherwise at the samples' stored shape, the other sets converted and resized to it
+    with the classifier's filter: shrinking the samples would blur a copy of a training image as much as the
+    training image differs from its neighbours (a 32 px copy of an 8 px digit, shrunk back, is no nearer its
+    original than held-out digits are). When the other sets at that shape would exceed
+    :data:`PIXEL_SPACE_BUDGET` values, every set goes to the smallest stored shape instead."""
+    present = {name: images for name, images in others.items() if images is not None}
+    shapes = {"samples": list(samples.shape[1:])} | {name: list(images.shape[1:]) for name, images in present.items()}
+    if len({tuple(shape) for shape in shapes.values()}) <= 1:
+        return samples, present, {"shape": shapes["samples"], "shapes": shapes, "resized": False, "at": "as stored"}
+    target, at = tuple(samples.shape[1:]), "the samples' stored shape"
+    if math.prod(target) * sum(images.shape[0] for images in present.values()) > PIXEL_SPACE_BUDGET:
+        target, at = min((tuple(shape) for shape in shapes.values()), key=math.prod), "the smallest stored shape"
+
+    def conformed(images: torch.Tensor) -> torch.Tensor:
+        if tuple(images.shape[1:]) == target:
+            return images
+        with torch.no_grad():
+            return torch.cat([resize(to_channels(batch.float(), target[0]), target[1:],
+                                     interpolation=classifier.interpolation, antialias=classifier.antialias)
+                              for batch in images.split(256)])
+
+    return conformed(samples), {name: conformed(images) for name, images in present.items()}, {
+        "shape": list(target), "shapes": shapes, "resized": True, "at": at}
 
 
 def protocol_score(logits: torch.Tensor, *, dialect: str, splits: int,
@@ -223,11 +275,13 @@ def sample_count_evidence(logits: torch.Tensor, *, splits: int) -> dict[str, obj
 
 def noise_baseline_evidence(classifier: ImageClassifier, samples_bits: float, noise: torch.Tensor,
                             reference: torch.Tensor | None) -> dict[str, float | None]:
-    """E[H(y|x)] in bits of the samples, of uniform noise and of real reference images, against log2 K."""
+    """E[H(y|x)] in bits of the samples, of uniform noise (at the classifier's input size) and of real reference
+    images, against log2 K."""
     def conditional_bits(images: torch.Tensor) -> float:
         return inception_score(classify(classifier, images), splits=1, track_stderr=False).conditional_entropy_bits
 
     return {"samples_bits": samples_bits, "uniform_noise_bits": conditional_bits(noise),
+            "uniform_noise_shape": list(noise.shape[1:]),
             "reference_bits": None if reference is None else conditional_bits(reference),
             "max_bits": math.log2(classifier.num_classes)}
 
@@ -348,18 +402,54 @@ def gameability_sentence(gameability: dict[str, object]) -> str:
     return "Gameability: " + "; ".join(parts) + "."
 
 
+def near_copy_test(train: np.ndarray, held_out: np.ndarray, generated: np.ndarray, *,
+                   quantile: float = NEAR_COPY_QUANTILE) -> dict[str, float | int]:
+    """How many generated rows (M, D) are near-copies of ``train`` (N, D), against what ``held_out`` rows (m, D)
+    of the same kind show: a row is a near-copy when its nearest training row lies within the threshold, the
+    ``quantile`` quantile of the held-out rows' nearest-training distances (numpy's linear interpolation, as
+    :func:`~isgame.scoring.metrics.copy_detectors.nearest_training_test`).
+
+    The test is one-sided and exact without a distribution of the distances. If the samples lie as far from the
+    training set as held-out images do, the share of that distribution below the j-th smallest of m held-out
+    distances is Beta(j, m - j + 1), so the count of M samples below it is beta-binomial(M, j, m - j + 1). The
+    threshold lies at or below the j-th smallest distance with j = ceil((m - 1) q) + 1, so that count's upper
+    tail bounds the p-value of the count observed (conservative: it allows for the threshold's own sampling
+    error, which a binomial test against q ignores). ``expected_fraction`` is j / (m + 1)."""
+    from scipy.stats import betabinom
+
+    d_generated, d_held_out = nearest_distances(train, generated), nearest_distances(train, held_out)
+    threshold = float(np.quantile(d_held_out, quantile))
+    count, rows, m = int(np.sum(d_generated <= threshold)), generated.shape[0], held_out.shape[0]
+    j = math.ceil((m - 1) * quantile) + 1
+    p_value = float(betabinom.sf(count - 1, rows, j, m - j + 1)) if count > 0 else 1.0
+    return {"near_copy_fraction": count / rows, "near_copy_count": count, "near_copy_samples": rows,
+            "near_copy_threshold": threshold,
+            "near_copy_quantile": quantile, "near_copy_expected_fraction": j / (m + 1),
+            "near_copy_p_value": p_value, "near_copies": p_value < NEAR_COPY_ALPHA,
+            "median_distance_ratio": float(np.median(d_generated) / np.median(d_held_out))
+            if np.median(d_held_out) > 0 else math.inf}
+
+
 def memorization_evidence(samples: torch.Tensor, train: torch.Tensor, reference: torch.Tensor, *,
-                          seed: int = 0) -> dict[str, float]:
-    """C_T and authenticity of the samples against the training images, in pixel space."""
-    train_pixels, sample_pixels = flatten_images(train), flatten_images(samples)
+                          seed: int = 0) -> dict[str, object]:
+    """C_T, authenticity and the near-copy test of the samples against the training images, with the reference
+    images as the held-out set, all in pixel space (the three sets at one shape, :func:`pixel_space`)."""
+    train_pixels, sample_pixels, reference_pixels = (flatten_images(x) for x in (train, samples, reference))
     # A cell enters C_T with at least 5 samples here: fewer than 10 cells when the samples or the real images
     # number under 50, so that one can fill (a handful of 299 px images).
     per_cell = max(CHECK_CT_MIN_PER_CELL, samples.shape[0] // 50)
     cells = min(CT_CELLS, max(1, min(samples.shape[0], reference.shape[0]) // per_cell))
-    copying = data_copying_test(train_pixels, flatten_images(reference), sample_pixels, seed=seed, cells=cells,
+    copying = data_copying_test(train_pixels, reference_pixels, sample_pixels, seed=seed, cells=cells,
                                 generated_per_cell_above=per_cell - 1)
-    return {"ct_statistic": copying.ct_statistic, "authenticity": authenticity(train_pixels, sample_pixels),
-            "ct_cells": cells}
+    return {"space": "pixels " + "x".join(str(d) for d in samples.shape[1:]), "held_out": "the real reference images",
+            "ct_statistic": copying.ct_statistic, "authenticity": authenticity(train_pixels, sample_pixels),
+            "ct_cells": cells, **near_copy_test(train_pixels, reference_pixels, sample_pixels),
+            "near_copy_rule": (f"a sample is a near-copy when nearer a training image than the {NEAR_COPY_QUANTILE:g} "
+                               "quantile of the reference images' distances; copies when the one-sided beta-binomial "
+                               f"p-value of the count is below {NEAR_COPY_ALPHA:g}"),
+            "metrics_differ": ("isgame metrics computes C_T and authenticity on the classifier's features with REAL "
+                               "as the held-out set; check compares pixels, where a near-copy is a copy whatever "
+                               "the classifier makes of it, so the two differ")}
 
 
 def reproduction_answer(*, claimed: float, claimed_std: float, protocol: dict[str, object],
@@ -415,24 +505,22 @@ def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_cei
     else:
         reasons.append(f"{100 * noise_like:.1f}% of the samples are nearer a noise image than any real reference "
                        f"image (not meaningful from {100 * NOISE_LIKE_LIMIT:.0f}%)")
+    shape = noise_baseline.get("uniform_noise_shape")
+    noise_name = "uniform noise" + ("" if shape is None else f" at its {'x'.join(map(str, shape))} input")
     if samples_bits >= noise_bits:
         meaningful = False
         reasons.append(f"the classifier is no more confident on the samples (E[H(y|x)] = {samples_bits:.3f} bits) "
-                       f"than on uniform noise ({noise_bits:.3f} bits): the samples are out of its domain")
+                       f"than on {noise_name} ({noise_bits:.3f} bits): the samples are out of its domain")
     else:
         reasons.append(f"the classifier is more confident on the samples (E[H(y|x)] = {samples_bits:.3g} bits) "
-                       f"than on uniform noise ({noise_bits:.3f} bits)")
+                       f"than on {noise_name} ({noise_bits:.3f} bits)")
     if memorization is None:
         reasons.append("copying from the training set not tested: that needs the training images and real reference "
                        "images")
-    elif ct_verdict(memorization["ct_statistic"]) == "copying":
-        meaningful = False
-        reasons.append(f"the samples look copied from the training set (C_T = {memorization['ct_statistic']:.1f} "
-                       f"<= {COPYING_CT_LIMIT:g}, authenticity {memorization['authenticity']:.2f}): the score is the "
-                       "training set's, not a generator's")
     else:
-        reasons.append(f"no sign of copying from the training set (C_T = {memorization['ct_statistic']:.1f}, "
-                       f"above {COPYING_CT_LIMIT:g}; authenticity {memorization['authenticity']:.2f})")
+        copying, copy_reasons = copying_answer(memorization)
+        meaningful = meaningful and not copying
+        reasons.extend(copy_reasons)
     if reference_bits is not None and samples_bits < 0.1 * reference_bits:
         ceiling = ("" if gaming_ceiling is None else
                    f" (which reaches IS {gaming_ceiling['inflated_is']:.3f} of {gaming_ceiling['num_classes']} "
@@ -442,6 +530,34 @@ def meaningfulness_answer(*, noise_baseline: dict[str, float | None], gaming_cei
     if gameability is not None:
         reasons.append(gameability["sentence"])
     return meaningful, reasons
+
+
+def copying_answer(memorization: dict[str, object]) -> tuple[bool, list[str]]:
+    """Are the samples copied from the training set, wholly (C_T) or in part (the near-copy test)? With the
+    reasons, each naming the space it measured in."""
+    space, ct = memorization.get("space", "pixels"), memorization["ct_statistic"]
+    whole = ct_verdict(ct) == "copying"
+    reasons = [f"C_T = {ct:.1f} in {space} ({'at or below' if whole else 'above'} {COPYING_CT_LIMIT:g}: "
+               + ("the samples look copied from the training set as a whole, nearer it than held-out images are; "
+                  "the score is the training set's, not a generator's" if whole else
+                  "no copying of the set as a whole, which C_T averages over its cells")
+               + f"); authenticity {memorization['authenticity']:.2f}"]
+    part = bool(memorization.get("near_copies"))
+    if "near_copy_fraction" in memorization:
+        count, fraction = memorization["near_copy_count"], memorization["near_copy_fraction"]
+        reasons.append(
+            f"{100 * fraction:.1f}% of the samples ({count} of {memorization['near_copy_samples']}) are near-copies of training images: nearer one in {space} "
+            f"(distance <= {memorization['near_copy_threshold']:.4g}) than {100 * memorization['near_copy_quantile']:g}% "
+            f"of the held-out reference images are; held-out data puts {100 * memorization['near_copy_expected_fraction']:.1f}% "
+            f"there, one-sided {_p_value(memorization['near_copy_p_value'])}"
+            + (f" < {NEAR_COPY_ALPHA:g}: copies, so the score is at least in part the training set's" if part else
+               f" (copies from p < {NEAR_COPY_ALPHA:g})"))
+    return whole or part, reasons
+
+
+def _p_value(p: float) -> str:
+    """``p = 0.03``; a p-value below float64's range reads ``p < 1e-300``."""
+    return "p < 1e-300" if p < 1e-300 else f"p = {p:.2g}"
 
 
 def claim_verdict(*, claimed: float, claimed_std: float, protocol: dict[str, object], recomputed: dict[str, float],
@@ -530,14 +646,19 @@ def check_claim(
                                                claimed_n=claimed_n, claimed_dialect=claimed_dialect)
     n = samples.shape[0]
     classifier = load_classifier(classifier_name, weights=weights) if classifier is None else classifier
-    logits = classify(classifier, samples)
+    logits = classify(classifier, samples)  # at the samples' stored size: the classifier resizes on the way in
     # torchmetrics truncates float images to uint8 before its network: only the images this changes run again.
     truncated_logits, _ = logits_of_truncated(classifier, samples, logits)
     scores = inception_score(logits, splits=claimed_splits, track_stderr=False)
     protocol = protocol_evidence(protocol_score(logits, dialect=claimed_dialect, splits=claimed_splits,
                                                 truncated_logits=truncated_logits), claimed=claimed, n=n)
-    # Uniform noise of the samples' own shape: the baseline a classifier should be unsure about.
-    noise = torch.rand((noise_baseline_count(n), *samples.shape[1:]), generator=torch.Generator().manual_seed(seed + 1))
+    # Uniform noise at the classifier's own input: the baseline a classifier should be unsure about. At the samples'
+    # stored size it would be averaged by the resize (32 px noise shrunk to 8 px is nearly flat grey), so the
+    # baseline would follow how the files happen to be stored.
+    count = noise_baseline_count(n)
+    noise = uniform_noise((count, classifier.input_channels, *classifier.input_size), seed=seed + 1)
+    pixel_samples, pixel_others, space = pixel_space(classifier, samples, {"reference": reference, "train": train})
+    pixel_reference, pixel_train = pixel_others.get("reference"), pixel_others.get("train")
     evidence = {
         "recomputed": recompute_claim(classifier, classifier_name, samples, logits, splits=claimed_splits,
                                       dialect=claimed_dialect, truncated_logits=truncated_logits, weights=weights),
@@ -545,14 +666,17 @@ def check_claim(
         "noise_baseline": noise_baseline_evidence(classifier, scores.conditional_entropy_bits, noise, reference),
         "gaming_ceiling": (gaming_ceiling(classifier, seed=seed, samples=min(CEILING_SAMPLES, n), steps=steps)
                            if attack else None),
-        "noise_like": None if reference is None else nearest_is_noise_fraction(samples, reference, noise[: reference.shape[0]]),
+        "noise_like": None if reference is None else nearest_is_noise_fraction(
+            pixel_samples, pixel_reference,
+            uniform_noise((min(count, reference.shape[0]), *space["shape"]), seed=seed + 1)),
         "memorization": (None if train is None or reference is None
-                         else memorization_evidence(samples, train, reference, seed=seed)),
+                         else memorization_evidence(pixel_samples, pixel_train, pixel_reference, seed=seed)),
         "gameability": (gameability_evidence(classifier, samples, claimed=claimed, dialect=claimed_dialect,
                                              splits=claimed_splits, logits=logits, train=train, seed=seed, steps=steps)
                         if attack else None),
     }
     answers = claim_verdict(claimed=claimed, claimed_std=claimed_std, protocol=protocol, **evidence)
+    rows = example_rows(n, seed=seed)
     noise_like = evidence.pop("noise_like")
     images_vs_noise = {"fraction_nearer_noise_than_real": noise_like,
                        "reference_size": None if reference is None else int(reference.shape[0])}
@@ -562,10 +686,23 @@ def check_claim(
         protocol=protocol, reproduced=answers.reproduced, meaningful=answers.meaningful,
         reproduced_reasons=answers.reproduced_reasons, meaningful_reasons=answers.meaningful_reasons,
         within_spread=answers.within_spread, images_vs_noise=images_vs_noise, class_histogram=scores.class_counts,
-        verdict=answers.verdict, reasons=answers.reasons, examples=samples[:50], **evidence,
+        verdict=answers.verdict, reasons=answers.reasons, examples=samples[rows], example_rows=rows.tolist(),
+        **evidence,
         sample_order=sample_order_of_logits(logits, splits=claimed_splits, dialect=claimed_dialect, seed=seed,
                                             is_contiguous=float(protocol["is_mean"])).to_dict(),
+        pixel_space=space,
     )
+
+
+def example_rows(n: int, *, seed: int, count: int = EXAMPLE_COUNT) -> torch.Tensor:
+    """``count`` of the rows 0..n-1 (all when fewer), a seeded random draw in ascending order: the rows the sample
+    grid shows."""
+    return torch.sort(torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:count]).values
+
+
+def uniform_noise(shape: tuple[int, ...], *, seed: int) -> torch.Tensor:
+    """Seeded uniform noise images of ``shape`` (N, C, H, W) in [0, 1]."""
+    return torch.rand(shape, generator=torch.Generator().manual_seed(seed))
 
 
 def noise_baseline_count(n: int) -> int:

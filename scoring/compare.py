@@ -14,8 +14,9 @@ application reads them from their JSON files, :mod:`isgame.app.compare_command`)
      The measured split bias of a result is exact instead: ``improved_is`` is the classic IS with one
      split (one marginal over all N), so ``improved_is - is_mean`` is what S splits cost. The
      allowance is the difference of the two measured biases; the formula is shown beside it.
-   * ``seed`` (rows shuffled in either): a reshuffle moves the mean over splits by about its standard
-     error is_std / sqrt(S); the allowance is 2 sqrt(se_A^2 + se_B^2).
+   * ``seed`` (rows shuffled in both): a reshuffle moves the mean over splits by about its standard
+     error is_std / sqrt(S); the allowance is 2 sqrt(se_A^2 + se_B^2). Where only one result was shuffled,
+     its seed draws that one order, whose effect the ``shuffled`` field already allows for: 0 here.
    * ``shuffled``: where a result ran the order test with both scores (``sample_order``), their gap;
      otherwise as ``seed``.
    * ``dialect``: the measured dialect spread (``spread_percent`` of an ``isgame score --dialect all``
@@ -157,6 +158,23 @@ def _order_allowance(a: ScoredResult, b: ScoredResult) -> tuple[float, str]:
     return _reshuffle_allowance(a, b), "no clustered order found: as a reshuffle, 2 se of the split mean"
 
 
+def _one_shuffled_seed_allowance(a: ScoredResult, b: ScoredResult, *, shuffled_is_a: bool) -> tuple[float, str]:
+    """The seed where only one result was shuffled: the other's seed drew nothing. The ``shuffled`` row measured the
+    reorder with the order test's own shuffle; a shuffle under another seed is a second random order, about sqrt(2)
+    standard errors of the shuffled result's split mean away from it."""
+    (name, shuffled), (other_name, _) = (("A", a), ("B", b)) if shuffled_is_a else (("B", b), ("A", a))
+    test = next((result.sample_order for result in (a, b)
+                 if (result.sample_order or {}).get("is_shuffled") is not None), None)
+    seed = shuffled.provenance.get("seed")
+    if test is None or test.get("seed") == seed:
+        return 0.0, (f"{other_name} was not shuffled, so its seed drew nothing; {name}'s shuffle is allowed for in the "
+                     "shuffled row")
+    se = shuffled.is_std / math.sqrt(shuffled.splits)
+    return SIGNIFICANCE_SE * math.sqrt(2) * se, (
+        f"{other_name} was not shuffled, so its seed drew nothing; {name}'s shuffle (seed {seed}) and the order test's "
+        f"(seed {test.get('seed')}) are two random orders: 2 sqrt(2) se_{name}")
+
+
 def field_allowance(name: str, a: ScoredResult, b: ScoredResult,
                     dialect_spread: float | None) -> tuple[float | None, str]:
     """How far (IS units) a difference in field ``name`` alone can move the score; None if unbounded/unknown."""
@@ -167,8 +185,11 @@ def field_allowance(name: str, a: ScoredResult, b: ScoredResult,
     if name in ("splits", "n"):
         return _split_allowance(a, b)
     if name == "seed":
-        if not (a.provenance.get("shuffled") or b.provenance.get("shuffled")):
+        shuffled = [bool(result.provenance.get("shuffled")) for result in (a, b)]
+        if not any(shuffled):
             return 0.0, "rows not shuffled in either: the seed draws nothing that the score uses"
+        if not all(shuffled):
+            return _one_shuffled_seed_allowance(a, b, shuffled_is_a=shuffled[0])
         return _reshuffle_allowance(a, b), "a reshuffle: 2 se of the split mean, 2 sqrt(se_A^2 + se_B^2)"
     if name == "shuffled":
         return _order_allowance(a, b)
@@ -204,8 +225,15 @@ def compare_results(a: ScoredResult, b: ScoredResult, *, dialect_spread: float |
                       exceeds_standard_error=significant, comparable=comparable, verdict=verdict)
 
 
+def _listed(names: list[str]) -> str:
+    """``seed``, ``shuffled and seed``, ``n, splits and seed``."""
+    return ", ".join(names) if len(names) < 2 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def _verdict(differences, difference, allowance, exceeds, significant, comparable, unbounded) -> str:
-    names = ", ".join(d.field for d in differences)
+    fields = [d.field for d in differences]
+    names = _listed(fields)
+    move = "moves" if len(fields) == 1 else "move"
     noise = (f"it {'exceeds' if significant else 'is within'} {SIGNIFICANCE_SE:g} standard errors")
     if not differences:
         return f"same protocol and inputs; the scores differ by {difference:+.4f}, {noise}"
@@ -214,5 +242,5 @@ def _verdict(differences, difference, allowance, exceeds, significant, comparabl
     if allowance is None:
         return f"cannot tell: {', '.join(unbounded)} differ and their effect is unknown; {noise}"
     if exceeds:
-        return (f"the difference {difference:+.4f} exceeds what {names} alone move IS ({allowance:.4f}); {noise}")
-    return f"the difference {difference:+.4f} is within what {names} alone move IS ({allowance:.4f}); {noise}"
+        return f"the difference {difference:+.4f} exceeds what {names} alone {move} IS ({allowance:.4f}); {noise}"
+    return f"the difference {difference:+.4f} is within what {names} alone {move} IS ({allowance:.4f}); {noise}"

@@ -26,6 +26,7 @@ from isgame import defaults
 from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.classifiers.digits import SHIPPED_DIGITS_WEIGHTS
+from isgame.scoring.classifiers.user import features_note, with_input_size
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
 from isgame.scoring.sources.samples import noise_source, open_images
@@ -196,7 +197,8 @@ class Domain:
         """The domain with its real images in a seeded random order, so that no stored order (a class-per-subfolder
         source reads class by class) decides a score: the first ``first`` rows are a draw stratified by predicted
         class (each class's share of them as of the whole set, largest remainders), each part in random order
-        (:func:`seeded_order`). ``real_order`` records the order and the runs test of the stored one."""
+        (:func:`seeded_order`). ``real_order`` records the order (with the drawn rows, ``first_rows``) and the runs
+        test of the stored one."""
         from isgame.scoring.metrics.sample_order import runs_test
 
         self.require_images("a seeded order of the real images")
@@ -210,6 +212,9 @@ class Domain:
         order = seeded_order(classes, seed=seed, first=first)
         stored = runs_test(classes, self.num_classes)
         record = {"order": "seeded permutation", "seed": seed, "n": int(count), "stratified_first": stratified,
+                  # which images the stratified draw took (rows of the real images as held), so that a reader
+                  # can score exactly those
+                  "first_rows": None if stratified is None else order[:stratified].tolist(),
                   "stored_order_runs_test": stored.to_dict()}
         note = Note(f"{self.real_source} stores its images in clustered order (the runs test of their predicted "
                     f"classes: z = {stored.z:.1f}); they are scored in a seeded random order (seed {seed})")
@@ -361,8 +366,10 @@ def load_domain(classifier: str = defaults.CLASSIFIER, *, weights: Path | None =
         raise InvalidInputError(
             f"classifier {classifier} has no built-in domain: pass {missing} (the images its generator learned "
             f"from, and held-out real images of the same kind), e.g. folders of CIFAR-10 training and test images")
-    network = load_classifier(classifier, weights=weights, device=device) if network is None else network
     notes: list[str] = []
+    if network is None:  # a classifier of the user's that declares no input size reads it from the images
+        classifier = with_input_size(classifier, [train, real], notes=notes)
+    network = load_classifier(classifier, weights=weights, device=device) if network is None else network
     parts = {name: _load_part(spec, network, builtin, part=name, cap=cap, seed=part_seed, value_range=value_range,
                               notes=notes)
              for name, spec, cap, part_seed in (("train", train, max_train, seed), ("real", real, max_real, seed + 1))
@@ -372,6 +379,8 @@ def load_domain(classifier: str = defaults.CLASSIFIER, *, weights: Path | None =
         check_classifier_fits(network, images[0][:2], classifier)
         _resize_note(network, images[0], classifier, notes)
         break
+    if require_images:
+        notes.extend(features_note(network))
     train_images, train_available, train_labels = parts.get("train", (None, None, None))
     real_images, real_available, _ = parts.get("real", (None, None, None))
     domain = Domain(classifier=network, classifier_name=classifier, weights=weights,
@@ -437,7 +446,10 @@ def _domain_with_reference_stats(classifier: str, *, weights: Path | None, train
     from isgame.scoring.sources.stats_file import load_reference_stats
 
     _refuse_statistics(train=train)
+    notes: list[str] = []
+    classifier = with_input_size(classifier, [train], notes=notes)
     network = load_classifier(classifier, weights=weights, device=device)
+    notes.extend(features_note(network))
     stats = load_reference_stats(stats_path, classifier=network)
     builtin = builtin_domain_of(classifier)
     if builtin is not None and train in (None, builtin.train_source):
@@ -447,7 +459,6 @@ def _domain_with_reference_stats(classifier: str, *, weights: Path | None, train
     if train is None:
         raise InvalidInputError(f"classifier {classifier} has no built-in domain: pass {parameter('train')} (the "
                                 f"images its generator learned from); {stats_path} serves as the reference statistics")
-    notes: list[str] = []
     images, available = _load_capped(train, network, cap=max_train + max_real, seed=seed, value_range=value_range,
                                      notes=notes, cap_name="max_train")
     if images.shape[0] < 4:

@@ -52,3 +52,12 @@ def shapes_specs(tmp_path_factory):
 
     return write_shapes_domain(tmp_path_factory.mktemp("shapes"))
 
+
+
+@pytest.fixture(scope="session")
+def shapes_folders(tmp_path_factory):
+    """The shapes domain as a user keeps it: PNGs in a subfolder per class (``train/class0/...``, 150 images each
+    part, 30 a class), so the sorted order of a folder is class order; the specs ``classifier``, ``train``, ``real``."""
+    from factories import write_shapes_folders
+
+    return write_shapes_folders(tmp_path_factory.mktemp("shapes_folders"))

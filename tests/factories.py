@@ -91,3 +91,38 @@ def write_shapes_domain(folder, *, n_train: int = 120, n_real: int = 80) -> dict
     torch.jit.save(torch.jit.script(network), str(folder / "shapes.pt"))
     specs["classifier"] = f"torchscript:{folder / 'shapes.pt'}?size={SHAPES_SIZE}x{SHAPES_SIZE}"
     return specs
+
+
+class LogitsOnly(nn.Module):
+    """A network that returns its logits alone, no features (a user's TorchScript module often does)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x):
+        return self.network(x)[0]
+
+
+def write_shapes_folders(folder, *, n_train: int = 150, n_real: int = 150) -> dict[str, str]:
+    """The shapes domain as a user keeps it: PNGs in one subfolder per class (``train/class0/0003.png`` ...), so a
+    folder read in sorted order is sorted by class, and the TorchScript classifier; returns the specs
+    ``classifier``, ``train`` and ``real`` (folders) and the ``classes`` (K = 5)."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image
+
+    folder = Path(folder)
+    specs: dict[str, object] = {"classes": SHAPES_CLASSES}
+    for part, n, seed in (("train", n_train, 1), ("real", n_real, 2)):
+        images, labels = shapes_images(n, seed=seed)
+        array = (images.permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8)
+        for index, (image, label) in enumerate(zip(array, labels.tolist())):
+            where = folder / part / f"class{label}"
+            where.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(where / f"{index:04d}.png")
+        specs[part] = str(folder / part)
+    torch.jit.save(torch.jit.script(train_shapes_network()), str(folder / "shapes.pt"))
+    specs["classifier"] = f"torchscript:{folder / 'shapes.pt'}?size={SHAPES_SIZE}x{SHAPES_SIZE}"
+    return specs

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import html
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
-from helpers import assert_one_line_error, reference_scores
+from helpers import approx_float32, assert_one_line_error, reference_scores
 
 import isgame.probes.claim as claim
 from isgame.attacks.inflate import InflateAttack
 from isgame.attacks.score_protocol import ScoreProtocol
 from isgame.probes.claim import check_claim, claim_rounding, protocol_evidence, reproduction_answer
+from isgame.scoring.classifiers import load_classifier
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.metrics.inception_score import inception_score
 from isgame.scoring.metrics.dialects import DialectScore
 from isgame.scoring.sources.samples import open_images
 
@@ -273,3 +277,104 @@ def test_the_gameability_sentence_joins_the_meaningfulness_reasons_without_decid
     assert claim_of_9_3.to_dict()["gameability"] == GAMEABILITY
     skipped = check_claim(claim_of_9_3.examples, claimed=9.3, attack=False)
     assert skipped.gameability is None and not any("Gameability" in r for r in skipped.reasons)
+# --- samples stored at another size than the real images ------------------------------------------------------------
+
+def _upscaled(images: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """Digits as a generator might store them: bilinear to ``size`` px, on the uint8 grid of a PNG."""
+    return (torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear") * 255).round() / 255
+
+
+def test_the_resize_variants_are_computed_from_the_samples_as_stored(split_held_out, digits_classifier, tmp_path):
+    """``isgame check`` of 32 px samples against the 8 px digits:test: each variant is the classifier under that filter
+    on the stored 32 px samples (so the variants differ), not on samples first shrunk to the reference's 8 px (where
+    every filter gives one value)."""
+    from isgame.app.check import run_check
+
+    samples = _upscaled(split_held_out[0])
+    np.save(tmp_path / "samples32.npy", (samples[:, 0].numpy() * 255).round().astype(np.uint8))
+    result = run_check(str(tmp_path / "samples32.npy"), claimed=9.4, attack=False).result
+    for label, options in (("nearest", {"interpolation": "nearest", "antialias": False}),
+                           ("bilinear, no antialias", {"interpolation": "bilinear", "antialias": False}),
+                           ("bilinear, antialias", {})):
+        variant = load_classifier("digits", **options)
+        expected = reference_scores(float64_logits(variant, samples), 10)["is_mean"]
+        assert result.recomputed[f"preprocessing: {label}"] == approx_float32(expected)
+    assert len({round(value, 6) for key, value in result.recomputed.items() if key.startswith("preprocessing")}) >= 4
+
+
+def test_the_noise_baseline_does_not_depend_on_how_the_reference_is_stored(split_held_out, digits_classifier):
+    """The same 32 px samples against the same reference digits stored at 8 px and at 32 px: one noise baseline, the
+    E[H(y|x)] of uniform noise at the classifier's own 1x8x8 input."""
+    samples, reference = _upscaled(split_held_out[0]), split_held_out[1]
+    baselines = [check_claim(samples, claimed=9.4, reference=real, classifier=digits_classifier).noise_baseline
+                 for real in (reference, _upscaled(reference))]
+    noise = torch.rand((270, 1, 8, 8), generator=torch.Generator().manual_seed(1))  # seed + 1, N samples of noise
+    expected = inception_score(torch.from_numpy(float64_logits(digits_classifier, noise)), splits=1,
+                               track_stderr=False).conditional_entropy_bits
+    assert baselines[0]["uniform_noise_bits"] == baselines[1]["uniform_noise_bits"] == approx_float32(expected)
+    assert baselines[0]["uniform_noise_shape"] == [1, 8, 8]
+
+
+def test_a_third_of_near_copies_makes_the_score_not_meaningful_and_held_out_samples_do_not(split_held_out,
+                                                                                          digits_classifier):
+    """200 held-out digits and 100 training digits with σ = 0.02 noise, at 32 px against the 8 px training and
+    reference digits: C_T, which averages over cells, sees no copying, but a third of the samples are near-copies,
+    far beyond the ~1% held-out images put below the threshold."""
+    honest, reference = split_held_out
+    train = open_images("digits:train").load_all()
+    copies = (train[:100] + 0.02 * torch.randn(train[:100].shape, generator=torch.Generator().manual_seed(6)))
+    samples = _upscaled(torch.cat([honest[:200], copies.clamp(0, 1)]))
+    result = check_claim(samples, claimed=9.4, reference=reference, train=train, classifier=digits_classifier)
+    memorization = result.memorization
+    assert memorization["space"] == "pixels 1x32x32" and memorization["near_copy_quantile"] == 0.01
+    assert memorization["near_copy_count"] >= 100 and memorization["near_copies"]
+    assert memorization["near_copy_p_value"] < 1e-12 and not result.meaningful
+    reason = next(r for r in result.meaningful_reasons if "near-copies" in r)
+    assert f"{100 * memorization['near_copy_fraction']:.1f}% of the samples" in reason
+    assert f"distance <= {memorization['near_copy_threshold']:.4g}" in reason and "pixels 1x32x32" in reason
+    # Held-out digits the reference does not hold: near-copies at the rate held-out data shows, and meaningful.
+    clean = check_claim(_upscaled(honest), claimed=9.4, reference=reference, train=train, classifier=digits_classifier)
+    assert not clean.memorization["near_copies"] and clean.meaningful
+    assert clean.memorization["near_copy_fraction"] < 0.05
+
+
+def test_near_copy_test_on_a_hand_worked_case():
+    """Ten held-out rows at distances 1..10 from the one training row (at 0): the 0.01 quantile is 1.09, between the
+    first and second smallest (j = 2). Samples at distances 0.5, 1.05, 3 and 7: two are within it. Under the null the
+    count of 4 samples below the 2nd of 10 held-out distances is beta-binomial(4, 2, 9): P(K >= 2) = 1 - P(0) - P(1)."""
+    from math import comb
+
+    from scipy.special import beta as beta_function
+
+    train = np.zeros((1, 1))
+    held_out = np.arange(1.0, 11.0)[:, None]
+    generated = np.array([[0.5], [1.05], [3.0], [7.0]])
+    test = claim.near_copy_test(train, held_out, generated)
+    pmf = [comb(4, k) * beta_function(k + 2, 4 - k + 9) / beta_function(2, 9) for k in range(5)]
+    assert test["near_copy_threshold"] == pytest.approx(1.09)
+    assert (test["near_copy_count"], test["near_copy_fraction"]) == (2, 0.5)
+    assert test["near_copy_p_value"] == pytest.approx(1 - pmf[0] - pmf[1], rel=1e-12)
+    assert test["near_copy_expected_fraction"] == pytest.approx(2 / 11)
+
+
+def test_check_html_shows_every_note_and_a_seeded_random_grid(split_held_out, digits_classifier, tmp_path):
+    """A folder sorted by kind (held-out digits sorted by class, then noise) at 16 px: the page lists the class-order
+    warning and the resize note, and its grid is a seeded random 50 of all the rows, not the first 50 (one kind)."""
+    from isgame.app.check import run_check
+
+    digits = split_held_out[0][:100]
+    order = torch.argsort(torch.from_numpy(float64_logits(digits_classifier, digits)).argmax(dim=1), stable=True)
+    samples = _upscaled(torch.cat([digits[order], torch.rand((100, 1, 8, 8), generator=torch.Generator().manual_seed(4))]),
+                        size=16)
+    np.save(tmp_path / "sorted.npy", (samples[:, 0].numpy() * 255).round().astype(np.uint8))
+    report = run_check(str(tmp_path / "sorted.npy"), claimed=9.4, attack=False, seed=3, out_dir=tmp_path / "out")
+    page = (tmp_path / "out" / "check.html").read_text()
+    notes = [str(note) for note in report.notes]
+    assert any("look class-sorted" in note for note in notes) and any("images differ in size" in note for note in notes)
+    for note in notes:
+        assert html.escape(note) in page
+    rows = report.result.example_rows
+    assert rows == sorted(torch.randperm(200, generator=torch.Generator().manual_seed(3))[:50].tolist())
+    assert min(rows) < 100 <= max(rows) and rows != list(range(50))  # both kinds, not the first 50
+    torch.testing.assert_close(report.result.examples, samples[rows])
+    assert "50 of the 200 samples, a seeded random draw (seed 3)" in page

@@ -321,3 +321,24 @@ def test_seed_sets_the_permutation_of_every_shuffling_dialect_with_all(cli):
     default, seeded = dialects(), dialects("--seed", "5")
     assert default["torch-fidelity"] != seeded["torch-fidelity"] and default["torchmetrics"] != seeded["torchmetrics"]
     assert default["openai"] == seeded["openai"]  # contiguous splits: no permutation to seed
+
+
+@pytest.mark.parametrize("command, code", [
+    (["score", "digits:test", "--quiet"], 0),
+    (["check", "digits:test", "--claimed", "9.4", "--n", "60", "--no-attack"], 3),
+])
+def test_a_reader_that_closes_stdout_costs_neither_the_json_file_nor_the_exit_code(tmp_path, command, code):
+    """``isgame ... --json FILE | head -1``: the reader leaves before the tables are printed (``true`` never reads
+    at all), yet the file is written and the pipeline's status is the command's own."""
+    import shlex
+    import subprocess
+    import sys
+
+    target = tmp_path / "result.json"
+    line = " ".join(shlex.quote(part) for part in [sys.executable, "-m", "isgame.cli", *command, "--json", str(target)])
+    if command[0] == "check":
+        line += f" --out {shlex.quote(str(tmp_path / 'check'))}"
+    run = subprocess.run(["bash", "-c", f"set -o pipefail; {line} | true"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == code, run.stderr
+    assert "Traceback" not in run.stderr and "BrokenPipeError" not in run.stderr
+    assert json.loads(target.read_text())["provenance"]["command"] == command[0]

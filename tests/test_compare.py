@@ -194,3 +194,24 @@ def test_reshuffle_allowance_covers_reshuffles_of_a_monte_carlo_set():
     verdicts = [compare_results(a, b) for a, b in zip(shuffled[::2], shuffled[1::2])]
     assert all([d.field for d in v.differences] == ["seed"] for v in verdicts)
     assert 0.01 <= np.mean([v.exceeds_protocol for v in verdicts]) <= 0.10
+
+
+def test_the_seed_of_an_unshuffled_result_moves_nothing_and_the_verdict_agrees_in_number():
+    """A (class-sorted, not shuffled: a large split std) against B (shuffled, seed 1): A's seed drew nothing, so the
+    seed's allowance is B's reshuffle against the order test's shuffle (seed 0), 2 sqrt(2) se_B, not 2 sqrt(se_A^2 +
+    se_B^2) with A's sorted-split std in it."""
+    a = ScoredResult(path="a.json", is_mean=4.77, is_std=2.42, splits=10, n=300, improved_is=None, mi_stderr_nats=None,
+                     class_counts=None, provenance={"shuffled": False, "seed": 0},
+                     sample_order={"is_contiguous": 4.77, "is_shuffled": 5.11, "seed": 0})
+    b = result(5.18, 0.20, 10, shuffled=True, seed=1)
+    comparison = compare_results(a, b)
+    seed = next(d for d in comparison.differences if d.field == "seed")
+    assert seed.allowance == pytest.approx(2 * math.sqrt(2) * 0.20 / math.sqrt(10))
+    assert "A was not shuffled" in seed.how
+    assert "what shuffled and seed alone move IS" in comparison.verdict
+    # The same seed as the order test's: B's order is the one the shuffled row measured.
+    same = compare_results(a, result(5.11, 0.20, 10, shuffled=True, seed=0))
+    assert next(d for d in same.differences if d.field == "shuffled").allowance == pytest.approx(0.34)
+    assert "seed" not in {d.field for d in same.differences}
+    one_field = compare_results(result(8.0, 0.1, 10, seed=0), result(8.0, 0.1, 10, seed=3))
+    assert "what seed alone moves IS" in one_field.verdict

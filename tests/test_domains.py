@@ -12,6 +12,7 @@ from helpers import approx_float32, assert_one_line_error, random_inception_v3
 from isgame.probes.matrix.significance import needed_draws
 from isgame.scoring.domains import digits_domain, load_domain
 from isgame.scoring.errors import InvalidInputError
+from isgame.scoring.sources.samples import open_images
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,12 @@ def test_check_resizes_training_digits_to_rgb_samples_and_says_so(tmp_path, cli)
     assert result.exit_code in (0, 3, 4, 5), result.stderr
     payload = json.loads((tmp_path / "check.json").read_text())
     assert payload["memorization"] is not None and payload["gaming_ceiling"]["steps"] <= 2
-    assert any("all resized to the classifier's input 1x8x8" in note for note in payload["notes"])
+    # The pixel tests compare at the samples' 3x32x32 (the training digits resized to it); the scores read each
+    # set at its own size.
+    assert payload["pixel_space"] == {"shape": [3, 32, 32], "shapes": {"samples": [3, 32, 32], "reference": [1, 8, 8],
+                                                                      "train": [1, 8, 8]},
+                                      "resized": True, "at": "the samples' stored shape"}
+    assert any("compare them at the samples' stored shape 3x32x32" in note for note in payload["notes"])
 
 
 def test_check_without_the_attack_reports_no_ceiling(tmp_path, cli):
@@ -142,12 +148,19 @@ def test_the_audit_runs_end_to_end_on_a_second_domain(shapes_audit):
 
 
 @pytest.mark.slow
-def test_the_matrix_reference_row_is_isgame_score_of_the_real_images(shapes_audit, shapes, cli):
+def test_the_matrix_reference_row_is_isgame_score_of_the_real_images(shapes_audit, shapes, cli, tmp_path):
     out, _ = shapes_audit
     matrix = json.loads((out / "report.json").read_text())["matrix"]
     reference = matrix["cells"][matrix["reference_game"]]
-    score = json.loads(cli("score", shapes["real"], "-c", shapes["classifier"], "--n", matrix["n"], "--splits",
-                           matrix["splits"], "--json", "-", "--quiet").stdout)
+    # The matrix scores a seeded class-stratified draw of the real images, in its own order: store exactly
+    # those, in that order, and score them with isgame score.
+    rows = matrix["domain"]["real_order"]["first_rows"]
+    assert len(rows) == matrix["n"] and len(set(rows)) == matrix["n"]
+    stored = open_images(shapes["real"]).load_all()
+    drawn = tmp_path / "drawn.npy"
+    np.save(drawn, (stored[rows].permute(0, 2, 3, 1).numpy() * 255).round().astype(np.uint8))
+    score = json.loads(cli("score", drawn, "-c", shapes["classifier"], "--splits", matrix["splits"], "--json", "-",
+                           "--quiet").stdout)
     # Another process (the audit's) classified them in batches of its own: float32 rounding.
     assert reference["IS"]["value"] == approx_float32(score["is_mean"])
     assert reference["exp(I)"]["value"] == approx_float32(score["improved_is"])
@@ -202,3 +215,33 @@ def test_inception_v3_runs_check_and_the_matrix_on_299px_images(inception_files,
     assert result["games"][0] == "held-out real" and sorted(result["games"][1:]) == sorted(games)
     assert not any("not played" in note for note in result["notes"])
     assert all(np.isfinite(result["cells"][game]["FID"]["value"]) for game in result["games"])
+
+
+def test_a_first_n_that_leaves_out_class_subfolders_says_so(shapes_folders, cli, tmp_path):
+    """--n keeps the first N files by design (a claim's protocol, a score of the first N); in a class-per-subfolder
+    folder the first 60 of 150 are classes 0 and 1 only, and a note says so (in the JSON too)."""
+    real = shapes_folders["real"]
+    score = cli("score", real, "-c", shapes_folders["classifier"], "--n", "60", "--quiet", "--json", "-")
+    assert score.exit_code == 0, score.stderr
+    expected = (f"{real}: --n 60 keeps the first 60 of its 150 images in sorted order, and they come from 2 of its 5 "
+                "subfolders (class0, class1): with a subfolder per class, whole classes are left out")
+    assert f"isgame: note: {expected}" in score.stderr
+    assert any(note.startswith(f"{real}: n=60 keeps the first 60") for note in json.loads(score.stdout)["notes"])
+    check = cli("check", real, "-c", shapes_folders["classifier"], "--claimed", "4", "--claimed-n", "90",
+                "--no-attack", "--out", tmp_path / "check", "--json", "-")
+    assert check.exit_code in (0, 3, 4, 5), check.stderr
+    assert any("claimed_n=90 keeps the first 90 of its 150 images" in note and "3 of its 5 subfolders" in note
+               for note in json.loads(check.stdout)["notes"])
+    flat = cli("score", shapes_folders["real"] + "/class0", "-c", shapes_folders["classifier"], "--n", "10", "--quiet")
+    assert "subfolders" not in flat.stderr  # one folder of one class: nothing left out by the order
+
+
+def test_the_matrix_reference_at_n_below_the_real_set_holds_every_class(shapes_folders, cli, tmp_path):
+    """The issue's case: --n 60 of 150 real images stored a class per subfolder. The held-out real game must be a
+    draw over the whole set: every class present, so exp(I) near K = 5, not the 2 classes of the first 60 files."""
+    result = cli("matrix", "-c", shapes_folders["classifier"], "--real", shapes_folders["real"], "--train",
+                 shapes_folders["train"], "--n", "60", "--bootstrap", "2", "--metric", "exp(I)", "--metric", "FID",
+                 "--game", "uniform noise", "--quiet", "--out", tmp_path / "matrix", "--json", tmp_path / "m.json")
+    assert result.exit_code == 0, result.stderr
+    cells = json.loads((tmp_path / "m.json").read_text())["cells"]["held-out real"]
+    assert cells["exp(I)"]["value"] > 0.8 * shapes_folders["classes"]

@@ -277,3 +277,26 @@ def test_games_are_chosen_by_name_with_the_reference_always_played(cli):
     from helpers import assert_one_line_error
 
     assert_one_line_error(cli("matrix", "--game", "telepathy"), "--game", "unknown telepathy")
+
+
+@pytest.mark.parametrize("reference_rows", [40, 6])  # the symmetric root (N > D) and the low-rank one (N <= D)
+def test_a_draws_fid_through_the_projection_is_the_fid_of_its_rows(reference_rows):
+    """frechet_from_projection against scipy's sqrtm on float64 features, with the reference's covariance root of
+    either shape (r, D) that the FID statistics keep."""
+    from scipy import linalg
+
+    from isgame.probes.matrix.measurements import frechet_from_projection
+    from isgame.scoring.metrics.fid import features_to_statistics
+    from isgame.scoring.metrics.infinity import with_covariance_root
+
+    rng = np.random.default_rng(3)
+    reference_features, features = rng.normal(size=(reference_rows, 12)), rng.normal(0.3, 1.2, size=(9, 12))
+    reference = with_covariance_root(features_to_statistics(reference_features))
+    assert reference.root_rows.shape[0] == (12 if reference_rows > 12 else reference_rows - 1)
+    value = frechet_from_projection(features, features @ reference.root_rows.T, reference)
+    mean, covariance = features.mean(axis=0), np.cov(features, rowvar=False)
+    reference_covariance = np.cov(reference_features, rowvar=False)
+    root = linalg.sqrtm(covariance @ reference_covariance).real
+    expected = np.sum((mean - reference_features.mean(axis=0)) ** 2) + np.trace(covariance) \
+        + np.trace(reference_covariance) - 2 * np.trace(root)
+    assert value == pytest.approx(expected, rel=1e-7)  # sqrtm of the non-symmetric product: about 1e-8

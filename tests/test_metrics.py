@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
 import prdc
@@ -303,3 +305,15 @@ def test_kid_defaults_are_torch_fidelity_s_and_the_subset_size_is_capped_by_n():
         values.append(brute_force_mmd2(a[rows_a], b[rows_b]) if _ < 2 else unbiased_mmd2(a[rows_a], b[rows_b]))
     assert result.mean == pytest.approx(np.mean(values), rel=1e-10)
     assert result.stderr == pytest.approx(np.std(values, ddof=1) / 10, rel=1e-8)
+
+
+def test_kid_of_sets_no_larger_than_a_subset_is_one_value_without_a_std():
+    """N = 60 and 60 with subsets of 1000: every subset is a permutation of both whole sets, and the unbiased MMD^2
+    does not see row order, so 100 subsets give one value and a std of pure round-off; KID says so."""
+    a, b = correlated(60, 4, 15), correlated(60, 4, 16)
+    result = kernel_inception_distance(a, b)
+    assert result.whole_sets and result.subsets == 1 and result.subset_size == 60
+    assert result.mean == pytest.approx(brute_force_mmd2(a, b), rel=1e-10)
+    assert math.isnan(result.std) and math.isnan(result.stderr)
+    assert "every subset is the whole of both" in result.to_dict()["note"]
+    assert not kernel_inception_distance(a, correlated(80, 4, 16)).whole_sets  # the larger set's subsets vary

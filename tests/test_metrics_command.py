@@ -106,3 +106,47 @@ def test_a_new_metric_joins_by_registering_one_function(monkeypatch):
     assert only.values["mean-gap"]["gap"] == pytest.approx(result.values["mean-gap"]["gap"], rel=1e-12)
     assert only.values["mean-gap"]["gap"] > 0
     assert "mean-gap" not in METRICS  # the registry the test extended was a copy
+
+
+def test_a_plug_in_from_the_top_level_may_not_replace_a_metric_silently_and_may_return_numpy(monkeypatch):
+    monkeypatch.setattr(metrics_command, "METRICS", dict(METRICS))
+    assert isgame.register_metric is register_metric and isgame.MetricInputs is metrics_command.MetricInputs
+    with pytest.raises(isgame.InvalidInputError, match=r"name='fid' is taken by isgame's own metric.*override=True"):
+        isgame.register_metric("fid", headline=("fid",))
+    isgame.register_metric("numpy-gap", headline=("gap",))(lambda inputs: {
+        "gap": np.float32(np.abs(inputs.real.mean(0) - inputs.fake.mean(0)).sum()),
+        "per_feature": np.abs(inputs.real.mean(0) - inputs.fake.mean(0))[:3], "count": np.int64(3)})
+    with pytest.raises(isgame.InvalidInputError, match="'numpy-gap' is taken by a metric registered earlier"):
+        isgame.register_metric("numpy-gap")
+    result = isgame.compute_metrics("digits:test", "digits:train", metrics=["fid", "numpy-gap"], n=50, progress=False)
+    payload = json.loads(json.dumps(result.to_dict()))
+    assert payload["values"]["numpy-gap"]["count"] == 3 and len(payload["values"]["numpy-gap"]["per_feature"]) == 3
+    assert payload["values"]["numpy-gap"]["gap"] > 0 and payload["values"]["fid"]["fid"] > 0  # fid is still FID
+    # A replacement that is meant says so.
+    isgame.register_metric("fid", headline=("fid",), override=True)(lambda inputs: {"fid": 0.0})
+    assert compute_metrics("digits:test", "digits:train", metrics=["fid"], n=50, progress=False).values["fid"]["fid"] == 0
+
+
+def test_the_default_choice_says_which_metrics_it_skipped_and_why(cli, digits_classifier, tmp_path):
+    save_statistics(features_to_statistics(features(digits_classifier, "digits:test")), tmp_path / "real.npz")
+    stats = cli("metrics", tmp_path / "real.npz", "digits:train", "--n", "60", "--quiet", "--json", tmp_path / "s.json")
+    assert stats.exit_code == 0, stats.stderr
+    payload = json.loads((tmp_path / "s.json").read_text())
+    assert payload["metrics"] == ["fid"]
+    assert set(payload["skipped"]) == set(METRICS) - {"fid"} and payload["skipped"]["kid"] == "real features"
+    assert "isgame: note: skipped kid, precision-recall" in stats.stderr
+    assert f"REAL {tmp_path / 'real.npz'} is stored statistics (mu, sigma), which give FID only" in stats.stderr
+    images = cli("metrics", "digits:test", "digits:train", "--n", "60", "--metric", "kid", "--quiet", "--json", "-")
+    assert json.loads(images.stdout)["skipped"] == {}  # a choice the user made skips nothing
+    default = compute_metrics("digits:test", "noise:uniform", n=60, progress=False)
+    assert default.skipped == {"ct": "training images", "authenticity": "training images", "fld": "training images"}
+    assert any(note.startswith("skipped ct, authenticity, fld: they need the generator's training images; pass them "
+                               "as train=SOURCE") for note in default.notes)
+
+
+def test_the_copying_metrics_name_their_space_and_why_check_differs():
+    result = compute_metrics("digits:test", "digits:test", train="digits:train", metrics=["ct", "authenticity"], n=300,
+                             progress=False)
+    for name in ("ct", "authenticity"):
+        assert result.values[name]["space"] == "features (128-d, the classifier's)"
+        assert result.values[name]["held_out"] == "REAL" and "pixels" in result.values[name]["check_differs"]

@@ -277,7 +277,7 @@ def measure_fid(role: str, name: str) -> Measure:
         reference = context.rooted_reference_statistics if role == "main" else \
             context.rooted_auxiliary_statistics(role)
         features = game.outputs[role][1]
-        projected = features @ reference.root_rows  # the root is symmetric (D, D)
+        projected = features @ reference.root_rows.T  # (m, r): R S R^T shares tr sqrt with C S, as C = R^T R
 
         def draw(rows: np.ndarray) -> float:
             return frechet_from_projection(features[rows], projected[rows], reference)
@@ -287,14 +287,15 @@ def measure_fid(role: str, name: str) -> Measure:
 
 
 def frechet_from_projection(features: np.ndarray, projected: np.ndarray, reference: FeatureStatistics) -> float:
-    """FID of (m, D) ``features`` against ``reference`` (with its symmetric covariance root R as ``root_rows``),
-    given ``projected`` = features R: |mu - mu_r|^2 + tr S + tr S_r - 2 tr (R S R)^{1/2}, with R S R the covariance
-    of the projected rows (its eigenvalues through the m x m Gram matrix when m <= D)."""
+    """FID of (m, D) ``features`` against ``reference`` (with root rows R, (r, D) with R^T R its covariance, as
+    ``root_rows``: the symmetric root, r = D, or the low-rank one of N <= D rows), given ``projected`` = features
+    R^T (m, r): |mu - mu_r|^2 + tr S + tr S_r - 2 tr (R S R^T)^{1/2}, with R S R^T the covariance of the projected
+    rows (its eigenvalues through the m x m Gram matrix when m <= r)."""
     difference = features.mean(axis=0) - reference.mean
     centred = features - features.mean(axis=0)
     centred_projection = projected - projected.mean(axis=0)
     m = features.shape[0]
-    gram = (centred_projection @ centred_projection.T if m <= features.shape[1]
+    gram = (centred_projection @ centred_projection.T if m <= projected.shape[1]
             else centred_projection.T @ centred_projection) / (m - 1)
     trace_sqrt = float(np.sqrt(clipped_eigenvalues(gram)).sum())
     value = difference @ difference + (centred * centred).sum() / (m - 1) + np.trace(reference.covariance) \
@@ -337,7 +338,10 @@ def measure_manifold(context: MatrixContext, game: GameOutputs) -> dict[str, Mea
         return lambda rows: float(matrix[:, np.unique(rows)].any(axis=1).mean())
 
     def recall(rows: np.ndarray) -> float:
-        # A sample's k-NN radius among the drawn samples (the k-th smallest distance after its own 0).
+        # A sample's k-NN radius among the drawn samples (the k-th smallest distance after its own 0); a draw of
+        # k rows or fewer has none, and the test leaves it out.
+        if rows.shape[0] <= PRDC_K:
+            return math.nan
         radii = np.partition(game_distances[np.ix_(rows, rows)], PRDC_K, axis=1)[:, PRDC_K]
         return float((distances[:, rows] < radii[None, :]).any(axis=1).mean())
 
@@ -395,7 +399,7 @@ def measure_infinity(context: MatrixContext, game: GameOutputs) -> dict[str, Mea
     def is_draw(rows: np.ndarray) -> float:
         return fitted(rows, lambda chosen: split_scores(probabilities, neg_entropy, chosen, 1)[1], "is")
 
-    projected = features @ reference.root_rows
+    projected = features @ reference.root_rows.T
 
     def fid_draw(rows: np.ndarray) -> float:
         return fitted(rows, lambda chosen: frechet_from_projection(features[chosen], projected[chosen], reference),

@@ -12,6 +12,10 @@ Conventions, as torch-fidelity 0.4's ``metric_kid.py`` (``kid_features_to_metric
   second, so the same features and seed give torch-fidelity's subsets and value;
 * ``std`` is ``np.std`` of the subset values with ddof 0 (torch-fidelity; torchmetrics' KID too);
   ``stderr`` is the standard error of the mean, std with ddof 1 over sqrt(subsets).
+
+When both sets hold at most ``subset_size`` rows, every subset is a permutation of both whole sets and the
+unbiased MMD^2 does not see row order: KID is one value (``whole_sets``, ``subsets`` = 1) with no std or stderr
+(NaN; null in JSON), where 100 identical subsets would report a std of pure round-off.
 """
 
 from __future__ import annotations
@@ -38,10 +42,14 @@ class KidResult(FieldsAsDict):
     subset_size: int
     stderr: float = math.nan
     std_ddof: int = STD_DDOF
+    #: both sets were no larger than the subset size: one value over the whole sets, no spread
+    whole_sets: bool = False
 
     def to_dict(self) -> dict[str, object]:
+        whole = ({"note": f"both sets hold at most {self.subset_size} rows, so every subset is the whole of both: "
+                          "one value, no std"} if self.whole_sets else {})
         return {**super().to_dict(), "std_convention": f"std over subsets with ddof {self.std_ddof}, as torch-fidelity; "
-                                                "stderr = std with ddof 1 / sqrt(subsets)"}
+                                                "stderr = std with ddof 1 / sqrt(subsets)", **whole}
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -70,7 +78,8 @@ def _as_features(features: object, name: str) -> np.ndarray:
 
 def kernel_inception_distance(features_1: object, features_2: object, *, subsets: int = KID_SUBSETS,
                               subset_size: int = KID_SUBSET_SIZE, seed: int = 0) -> KidResult:
-    """KID between two (N, d) feature sets; subsets of ``min(subset_size, N_1, N_2)`` rows without replacement."""
+    """KID between two (N, d) feature sets; subsets of ``min(subset_size, N_1, N_2)`` rows without replacement (one
+    value over the whole sets when both hold at most ``subset_size`` rows)."""
     first, second = _as_features(features_1, "first"), _as_features(features_2, "second")
     if first.shape[1] != second.shape[1]:
         raise InvalidInputError(f"feature dimensions differ: {first.shape[1]} vs {second.shape[1]}; "
@@ -80,6 +89,9 @@ def kernel_inception_distance(features_1: object, features_2: object, *, subsets
     if subset_size < 2:
         raise InvalidInputError(f"{parameter('subset_size')} must be >= 2, got {subset_size}")
     size = min(subset_size, first.shape[0], second.shape[0])
+    if size == first.shape[0] == second.shape[0]:
+        return KidResult(mean=unbiased_mmd2(first, second), std=math.nan, subsets=1, subset_size=size,
+                         whole_sets=True)
     rng = np.random.RandomState(seed)
     values = np.zeros(subsets)
     for i in range(subsets):

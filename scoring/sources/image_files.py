@@ -174,6 +174,30 @@ def zip_source(path: Path) -> ImageSource:
                        fingerprint=fingerprint, input_range="image files, 0-255 per channel (16-bit: 0-65535)")
 
 
+def image_file_sizes(path: Path) -> set[tuple[int, int]]:
+    """Every (H, W) among the image files of a folder (any depth) or the image members of a ``.zip``, read from
+    their headers; a file that is no readable image is refused as reading it would be."""
+    from PIL import Image, UnidentifiedImageError
+
+    def size_of(file, where: str) -> tuple[int, int]:
+        try:
+            with Image.open(file) as image:
+                width, height = image.size
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as error:
+            raise InvalidInputError(f"{where}: not a readable image ({type(error).__name__}: {error}); remove or "
+                                    "re-save it") from None
+        return height, width
+
+    if path.is_dir():
+        return {size_of(file, str(file)) for file in list_image_files(path)[0]}
+    with zipfile.ZipFile(path) as archive:
+        return {size_of(io.BytesIO(_read_member(archive, info, where=f"{path}:{info.filename}")),
+                        f"{path}:{info.filename}")
+                for info in archive.infolist()
+                if not info.is_dir() and is_image_name(info.filename)
+                and not _is_hidden(PurePosixPath(info.filename).parts)}
+
+
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, where: str) -> bytes:
     """The decompressed bytes of one member, refusing a zip bomb."""
     if info.file_size > MAX_ZIP_MEMBER_BYTES:

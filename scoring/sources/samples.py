@@ -45,8 +45,8 @@ from isgame.scoring.sources.image_arrays import (
 from isgame.scoring.sources.image_files import IMAGE_SUFFIXES, folder_source, read_image_file, zip_source
 from isgame.scoring.sources.image_source import ImageSource
 
-__all__ = ["BUILTIN_SOURCES", "IMAGE_SUFFIXES", "VALUE_RANGES", "ImageSource", "NpyRows", "PredictionSource", "load_array",
-           "noise_source", "open_images", "open_predictions", "read_image_file", "tensor_source"]
+__all__ = ["BUILTIN_SOURCES", "IMAGE_SUFFIXES", "VALUE_RANGES", "ImageSource", "NpyRows", "PredictionSource", "image_sizes",
+           "load_array", "noise_source", "open_images", "open_predictions", "read_image_file", "tensor_source"]
 
 BUILTIN_SOURCES = ("digits:train", "digits:test", "noise:uniform", "noise:gaussian")
 GAUSSIAN_NOISE_MEAN = 0.5
@@ -88,11 +88,51 @@ def open_images(spec: str, *, n: int | None = None, seed: int = 0, image_size: t
             raise InvalidInputError(f"{path}: unsupported file type {path.suffix!r}; pass a folder or .zip of images "
                                     "or a .npy/.npz/.pt array")
     if n is not None and n < source.num_samples:
-        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read, notes=source.notes,
+        kept = first_files_note(spec, n)
+        source = ImageSource(name=f"{source.name}[:{n}]", num_samples=n, read=source.read,
+                             notes=(*source.notes, *([kept] if kept else [])),
                              fingerprint=source.fingerprint, input_range=source.input_range)
     elif n is not None and n > source.num_samples and not spec.startswith("noise:"):
         source.notes = (*source.notes, _capped_note(source.name, n, source.num_samples, "images"))
     return source
+
+
+def first_files_note(spec: str, n: int, *, name: str = "n") -> Note | None:
+    """A note when the first ``n`` files of a folder in sorted order (what ``n`` keeps) come from fewer of its
+    subfolders than hold images: a folder with one subfolder per class then loses whole classes. None for other
+    sources, flat folders, or a first ``n`` that reaches every subfolder. ``name`` is the parameter that set ``n``."""
+    path, _ = _split_key(spec)
+    if not path.is_dir():
+        return None
+    from isgame.scoring.sources.image_files import list_image_files
+
+    files = list_image_files(path)[0]
+    folders = [file.parent.relative_to(path).as_posix() for file in files]
+    every, kept = list(dict.fromkeys(folders)), list(dict.fromkeys(folders[:n]))
+    if len(every) < 2 or len(kept) == len(every):
+        return None
+    shown = ", ".join(kept[:4]) + (", ..." if len(kept) > 4 else "")
+    return Note(f"{spec}: {parameter(name, n)} keeps the first {n} of its {len(files)} images in sorted order, and they "
+                f"come from {len(kept)} of its {len(every)} subfolders ({shown}): with a subfolder per class, whole "
+                "classes are left out")
+
+
+def image_sizes(spec: str, *, value_range: str = "auto") -> set[tuple[int, int]]:
+    """Every (H, W) among the images SOURCE holds, from their headers (nothing is decoded): the digits' (8, 8), an
+    array's one size, each file's of a folder or zip; none for noise (made at whatever size is asked) and for a
+    stats file (no images)."""
+    from isgame.scoring.metrics.fid import is_statistics_file
+
+    if spec.startswith("noise:") or is_statistics_file(spec):
+        return set()
+    path, _ = _split_key(spec)
+    if spec.startswith("digits:") or not (path.is_dir() or path.suffix.lower() == ".zip"):
+        first = open_images(spec, n=1, value_range=value_range).load_all()
+        return {tuple(first.shape[-2:])}
+    from isgame.scoring.sources.image_files import image_file_sizes
+
+    open_images(spec)  # a folder without images, or a damaged zip, is refused as reading it would be
+    return image_file_sizes(path)
 
 
 def _capped_note(name: str, n: int, available: int, what: str) -> Note:
