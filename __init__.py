@@ -125,8 +125,11 @@ _API: dict[str, str] = {
     "fid_between": "isgame.app.scoring_commands",
     "compute_metrics": "isgame.app.metrics_command",
     "MetricsResult": "isgame.app.metrics_command",
-    "register_metric": "isgame.app.metrics_command",
-    "MetricInputs": "isgame.app.metrics_command",
+    "register_metric": "isgame.scoring.metrics.registry",
+    "unregister_metric": "isgame.scoring.metrics.registry",
+    "MetricInputs": "isgame.scoring.metrics.registry",
+    "register_game": "isgame.probes.matrix.games",
+    "load_plugin": "isgame.scoring.runtime.plugins",
     "run_inflate": "isgame.app.attack_commands",
     "run_bounded": "isgame.app.attack_commands",
     "run_toy": "isgame.app.attack_commands",
@@ -192,7 +195,10 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.app.attack_commands import run_bounded, run_inflate, run_toy
     from isgame.app.audit import AuditReport, audit
     from isgame.app.check import run_check
-    from isgame.app.metrics_command import MetricInputs, MetricsResult, compute_metrics, register_metric
+    from isgame.app.metrics_command import MetricsResult, compute_metrics
+    from isgame.probes.matrix.games import register_game
+    from isgame.scoring.metrics.registry import MetricInputs, register_metric, unregister_metric
+    from isgame.scoring.runtime.plugins import load_plugin
     from isgame.app.probe_commands import run_matrix, run_probe
     from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
     from isgame.attacks.ball_ascent import maximise_score

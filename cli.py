@@ -77,6 +77,18 @@ def seed_option(meaning: str):
 
 JsonOption = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to PATH, or to stdout with '-'.")]
 OutOption = Annotated[Path | None, typer.Option("--out", help="Report folder (default: outputs/<run-id>).")]
+PluginOption = Annotated[list[str] | None, typer.Option("--plugin", help=(
+    "A module or .py file that registers metrics or games (repeatable)."))]
+
+
+def use_plugins(plugins: list[str] | None) -> None:
+    """Load the installed plug-ins and ``plugins``: a failure of one named here exits in one line; an installed
+    one that fails is a note."""
+    from isgame.scoring.runtime.plugins import load_plugins, plugin_notes
+
+    run_or_exit(lambda: load_plugins(plugins))
+    for note in plugin_notes():
+        announce_note(note)
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 DeviceOption = Annotated[str, typer.Option("--device", help="Where the classifier runs: cpu, cuda, cuda:N or auto "
                                            "(this process's GPU if CUDA is available, else the CPU).")]
@@ -397,6 +409,7 @@ def audit(
     alpha: AlphaOption = defaults.ALPHA,
     second_classifier: SecondClassifierOption = "auto",
     robust_classifier: RobustClassifierOption = "auto",
+    plugin: PluginOption = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -405,6 +418,7 @@ def audit(
     from isgame.app.audit import audit as run_audit
     from isgame.app.audit import print_audit_summary
 
+    use_plugins(plugin)
     domain = domain_options.open(seed=seed, allow_stats=True)
     matrix_options = {"alpha": alpha, "second_classifier": auxiliary_choice(second_classifier),
                       "robust_classifier": auxiliary_choice(robust_classifier),
@@ -667,6 +681,7 @@ def matrix(
         "'IS-inflated noise' \\[default: all 17].")) ] = None,
     second_classifier: SecondClassifierOption = "auto",
     robust_classifier: RobustClassifierOption = "auto",
+    plugin: PluginOption = None,
     out: OutOption = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
@@ -678,6 +693,7 @@ def matrix(
     from isgame.app.tables import matrix_confusion_table, matrix_summary_lines, matrix_table
     from isgame.probes.matrix.games import select_games
 
+    use_plugins(plugin)
     domain = domain_options.open(seed=seed, allow_stats=True)
     report = run_or_exit(lambda: run_matrix(
         domain=domain, out_dir=run_folder(out, "matrix"), seed=seed, n=n, steps=steps, progress=not quiet,
@@ -828,6 +844,7 @@ def metrics(
         "Rows per KID subset, capped by N (torch-fidelity's default)."))] = defaults.KID_SUBSET_SIZE,
     value_range: RangeOption = ValueRange.auto,
     second_classifier: SecondClassifierOption = "auto",
+    plugin: PluginOption = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
@@ -835,6 +852,7 @@ def metrics(
     wavelet Fréchet distance, FID-b on a second classifier (digits: digits-b) and, with --train, C_T, authenticity
     and FLD of FAKE against REAL."""
     domain_options.use_device()
+    use_plugins(plugin)
     from isgame.app.metrics_command import compute_metrics
     from isgame.app.tables import metrics_table
 

@@ -5,7 +5,8 @@ training set TRAIN once, then runs each requested metric of :data:`METRICS` on t
 :class:`MetricsResult`. REAL may also be stored FID statistics (an ``.npz`` with ``mu`` and
 ``sigma``, as pytorch-fid's save-stats and openai's reference batches hold them): then only FID applies.
 
-A metric joins by registering one function of the features in :data:`METRICS`::
+A metric joins by registering one function of the features in the registry
+(:mod:`isgame.scoring.metrics.registry`, whose :data:`METRICS` this module reads)::
 
     @isgame.register_metric("my-metric", headline=("value",))
     def my_metric(inputs: isgame.MetricInputs) -> dict[str, object]:
@@ -17,7 +18,7 @@ Its values may be numpy numbers or arrays (they are made JSON-ready). A name alr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,210 +28,18 @@ from isgame import defaults
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import AUTO, Domain, auxiliary_default, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
-from isgame.scoring.metrics.fid import (
-    FeatureStatistics,
-    features_to_statistics,
-    is_statistics_file,
-    load_statistics,
-    statistics_to_fid,
+from isgame.scoring.metrics.fid import features_to_statistics, is_statistics_file, load_statistics
+from isgame.scoring.metrics.registry import (  # noqa: F401  (the names this module has always exported)
+    BUILTIN_METRICS,
+    METRICS,
+    Metric,
+    MetricInputs,
+    register_metric,
 )
-from isgame.scoring.metrics.wavelet_fd import WAVELET_IMAGE_SIZE, pooled_images
+from isgame.scoring.metrics.wavelet_fd import pooled_images
 from isgame.scoring.notes import Note
 from isgame.scoring.provenance import make_provenance
 from isgame.scoring.results import json_ready, with_provenance
-
-
-@dataclass(frozen=True)
-class MetricInputs:
-    """What every metric function receives: (N, D) float64 features and the settings that change values.
-
-    ``real`` is None when REAL is stored statistics (``real_statistics`` then comes from the file);
-    ``train`` is None without a training set. ``fake_logits`` and the images are read only when a requested
-    metric needs them; the images are the classifier's input, average-pooled to at most
-    :data:`WAVELET_IMAGE_SIZE` pixels a side.
-    """
-
-    real: np.ndarray | None
-    fake: np.ndarray
-    train: np.ndarray | None
-    real_statistics: FeatureStatistics
-    kid_subsets: int = defaults.KID_SUBSETS
-    kid_subset_size: int = defaults.KID_SUBSET_SIZE
-    seed: int = defaults.SEED
-    fake_logits: np.ndarray | None = None  # (N, K) float64, when a metric needs_logits
-    real_images: np.ndarray | None = None  # (N, C, h, w) float32 in [0, 1], when a metric needs_images
-    fake_images: np.ndarray | None = None
-    second_real: np.ndarray | None = None  # (N, D2) float64 features of a second classifier, when a metric needs_second
-    second_fake: np.ndarray | None = None
-    second_classifier: str | None = None  # that classifier's name
-    _cache: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def cached(self, key: str, compute: Callable[[], object]) -> object:
-        """``compute()`` once per key, for results two metrics share (precision/recall and density/coverage)."""
-        if key not in self._cache:
-            self._cache[key] = compute()
-        return self._cache[key]
-
-
-@dataclass(frozen=True)
-class Metric:
-    """A registered metric: its function, what it needs, and the keys of its result a table shows."""
-
-    compute: Callable[[MetricInputs], dict[str, object]]
-    needs_real_features: bool = True
-    needs_train: bool = False
-    headline: tuple[str, ...] = ()
-    needs_logits: bool = False
-    needs_images: bool = False
-    needs_second: bool = False
-
-
-#: metric name -> :class:`Metric`, in the order the table shows them; register with :func:`register_metric`
-METRICS: dict[str, Metric] = {}
-
-
-def register_metric(name: str, *, needs_real_features: bool = True, needs_train: bool = False,
-                    headline: tuple[str, ...] = (), needs_logits: bool = False,
-                    needs_images: bool = False, needs_second: bool = False, override: bool = False) -> Callable:
-    """Decorator: add ``function(inputs) -> dict`` to :data:`METRICS` under ``name``.
-
-    ``needs_logits``: the metric reads ``inputs.fake_logits``; ``needs_images``: it reads ``inputs.real_images`` and
-    ``inputs.fake_images`` (REAL must then be images, not stored statistics); ``needs_second``: it reads
-    ``inputs.second_real`` and ``inputs.second_fake``, a second classifier's features of the same images.
-    A ``name`` already registered is refused unless ``override`` (a silent replacement of ``fid`` would change
-    every FID the toolkit reports). The dict may hold numpy numbers and arrays; they are made JSON-ready."""
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInputError(f"{parameter('name')} must be a non-empty metric name, got {name!r}")
-    if name in METRICS and not override:
-        owner = "isgame's own metric" if name in BUILTIN_METRICS else "a metric registered earlier"
-        raise InvalidInputError(f"{parameter('name', repr(name))} is taken by {owner}; choose another name, or pass "
-                                f"{parameter('override', True)} to replace it")
-
-    def add(function: Callable[[MetricInputs], dict[str, object]]) -> Callable[[MetricInputs], dict[str, object]]:
-        METRICS[name] = Metric(function, needs_real_features=needs_real_features or needs_images,
-                               needs_train=needs_train, headline=headline, needs_logits=needs_logits,
-                               needs_images=needs_images, needs_second=needs_second)
-        return function
-
-    return add
-
-
-@register_metric("fid", needs_real_features=False, headline=("fid",))
-def _fid(inputs: MetricInputs) -> dict[str, object]:
-    fake = features_to_statistics(inputs.fake, name="fake")
-    return {"fid": statistics_to_fid(inputs.real_statistics, fake),
-            "note": "biased upward at small N; compare FIDs only at equal sample counts"}
-
-
-@register_metric("kid", headline=("mean", "std"))
-def _kid(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.kid import kernel_inception_distance
-
-    return kernel_inception_distance(inputs.real, inputs.fake, subsets=inputs.kid_subsets,
-                                     subset_size=inputs.kid_subset_size, seed=inputs.seed).to_dict()
-
-
-def _manifold(inputs: MetricInputs):
-    from isgame.scoring.metrics.prdc import precision_recall_density_coverage
-
-    return inputs.cached("prdc", lambda: precision_recall_density_coverage(inputs.real, inputs.fake))
-
-
-@register_metric("precision-recall", headline=("precision", "recall"))
-def _precision_recall(inputs: MetricInputs) -> dict[str, object]:
-    result = _manifold(inputs)
-    return {"precision": result.precision, "recall": result.recall, "k": 3}
-
-
-@register_metric("density-coverage", headline=("density", "coverage"))
-def _density_coverage(inputs: MetricInputs) -> dict[str, object]:
-    result = _manifold(inputs)
-    return {"density": result.density, "coverage": result.coverage, "k": 5}
-
-
-@register_metric("ct", needs_train=True, headline=("ct_statistic", "verdict"))
-def _ct(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.copy_detectors import data_copying_test
-
-    return {**data_copying_test(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict(),
-            **_copy_space(inputs)}
-
-
-@register_metric("authenticity", needs_train=True, headline=("authenticity",))
-def _authenticity(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.copy_detectors import authenticity
-
-    return {"authenticity": authenticity(inputs.train, inputs.fake), **_copy_space(inputs)}
-
-
-def _copy_space(inputs: MetricInputs) -> dict[str, str]:
-    """Where the copying metrics measure, and why ``isgame check`` gives other figures on the same images."""
-    return {"space": f"features ({inputs.fake.shape[1]}-d, the classifier's)", "held_out": "REAL",
-            "check_differs": "isgame check measures C_T, authenticity and near-copies in pixels with its real "
-                             "reference as the held-out set; distances between features and between pixels differ"}
-
-
-@register_metric("vendi", headline=("vendi",))
-def _vendi(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.vendi import vendi_score
-
-    # the real set's diversity beside it, for scale
-    return {**vendi_score(inputs.fake).to_dict(), "vendi_real": vendi_score(inputs.real).vendi}
-
-
-@register_metric("sliced-wasserstein", headline=("distance",))
-def _sliced_wasserstein(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.sliced_wasserstein import sliced_wasserstein
-
-    return sliced_wasserstein(inputs.real, inputs.fake, seed=inputs.seed).to_dict()
-
-
-@register_metric("rbf-mmd", headline=("mmd2", "bandwidth"))
-def _rbf_mmd(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.rbf_mmd import rbf_mmd
-
-    return rbf_mmd(inputs.real, inputs.fake).to_dict()
-
-
-@register_metric("fld", needs_train=True, headline=("fld", "gap"))
-def _fld(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.fld import feature_likelihood_divergence
-
-    return feature_likelihood_divergence(inputs.train, inputs.real, inputs.fake, seed=inputs.seed).to_dict()
-
-
-@register_metric("fid-infinity", headline=("value_at_infinity",))
-def _fid_infinity(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.infinity import fid_infinity
-
-    return fid_infinity(inputs.real, inputs.fake, seed=inputs.seed).to_dict()
-
-
-@register_metric("is-infinity", needs_logits=True, headline=("value_at_infinity",))
-def _is_infinity(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.infinity import is_infinity
-
-    return is_infinity(inputs.fake_logits, kind="logits", seed=inputs.seed).to_dict()
-
-
-@register_metric("wavelet-fd", needs_images=True, headline=("distance",))
-def _wavelet_fd(inputs: MetricInputs) -> dict[str, object]:
-    from isgame.scoring.metrics.wavelet_fd import wavelet_frechet_distance
-
-    return {**wavelet_frechet_distance(inputs.real_images, inputs.fake_images).to_dict(),
-            "images": f"the classifier's input images, average-pooled to at most {WAVELET_IMAGE_SIZE} px a side"}
-
-
-@register_metric("fid-b", needs_second=True, headline=("fid",))
-def _fid_b(inputs: MetricInputs) -> dict[str, object]:
-    real = features_to_statistics(inputs.second_real, name="real")
-    return {"fid": statistics_to_fid(real, features_to_statistics(inputs.second_fake, name="fake")),
-            "classifier": inputs.second_classifier,
-            "note": "FID on a second, independently trained classifier's features (the robustness matrix's FID-b)"}
-
-
-#: the metrics isgame itself registers: a plug-in replaces one only with ``override=True``
-BUILTIN_METRICS = frozenset(METRICS)
 
 
 @dataclass(frozen=True)
@@ -413,7 +222,10 @@ def compute_metrics(
     digits-b on the digits and none on a domain without one; or None) gives fid-b, FID on its features of the same
     images, as the robustness matrix's FID-b column.
     """
+    from isgame.scoring.runtime.plugins import load_installed_plugins
+
     _check_settings(n, batch_size, kid_subsets, kid_subset_size)
+    plugin_notes = load_installed_plugins()
     if is_statistics_file(fake):
         raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); the metrics need generated "
                                 "images, and stored statistics are accepted for the real side only")
@@ -425,7 +237,7 @@ def compute_metrics(
     names = _requested(metrics, real_features=not real_is_statistics, train=train is not None,
                        second=second is not None, classifier_name=name)
     # The options are checked before the classifier loads (an Inception file takes seconds).
-    notes: list = []
+    notes: list = list(plugin_notes)
     if domain is None:
         from isgame.scoring.classifiers.user import with_input_size
 

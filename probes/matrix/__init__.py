@@ -143,6 +143,9 @@ def robustness_matrix(domain: Domain | ImageClassifier, *, n: int | None = None,
     many as Holm's correction needs in each column) and ``alpha`` the family-wise level of each column;
     ``metrics`` (names) restricts the columns.
     """
+    from isgame.scoring.runtime.plugins import load_installed_plugins
+
+    load_installed_plugins()  # installed plug-in metrics and games join the columns and rows
     domain = as_domain(domain)
     games = {name: as_game(name, game) for name, game in (GAMES if games is None else games).items()}
     n = min(domain.real.shape[0], MATRIX_SAMPLES) if n is None else n

@@ -463,12 +463,41 @@ HELD_OUT_GAMES = tuple(name for name, game in GAME_REGISTRY.items() if game.held
 ATTACK_GAMES = tuple(name for name, game in GAME_REGISTRY.items() if game.attack)
 
 
+def register_game(name: str, play: Callable[..., torch.Tensor] | None = None, *, degrades: tuple[str, ...],
+                  family: str = "plug-in", description: str = "", held_out: bool = False, attack: bool = False,
+                  override: bool = False):
+    """Add a game to the matrix (:data:`GAMES`), as a call or a decorator of ``play(domain, n, seed, *, steps=None)
+    -> (n, C, H, W) float32 images in [0, 1]``. ``degrades`` names the aspects (:data:`ASPECTS`) its samples are
+    worse in than held-out real data (empty: a null game, where any flag is a false alarm); the matrix judges each
+    metric on the games in its scope. A taken name is refused unless ``override``."""
+    from isgame.scoring.metrics.registry import ASPECTS
+
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInputError(f"{parameter('name')} must be a non-empty game name, got {name!r}")
+    if name == REFERENCE_GAME or (name in GAMES and not override):
+        raise InvalidInputError(f"{parameter('name', repr(name))} is taken by a game already registered; choose "
+                                f"another name{'' if name == REFERENCE_GAME else ', or pass ' + parameter('override', True)}")
+    unknown = [aspect for aspect in degrades if aspect not in ASPECTS]
+    if unknown:
+        raise InvalidInputError(f"{parameter('degrades')} of game {name!r} must name aspects among "
+                                f"{', '.join(ASPECTS)}, got {list(degrades)!r}")
+
+    def add(function: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        game = Game(name=name, play=function, family=family, degrades=tuple(degrades), held_out=held_out,
+                    attack=attack, description=description or f"plug-in game from {function.__module__}")
+        GAMES[name] = game
+        GAME_FAMILIES[name] = family
+        return function
+
+    return add if play is None else add(play)
+
+
 def as_game(name: str, game) -> Game:
     """``game`` as a :class:`Game`: itself, or a bare function under a registered name with that name's
     declaration, or an undeclared game (every metric judged on it)."""
     if isinstance(game, Game):
         return game
-    known = GAME_REGISTRY.get(name)
+    known = GAMES.get(name)
     if known is not None:
         return replace(known, play=game)
     return Game(name=name, play=game)

@@ -19,7 +19,7 @@ k-NN manifold metrics, diversity, and pixel-space metrics that no classifier can
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -28,6 +28,18 @@ import torch
 from sklearn.metrics import pairwise_distances
 
 from isgame.probes.matrix.samples import AuxiliaryScorer, GameOutputs, held_out_halves
+from isgame.scoring.metrics.registry import (  # noqa: F401  (FAMILIES and QUALITY: this module's names too)
+    COLUMN_SOURCES,
+    COLUMNS,
+    FAMILIES,
+    METRICS as REGISTERED_METRICS,
+    QUALITY,
+    ColumnList,
+    ColumnView,
+    MatrixMetric,
+    MetricInputs,
+    plugin_columns,
+)
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.copy_detectors import (
     CT_GENERATED_PER_CELL,
@@ -64,7 +76,6 @@ SLICED_DRAW_PROJECTIONS = 50
 RBF_MEDIAN_ROWS = 2000
 #: the k of precision/recall (Kynkäänniemi et al.'s default) and of density/coverage (Naeem et al.'s)
 PRDC_K, DC_K = 3, 5
-FAMILIES = ("classifier score", "feature distance", "k-NN manifold", "diversity", "pixel space")
 
 
 @dataclass(frozen=True)
@@ -75,22 +86,6 @@ class Measurement:
     value: float
     draw: Callable[[np.ndarray], float] | None = None
     stderr: float | None = None
-
-
-@dataclass(frozen=True)
-class MatrixMetric:
-    """A column: ``higher_is_better`` True, False, or None (two-sided: closest to 0 is best); ``needs`` names the
-    auxiliary classifier the column reads ("second", "robust") or None for the domain's own; ``scope`` the aspects
-    of a generator (:data:`~isgame.probes.matrix.games.ASPECTS`) it claims to measure, as ``citation`` says."""
-
-    name: str
-    family: str
-    higher_is_better: bool | None
-    rule: str
-    description: str
-    needs: str | None = None
-    scope: tuple[str, ...] = ("fidelity", "diversity")
-    citation: str = ""
 
 
 @dataclass
@@ -532,69 +527,6 @@ def measure_wavelet(context: MatrixContext, game: GameOutputs) -> dict[str, Meas
     return {"wavelet FD": Measurement(distance(), draw=distance)}
 
 
-def _rule(higher_is_better: bool | None) -> str:
-    if higher_is_better is None:
-        return ("copying when C_T lies below its null distribution on the domain (held-out halves tested against "
-                "each other), one-sided, Holm-corrected within the column")
-    return (f"flags a game when it is significantly {'lower' if higher_is_better else 'higher'} than held-out real "
-            "data: a one-sided test of the difference over half-samples, Holm-corrected within the column")
-
-
-def _metric(name, family, higher, scope, description, citation, needs=None) -> MatrixMetric:
-    return MatrixMetric(name=name, family=family, higher_is_better=higher, rule=_rule(higher), description=description,
-                        needs=needs, scope=scope, citation=citation)
-
-
-QUALITY = ("fidelity", "diversity")
-#: every column the matrix knows, in heatmap order, what it claims to measure, and the measurement that fills it
-MATRIX_METRICS: tuple[MatrixMetric, ...] = (
-    _metric("IS", "classifier score", True, QUALITY, "Inception Score over contiguous splits",
-            "Salimans et al., NeurIPS 2016: confident labels (quality) spread over the classes (diversity)"),
-    _metric("exp(I)", "classifier score", True, QUALITY, "exp of the mutual information I(x; y), split-free",
-            "Barratt & Sharma, 2018: the mutual information of image and label, as IS without splits"),
-    _metric("R-IS", "classifier score", True, QUALITY, "IS through the adversarially trained classifier",
-            "Alfarra et al., ECCV 2022: IS through a robust classifier, which pixel attacks move less", needs="robust"),
-    _metric("IS∞", "classifier score", True, QUALITY, "IS extrapolated to infinite N",
-            "Chong & Forsyth, CVPR 2020: IS without its dependence on N"),
-    _metric("FID", "feature distance", False, QUALITY, "Fréchet distance of the classifier's features to the reference",
-            "Heusel et al., NeurIPS 2017: quality and diversity in one distance between feature distributions"),
-    _metric("FID∞", "feature distance", False, QUALITY, "FID extrapolated to infinite N",
-            "Chong & Forsyth, CVPR 2020: FID without its dependence on N"),
-    _metric("KID", "feature distance", False, QUALITY, "kernel (cubic polynomial) MMD^2, subsets",
-            "Bińkowski et al., ICLR 2018: an unbiased distance between feature distributions"),
-    _metric("RBF-MMD", "feature distance", False, QUALITY, "Gaussian-kernel MMD^2, median-distance bandwidth; the "
-            "unbiased estimator (CMMD itself reports the biased one)",
-            "Jayasumana et al., CVPR 2024 (CMMD): a distribution distance without FID's Gaussian assumption"),
-    _metric("SWD", "feature distance", False, QUALITY, "sliced Wasserstein SW_2, 200 seeded projections (POT)",
-            "Karras et al., ICLR 2018: a distribution distance over random one-dimensional projections"),
-    _metric("FLD", "feature distance", False, ("fidelity", "diversity", "novelty"), "feature likelihood divergence: "
-            "test NLL of a Gaussian mixture on the samples, bandwidths fitted to the training features, less a "
-            "baseline; tested on C_T's held-out half",
-            "Jiralerspong et al., NeurIPS 2023: fidelity, diversity and novelty (memorised samples score worse)"),
-    _metric("R-FID", "feature distance", False, QUALITY, "FID on the adversarially trained classifier's features",
-            "Alfarra et al., ECCV 2022: FID on a robust classifier's features", needs="robust"),
-    _metric("FID-b", "feature distance", False, QUALITY, "FID on a second, independently trained classifier's features",
-            "Heusel et al., NeurIPS 2017, on another network's features", needs="second"),
-    _metric("precision", "k-NN manifold", True, ("fidelity",), "improved precision, k = 3",
-            "Kynkäänniemi et al., NeurIPS 2019: the share of samples on the real manifold (fidelity only)"),
-    _metric("recall", "k-NN manifold", True, ("diversity",), "improved recall, k = 3",
-            "Kynkäänniemi et al., NeurIPS 2019: the share of real data the samples cover (diversity only)"),
-    _metric("density", "k-NN manifold", True, ("fidelity",), "density, k = 5",
-            "Naeem et al., ICML 2020: how many real neighbourhoods hold each sample (fidelity)"),
-    _metric("coverage", "k-NN manifold", True, ("diversity",), "coverage, k = 5",
-            "Naeem et al., ICML 2020: the share of real neighbourhoods that hold a sample (diversity)"),
-    _metric("Vendi", "diversity", True, ("diversity",), "Vendi score, cosine kernel on the classifier's features: "
-            "reference-free diversity (noise scores low: the classifier's features of noise are alike)",
-            "Friedman & Dieng, TMLR 2023: the effective number of distinct samples"),
-    _metric("wavelet FD", "pixel space", False, QUALITY, "Fréchet distance of Haar wavelet packets: no classifier "
-            "involved", "Veeramacheneni et al., ICLR 2025: FID's distance on wavelet packets instead of a network"),
-    _metric("C_T", "pixel space", None, ("novelty",), "data-copying test statistic",
-            "Meehan et al., AISTATS 2020: samples nearer the training set than held-out data are (copying)"),
-    _metric("authenticity", "pixel space", True, ("novelty",), "fraction of authentic samples",
-            "Alaa et al., ICML 2022: the share of samples that are not copies of a training point"),
-)
-
-
 #: (the columns it fills, the auxiliary classifier it needs or None, the measurement)
 MEASURES: tuple[tuple[tuple[str, ...], str | None, Measure], ...] = (
     (("IS", "exp(I)"), None, measure_inception_scores("main", ("IS", "exp(I)"))),
@@ -614,12 +546,14 @@ MEASURES: tuple[tuple[tuple[str, ...], str | None, Measure], ...] = (
 )
 
 
+#: every column the matrix knows, in heatmap order (a live view of the registry: plug-in columns join it)
+MATRIX_METRICS: Sequence[MatrixMetric] = ColumnList(as_names=False)
 #: True: higher is better; False: lower; None: two-sided (C_T: closest to 0 is best)
-HIGHER_IS_BETTER = {metric.name: metric.higher_is_better for metric in MATRIX_METRICS}
-METRICS = tuple(HIGHER_IS_BETTER)
-METRIC_FAMILIES = {metric.name: metric.family for metric in MATRIX_METRICS}
-FOOLED_RULES = {metric.name: metric.rule for metric in MATRIX_METRICS}
-METRIC_SCOPES = {metric.name: metric.scope for metric in MATRIX_METRICS}
+HIGHER_IS_BETTER: Mapping[str, bool | None] = ColumnView("higher_is_better")
+METRICS: Sequence[str] = ColumnList(as_names=True)
+METRIC_FAMILIES: Mapping[str, str] = ColumnView("family")
+FOOLED_RULES: Mapping[str, str] = ColumnView("rule")
+METRIC_SCOPES: Mapping[str, tuple[str, ...]] = ColumnView("scope")
 #: IS splits and KID subset rows of the matrix (fewer where n is smaller)
 IS_SPLITS, KID_SUBSET_SIZE = 10, 200
 
@@ -646,18 +580,54 @@ def matrix_context(domain, *, n: int, seed: int, auxiliary: dict[str, AuxiliaryS
                          fld_train=domain.train_outputs[1].double().numpy(), fld_test=real_features[ct_half])
 
 
+def measure_plugin(column: str) -> Measure:
+    """A plug-in column, measured by its own registered function on every game: FAKE is the game's features (its
+    logits and images where the metric needs them), REAL the matrix's reference (the training images' features and
+    statistics) and, for a metric that needs training images, REAL the held-out half and TRAIN the training
+    features, as C_T and FLD are measured. A draw calls the function on the drawn rows."""
+    spec = REGISTERED_METRICS[COLUMN_SOURCES[column]]
+    key = COLUMNS[column].value_key
+
+    def measure(context: MatrixContext, game: GameOutputs) -> dict[str, Measurement]:
+        logits, features = game.outputs["main"]
+        real = context.fld_test if spec.needs_train else context.reference_features
+        images = game.images.numpy()
+        real_images = None if context.train_images is None else context.train_images.numpy()
+
+        def value(rows: np.ndarray) -> float:
+            inputs = MetricInputs(real=real, fake=features[rows], train=context.fld_train if spec.needs_train else None,
+                                  real_statistics=context.reference_statistics, seed=context.seed,
+                                  fake_logits=logits[rows].double().numpy() if spec.needs_logits else None,
+                                  real_images=real_images if spec.needs_images else None,
+                                  fake_images=images[rows] if spec.needs_images else None)
+            result = spec.compute(inputs)
+            if not isinstance(result, dict) or (key is None and len(result) != 1) or (key is not None and key not in result):
+                raise InvalidInputError(f"plug-in metric {spec.name!r} returned {result!r}; the matrix reads "
+                                        f"{'its only key' if key is None else repr(key)} (register it with "
+                                        f"{parameter('value_key')} or {parameter('headline')})")
+            return float(result[key] if key is not None else next(iter(result.values())))
+
+        return {column: Measurement(value(np.arange(game.n)), draw=value)}
+    return measure
+
+
+def all_measures() -> list[tuple[tuple[str, ...], str | None, Measure]]:
+    """:data:`MEASURES` and one generic measurement per plug-in column, in column order."""
+    return [*MEASURES, *(((column,), None, measure_plugin(column)) for column in plugin_columns())]
+
+
 def measure_game(context: MatrixContext, game: GameOutputs, metrics: list[str]) -> dict[str, Measurement]:
-    """Every measurement of ``metrics`` on one game (see :data:`MEASURES`)."""
+    """Every measurement of ``metrics`` on one game (see :func:`all_measures`)."""
     out = {}
-    for names, _, measure in MEASURES:
+    for names, _, measure in all_measures():
         if set(names) & set(metrics):
             out.update({name: m for name, m in measure(context, game).items() if name in metrics})
     return out
 
 
 def in_column_order(row: dict[str, Measurement]) -> dict[str, Measurement]:
-    """``row`` with its columns in the order :data:`MEASURES` fills them."""
-    return {m: row[m] for names, _, _ in MEASURES for m in names if m in row}
+    """``row`` with its columns in the order :func:`all_measures` fills them."""
+    return {m: row[m] for names, _, _ in all_measures() for m in names if m in row}
 
 
 def _metric_key(name: str) -> str:
