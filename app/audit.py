@@ -238,8 +238,6 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     so its figures are noisier (the bounded sweep's thresholds and the matrix's standard errors above all);
     ``settings`` records the profile.
     """
-    from isgame.scoring.runtime.progress import progress_bar
-
     if n is not None and n < AUDIT_MIN_SAMPLES:
         raise InvalidInputError(f"{parameter('n')} must be >= {AUDIT_MIN_SAMPLES} (the memorisation probe's C_T needs "
                                 f"a k-means cell of 21 samples), got {n}")
@@ -249,28 +247,12 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     if fast:
         n = AUDIT_FAST_SAMPLES if n is None else n
         matrix_options = {"bootstrap": AUDIT_FAST_BOOTSTRAP, **(matrix_options or {})}
-    domain = load_domain(classifier_name) if domain is None else domain
-    # Every section scores the real images in a seeded random order: no stored class order decides a figure.
-    ordered = domain.in_seeded_order(seed)
-    for note in ordered.notes[len(domain.notes):] if announce is not None else ():
-        announce(note)
-    domain = ordered
-    n_noise = AUDIT_NOISE_SAMPLES if n is None else n
-    if announce is not None:
-        cost = audit_cost(domain, n=n_noise, steps=AUDIT_INFLATE_STEPS if steps is None else steps, attack=attack)
-        if cost.worth_announcing:
-            announce(Note(cost.describe("the audit", f"{parameter('n')}, {parameter('steps')} and "
-                                                     f"{parameter('attack', 'False')}")))
+    domain = _ordered_domain(load_domain(classifier_name) if domain is None else domain, seed=seed, n=n,
+                             steps=steps, attack=attack, announce=announce)
     folder = prepare_out_dir(out, outputs_root=outputs_root, label="audit")
     sections = _sections(domain, folder, seed=seed, n=n, steps=steps, attack=attack, fast=fast,
                          matrix_options={"bootstrap": AUDIT_MATRIX_BOOTSTRAP, **(matrix_options or {})})
-    results, timings = {}, {}
-    with progress_bar("audit", total=len(sections), batches=len(sections), enabled=progress) as advance:
-        for name, run in sections.items():
-            tick = time.perf_counter()
-            results[name] = run(results)
-            timings[name] = time.perf_counter() - tick
-            advance(1)
+    results, timings = _run_sections(sections, progress=progress)
     probes = {name: results[f"probe-{name}"] for name in PROBE_NAMES}
     report = AuditReport(
         out_dir=folder, classifier=domain.classifier.describe(), seed=seed, scores=results["scores"],
@@ -285,6 +267,36 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     write_json_atomic(folder / "report.json", payload)
     write_text_atomic(folder / "report.html", render_report_html(payload, folder))
     return report
+
+
+def _ordered_domain(domain: Domain, *, seed: int, n: int | None, steps: int | None, attack: bool,
+                    announce) -> Domain:
+    """``domain`` with its real images in a seeded random order, so that no stored class order decides a figure;
+    ``announce`` hears why (a clustered stored order) and the cost estimate of a long run."""
+    ordered = domain.in_seeded_order(seed)
+    if announce is not None:
+        for note in ordered.notes[len(domain.notes):]:
+            announce(note)
+        cost = audit_cost(ordered, n=AUDIT_NOISE_SAMPLES if n is None else n,
+                          steps=AUDIT_INFLATE_STEPS if steps is None else steps, attack=attack)
+        if cost.worth_announcing:
+            announce(Note(cost.describe("the audit", f"{parameter('n')}, {parameter('steps')} and "
+                                                     f"{parameter('attack', 'False')}")))
+    return ordered
+
+
+def _run_sections(sections: dict, *, progress: bool) -> tuple[dict, dict[str, float]]:
+    """Each section in order (a section reads the results before it), with a progress bar; results and seconds."""
+    from isgame.scoring.runtime.progress import progress_bar
+
+    results, timings = {}, {}
+    with progress_bar("audit", total=len(sections), batches=len(sections), enabled=progress) as advance:
+        for name, run in sections.items():
+            tick = time.perf_counter()
+            results[name] = run(results)
+            timings[name] = time.perf_counter() - tick
+            advance(1)
+    return results, timings
 
 
 def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: int | None, attack: bool,

@@ -225,29 +225,18 @@ def compute_metrics(
     from isgame.scoring.runtime.plugins import load_installed_plugins
 
     _check_settings(n, batch_size, kid_subsets, kid_subset_size)
-    plugin_notes = load_installed_plugins()
+    notes: list = list(load_installed_plugins())
     if is_statistics_file(fake):
         raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); the metrics need generated "
                                 "images, and stored statistics are accepted for the real side only")
     real_is_statistics = is_statistics_file(real)
-    name = classifier_name if domain is None else domain.classifier_name
-    second = second_classifier
-    if isinstance(second, str) and second == AUTO:
-        second = auxiliary_default(name, "second") if domain is None else domain.auxiliary_spec("second")
+    second = _second_choice(second_classifier, classifier_name, domain)
     names = _requested(metrics, real_features=not real_is_statistics, train=train is not None,
-                       second=second is not None, classifier_name=name)
+                       second=second is not None,
+                       classifier_name=classifier_name if domain is None else domain.classifier_name)
     # The options are checked before the classifier loads (an Inception file takes seconds).
-    notes: list = list(plugin_notes)
-    if domain is None:
-        from isgame.scoring.classifiers.user import with_input_size
-
-        classifier_name = with_input_size(classifier_name, [real, fake, train], notes=notes)
-        domain = load_domain(classifier_name, weights=weights, require_images=False)
-    classifier = domain.classifier
-    from isgame.scoring.classifiers.user import features_note
-
-    notes.extend(features_note(classifier))
-    records: list = []
+    domain = _metrics_domain(domain, classifier_name, weights, [real, fake, train], notes)
+    classifier, records = domain.classifier, []
     options = dict(n=n, seed=seed, batch_size=batch_size or classifier.default_batch_size, progress=progress,
                    value_range=value_range, notes=notes, inputs=records)
     inputs = _metric_inputs(domain, names, real=real, fake=fake, train=train, second=second, options=options,
@@ -261,9 +250,28 @@ def compute_metrics(
                          feature_dim=classifier.feature_dim, n_real=inputs.real_statistics.n,
                          n_fake=inputs.fake.shape[0], n_train=None if inputs.train is None else inputs.train.shape[0],
                          real_is_statistics=real_is_statistics, seed=seed, values=values, notes=tuple(notes),
-                         skipped=skipped,
-                         provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
+                         skipped=skipped, provenance=make_provenance("metrics", classifier=classifier, seed=seed, n=inputs.fake.shape[0],
                                                     inputs=records).to_dict())
+
+
+def _second_choice(second_classifier, classifier_name: str, domain: Domain | None):
+    """The second classifier ``auto`` means for this classifier (or domain); any other choice as given."""
+    if isinstance(second_classifier, str) and second_classifier == AUTO:
+        return auxiliary_default(classifier_name, "second") if domain is None else domain.auxiliary_spec("second")
+    return second_classifier
+
+
+def _metrics_domain(domain: Domain | None, classifier_name: str, weights: Path | None, sources: list,
+                    notes: list) -> Domain:
+    """``domain``, or the classifier's (its input size inferred from ``sources`` when unstated), with notes on
+    how the classifier was sized and whether its features are its logits."""
+    from isgame.scoring.classifiers.user import features_note, with_input_size
+
+    if domain is None:
+        classifier_name = with_input_size(classifier_name, sources, notes=notes)
+        domain = load_domain(classifier_name, weights=weights, require_images=False)
+    notes.extend(features_note(domain.classifier))
+    return domain
 
 
 def _metric_values(name: str, inputs: MetricInputs) -> dict[str, object]:

@@ -55,19 +55,8 @@ def score_source(
     if batch_size is not None and batch_size < 1:
         raise InvalidInputError(f"{parameter('batch_size')} must be >= 1, got {batch_size}")
     if input_kind in ("logits", "probs"):
-        predictions = open_predictions(source, n=n)
-        runs = RunsCounter(predictions.num_classes)
-
-        def score_rows(shuffled: bool, on_batch=None) -> ScoreReport:
-            return score_predictions(predictions, kind=input_kind, splits=splits, shuffle=shuffled, seed=seed,
-                                     batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress,
-                                     on_batch=on_batch)
-
-        report = _with_sample_order(score_rows(shuffle, runs.update), runs, score_rows, splits=splits,
-                                    shuffle=shuffle, seed=seed, name=predictions.name)
-        return _with_notes(report, predictions.notes, make_provenance(
-            "score", num_classes=predictions.num_classes, seed=seed, dialect="isgame", n=report.result.n, splits=splits,
-            shuffled=shuffle, inputs=[input_record(predictions)]))
+        return _score_predictions_source(source, kind=input_kind, splits=splits, shuffle=shuffle, seed=seed, n=n,
+                                         batch_size=batch_size, progress=progress)
     if input_kind != "images":
         raise InvalidInputError(f"{parameter('input_kind')} must be images, logits or probs, got {input_kind!r}")
     size_notes: list = []
@@ -84,6 +73,23 @@ def score_source(
     return _with_notes(report, (*size_notes, *images.notes), make_provenance(
         "score", classifier=classifier, seed=seed, dialect="isgame", n=report.result.n, splits=splits, shuffled=shuffle,
         inputs=[input_record(images)]))
+
+
+def _score_predictions_source(source: str, *, kind: str, splits: int, shuffle: bool, seed: int, n: int | None,
+                              batch_size: int | None, progress: bool) -> ScoreReport:
+    """:func:`score_source` of (N, K) logits or probabilities (``kind``) stored in SOURCE."""
+    predictions = open_predictions(source, n=n)
+    runs = RunsCounter(predictions.num_classes)
+
+    def score_rows(shuffled: bool, on_batch=None) -> ScoreReport:
+        return score_predictions(predictions, kind=kind, splits=splits, shuffle=shuffled, seed=seed,
+                                 batch_size=batch_size or PREDICTION_BATCH_SIZE, progress=progress, on_batch=on_batch)
+
+    report = _with_sample_order(score_rows(shuffle, runs.update), runs, score_rows, splits=splits, shuffle=shuffle,
+                                seed=seed, name=predictions.name)
+    return _with_notes(report, predictions.notes, make_provenance(
+        "score", num_classes=predictions.num_classes, seed=seed, dialect="isgame", n=report.result.n, splits=splits,
+        shuffled=shuffle, inputs=[input_record(predictions)]))
 
 
 def classifier_of(domain: Domain | None, classifier_name: str, weights: Path | None, *,

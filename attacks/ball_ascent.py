@@ -436,18 +436,8 @@ def maximise_score(
         A :class:`BoundedAttackResult`: the chosen strategy's score per ε, every strategy's own chain, the
         baseline, the thresholds, the ceilings and example images.
     """
-    if norm not in ("linf", "l2"):
-        raise InvalidInputError(f"{parameter('norm')} must be linf or l2, got {norm!r}")
-    if strategy not in (AUTO, *STRATEGIES):
-        raise InvalidInputError(f"{parameter('strategy')} must be one of {AUTO}, {', '.join(STRATEGIES)}; "
-                                f"got {strategy!r}")
-    for name, value in (("steps", steps), ("baseline_steps", baseline_steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise InvalidInputError(f"{parameter(name)} must be an integer >= 1, got {value!r}")
-    if bisection_steps < 0:
-        raise InvalidInputError(f"{parameter('bisection_steps')} must be >= 0, got {bisection_steps}")
-    if images.ndim != 4:
-        raise InvalidInputError(f"expected images of shape (N, C, H, W), got shape {tuple(images.shape)}")
+    _check_settings(images, norm=norm, strategy=strategy, steps=steps, baseline_steps=baseline_steps,
+                    bisection_steps=bisection_steps)
     protocol = ScoreProtocol() if protocol is None else protocol
     model_input = classifier.preprocess(images).float()
     from isgame.scoring.runtime.distributed import current_group
@@ -463,6 +453,23 @@ def maximise_score(
                          protocol=protocol, steps=steps, baseline_steps=baseline_steps, percents=percents,
                          goals=goals, bisection_steps=bisection_steps, compare_cycling=compare_cycling,
                          baseline=baseline, stop_at_goals=stop_at_goals, seed=seed)
+
+
+def _check_settings(images: torch.Tensor, *, norm: str, strategy: str, steps: int, baseline_steps: int,
+                    bisection_steps: int) -> None:
+    """One-line errors for :func:`maximise_score`'s settings."""
+    if norm not in ("linf", "l2"):
+        raise InvalidInputError(f"{parameter('norm')} must be linf or l2, got {norm!r}")
+    if strategy not in (AUTO, *STRATEGIES):
+        raise InvalidInputError(f"{parameter('strategy')} must be one of {AUTO}, {', '.join(STRATEGIES)}; "
+                                f"got {strategy!r}")
+    for name, value in (("steps", steps), ("baseline_steps", baseline_steps)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise InvalidInputError(f"{parameter(name)} must be an integer >= 1, got {value!r}")
+    if bisection_steps < 0:
+        raise InvalidInputError(f"{parameter('bisection_steps')} must be >= 0, got {bisection_steps}")
+    if images.ndim != 4:
+        raise InvalidInputError(f"expected images of shape (N, C, H, W), got shape {tuple(images.shape)}")
 
 
 def _maximise(classifier: ImageClassifier, model_input: torch.Tensor, *, norm: Norm, grid: list[float],

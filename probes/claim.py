@@ -317,9 +317,6 @@ def gameability_evidence(classifier: ImageClassifier, samples: torch.Tensor, *, 
 
     ``logits`` are the classifier's logits of ``samples``. ``sentence`` says it in one line.
     """
-    from isgame.attacks.ball_ascent import ASCENT_STEPS, maximise_score
-    from isgame.attacks.chunk_size import saved_activation_bytes_per_row
-
     protocol = ScoreProtocol(dialect, splits)
     n, k = logits.shape
     out: dict[str, object] = {"claimed": claimed, "protocol": protocol.to_dict()}
@@ -336,6 +333,24 @@ def gameability_evidence(classifier: ImageClassifier, samples: torch.Tensor, *, 
         out["inflate"] = {"steps": reached, "samples": count, "budget": steps, "final_is": inflated.final_is,
                           "protocol_score": protocol.score(classify(classifier, inflated.images))
                           if count >= protocol.split_count else None}
+    out["samples"] = _samples_epsilon(classifier, samples, logits, protocol, claimed=claimed, steps=steps, seed=seed)
+    if train is None:
+        out["train"] = None
+    else:
+        train_score = ScoreProtocol(dialect, min(splits, train.shape[0])).score(classify(classifier, train))
+        out["train"] = {"score": train_score, "n": int(train.shape[0]), "exceeds_claim": train_score >= claimed}
+    out["sentence"] = gameability_sentence(out)
+    return out
+
+
+def _samples_epsilon(classifier: ImageClassifier, samples: torch.Tensor, logits: torch.Tensor,
+                     protocol: ScoreProtocol, *, claimed: float, steps: int, seed: int) -> dict[str, object]:
+    """The smallest L∞ ε at which ``samples`` reach ``claimed`` under ``protocol`` (see
+    :func:`gameability_evidence`): 0 when they already do; ``skipped`` says why they were not attacked."""
+    from isgame.attacks.ball_ascent import ASCENT_STEPS, maximise_score
+    from isgame.attacks.chunk_size import saved_activation_bytes_per_row
+
+    n, k = logits.shape
     clean = protocol.score(logits)
     ceiling = protocol.balanced_ceiling(n, k)
     answer: dict[str, object] = {"norm": "linf", "clean_score": clean, "ceiling": ceiling, "epsilon": None,
@@ -359,14 +374,7 @@ def gameability_evidence(classifier: ImageClassifier, samples: torch.Tensor, *, 
             answer.update(epsilon=search.epsilon, bracket=None if search.bracket is None else list(search.bracket),
                           best_score=max(s.is_mean for s in result.scores), largest_epsilon=result.epsilons[-1],
                           seconds=result.seconds)
-    out["samples"] = answer
-    if train is None:
-        out["train"] = None
-    else:
-        train_score = ScoreProtocol(dialect, min(splits, train.shape[0])).score(classify(classifier, train))
-        out["train"] = {"score": train_score, "n": int(train.shape[0]), "exceeds_claim": train_score >= claimed}
-    out["sentence"] = gameability_sentence(out)
-    return out
+    return answer
 
 
 def _eps255(epsilon: float) -> str:
@@ -644,14 +652,28 @@ def check_claim(
     samples, claimed_splits = validated_claim(samples, claimed=claimed, claimed_std=claimed_std,
                                                claimed_splits=claimed_splits if splits is None else splits,
                                                claimed_n=claimed_n, claimed_dialect=claimed_dialect)
-    n = samples.shape[0]
     classifier = load_classifier(classifier_name, weights=weights) if classifier is None else classifier
     logits = classify(classifier, samples)  # at the samples' stored size: the classifier resizes on the way in
     # torchmetrics truncates float images to uint8 before its network: only the images this changes run again.
     truncated_logits, _ = logits_of_truncated(classifier, samples, logits)
-    scores = inception_score(logits, splits=claimed_splits, track_stderr=False)
+    claim = {"claimed": claimed, "claimed_std": claimed_std, "claimed_splits": claimed_splits,
+             "claimed_dialect": claimed_dialect}
     protocol = protocol_evidence(protocol_score(logits, dialect=claimed_dialect, splits=claimed_splits,
-                                                truncated_logits=truncated_logits), claimed=claimed, n=n)
+                                                truncated_logits=truncated_logits), claimed=claimed, n=len(samples))
+    evidence, space, scores = _claim_evidence(classifier, classifier_name, samples, logits, truncated_logits, claim,
+                                              reference=reference, train=train, seed=seed, weights=weights,
+                                              steps=steps, attack=attack)
+    return _check_result(classifier, classifier_name, samples, logits, claim, protocol, evidence, space, scores,
+                         reference=reference, seed=seed)
+
+
+def _claim_evidence(classifier: ImageClassifier, classifier_name: str, samples: torch.Tensor, logits: torch.Tensor,
+                    truncated_logits: torch.Tensor, claim: dict, *, reference, train, seed: int, weights, steps: int,
+                    attack: bool) -> tuple[dict, dict, object]:
+    """Every piece of evidence :func:`claim_verdict` weighs (the attacks' only with ``attack``), the pixel space
+    the pixel tests compare in, and the samples' IS under the claim's splits."""
+    n, splits, dialect = samples.shape[0], claim["claimed_splits"], claim["claimed_dialect"]
+    scores = inception_score(logits, splits=splits, track_stderr=False)
     # Uniform noise at the classifier's own input: the baseline a classifier should be unsure about. At the samples'
     # stored size it would be averaged by the resize (32 px noise shrunk to 8 px is nearly flat grey), so the
     # baseline would follow how the files happen to be stored.
@@ -660,9 +682,9 @@ def check_claim(
     pixel_samples, pixel_others, space = pixel_space(classifier, samples, {"reference": reference, "train": train})
     pixel_reference, pixel_train = pixel_others.get("reference"), pixel_others.get("train")
     evidence = {
-        "recomputed": recompute_claim(classifier, classifier_name, samples, logits, splits=claimed_splits,
-                                      dialect=claimed_dialect, truncated_logits=truncated_logits, weights=weights),
-        "sample_count": sample_count_evidence(logits, splits=claimed_splits),
+        "recomputed": recompute_claim(classifier, classifier_name, samples, logits, splits=splits, dialect=dialect,
+                                      truncated_logits=truncated_logits, weights=weights),
+        "sample_count": sample_count_evidence(logits, splits=splits),
         "noise_baseline": noise_baseline_evidence(classifier, scores.conditional_entropy_bits, noise, reference),
         "gaming_ceiling": (gaming_ceiling(classifier, seed=seed, samples=min(CEILING_SAMPLES, n), steps=steps)
                            if attack else None),
@@ -671,25 +693,32 @@ def check_claim(
             uniform_noise((min(count, reference.shape[0]), *space["shape"]), seed=seed + 1)),
         "memorization": (None if train is None or reference is None
                          else memorization_evidence(pixel_samples, pixel_train, pixel_reference, seed=seed)),
-        "gameability": (gameability_evidence(classifier, samples, claimed=claimed, dialect=claimed_dialect,
-                                             splits=claimed_splits, logits=logits, train=train, seed=seed, steps=steps)
+        "gameability": (gameability_evidence(classifier, samples, claimed=claim["claimed"], dialect=dialect,
+                                             splits=splits, logits=logits, train=train, seed=seed, steps=steps)
                         if attack else None),
     }
-    answers = claim_verdict(claimed=claimed, claimed_std=claimed_std, protocol=protocol, **evidence)
+    return evidence, space, scores
+
+
+def _check_result(classifier: ImageClassifier, classifier_name: str, samples: torch.Tensor, logits: torch.Tensor,
+                  claim: dict, protocol: dict, evidence: dict, space: dict, scores, *, reference,
+                  seed: int) -> CheckResult:
+    """Both answers from the evidence, as a :class:`CheckResult` with a seeded random grid of examples."""
+    n = samples.shape[0]
+    answers = claim_verdict(claimed=claim["claimed"], claimed_std=claim["claimed_std"], protocol=protocol, **evidence)
     rows = example_rows(n, seed=seed)
     noise_like = evidence.pop("noise_like")
     images_vs_noise = {"fraction_nearer_noise_than_real": noise_like,
                        "reference_size": None if reference is None else int(reference.shape[0])}
     return CheckResult(
-        claimed=claimed, claimed_std=claimed_std, claimed_splits=claimed_splits, claimed_n=n,
-        claimed_dialect=claimed_dialect, n=n, num_classes=classifier.num_classes, classifier=classifier_name,
+        **claim, claimed_n=n, n=n, num_classes=classifier.num_classes, classifier=classifier_name,
         protocol=protocol, reproduced=answers.reproduced, meaningful=answers.meaningful,
         reproduced_reasons=answers.reproduced_reasons, meaningful_reasons=answers.meaningful_reasons,
         within_spread=answers.within_spread, images_vs_noise=images_vs_noise, class_histogram=scores.class_counts,
         verdict=answers.verdict, reasons=answers.reasons, examples=samples[rows], example_rows=rows.tolist(),
         **evidence,
-        sample_order=sample_order_of_logits(logits, splits=claimed_splits, dialect=claimed_dialect, seed=seed,
-                                            is_contiguous=float(protocol["is_mean"])).to_dict(),
+        sample_order=sample_order_of_logits(logits, splits=claim["claimed_splits"], dialect=claim["claimed_dialect"],
+                                            seed=seed, is_contiguous=float(protocol["is_mean"])).to_dict(),
         pixel_space=space,
     )
 

@@ -343,9 +343,7 @@ def load_domain(classifier: str = defaults.CLASSIFIER, *, weights: Path | None =
     (for the robustness matrix, whose distribution metrics then compare against it); otherwise a stats file is
     refused in one line. ``network`` is ``classifier`` already loaded (with ``weights``), when the caller has it.
     """
-    for name, value in (("max_train", max_train), ("max_real", max_real)):
-        if value < 2:
-            raise InvalidInputError(f"{parameter(name)} must be >= 2, got {value}")
+    _check_caps(max_train=max_train, max_real=max_real)
     from isgame.scoring.metrics.fid import is_statistics_file
 
     if allow_stats and real is not None and is_statistics_file(real):
@@ -388,6 +386,12 @@ def load_domain(classifier: str = defaults.CLASSIFIER, *, weights: Path | None =
                     train_labels=train_labels, train_available=train_available, real_available=real_available,
                     notes=tuple(notes), **_builtin_defaults(classifier, builtin), **_names(builtin, train, real))
     return _with_class_names(domain, class_names)
+
+
+def _check_caps(**caps: int) -> None:
+    for name, value in caps.items():
+        if value < 2:
+            raise InvalidInputError(f"{parameter(name)} must be >= 2, got {value}")
 
 
 def _names(builtin: BuiltinDomain | None, train: str | None, real: str | None) -> dict[str, object]:
