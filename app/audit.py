@@ -195,8 +195,8 @@ def _score_sources(domain: Domain, folder: Path, *, n_noise: int, seed: int) -> 
 
 
 def audit_cost(domain: Domain, *, n: int, steps: int, attack: bool = True) -> CostEstimate:
-    """Image passes the audit makes through the classifier (f+b = 3 passes), timed on this machine; work outside
-    the network is not counted, so the time is a floor:
+    """Image passes the audit makes through the classifier (f+b = 3 passes), timed on this machine (work outside
+    the network is not counted; passes in small batches cost more per image than the timing's):
     the scores, four inflate runs of ``n`` noise images for ``steps`` steps, the bounded sweep's PGD, the probes
     and the matrix's 17 games with its attacks."""
     real, train = domain.real.shape[0], domain.train.shape[0]

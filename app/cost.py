@@ -16,7 +16,7 @@ from isgame.scoring.classifiers.base import ImageClassifier
 
 #: an estimate is announced when the network alone would take longer than this
 ANNOUNCE_SECONDS = 20.0
-TIMING_BATCH, MAX_TIMING_BATCH, MIN_TIMED_SECONDS = 2, 512, 0.05
+TIMING_BATCH, MAX_TIMING_BATCH, MIN_TIMED_SECONDS, MAX_TIMED_SECONDS = 2, 512, 0.05, 0.5
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class CostEstimate:
 
     def describe(self, what: str, shrink: str) -> str:
         """One line: what runs, the arithmetic, and what shrinks it."""
-        return (f"estimate for {what}: about {self.passes:,} image passes x {1000 * self.seconds_per_image:.1f} ms "
+        return (f"estimate for {what}: about {self.passes:,} image passes x {1000 * self.seconds_per_image:.2g} ms "
                 f"(measured on {self.device}) = {_duration(self.seconds)} of network time; {shrink} shrink it")
 
     def to_dict(self) -> dict[str, object]:
@@ -48,12 +48,13 @@ class CostEstimate:
 def seconds_per_image(classifier: ImageClassifier, image_shape: tuple[int, ...]) -> float:
     """Seconds one forward pass takes per image of ``image_shape`` (C, H, W) on this machine.
 
-    Batches of 2 images, growing 8-fold (to 512) while a pass takes under 50 ms, so that the per-call overhead of
-    a fast network does not pass for its cost per image; of two timed passes, the second (the first pays one-off
-    costs: allocations, kernel selection).
+    Batches of 2 images, growing 8-fold (to 512) while a pass takes under 50 ms, or while it takes under 0.5 s and
+    the time per image still fell by a quarter or more: the per-call overhead of a fast network must not pass
+    for its cost per image (the work runs in batches of hundreds). Of two timed passes, the second (the first
+    pays one-off costs: allocations, kernel selection).
     """
     generator = torch.Generator().manual_seed(0)
-    batch = TIMING_BATCH
+    batch, previous = TIMING_BATCH, float("inf")
     while True:
         images = torch.rand((batch, *image_shape), generator=generator)
         with torch.no_grad():
@@ -61,9 +62,11 @@ def seconds_per_image(classifier: ImageClassifier, image_shape: tuple[int, ...])
                 started = time.perf_counter()
                 classifier(images)
                 elapsed = time.perf_counter() - started
-        if elapsed >= MIN_TIMED_SECONDS or batch >= MAX_TIMING_BATCH:
-            return elapsed / batch
-        batch *= 8
+        per_image = elapsed / batch
+        still_falling = per_image < 0.75 * previous and elapsed < MAX_TIMED_SECONDS
+        if batch >= MAX_TIMING_BATCH or (elapsed >= MIN_TIMED_SECONDS and not still_falling):
+            return per_image
+        batch, previous = batch * 8, per_image
 
 
 def estimate_cost(classifier: ImageClassifier, image_shape: tuple[int, ...], passes: int) -> CostEstimate:

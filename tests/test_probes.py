@@ -312,3 +312,20 @@ def test_matrix_ct_is_judged_against_its_null_distribution_with_a_fair_reference
     assert replay.p_value == pytest.approx(1 / (null["draws"] + 1))  # below every null draw
     payload = result.to_dict()
     assert payload["higher_is_better"]["C_T"] is None and "null distribution" in payload["fooled_rules"]["C_T"]
+
+
+def test_ct_cells_shrink_below_a_domains_fixed_count_when_the_sets_are_small():
+    """The digits fix 10 k-means cells; 100 samples cannot fill 10 cells of 21, so C_T gets 4 (100 // 21)."""
+    from isgame.scoring.metrics.copy_detectors import CT_SAMPLES_PER_CELL, ct_cells
+
+    assert ct_cells(540, fixed=10) == 10 and ct_cells(210, fixed=10) == 10
+    assert ct_cells(100, fixed=10) == 100 // CT_SAMPLES_PER_CELL == 4 and ct_cells(20, fixed=10) == 1
+    assert ct_cells(100) == 4 and ct_cells(5000) == 10
+
+
+def test_the_memorisation_probe_runs_at_100_samples_on_the_digits():
+    from isgame.probes.memorization import memorization_probe
+    from isgame.scoring.domains import digits_domain
+
+    result = memorization_probe(digits_domain(), n=100, bandwidths=(0.5,))
+    assert result.ct_cells == 4 and all(math.isfinite(g.ct_statistic) for g in result.generators)

@@ -283,11 +283,10 @@ def authentic_flags(real: np.ndarray, generated: np.ndarray, *, own_distances: n
 
 
 def ct_cells(smallest_set: int, *, fixed: int | None = None) -> int:
-    """C_T's k-means cells: ``fixed`` where the domain fixes them (the digits: 10), else 10, or, when the smallest
-    set scored (generated or held-out) is under 210, as many as leave 21 samples a cell on average (at least 1),
-    so some cell can enter C_T."""
-    if fixed is not None:
-        return fixed
-    if smallest_set >= CT_CELLS * CT_SAMPLES_PER_CELL:
-        return CT_CELLS
+    """C_T's k-means cells: ``fixed`` where the domain fixes them (the digits: 10), else 10; but when the smallest
+    set scored (generated or held-out) has fewer than 21 samples a cell on average, as many as leave 21 a cell
+    (at least 1), so some cell can enter C_T."""
+    cells = CT_CELLS if fixed is None else fixed
+    if smallest_set >= cells * CT_SAMPLES_PER_CELL:
+        return cells
     return max(1, smallest_set // CT_SAMPLES_PER_CELL)
