@@ -700,6 +700,8 @@ def matrix(
         games=None if not game else run_or_exit(lambda: select_games(game)),
         bootstrap=defaults.MATRIX_DRAWS if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,
         second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
+    # what the run itself decided about the domain (a clustered stored order, scored in a seeded order)
+    print_notes([note for note in report.result.domain.get("notes", []) if note not in map(str, domain.notes)])
     emit_json(report.to_dict(), json_out)
     console = console_for(json_out)
     console.print(matrix_table(report))

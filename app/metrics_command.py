@@ -29,6 +29,7 @@ from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import AUTO, Domain, auxiliary_default, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.fid import features_to_statistics, is_statistics_file, load_statistics
+from isgame.scoring.sources.stats_file import has_isgame_key, load_reference_stats
 from isgame.scoring.metrics.registry import (  # noqa: F401  (the names this module has always exported)
     BUILTIN_METRICS,
     METRICS,
@@ -68,12 +69,31 @@ class MetricsResult:
                                 "notes": list(self.notes)}, self.provenance)
 
 
-def applicable_metrics(*, real_features: bool, train: bool, second: bool = False) -> list[str]:
+def lacking_input(metric: Metric, *, real_features: bool, train: bool, second: bool = False,
+                  real_images: bool | None = None) -> str | None:
+    """The first input ``metric`` needs that these inputs lack (``training images``, ``real images``, ``real
+    features``, ``second classifier``), or None. ``real_images`` (default: as ``real_features``) is False when
+    REAL is a stats file: its stored feature rows serve the feature metrics, but not the pixel ones or a second
+    classifier's."""
+    real_images = real_features if real_images is None else real_images
+    if metric.needs_train and not train:
+        return "training images"
+    if (metric.needs_images or metric.needs_second) and not real_images:
+        return "real images"
+    if metric.needs_real_features and not real_features:
+        return "real features"
+    if metric.needs_second and not second:
+        return "second classifier"
+    return None
+
+
+def applicable_metrics(*, real_features: bool, train: bool, second: bool = False,
+                       real_images: bool | None = None) -> list[str]:
     """Every registered metric that these inputs allow (``second``: a second classifier is there), in registry
     order."""
     return [name for name, metric in METRICS.items()
-            if (real_features or not metric.needs_real_features) and (train or not metric.needs_train)
-            and (second or not metric.needs_second)]
+            if lacking_input(metric, real_features=real_features, train=train, second=second,
+                             real_images=real_images) is None]
 
 
 def source_features(spec: str, classifier, *, n: int | None, seed: int, batch_size: int, progress: bool,
@@ -138,25 +158,22 @@ def _check_settings(n, batch_size, kid_subsets, kid_subset_size) -> None:
             raise InvalidInputError(f"{parameter(name)} must be >= {least}, got {value}")
 
 
-def skipped_metrics(*, real_features: bool, train: bool, second: bool = False) -> dict[str, str]:
-    """Every registered metric these inputs do not allow, with the first input it lacks: ``real features`` (REAL is
-    stored statistics), ``training images`` or ``second classifier``."""
-    skipped = {}
-    for name, metric in METRICS.items():
-        if metric.needs_real_features and not real_features:
-            skipped[name] = "real features"
-        elif metric.needs_train and not train:
-            skipped[name] = "training images"
-        elif metric.needs_second and not second:
-            skipped[name] = "second classifier"
-    return skipped
+def skipped_metrics(*, real_features: bool, train: bool, second: bool = False,
+                    real_images: bool | None = None) -> dict[str, str]:
+    """Every registered metric these inputs do not allow, with the first input it lacks
+    (:func:`lacking_input`)."""
+    reasons = {name: lacking_input(metric, real_features=real_features, train=train, second=second,
+                                   real_images=real_images) for name, metric in METRICS.items()}
+    return {name: reason for name, reason in reasons.items() if reason is not None}
 
 
 def _skipped_notes(skipped: dict[str, str], *, real: str, classifier_name: str) -> list[Note]:
     """One note per reason the default choice of metrics left some out, naming them and the fix."""
     fixes = {
         "real features": f"{parameter('real')} {real} is stored statistics (mu, sigma), which give FID only; pass "
-                         "real images for them",
+                         "real images for them (or a stats file of isgame stats save, which keeps feature rows)",
+        "real images": f"{parameter('real')} {real} is stored statistics, which hold no images; pass real images "
+                       "for them",
         "training images": f"they need the generator's training images; pass them as {parameter('train', 'SOURCE')}",
         "second classifier": f"classifier {classifier_name} has no second, independently trained classifier; pass "
                              f"one as {parameter('second_classifier', 'NAME')}",
@@ -170,25 +187,28 @@ def _skipped_notes(skipped: dict[str, str], *, real: str, classifier_name: str) 
 
 
 def _requested(metrics: Sequence[str] | None, *, real_features: bool, train: bool, second: bool = False,
-               classifier_name: str = "") -> list[str]:
+               real_images: bool | None = None, classifier_name: str = "") -> list[str]:
+    available = dict(real_features=real_features, train=train, second=second, real_images=real_images)
     if not metrics:
-        return applicable_metrics(real_features=real_features, train=train, second=second)
+        return applicable_metrics(**available)
     names = list(dict.fromkeys(metrics))
     unknown = [name for name in names if name not in METRICS]
     if unknown:
         raise InvalidInputError(f"unknown {parameter('metrics')} {', '.join(map(repr, unknown))}; choose from "
                                 f"{', '.join(METRICS)}")
+    why = {
+        "training images": f"the generator's training images; pass them as {parameter('train', 'SOURCE')}",
+        "second classifier": f"a second, independently trained classifier, and classifier {classifier_name} has "
+                             "none (auto gives digits-b to a digits classifier, none to any other); pass one as "
+                             f"{parameter('second_classifier', 'NAME')}",
+        "real features": f"features of real images, but {parameter('real')} is stored statistics (mu, sigma), "
+                         "which give FID only; pass real images instead",
+        "real images": f"real images, but {parameter('real')} is stored statistics; pass real images instead",
+    }
     for name in names:
-        if METRICS[name].needs_train and not train:
-            raise InvalidInputError(f"{name} needs the generator's training images; pass them as "
-                                    f"{parameter('train', 'SOURCE')}")
-        if METRICS[name].needs_second and not second:
-            raise InvalidInputError(f"{name} needs a second, independently trained classifier, and classifier "
-                                    f"{classifier_name} has none (auto gives digits-b to a digits classifier, none to "
-                                    f"any other); pass one as {parameter('second_classifier', 'NAME')}")
-        if METRICS[name].needs_real_features and not real_features:
-            raise InvalidInputError(f"{name} needs features of real images, but {parameter('real')} is stored "
-                                    "statistics (mu, sigma), which give FID only; pass real images instead")
+        reason = lacking_input(METRICS[name], **available)
+        if reason is not None:
+            raise InvalidInputError(f"{name} needs {why[reason]}")
     return names
 
 
@@ -230,9 +250,10 @@ def compute_metrics(
         raise InvalidInputError(f"{parameter('fake')} {fake} holds statistics (mu, sigma); the metrics need generated "
                                 "images, and stored statistics are accepted for the real side only")
     real_is_statistics = is_statistics_file(real)
+    available = dict(real_features=not real_is_statistics or has_isgame_key(real), train=train is not None,
+                     real_images=not real_is_statistics)
     second = _second_choice(second_classifier, classifier_name, domain)
-    names = _requested(metrics, real_features=not real_is_statistics, train=train is not None,
-                       second=second is not None,
+    names = _requested(metrics, **available, second=second is not None,
                        classifier_name=classifier_name if domain is None else domain.classifier_name)
     # The options are checked before the classifier loads (an Inception file takes seconds).
     domain = _metrics_domain(domain, classifier_name, weights, [real, fake, train], notes)
@@ -243,8 +264,7 @@ def compute_metrics(
                             batch_size=batch_size, notes=notes, settings=dict(
                                 kid_subsets=kid_subsets, kid_subset_size=kid_subset_size, seed=seed))
     values = {name: _metric_values(name, inputs) for name in names}
-    skipped = {} if metrics else skipped_metrics(real_features=not real_is_statistics, train=train is not None,
-                                                 second=second is not None)
+    skipped = {} if metrics else skipped_metrics(**available, second=second is not None)
     notes.extend(_skipped_notes(skipped, real=real, classifier_name=domain.classifier_name))
     return MetricsResult(real=real, fake=fake, train=train, classifier=classifier.describe(),
                          feature_dim=classifier.feature_dim, n_real=inputs.real_statistics.n,
@@ -291,7 +311,15 @@ def _metric_inputs(domain: Domain, names: list[str], *, real: str, fake: str, tr
     real_extras = dict.fromkeys(["images"] if needs_images else [])
     fake_extras = dict.fromkeys((["images"] if needs_images else [])
                                 + (["logits"] if any(METRICS[name].needs_logits for name in names) else []))
-    if is_statistics_file(real):
+    if is_statistics_file(real) and has_isgame_key(real):
+        # a stats file of isgame stats save keeps a seeded subset of the feature rows: KID and the k-NN metrics
+        # compare against those rows, FID against the moments of all of them
+        stats = load_reference_stats(real, classifier=classifier)
+        real_features, real_statistics = np.asarray(stats.features_subset, np.float64), stats.statistics
+        notes.append(Note(f"{real}: the feature metrics other than FID compare against its "
+                          f"{real_features.shape[0]} stored feature rows (a seeded subset of the "
+                          f"{real_statistics.n} images), FID against the moments of all of them"))
+    elif is_statistics_file(real):
         real_features, real_statistics = None, load_statistics(real)
         if real_statistics.mean.shape[0] != classifier.feature_dim:
             raise InvalidInputError(

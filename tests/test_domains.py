@@ -243,5 +243,6 @@ def test_the_matrix_reference_at_n_below_the_real_set_holds_every_class(shapes_f
                  shapes_folders["train"], "--n", "60", "--bootstrap", "2", "--metric", "exp(I)", "--metric", "FID",
                  "--game", "uniform noise", "--quiet", "--out", tmp_path / "matrix", "--json", tmp_path / "m.json")
     assert result.exit_code == 0, result.stderr
+    assert "clustered order" in result.stderr and "seeded random order" in result.stderr  # said, not only in JSON
     cells = json.loads((tmp_path / "m.json").read_text())["cells"]["held-out real"]
     assert cells["exp(I)"]["value"] > 0.8 * shapes_folders["classes"]

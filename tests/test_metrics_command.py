@@ -156,3 +156,25 @@ def test_the_copying_metrics_name_their_space_and_why_check_differs():
     for name in ("ct", "authenticity"):
         assert result.values[name]["space"] == "features (128-d, the classifier's)"
         assert result.values[name]["held_out"] == "REAL" and "pixels" in result.values[name]["check_differs"]
+
+
+def test_an_isgame_stats_file_gives_the_feature_metrics_its_stored_rows(cli, digits_classifier, tmp_path):
+    """isgame stats save keeps a seeded subset of the feature rows: KID and the k-NN metrics compare against those
+    rows (checked against KID of the same rows computed directly), FID against the moments; the pixel metrics
+    (wavelet-fd) and a second classifier's FID need real images and are skipped, saying so."""
+    from isgame.scoring.metrics.kid import kernel_inception_distance
+    from isgame.scoring.sources.stats_file import load_reference_stats
+
+    saved = cli("stats", "save", "digits:test", "-o", tmp_path / "real.stats.npz", "--quiet")
+    assert saved.exit_code == 0, saved.stderr
+    result = cli("metrics", tmp_path / "real.stats.npz", "noise:uniform", "--n", "60", "--quiet", "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    assert {"fid", "kid", "precision-recall", "vendi"} <= set(payload["metrics"])
+    assert payload["skipped"]["wavelet-fd"] == "real images" and payload["skipped"]["fid-b"] == "real images"
+    assert payload["skipped"]["ct"] == "training images"
+    stats = load_reference_stats(tmp_path / "real.stats.npz")
+    fake = features(digits_classifier, "noise:uniform", n=60)
+    expected = kernel_inception_distance(np.asarray(stats.features_subset, np.float64), fake, seed=0).mean
+    assert payload["values"]["kid"]["mean"] == pytest.approx(expected, rel=1e-6)
+    assert any("stored feature rows" in note for note in payload["notes"])
