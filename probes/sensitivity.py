@@ -436,7 +436,7 @@ class SensitivityDisplay(Display):
     """Four panels: IS vs splits (two datasets), IS vs N, and the weight / preprocessing spreads."""
 
     # Two rows of two: one row of four would be 21 in wide, shrunk to the report's page and its text with it.
-    figsize = (12.4, 8.4)
+    figsize = (12, 8.4)
     panels = 4
     rows = 2
     subplot_options = {"layout": "constrained"}
