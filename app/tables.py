@@ -46,7 +46,7 @@ class FoldingTable(Table):
     """A rich table that never cuts a number. Rich fits a table too wide for the console by cutting its no_wrap
     columns with "…"; this one first lets its label column (the first, which wraps) narrow to
     :data:`LABEL_FLOOR`, and when that is not enough shows its columns as several tables that each fit, the
-    label column repeated in each (the title above the first, the caption below the last)."""
+    label column repeated in each (the title above the first, the caption below them all)."""
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         parts = self._column_groups(console, options)
@@ -54,7 +54,10 @@ class FoldingTable(Table):
             yield from super().__rich_console__(console, options)
             return
         for index, columns in enumerate(parts):
-            yield self._part(columns, first=index == 0, last=index == len(parts) - 1)
+            yield self._part(columns, first=index == 0)
+        if self.caption:  # under the last part, as wide as the console rather than that part
+            yield console.render_str(self.caption, style=self.caption_style or "table.caption") \
+                if isinstance(self.caption, str) else self.caption
 
     def _column_groups(self, console: Console, options: ConsoleOptions) -> list[list[int]]:
         """Indices of the columns of each table shown: one group when every column fits whole."""
@@ -77,8 +80,8 @@ class FoldingTable(Table):
             current = candidate
         return groups + [current]
 
-    def _part(self, indices: list[int], *, first: bool, last: bool) -> Table:
-        part = Table(title=self.title if first else None, caption=self.caption if last else None, box=self.box,
+    def _part(self, indices: list[int], *, first: bool) -> Table:
+        part = Table(title=self.title if first else None, box=self.box,
                      show_edge=self.show_edge, padding=self.padding, pad_edge=self.pad_edge,
                      title_style=self.title_style, caption_style=self.caption_style, header_style=self.header_style)
         for index in indices:
@@ -164,7 +167,8 @@ def bounded_table(report: BoundedReport) -> Table:
     PGD (foolbox); exp(I), labels changed, mean L2 distance. The thresholds (bracketed by bisection) and the
     ceilings in the caption."""
     first = report.sweeps[0]
-    table = FoldingTable(title=f"ε-bounded IS ascent ({first.strategy}) on {report.source}, {first.protocol.describe()}",
+    table = FoldingTable(title=f"ε-bounded IS ascent ({first.strategy}) on {short_path(report.source)}, "
+                         f"{first.protocol.describe()}",
                   box=box.SIMPLE_HEAD)
     for column in ("norm", "ε × 255", "IS", "won by", "own-class PGD", "cycling PGD", "exp(I)", "labels changed",
                    "mean L2"):
