@@ -167,7 +167,7 @@ def test_audit_sections_tell_the_story(audit_run):
     assert numbers["epsilon_for_5_percent"]["epsilon"] == sweep["epsilon_for_percent"]["5"] is not None
     assert numbers["training_replay"]["train_is"] == pytest.approx(report["scores"][1]["is_mean"])
     assert numbers["training_replay"]["held_out_is"] == pytest.approx(report["scores"][0]["is_mean"])
-    assert "In three numbers:" in (out / "report.html").read_text()
+    assert "How easily the Inception Score is gamed here" in (out / "report.html").read_text()  # the answer card
     scores = [row["inception_score"] for row in sweep["epsilons"]]
     assert scores == sorted(scores) and scores[-1] > sweep["clean_score"]
     # The fast profile (the fixture's) reaches every section: the sizes it sets are the ones used, and said so.

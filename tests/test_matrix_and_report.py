@@ -89,6 +89,36 @@ def test_matrix_cli_json(cli, tmp_path):
     assert caveat["fid"][0] > caveat["fid"][-1] > 0  # real data's FID shrinks with N but never reaches 0
 
 
+def test_figure_text_is_at_least_9_css_px_at_its_displayed_width(tmp_path):
+    """The matrix figure of all 20 columns fits the report's page (no shrinking) with its 7 pt values 9.3 CSS px
+    tall; a figure wider than the page is shrunk, and its smallest text with it, by the same helper."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from isgame.app.figures import REPORT_CONTENT_WIDTH, figure_layout, save_display, save_figure_atomic
+    from isgame.probes.matrix import MatrixResult, RobustnessMatrixDisplay
+    from isgame.probes.matrix.verdicts import VERDICTS, MatrixCell
+
+    games = [REFERENCE_GAME, *list(GAMES)[1:]]
+    verdicts = [*VERDICTS, None]
+    cells = {g: {m: MatrixCell(value=-0.000537 * (i + 1) * 10 ** j, reference=1.0, fooled=False, margin=0.0,
+                               verdict=verdicts[(i + j) % len(verdicts)]) for j, m in enumerate(METRICS)}
+             for i, g in enumerate(games)}
+    result = MatrixResult(games=games, metrics=list(METRICS), cells=cells, n=540, seed=0)
+    save_display(RobustnessMatrixDisplay(result).plot(), tmp_path / "matrix.png")
+    layout = figure_layout(tmp_path / "matrix.png")
+    assert layout["displayed_width"] <= REPORT_CONTENT_WIDTH
+    assert layout["min_text_px"] == pytest.approx(7 * 192 / 72 / 2, rel=0.01)  # shown at half its pixels: 9.33 px
+    figure, ax = plt.subplots(figsize=(25, 3))  # 2400 CSS px wide: shown at half size, 8 pt text 5.3 px
+    ax.set_title("wide", fontsize=8)
+    save_figure_atomic(figure, tmp_path / "wide.png")
+    plt.close(figure)
+    wide = figure_layout(tmp_path / "wide.png")
+    assert wide["displayed_width"] == REPORT_CONTENT_WIDTH and wide["min_text_px"] < 9
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
