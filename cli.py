@@ -411,12 +411,12 @@ def audit(
     """Run every score, attack and probe on a domain (the embedded digits default, or --classifier with --train and
     --real) and write outputs/<run-id>/.
 
-    The folder holds report.json, report.html (the answer first, then every section) and the figures. --n sets the generated samples per section (noise scored and attacked, probe and matrix samples; default 1000
-    noise images and each probe's own), --steps the gradient steps of every attack (default: each attack's own,
-    inflate 50). --no-attack skips the attacks (inflate, bounded, the noise probe's attacked row and the matrix's
-    attack games) on a slow classifier. --fast is the one-minute profile: 200 samples per section (unless --n),
-    5 bootstrap draws per matrix cell (unless --bootstrap) and the bounded sweep in L∞ only; every section runs,
-    with noisier figures."""
+    The folder holds report.json, report.html (the answer first, then every section) and the figures. --n sets the
+    generated samples per section (noise scored and attacked, probe and matrix samples; default 1000 noise images and
+    each probe's own), --steps the gradient steps of every attack (default: each attack's own, inflate 50). --no-attack
+    skips the attacks (inflate, bounded, the noise probe's attacked row and the matrix's attack games) on a slow
+    classifier. --fast is the one-minute profile: 200 samples per section (unless --n), 5 bootstrap draws per matrix
+    cell (unless --bootstrap) and the bounded sweep in L∞ only; every section runs, with noisier figures."""
     from isgame.app.audit import audit as run_audit
     from isgame.app.audit import print_audit_summary
 

@@ -113,7 +113,8 @@ def _headline(report: dict) -> list[str]:
         runs = order["stored_order_runs_test"]
         where += (f"<p class='meta' id='order'>The real images are scored in a seeded random order (seed "
                   f"{order['seed']}); as stored their predicted classes "
-                  f"{'come in clusters' if runs['clustered'] else 'are not clustered'} (runs test z = {runs['z']:.1f}).</p>")
+                  f"{'come in clusters' if runs['clustered'] else 'are not clustered'} "
+                  f"(runs test z = {runs['z']:.1f}).</p>")
     return [
         f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>",
         _answer_card(report),
@@ -140,7 +141,8 @@ def _answer_card(report: dict) -> str:
         k = numbers["noise_to_k"]
         steps = ("<span class='figure'>not within the step budget</span>" if k["steps"] is None else
                  f"<span class='figure'>{k['steps']} gradient step{'' if k['steps'] == 1 else 's'}</span>")
-        items.append(f"Noise reaches the maximum: {steps} take uniform noise from IS {k['from_is']:.2f} to "
+        noise = html.escape(str((report.get("inflate") or {}).get("noise", "")))
+        items.append(f"Noise reaches the maximum: {steps} take {noise} noise from IS {k['from_is']:.2f} to "
                      f"<b id='inflated-is'>{k['to_is']:.3f}</b> of K = {k['num_classes']} (0.999 K), above the "
                      f"<b id='real-is'>{h['real_is']:.3f}</b> of real held-out {html.escape(noun)}; the whole "
                      f"{h['steps']}-step run took {h['seconds']:.2f} s.")
@@ -180,7 +182,8 @@ def _metrics_verdict(matrix: dict | None) -> str:
              + (", ".join(f"<span class='nowrap'>{html.escape(m)} {missed}/{scope}</span>"
                           for m, missed, scope in fooled) or "none") + ".</p>"]
     if unsure:
-        parts.append(f"<p><b>Missed none but not measured on every game in scope:</b> {html.escape(', '.join(unsure))}.</p>")
+        parts.append("<p><b>Missed none, but not tested on every game in their scope:</b> "
+                     f"{html.escape(', '.join(unsure))}.</p>")
     if alarms:
         parts.append(f"<p><b>False alarms</b> on real data in another order: {html.escape(', '.join(alarms))}.</p>")
     return "".join(parts)
