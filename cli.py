@@ -42,27 +42,28 @@ class InputKind(str, Enum):
 
 
 # Help strings go through rich markup: write a literal "[" as "\\[" (tests/test_cli.py checks every help string).
-ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help=(
-    "Classifier: digits, digits-b, digits-robust (shipped; digits-robust is PGD adversarially trained, for R-IS "
-    "and R-FID); inception-v3 (torchvision's, from --weights or the torch hub cache); "
+# An option's help is one short line, so that it reads in an 80-column terminal (tests/test_cli.py checks that too);
+# what needs more goes in the command's docstring (CLASSIFIER_HELP, which every command with --classifier shows).
+CLASSIFIER_HELP = (
+    "Classifiers (--classifier): digits, digits-b, digits-robust (shipped; digits-robust is PGD adversarially "
+    "trained, for R-IS and R-FID); inception-v3 (torchvision's, from --weights or the torch hub cache); "
     "inception-v3-tf (torch-fidelity's 1008-logit port; pip install isgame\\[fidelity]); your own network as "
     "torchscript:PATH?... or package.module:function?... with options size=HxW, channels=1|3, mean, std "
-    "(e.g. torchscript:net.pt?size=32x32)."))]
+    "(e.g. torchscript:net.pt?size=32x32). --weights replaces the shipped or cached weights: .safetensors for the "
+    "digits classifiers; a .pth/.pt state dict or .safetensors for inception-v3 and inception-v3-tf (loaded with "
+    "weights_only=True, never unpickled). Images (--train, --real, a SOURCE): a folder, .zip, .npy/.npz/.pt or a "
+    "built-in source (digits:train, digits:test, noise:uniform, noise:gaussian); --train and --real are needed "
+    "with any classifier but the digits ones, and at most --max-train and --max-real of them are held (a seeded "
+    "subsample). Under torchrun write --num-samples, not --n: torchrun does not abbreviate.")
+ClassifierOption = Annotated[str, typer.Option("--classifier", "-c", help="A shipped name or your own network.")]
 WeightsOption = Annotated[Path | None, typer.Option("--weights", help=(
-    "Weights file replacing the shipped or cached ones: .safetensors for digits, digits-b and digits-robust; a .pth/.pt state "
-    "dict or .safetensors for inception-v3 and inception-v3-tf (loaded with weights_only=True, never unpickled)."))]
-
-TrainOption = Annotated[str | None, typer.Option("--train", help=(
-    "The images the generator learned from: a folder, .zip, .npy/.npz/.pt or a built-in source \\[digits "
-    "classifiers: digits:train]. Needed with any other classifier; at most --max-train are used (a seeded subsample)."))]
-RealOption = Annotated[str | None, typer.Option("--real", help=(
-    "Held-out real images of the same kind, the same kinds of source \\[digits classifiers: digits:test]. Needed "
-    "with any other classifier; at most --max-real are used (a seeded subsample)."))]
+    ".safetensors or .pth/.pt, weights_only=True."))]
+TrainOption = Annotated[str | None, typer.Option("--train", help="Training images \\[digits: digits:train].")]
+RealOption = Annotated[str | None, typer.Option("--real", help="Held-out real images \\[digits: digits:test].")]
 ClassNamesOption = Annotated[str | None, typer.Option("--class-names", help=(
-    "Names of the K classes, in class order: a text file with one per line, or a comma-separated list."))]
-MaxTrainOption = Annotated[int, typer.Option("--max-train", help="Most training images held (a seeded subsample "
-                                              "beyond), so a domain of 50,000 images at 299 px stays in memory.")]
-MaxRealOption = Annotated[int, typer.Option("--max-real", help="Most real images held (a seeded subsample beyond).")]
+    "K class names: a file, one a line, or a comma list."))]
+MaxTrainOption = Annotated[int, typer.Option("--max-train", help="Most training images held (seeded subsample).")]
+MaxRealOption = Annotated[int, typer.Option("--max-real", help="Most real images held (seeded subsample).")]
 
 
 def steps_option(meaning: str):
@@ -75,10 +76,10 @@ def seed_option(meaning: str):
     return typer.Option("--seed", help=meaning)
 
 
-JsonOption = Annotated[str | None, typer.Option("--json", help="Write the result as JSON to PATH, or to stdout with '-'.")]
-OutOption = Annotated[Path | None, typer.Option("--out", help="Report folder (default: outputs/<run-id>).")]
-PluginOption = Annotated[list[str] | None, typer.Option("--plugin", help=(
-    "A module or .py file that registers metrics or games (repeatable)."))]
+JsonOption = Annotated[str | None, typer.Option("--json", help="Write JSON to PATH, or to stdout with '-'.")]
+OutOption = Annotated[Path | None, typer.Option("--out", help="Report folder \\[default: outputs/<run-id>].")]
+PluginOption = Annotated[list[str] | None, typer.Option("--plugin", metavar="<module>", help=(
+    "Plug-in module or .py file (repeatable)."))]
 
 
 def use_plugins(plugins: list[str] | None) -> None:
@@ -90,8 +91,11 @@ def use_plugins(plugins: list[str] | None) -> None:
     for note in plugin_notes():
         announce_note(note)
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-DeviceOption = Annotated[str, typer.Option("--device", help="Where the classifier runs: cpu, cuda, cuda:N or auto "
-                                           "(this process's GPU if CUDA is available, else the CPU).")]
+DeviceOption = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto (a GPU if there is one).")]
+
+
+#: the metavar of an option of a few choices (its help names them)
+CHOICE = "<choice>"
 
 
 class ValueRange(str, Enum):
@@ -106,25 +110,23 @@ class Precision(str, Enum):
     fp16 = "fp16"
 
 
-PrecisionOption = Annotated[Precision, typer.Option("--precision", help=(
-    "Run the classifier under autocast: fp32 (none), bf16 (CPU or CUDA) or fp16 (CUDA). Half precision moves "
-    "IS and FID; the sensitivity probe measures by how much."))]
+# An option of a few choices shows CHOICE and names them in its help: their list as the metavar would take the
+# width of every option's help in an 80-column terminal.
+PrecisionOption = Annotated[Precision, typer.Option("--precision", metavar=CHOICE, help=(
+    "Autocast: fp32, bf16 or fp16 (CUDA)."))]
 
-RangeOption = Annotated[ValueRange, typer.Option("--range", help="Values of float image arrays: 0-1, 0-255, or auto "
-                                                 "(0-255 when the largest value exceeds 1.5; a note says which).")]
+RangeOption = Annotated[ValueRange, typer.Option("--range", metavar=CHOICE, help=(
+    "Float images: 0-1, 0-255 or auto."))]
 
 BatchSizeOption = Annotated[int | None, typer.Option("--batch-size", help="Images per batch.")]
 
 BootstrapOption = Annotated[int | None, typer.Option("--bootstrap", help=(
-    "Most half-sample draws per matrix cell \\[default: as many as Holm's correction needs in each column]."))]
-AlphaOption = Annotated[float, typer.Option("--alpha", help=(
-    "Family-wise level of each metric's column of the matrix (Holm's correction within it)."))]
+    "Most draws a cell \\[default: as Holm needs]."))]
+AlphaOption = Annotated[float, typer.Option("--alpha", help="Family-wise level of each column (Holm).")]
 SecondClassifierOption = Annotated[str, typer.Option("--second-classifier", help=(
-    "A second, independently trained classifier for FID-b (the matrix's column, metrics' fid-b): a classifier spec, "
-    "auto (digits: digits-b) or none."))]
+    "FID-b's classifier: a spec, auto or none."))]
 RobustClassifierOption = Annotated[str, typer.Option("--robust-classifier", help=(
-    "An adversarially trained classifier for the R-IS and R-FID columns: a classifier spec, auto (digits: "
-    "digits-robust) or none."))]
+    "R-IS, R-FID's: a spec, auto or none."))]
 
 
 def auxiliary_choice(value: str) -> str | None:
@@ -134,8 +136,7 @@ def auxiliary_choice(value: str) -> str | None:
 
 def samples_option(meaning: str):
     """The one ``--n`` / ``--num-samples`` option; ``meaning`` says what N counts in this command."""
-    return typer.Option("--n", "--num-samples", help=f"{meaning} Under torchrun write --num-samples, which torchrun "
-                                                     "does not abbreviate.")
+    return typer.Option("--n", "--num-samples", help=meaning)
 
 
 EXIT_INTERRUPTED = 130
@@ -241,6 +242,18 @@ IMAGE_OPTIONS = {"train": (TrainOption, None), "real": (RealOption, None), "clas
                  "max_train": (MaxTrainOption, defaults.MAX_TRAIN), "max_real": (MaxRealOption, defaults.MAX_REAL)}
 
 
+def reflowed(doc: str | None) -> str:
+    """A docstring with each paragraph on one line: Typer keeps the line breaks of the paragraphs after the first,
+    which then break mid-line in a terminal of another width."""
+    return "\n\n".join(" ".join(paragraph.split()) for paragraph in inspect.cleandoc(doc or "").split("\n\n"))
+
+
+def one_line_paragraphs(command):
+    """Give a command without the domain options its docstring :func:`reflowed`."""
+    command.__doc__ = reflowed(command.__doc__)
+    return command
+
+
 def domain_options(*, images: bool):
     """Give a command the classifier options (and, with ``images``, the image options of a domain) in place of its
     parameter ``domain_options``, which receives them as one :class:`DomainOptions`."""
@@ -262,6 +275,7 @@ def domain_options(*, images: bool):
             return command(domain_options=options, **kwargs)
 
         del run.__wrapped__  # Typer reads the signature below, not the command's
+        run.__doc__ = f"{reflowed(command.__doc__)}\n\n{CLASSIFIER_HELP}"
         run.__signature__ = signature.replace(parameters=params)
         run.__annotations__ = {param.name: param.annotation for param in params}
         return run
@@ -340,28 +354,29 @@ def console_for(json_destination: str | None) -> Console:
 @app.command()
 @domain_options(images=False)
 def score(
-    source: Annotated[str, typer.Argument(help="Folder of images, .npy/.npz, digits:train|test or noise:uniform|gaussian.")],
+    source: Annotated[str, typer.Argument(help="Images, logits or a built-in source.")],
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
-    splits: Annotated[int | None, typer.Option("--splits", help="Contiguous splits for the classic IS \\[default: 10; "
-                                                 "with --dialect, the dialect's own].")] = None,
+    splits: Annotated[int | None, typer.Option("--splits", help="Splits \\[default: 10; --dialect: its own].")] = None,
     shuffle: Annotated[bool, typer.Option("--shuffle/--no-shuffle", help=(
-        "Shuffle rows (seeded by --seed) before splitting. Refused with --dialect, where each dialect orders "
-        "the rows as its implementation does."))] = False,
+        "Shuffle rows first (not with --dialect)."))] = False,
     seed: Annotated[int | None, typer.Option("--seed", help=(
-        "Seed for noise sources and for --shuffle \\[default: 0]; with --dialect, the seed of the dialect's own "
-        "permutation \\[default: torch-fidelity 2020, torchmetrics 0] and of noise sources."))] = None,
-    n: Annotated[int | None, samples_option("Number of samples (noise) or the first N of SOURCE.")] = None,
+        "Seed of noise and --shuffle \\[default: 0]."))] = None,
+    n: Annotated[int | None, samples_option("Samples (noise) or the first N of SOURCE.")] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", help="Rows per batch.")] = None,
-    input_kind: Annotated[InputKind, typer.Option("--input", help="What SOURCE holds.")] = InputKind.images,
-    dialect: Annotated[str | None, typer.Option("--dialect", help="Score as openai, torch-fidelity, torchmetrics, "
-                                                  "sbarratt or barratt-sharma do; 'all' for a side-by-side table. "
-                                                  "Images run through the network once (torchmetrics: again only "
-                                                  "where its uint8 truncation changes a pixel).")] = None,
+    input_kind: Annotated[InputKind, typer.Option("--input", metavar=CHOICE, help=(
+        "SOURCE holds images, logits or probs."))] = InputKind.images,
+    dialect: Annotated[str | None, typer.Option("--dialect", help="Score as one implementation does, or 'all'.")] = None,
     value_range: RangeOption = ValueRange.auto,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies."""
+    """Score SOURCE: classic IS (mean ± std over splits), mutual information and entropies.
+
+    SOURCE is a folder of images, .npy/.npz (images, or logits or probabilities with --input), digits:train,
+    digits:test, noise:uniform or noise:gaussian. --dialect scores as openai, torch-fidelity, torchmetrics, sbarratt
+    or barratt-sharma do ('all': side by side); images run through the network once (torchmetrics: again only where
+    its uint8 truncation changes a pixel), each dialect orders the rows as its implementation does (its own
+    permutation seed: torch-fidelity 2020, torchmetrics 0), so --shuffle is refused with it."""
     from isgame.app.scoring_commands import score_in_dialects, score_source
 
     domain_options.use_device()
@@ -393,18 +408,11 @@ def score(
 def audit(
     out: OutOption = None,
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
-    n: Annotated[int | None, samples_option("Generated samples per section: noise scored and attacked, probe and "
-                                            "matrix samples \\[default: 1000 noise images; each probe's own].")] = None,
-    steps: Annotated[int | None, steps_option("Gradient steps of every attack \\[default: each attack's own; "
-                                              "inflate 50].")] = None,
-    attack: Annotated[bool, typer.Option("--attack/--no-attack", help=(
-        "Run the attacks: inflate, bounded, the noise probe's attacked row and the matrix's attack games; "
-        "--no-attack skips them on a slow classifier."))] = True,
-    seed: Annotated[int, seed_option("Seed for every random draw of the audit: noise sources, attacks, probes and "
-                                     "the robustness matrix.")] = 0,
-    fast: Annotated[bool, typer.Option("--fast", help=(
-        "The one-minute profile: 200 samples per section (unless --n), 5 bootstrap draws per matrix cell (unless "
-        "--bootstrap) and the bounded sweep in L∞ only; every section runs, with noisier figures."))] = False,
+    n: Annotated[int | None, samples_option("Generated samples per section \\[default: 1000].")] = None,
+    steps: Annotated[int | None, steps_option("Steps of every attack \\[default: each its own].")] = None,
+    attack: Annotated[bool, typer.Option("--attack/--no-attack", help="Run the attacks.")] = True,
+    seed: Annotated[int, seed_option("Seed of every draw of the audit.")] = 0,
+    fast: Annotated[bool, typer.Option("--fast", help="The one-minute profile (noisier).")] = False,
     bootstrap: BootstrapOption = None,
     alpha: AlphaOption = defaults.ALPHA,
     second_classifier: SecondClassifierOption = "auto",
@@ -414,7 +422,14 @@ def audit(
     quiet: QuietOption = False,
 ) -> None:
     """Run every score, attack and probe on a domain (the embedded digits default, or --classifier with --train and
-    --real) and write outputs/<run-id>/."""
+    --real) and write outputs/<run-id>/.
+
+    The folder holds report.json, report.html (the answer first, then every section) and the figures. --n sets the
+    generated samples per section (noise scored and attacked, probe and matrix samples; default 1000 noise images and
+    each probe's own), --steps the gradient steps of every attack (default: each attack's own, inflate 50). --no-attack
+    skips the attacks (inflate, bounded, the noise probe's attacked row and the matrix's attack games) on a slow
+    classifier. --fast is the one-minute profile: 200 samples per section (unless --n), 5 bootstrap draws per matrix
+    cell (unless --bootstrap) and the bounded sweep in L∞ only; every section runs, with noisier figures."""
     from isgame.app.audit import audit as run_audit
     from isgame.app.audit import print_audit_summary
 
@@ -464,24 +479,25 @@ class Strategy(str, Enum):
 @domain_options(images=False)
 def attack_inflate(
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
-    real: Annotated[str | None, typer.Option("--real", help=(
-        "Real held-out images whose IS the attack is compared with \\[digits classifiers: digits:test; others: "
-        "none]."))] = None,
-    n: Annotated[int, samples_option("Number of noise images to attack.")] = defaults.INFLATE_SAMPLES,
-    noise: Annotated[Noise, typer.Option("--noise", help="Starting noise.")] = Noise.uniform,
+    real: Annotated[str | None, typer.Option("--real", help="Real images to compare with \\[digits: digits:test].")] = None,
+    n: Annotated[int, samples_option("Noise images to attack.")] = defaults.INFLATE_SAMPLES,
+    noise: Annotated[Noise, typer.Option("--noise", metavar=CHOICE, help="uniform or gaussian noise.")] = Noise.uniform,
     steps: Annotated[int, typer.Option("--steps", help="Most gradient steps.")] = defaults.INFLATE_STEPS,
-    optimizer: Annotated[Optimizer, typer.Option("--optimizer", help="Step rule.")] = Optimizer.newton,
-    threshold: Annotated[float, typer.Option("--threshold", help=(
-        "Stop a sample once p(target|x) reaches this."))] = defaults.INFLATE_THRESHOLD,
-    compare: Annotated[bool, typer.Option("--compare", help="Also run sign, adam-logit and the mutual-information objective.")] = False,
-    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Save the attack state here every 5 steps.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from --checkpoint if it exists.")] = False,
+    optimizer: Annotated[Optimizer, typer.Option("--optimizer", metavar=CHOICE, help=(
+        "Step rule: newton, sign or adam-logit."))] = Optimizer.newton,
+    threshold: Annotated[float, typer.Option("--threshold", help="Stop a sample at this p(target|x).")] = defaults.INFLATE_THRESHOLD,
+    compare: Annotated[bool, typer.Option("--compare", help="Also run the other step rules.")] = False,
+    checkpoint: Annotated[Path | None, typer.Option("--checkpoint", help="Save the state here every 5 steps.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from --checkpoint.")] = False,
     seed: Annotated[int, seed_option("Seed of the starting noise.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Gradient-ascend noise toward cycling target classes until IS approaches K."""
+    """Gradient-ascend noise toward cycling target classes until IS approaches K.
+
+    --compare also runs the sign and adam-logit step rules and the mutual-information objective; --real (digits
+    classifiers: digits:test; others: none) gives the real held-out IS the attack is compared with."""
     from isgame.app.attack_commands import run_inflate
     from isgame.app.tables import inflate_table
 
@@ -498,27 +514,27 @@ def attack_inflate(
 @domain_options(images=False)
 def attack_bounded(
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
-    source: Annotated[str | None, typer.Option("--source", "--real", help=(
-        "Real images to perturb \\[digits classifiers: digits:test]."))] = None,
-    eps: Annotated[str | None, typer.Option("--eps", help=(
-        "Comma-separated ε list, e.g. 0,1/255,8/255 \\[L∞: 0,1,2,4,8,16,32 /255; L2: those x sqrt(C H W)]."))] = None,
-    norm: Annotated[Norm, typer.Option("--norm", help="Ball: linf, l2 or both.")] = Norm.linf,
-    strategy: Annotated[Strategy, typer.Option("--strategy", help=(
-        "How to raise the IS: auto (per split the best of the others and of own-class PGD), own-class, balanced "
-        "(targets that even out each split's classes) or direct (ascend the IS itself)."))] = Strategy.auto,
-    dialect: Annotated[str, typer.Option("--dialect", help=(
-        "The IS the attack raises and reports: openai, torch-fidelity, torchmetrics (no uint8 truncation), sbarratt "
-        "or barratt-sharma (exp(I), one marginal)."))] = "openai",
+    source: Annotated[str | None, typer.Option("--source", "--real", help="Real images \\[digits: digits:test].")] = None,
+    eps: Annotated[str | None, typer.Option("--eps", help="ε list, e.g. 0,1/255,8/255.")] = None,
+    norm: Annotated[Norm, typer.Option("--norm", metavar=CHOICE, help="Ball: linf, l2 or both.")] = Norm.linf,
+    strategy: Annotated[Strategy, typer.Option("--strategy", metavar=CHOICE, help=(
+        "auto, own-class, balanced or direct."))] = Strategy.auto,
+    dialect: Annotated[str, typer.Option("--dialect", help="The IS raised and reported.")] = "openai",
     splits: Annotated[int, typer.Option("--splits", help="Its splits (barratt-sharma has none).")] = defaults.SPLITS,
     n: Annotated[int | None, samples_option("Use the first N images.")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", help=(
-        "Steps of ε/4 per strategy per ε \\[10]; the own-class and cycling PGD comparisons take 20."))] = None,
-    seed: Annotated[int, seed_option("Seed of the cycling PGD's random starts (and of a noise --source).")] = defaults.SEED,
+    steps: Annotated[int | None, typer.Option("--steps", help="Steps of ε/4 per strategy and ε \\[default: 10].")] = None,
+    seed: Annotated[int, seed_option("Seed of cycling PGD's starts, noise --source.")] = defaults.SEED,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
     """Raise the IS of real images inside each ε-ball (L∞ or L2): IS per ε for each strategy, beside own-class and
-    cycling-target PGD (foolbox); the smallest ε for +1%, +5% and +10%, refined by bisection."""
+    cycling-target PGD (foolbox); the smallest ε for +1%, +5% and +10%, refined by bisection.
+
+    --eps is a comma-separated list (default L∞: 0,1,2,4,8,16,32 /255; L2: those x sqrt(C H W)). --strategy: auto
+    (per split the best of the others and of own-class PGD), own-class, balanced (targets that even out each
+    split's classes) or direct (ascend the IS itself). --dialect, the IS raised and reported: openai,
+    torch-fidelity, torchmetrics (no uint8 truncation), sbarratt or barratt-sharma (exp(I), one marginal; no
+    --splits). --steps: steps of ε/4 per strategy per ε; the own-class and cycling PGD comparisons take 20."""
     from isgame.app.attack_commands import run_bounded
     from isgame.app.tables import bounded_table
     from isgame.attacks.bounded import parse_epsilons
@@ -540,12 +556,12 @@ app.add_typer(weights_app, name="weights")
 #: exit code of ``weights path`` for a file not cached and of ``weights verify`` for a file that is not a known one
 EXIT_WEIGHTS_NOT_FOUND = 1
 WeightsNameArgument = Annotated[str, typer.Argument(
-    help="A known weights name (inception-v3, inception-v3-tf, pytorch-fid-inception) or its file name.")]
+    help="A known weights name or its file name.")]
 
 
 @weights_app.command("list")
 def weights_list(
-    verify: Annotated[bool, typer.Option("--verify", help="Hash every cached file (about 0.3 s per 100 MB).")] = False,
+    verify: Annotated[bool, typer.Option("--verify", help="Hash every cached file (0.3 s a 100 MB).")] = False,
     json_out: JsonOption = None,
 ) -> None:
     """Every known weights file: its published URL and SHA-256, and whether it is in a torch hub cache."""
@@ -575,12 +591,8 @@ def weights_path(name: WeightsNameArgument, json_out: JsonOption = None) -> None
 @weights_app.command("fetch")
 def weights_fetch(
     name: WeightsNameArgument,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help=(
-        "Folder to write to \\[default: the torch hub cache, <torch.hub.get_dir()>/checkpoints, where every loader "
-        "looks first]."))] = None,
-    url: Annotated[str | None, typer.Option("--url", help=(
-        "Download from this address (a mirror) instead of the published one; the published hash is checked all the "
-        "same."))] = None,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Folder \\[default: the torch hub cache].")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="A mirror; the published hash is checked.")] = None,
     quiet: QuietOption = False,
     json_out: JsonOption = None,
 ) -> None:
@@ -639,16 +651,18 @@ def probe(
     name: Annotated[ProbeName, typer.Argument(help="Which probe to run.")],
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     classifier_b: Annotated[str | None, typer.Option("--classifier-b", help=(
-        "sensitivity: a second classifier of the same K for the weights axis \\[digits: digits-b; others: "
-        "seeded perturbed copies only]; the same kinds of spec as --classifier."))] = None,
+        "sensitivity: a second classifier \\[digits: digits-b]."))] = None,
     weights_b: Annotated[Path | None, typer.Option("--weights-b", help="Weights file of --classifier-b.")] = None,
-    n: Annotated[int | None, samples_option("Generated samples per set \\[default: each probe's own, 1000].")] = None,
-    steps: Annotated[int | None, steps_option("noise: gradient steps of the inflate attack \\[default: 30].")] = None,
-    seed: Annotated[int, seed_option("Seed for the probe's random draws: noise images, subsets and attacks.")] = 0,
+    n: Annotated[int | None, samples_option("Samples per set \\[default: 1000].")] = None,
+    steps: Annotated[int | None, steps_option("noise: inflate steps \\[default: 30].")] = None,
+    seed: Annotated[int, seed_option("Seed of the probe's noise, subsets, attacks.")] = 0,
     out: OutOption = None,
     json_out: JsonOption = None,
 ) -> None:
-    """Probe what IS cannot see: memorisation, noise baselines, sensitivity, domain mismatch."""
+    """Probe what IS cannot see: memorisation, noise baselines, sensitivity, domain mismatch.
+
+    sensitivity's weights axis compares --classifier with --classifier-b, a second classifier of the same K (the
+    same kinds of spec; digits: digits-b; other classifiers: seeded perturbed copies only)."""
     from isgame.app.probe_commands import run_probe
     from isgame.app.tables import PROBE_TABLES
     from isgame.scoring.classifiers import load_classifier
@@ -666,19 +680,13 @@ def probe(
 @domain_options(images=True)
 def matrix(
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
-    n: Annotated[int | None, samples_option("Samples per game \\[default: the real images held, at most 540].")] = None,
-    steps: Annotated[int | None, steps_option("Gradient steps of the attack games \\[default: inflate 30, "
-                                              "bounded 10 a strategy and 20 for own-class PGD, FID feature attack 60].")] = None,
-    seed: Annotated[int, seed_option("Seed for the games' noise and attacks, KID's subsets, the data-copying "
-                                     "test's cells and the bootstrap.")] = 0,
+    n: Annotated[int | None, samples_option("Samples per game \\[default: 540 at most].")] = None,
+    steps: Annotated[int | None, steps_option("Steps of the attack games.")] = None,
+    seed: Annotated[int, seed_option("Seed of games, subsets, cells, bootstrap.")] = 0,
     bootstrap: BootstrapOption = None,
     alpha: AlphaOption = defaults.ALPHA,
-    metric: Annotated[list[str] | None, typer.Option("--metric", help=(
-        "Only these columns (repeat the option), e.g. --metric IS --metric FID \\[default: all the domain "
-        "allows].")) ] = None,
-    game: Annotated[list[str] | None, typer.Option("--game", help=(
-        "Only these games (repeat the option; the held-out real reference is always played), e.g. --game "
-        "'IS-inflated noise' \\[default: all 17].")) ] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Only this column (repeatable).")] = None,
+    game: Annotated[list[str] | None, typer.Option("--game", help="Only this game (repeatable).")] = None,
     second_classifier: SecondClassifierOption = "auto",
     robust_classifier: RobustClassifierOption = "auto",
     plugin: PluginOption = None,
@@ -688,7 +696,16 @@ def matrix(
 ) -> None:
     """The robustness matrix: every game against every metric, against held-out real data of the domain, with a
     bootstrap standard error per cell and a one-sided test. --real may be a stats file (isgame stats save): the
-    distribution metrics then compare against it."""
+    distribution metrics then compare against it.
+
+    --n: samples per game (default: the real images held, at most 540). --steps: gradient steps of the attack games
+    (default: inflate 30, bounded 10 a strategy and 20 for own-class PGD, FID feature attack 60). --metric and
+    --game repeat, e.g. --metric IS --metric FID, --game 'IS-inflated noise' (default: every column the domain
+    allows, all 17 games; the held-out real reference is always played). --bootstrap caps the half-sample draws per
+    cell (default: as many as Holm's correction needs in each column, at level --alpha). --second-classifier
+    (FID-b) and --robust-classifier (R-IS, R-FID): a classifier spec, auto (digits: digits-b, digits-robust) or
+    none. --seed draws the games' noise and attacks, KID's subsets, the data-copying test's cells and the
+    bootstrap."""
     from isgame.app.probe_commands import run_matrix
     from isgame.app.tables import matrix_confusion_table, matrix_summary_lines, matrix_table
     from isgame.probes.matrix.games import select_games
@@ -729,40 +746,34 @@ CHECK_HELP = "\n\n".join([
                f"{EXIT_NOT_MEANINGFUL}  reproduced but not meaningful",
                f"{EXIT_NEITHER}  neither reproduced nor meaningful",
                f"{EXIT_USER_ERROR}  user error (bad option, missing file); 1 a crash; {EXIT_INTERRUPTED} interrupted"]),
+    "The claim's protocol: --claimed-dialect is openai, torch-fidelity, torchmetrics, sbarratt or barratt-sharma "
+    "(no splits); --claimed-n takes the first N of SAMPLES (default: all; more than SAMPLES holds is an error); "
+    "--claimed-std is reported beside the protocol's own std, which decides. --steps: gradient steps of the gaming "
+    "ceiling's inflate attack on min(500, N) noise images; --no-attack skips it on a slow classifier. --seed draws "
+    "the noise baseline, the gaming ceiling's starting noise and the data-copying test (and noise SAMPLES).",
+    CLASSIFIER_HELP,
 ])
 
 
 @app.command(help=CHECK_HELP)
 @domain_options(images=False)
 def check(
-    samples: Annotated[str, typer.Argument(help="The samples behind the claim: folder, .npy/.npz or a built-in source.")],
+    samples: Annotated[str, typer.Argument(help="The samples behind the claim.")],
     claimed: Annotated[float, typer.Option("--claimed", help="The claimed Inception Score.")],
-    claimed_std: Annotated[float, typer.Option("--claimed-std", help=(
-        "Its claimed std, reported beside the protocol's own; the protocol's std decides."))] = 0.0,
-    claimed_splits: Annotated[int, typer.Option("--claimed-splits", help=(
-        "Splits the claim used (barratt-sharma has none)."))] = 10,
-    claimed_n: Annotated[int | None, typer.Option("--claimed-n", help=(
-        "Samples the claim used: the first N of SAMPLES \\[default: all of them]. More than SAMPLES holds is "
-        "an error."))] = None,
-    claimed_dialect: Annotated[str, typer.Option("--claimed-dialect", help=(
-        "The implementation behind the claim: openai, torch-fidelity, torchmetrics, sbarratt or "
-        "barratt-sharma."))] = "openai",
+    claimed_std: Annotated[float, typer.Option("--claimed-std", help="The claimed std.")] = 0.0,
+    claimed_splits: Annotated[int, typer.Option("--claimed-splits", help="Splits the claim used.")] = 10,
+    claimed_n: Annotated[int | None, typer.Option("--claimed-n", help="Samples the claim used.")] = None,
+    claimed_dialect: Annotated[str, typer.Option("--claimed-dialect", help="The claim's implementation.")] = "openai",
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     real: Annotated[str | None, typer.Option("--real", help=(
-        f"Held-out real images of the domain \\[digits: digits:test]; at most {defaults.MAX_REAL} are used (a seeded "
-        "subsample)."))] = None,
+        "Held-out real images \\[digits: digits:test]."))] = None,
     reference: Annotated[str | None, typer.Option("--reference", hidden=True, help=(
         f"Deprecated name of --real, removed in isgame {REMOVAL_VERSION}."))] = None,
-    train: Annotated[str | None, typer.Option("--train", help=(
-        f"The generator's training images, for memorisation (at most {defaults.MAX_TRAIN}, a seeded "
-        "subsample)."))] = None,
+    train: Annotated[str | None, typer.Option("--train", help="Training images, for copies.")] = None,
     n: Annotated[int | None, samples_option("Use the first N samples.")] = None,
-    steps: Annotated[int, steps_option("Gradient steps of the gaming ceiling's inflate attack (on min(500, N) noise "
-                                       "images).")] = 20,
-    attack: Annotated[bool, typer.Option("--attack/--no-attack", help=(
-        "Run the gaming ceiling (the inflate attack on noise); --no-attack skips it on a slow classifier."))] = True,
-    seed: Annotated[int, seed_option("Seed for the noise baseline, the gaming ceiling's starting noise and the "
-                                     "data-copying test (and for noise SAMPLES).")] = 0,
+    steps: Annotated[int, steps_option("Steps of the gaming ceiling.")] = 20,
+    attack: Annotated[bool, typer.Option("--attack/--no-attack", help="Run the gaming ceiling.")] = True,
+    seed: Annotated[int, seed_option("Seed of noise and the copy test.")] = 0,
     value_range: RangeOption = ValueRange.auto,
     out: OutOption = None,
     json_out: JsonOption = None,
@@ -794,21 +805,21 @@ def check(
 @app.command()
 @domain_options(images=False)
 def fid(
-    real: Annotated[str, typer.Argument(help="Real images: folder, .npy/.npz or a built-in source; or stored statistics, "
-                                             "an .npz with mu and sigma (pytorch-fid --save-stats, openai's reference "
-                                             "batches).")],
-    fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
+    real: Annotated[str, typer.Argument(help="Real images, or stored statistics.")],
+    fake: Annotated[str, typer.Argument(help="Generated images.")],
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
-    n: Annotated[int | None, samples_option("Use the first N images of each (noise: how many).")] = None,
+    n: Annotated[int | None, samples_option("First N images of each (noise: how many).")] = None,
     batch_size: BatchSizeOption = None,
-    seed: Annotated[int, seed_option("Seed of noise sources (noise:uniform, noise:gaussian).")] = 0,
+    seed: Annotated[int, seed_option("Seed of noise sources.")] = 0,
     value_range: RangeOption = ValueRange.auto,
-    save_stats: Annotated[Path | None, typer.Option("--save-stats", help="Also write FAKE's feature statistics here "
-                                                    "(.npz with mu and sigma, as pytorch-fid's --save-stats).")] = None,
+    save_stats: Annotated[Path | None, typer.Option("--save-stats", help="Also save FAKE's mu and sigma (.npz).")] = None,
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """FID between REAL and FAKE on the classifier's features (streamed; shards under torchrun)."""
+    """FID between REAL and FAKE on the classifier's features (streamed; shards under torchrun).
+
+    REAL is images or stored statistics, an .npz with mu and sigma (pytorch-fid --save-stats, openai's reference
+    batches); FAKE the same kinds of image source. --save-stats writes FAKE's, as pytorch-fid's --save-stats."""
     domain_options.use_device()
     from isgame.app.scoring_commands import fid_between
 
@@ -826,24 +837,17 @@ def fid(
 @app.command()
 @domain_options(images=False)
 def metrics(
-    real: Annotated[str, typer.Argument(help="Real images (folder, .npy/.npz or a built-in source), or stored FID "
-                                             "statistics (.npz with mu and sigma: FID only).")],
-    fake: Annotated[str, typer.Argument(help="Generated images, the same kinds of source.")],
-    metric: Annotated[list[str] | None, typer.Option("--metric", help="A metric to compute: fid, kid, precision-recall, "
-                                                     "density-coverage, ct, authenticity, vendi, sliced-wasserstein, "
-                                                     "rbf-mmd, fld, fid-infinity, is-infinity, wavelet-fd, fid-b; "
-                                                     "repeat for several (default: all that apply).")] = None,
-    train: Annotated[str | None, typer.Option("--train", help="The generator's training images: adds C_T (REAL as "
-                                              "the held-out set), authenticity and FLD.")] = None,
+    real: Annotated[str, typer.Argument(help="Real images, or stored FID statistics.")],
+    fake: Annotated[str, typer.Argument(help="Generated images.")],
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="A metric (repeatable) \\[default: all].")] = None,
+    train: Annotated[str | None, typer.Option("--train", help="Training images: adds C_T, authenticity, FLD.")] = None,
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
-    n: Annotated[int | None, samples_option("Use the first N images of REAL and FAKE (noise: how many); "
-                                                   "--train is used whole.")] = None,
+    n: Annotated[int | None, samples_option("First N of REAL and FAKE (noise: how many).")] = None,
     batch_size: BatchSizeOption = None,
-    seed: Annotated[int, seed_option("Seed of noise sources, KID's subsets and C_T's k-means.")] = 0,
-    kid_subsets: Annotated[int, typer.Option("--kid-subsets", help=(
-        "KID subsets (torch-fidelity's default)."))] = defaults.KID_SUBSETS,
+    seed: Annotated[int, seed_option("Seed of noise, KID's subsets, C_T's k-means.")] = 0,
+    kid_subsets: Annotated[int, typer.Option("--kid-subsets", help="KID subsets.")] = defaults.KID_SUBSETS,
     kid_subset_size: Annotated[int, typer.Option("--kid-subset-size", help=(
-        "Rows per KID subset, capped by N (torch-fidelity's default)."))] = defaults.KID_SUBSET_SIZE,
+        "Rows per KID subset, at most N."))] = defaults.KID_SUBSET_SIZE,
     value_range: RangeOption = ValueRange.auto,
     second_classifier: SecondClassifierOption = "auto",
     plugin: PluginOption = None,
@@ -876,13 +880,12 @@ app.add_typer(stats_app, name="stats")
 @stats_app.command("save")
 @domain_options(images=False)
 def stats_save(
-    source: Annotated[str, typer.Argument(help="Real images: folder, .zip, .npy/.npz/.pt or a built-in source.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The .npz to write (atomically), e.g. real.stats.npz.")],
+    source: Annotated[str, typer.Argument(help="Real images.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The .npz to write, e.g. real.stats.npz.")],
     domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
     n: Annotated[int | None, samples_option("Use the first N images of SOURCE.")] = None,
-    subset: Annotated[int | None, typer.Option("--subset", help=(
-        "Most feature rows kept, a seeded subset, for KID and the k-NN metrics \\[default: 10000]."))] = None,
-    seed: Annotated[int, seed_option("Seed of the stored subset (and of noise sources).")] = 0,
+    subset: Annotated[int | None, typer.Option("--subset", help="Feature rows kept \\[default: 10000].")] = None,
+    seed: Annotated[int, seed_option("Seed of the stored subset and noise.")] = 0,
     batch_size: BatchSizeOption = None,
     value_range: RangeOption = ValueRange.auto,
     json_out: JsonOption = None,
@@ -906,15 +909,17 @@ def stats_save(
 
 
 @app.command()
+@one_line_paragraphs
 def compare(
-    a: Annotated[str, typer.Argument(help="A result JSON written by isgame score --json.")],
-    b: Annotated[str, typer.Argument(help="Another result JSON to compare with A.")],
-    dialect_spread: Annotated[str | None, typer.Option("--dialect-spread", help=(
-        "A table of every dialect of the same samples (isgame score SAMPLES --dialect all --json PATH): its spread "
-        "bounds a difference of dialect."))] = None,
+    a: Annotated[str, typer.Argument(help="A JSON of isgame score --json.")],
+    b: Annotated[str, typer.Argument(help="Another, to compare with A.")],
+    dialect_spread: Annotated[str | None, typer.Option("--dialect-spread", help="A --dialect all JSON.")] = None,
     json_out: JsonOption = None,
 ) -> None:
-    """May A and B be compared? The protocol fields that differ, how far they alone move IS, and the standard error."""
+    """May A and B be compared? The protocol fields that differ, how far they alone move IS, and the standard error.
+
+    --dialect-spread: a table of every dialect of the same samples (isgame score SAMPLES --dialect all --json PATH);
+    its spread bounds a difference of dialect."""
     from isgame.app.compare_command import compare_files
     from isgame.app.tables import compare_table
 
@@ -925,20 +930,22 @@ def compare(
 
 
 @app.command("train-digits")
+@one_line_paragraphs
 def train_digits(
     out: Annotated[Path, typer.Option("--out", help="Where to write the safetensors weights.")],
-    seed: Annotated[int, typer.Option("--seed", help=(
-        "Training seed: 0 reproduces digits, 1 digits-b, 2 with --adversarial-epsilon 0.1 digits-robust."))] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Training seed: 0 digits, 1 digits-b.")] = 0,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 30,
     adversarial_epsilon: Annotated[float | None, typer.Option("--adversarial-epsilon", help=(
-        "PGD adversarial training (Madry et al.) with this L∞ radius in \\[0, 1] pixel units; 0.1 with seed 2 "
-        "reproduces digits-robust. Default: standard training."))] = None,
+        "PGD training at this L∞ radius."))] = None,
     adversarial_steps: Annotated[int | None, typer.Option("--adversarial-steps", help=(
-        "PGD steps per batch of adversarial training (with --adversarial-epsilon) \\[default: 7, digits-robust's]."
-    ))] = None,
+        "PGD steps a batch \\[default: 7]."))] = None,
     json_out: JsonOption = None,
 ) -> None:
-    """Retrain the embedded digits CNN from a seed (reproduces the shipped weights)."""
+    """Retrain the embedded digits CNN from a seed (reproduces the shipped weights).
+
+    --seed 0 reproduces digits, 1 digits-b, and 2 with --adversarial-epsilon 0.1 digits-robust. --adversarial-epsilon
+    trains with PGD (Madry et al.) at that L∞ radius in \\[0, 1] pixel units (default: standard training), with
+    --adversarial-steps PGD steps per batch (default: 7, digits-robust's)."""
     from isgame.scoring.classifiers.digits import save_digits_network, train_digits_cnn
 
     result = run_or_exit(lambda: train_digits_cnn(seed, epochs=epochs, adversarial_epsilon=adversarial_epsilon,

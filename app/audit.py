@@ -20,7 +20,7 @@ import torch
 from isgame import defaults
 from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport, run_bounded, run_inflate, run_toy
 from isgame.app.cost import CostEstimate, estimate_cost
-from isgame.app.figures import save_display, use_file_backend
+from isgame.app.figures import figure_layout, save_display, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.app.probe_commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
 from isgame.app.report_html import render_report_html
@@ -68,6 +68,8 @@ class AuditReport:
     seconds: float
     section_seconds: dict[str, float]
     figures: dict[str, str] = field(default_factory=dict)
+    #: per figure, its smallest text in CSS px at the width report.html shows it (None: no text, an image grid)
+    figures_min_text_px: dict[str, float | None] = field(default_factory=dict)
     domain: dict[str, object] = field(default_factory=dict)
     settings: dict[str, object] = field(default_factory=dict)
     provenance: dict[str, object] | None = None  # how the result was made (isgame.scoring.provenance)
@@ -126,6 +128,7 @@ class AuditReport:
             "probes": {name: probe.to_dict() for name, probe in self.probes.items()},
             "matrix": self.matrix.to_dict(),
             "figures": self.figures,
+            "figures_min_text_px": self.figures_min_text_px,
             "domain": self.domain,
             "settings": self.settings}, self.provenance)
 
@@ -254,11 +257,13 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
                          matrix_options={"bootstrap": AUDIT_MATRIX_BOOTSTRAP, **(matrix_options or {})})
     results, timings = _run_sections(sections, progress=progress)
     probes = {name: results[f"probe-{name}"] for name in PROBE_NAMES}
+    figures = _figures(results, probes)
     report = AuditReport(
         out_dir=folder, classifier=domain.classifier.describe(), seed=seed, scores=results["scores"],
         inflate=results.get("inflate"), bounded=results.get("bounded"), toy=results["toy"], probes=probes,
         matrix=results["matrix"],
-        seconds=time.perf_counter() - started, section_seconds=timings, figures=_figures(results, probes),
+        seconds=time.perf_counter() - started, section_seconds=timings, figures=figures,
+        figures_min_text_px={key: figure_layout(folder / name)["min_text_px"] for key, name in figures.items()},
         domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack, "fast": fast,
                   "matrix_bootstrap": results["matrix"].result.bootstrap},
         provenance=domain_provenance("audit", domain, seed=seed, n=n).to_dict(),

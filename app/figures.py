@@ -24,13 +24,65 @@ def use_file_backend() -> None:
     matplotlib.use("Agg")
 
 
-def save_figure_atomic(figure, path: Path, *, dpi: int = 120) -> None:
-    """Save a matplotlib figure as PNG atomically."""
-    import io
+#: figures are saved at twice the CSS pixel density (96 px an inch) and shown at half their pixel width, sharp on
+#: high-density screens: a point of text is then 4/3 CSS px, so 7 pt is 9.3 px
+FIGURE_DPI = 192
+#: PNG pixels per CSS pixel of a saved figure (an image grid without text is shown pixel for pixel)
+PIXEL_RATIO = 2
+#: the report's content width in CSS px: report_html's page is at most this wide, so a wider figure is shrunk
+REPORT_CONTENT_WIDTH = 1200
+#: the PNG text chunk that carries the figure's smallest font size, in points, for the report to read back
+MIN_TEXT_KEY = "isgame-min-text-pt"
 
+
+def smallest_text_points(figure) -> float | None:
+    """The smallest font size, in points, of any visible, non-empty text of ``figure`` (None: it has none)."""
+    from matplotlib.text import Text
+
+    sizes = [text.get_fontsize() for text in figure.findobj(Text)
+             if text.get_visible() and text.get_text().strip() and _drawn(text)]
+    return min(sizes) if sizes else None
+
+
+def _drawn(text) -> bool:
+    """Whether a text is drawn: an axis's tick labels outside its view limits are artists that never are."""
+    axes = text.axes
+    if axes is None or not hasattr(text, "get_position"):
+        return True
+    for axis, index in ((axes.xaxis, 0), (axes.yaxis, 1)):
+        if text in axis.get_ticklabels(which="both"):
+            low, high = sorted(axis.get_view_interval())
+            position = text.get_position()[index]
+            return low - 1e-9 * (high - low) <= position <= high + 1e-9 * (high - low)
+    return True
+
+
+def save_figure_atomic(figure, path: Path, *, dpi: int = FIGURE_DPI) -> None:
+    """Save a matplotlib figure as PNG atomically, its smallest font size in the PNG's text chunk
+    :data:`MIN_TEXT_KEY` (see :func:`figure_layout`)."""
+    smallest = smallest_text_points(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight",
+                   metadata={} if smallest is None else {MIN_TEXT_KEY: f"{smallest:g}"})
     write_bytes_atomic(path, buffer.getvalue())
+
+
+def figure_layout(path: Path, *, content_width: int = REPORT_CONTENT_WIDTH) -> dict[str, object]:
+    """How the report shows the PNG at ``path``: its pixel size, its displayed width in CSS px (a saved figure at
+    1/:data:`PIXEL_RATIO` of its pixels, an image grid pixel for pixel, either at most ``content_width``) and
+    the smallest text at that width, ``min_text_px``: font pt x dpi/72 pixels in the PNG, x displayed/PNG width
+    (None for an image without text)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        width, height = image.size
+        points = image.text.get(MIN_TEXT_KEY) if hasattr(image, "text") else None
+        dpi = float((image.info.get("dpi") or (FIGURE_DPI,))[0])
+    ratio = 1 if points is None else PIXEL_RATIO
+    displayed = min(width / ratio, content_width)
+    min_text = None if points is None else float(points) * dpi / 72 * displayed / width
+    return {"png_width": width, "png_height": height, "displayed_width": round(displayed, 1),
+            "min_text_px": None if min_text is None else round(min_text, 2)}
 
 
 def close_figure(figure) -> None:

@@ -1,6 +1,9 @@
 """The audit's ``report.html``: one self-contained page (figures embedded as data URIs) that a
-reviewer can open offline. A small script marks, once the page has loaded, how many figures
-decoded, so a headless browser test can check them.
+reviewer can open offline. Its first screen is the answer card: how easily IS is gamed here, in three numbers,
+and which metrics resisted every game in their scope; the sections follow, the matrix as a heatmap table.
+
+Every figure is shown at a fixed CSS width (:func:`isgame.app.figures.figure_layout`): a saved figure at half
+its pixel width, so its smallest text, 7 pt at 192 dpi, is 9.3 CSS px.
 """
 
 from __future__ import annotations
@@ -10,33 +13,59 @@ import html
 from pathlib import Path
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; color: #222; line-height: 1.45; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 1em auto; padding: 0 1em; color: #222;
+       line-height: 1.45; }
+h1 { font-size: 1.45em; margin: .3em 0 .4em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: .2em; margin-top: 2em; }
 table { border-collapse: collapse; font-size: .85em; margin: .8em 0; }
 td, th { border: 1px solid #ddd; padding: .25em .55em; text-align: right; }
 td:first-child, th:first-child { text-align: left; }
-.headline { background: #fff4e5; border-left: 4px solid #f0a030; padding: .8em 1em; font-size: 1.05em; }
+.card { background: #fff8ec; border: 1px solid #f0c070; border-left: 6px solid #f0a030; border-radius: 4px;
+        padding: .6em 1.1em .7em; }
+.card h2 { border: none; margin: .2em 0 .3em; font-size: 1.15em; }
+.card ul { margin: .2em 0 .5em; padding-left: 1.3em; } .card li { margin: .25em 0; }
+.card p { margin: .35em 0; } .card .figure { font-size: 1.1em; font-weight: 700; }
+.card nav { margin-top: .5em; font-size: .92em; } .card nav a { margin-right: .9em; white-space: nowrap; }
+.meta { color: #555; font-size: .9em; } .nowrap { white-space: nowrap; }
+.headline { background: #fff4e5; border-left: 4px solid #f0a030; padding: .8em 1em; }
 .published { color: #666; font-style: italic; }
-img { max-width: 100%; border: 1px solid #eee; margin: .5em 0; }
+figure { margin: .8em 0; max-width: 100%; }
+img { max-width: 100%; height: auto; border: 1px solid #eee; }
+img.grid { image-rendering: pixelated; }
+.matrix-box { overflow: auto; max-width: 100%; max-height: 85vh; border: 1px solid #ccc; margin: .8em 0; }
+table.matrix { margin: 0; font-size: .8em; font-variant-numeric: tabular-nums; }
+table.matrix th, table.matrix td { white-space: nowrap; }
+table.matrix thead th { position: sticky; background: #f7f7f7; z-index: 2; height: 2.2em; box-sizing: border-box; }
+table.matrix thead tr:first-child th { top: 0; }
+table.matrix thead tr:nth-child(2) th { top: 2.2em; }
+table.matrix tbody th { position: sticky; left: 0; background: #fafafa; z-index: 1; text-align: left;
+                        font-weight: normal; }
+table.matrix thead th.corner { left: 0; z-index: 3; text-align: left; vertical-align: bottom; }
+table.matrix th.family { text-align: center; border-left: 2px solid #666; }
+table.matrix .first { border-left: 2px solid #666; }
+.legend span { display: inline-block; padding: .1em .6em; margin: 0 .4em .3em 0; border: 1px solid #bbb;
+               font-size: .9em; }
+details { margin: .3em 0; } summary { cursor: pointer; }
 .missed { background: #fb6a4a; } .detected { background: #9ecae1; } .false_alarm { background: #fdae6b; }
 .no_alarm { background: #c7e9c0; } .not_applicable { background: #f0f0f0; color: #777; }
+.reference { background: #fff; } .unmeasured { background: #d9d9d9; color: #555; }
 """
 
-SCRIPT = """
-window.addEventListener('load', function () {
-  var images = Array.prototype.slice.call(document.images);
-  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
-  var status = document.getElementById('figures-status');
-  status.textContent = 'figures loaded: ' + loaded + ' of ' + images.length;
-  status.setAttribute('data-loaded', String(loaded));
-  status.setAttribute('data-total', String(images.length));
-});
-"""
+#: each verdict's name in the legend and the cells' titles
+VERDICT_NAMES = {"missed": "missed", "false_alarm": "false alarm", "detected": "detected", "no_alarm": "no alarm",
+                 "not_applicable": "not applicable", "reference": "reference row", None: "not measured"}
 
 
 def _figure(folder: Path, filename: str, caption: str) -> str:
-    data = base64.b64encode((folder / filename).read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+    """The PNG embedded at its fixed displayed width (:func:`figure_layout`), so its text keeps its size."""
+    from isgame.app.figures import figure_layout
+
+    path = folder / filename
+    layout = figure_layout(path)
+    width = round(layout["displayed_width"])
+    css = "" if layout["min_text_px"] is not None else ' class="grid"'
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img{css} alt="{html.escape(caption)}" width="{width}" src="data:image/png;base64,{data}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
 
 
@@ -54,8 +83,9 @@ def _table(header: list[str], rows: list[list[object]], classes: list[list[str]]
 
 
 def _page(title: str, parts: list[str]) -> str:
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style><script>{SCRIPT}</script></head><body>{chr(10).join(parts)}</body></html>")
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>{chr(10).join(parts)}</body></html>")
 
 
 def _noun(report: dict) -> str:
@@ -63,34 +93,100 @@ def _noun(report: dict) -> str:
     return report.get("domain", {}).get("noun", "real images")
 
 
+#: the report's sections, in order: the id each is linked by from the answer card, and its title there
+SECTION_LINKS = {"matrix": "robustness matrix", "scores": "scores", "inflate": "inflating noise",
+                 "bounded": "ε-bounded attacks", "perturbations": "what the attack changes", "toy": "1-D example",
+                 "memorisation": "memorisation", "noise": "noise baselines", "sensitivity": "sensitivity",
+                 "domain-mismatch": "domain mismatch"}
+
+
 def _headline(report: dict) -> list[str]:
-    h = report["headline"]
+    """The title, then the answer card, then the setting in small print."""
     domain = report.get("domain") or {}
     shape = "x".join(str(d) for d in domain.get("image_shape", []))
     where = ("" if not domain.get("real") else
-             f"<p id='domain'>Domain: real images {html.escape(str(domain['real']['source']))} "
+             f"<p class='meta' id='domain'>Domain: real images {html.escape(str(domain['real']['source']))} "
              f"(N = {domain['real']['n']}), training images {html.escape(str(domain['train']['source']))} "
              f"(N = {domain['train']['n']}), {shape}, K = {domain['num_classes']}.</p>")
     order = domain.get("real_order")
     if order:
         runs = order["stored_order_runs_test"]
-        where += (f"<p id='order'>The real images are scored in a seeded random order (seed {order['seed']}); as "
-                  f"stored their predicted classes {'come in clusters' if runs['clustered'] else 'are not clustered'} "
+        where += (f"<p class='meta' id='order'>The real images are scored in a seeded random order (seed "
+                  f"{order['seed']}); as stored their predicted classes "
+                  f"{'come in clusters' if runs['clustered'] else 'are not clustered'} "
                   f"(runs test z = {runs['z']:.1f}).</p>")
-    title = f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>"
-    if h is None:
-        headline = ('<p class="headline" id="headline"><b>Headline.</b> The attacks were not run (skipped on request); '
-                    "the probes and the matrix without its attack games follow.</p>")
-    else:
-        headline = _headline_sentence(h, _noun(report))
     return [
-        title,
-        headline,
+        f"<h1>isgame audit — classifier {html.escape(report['classifier']['name'])}</h1>",
+        _answer_card(report),
         where,
-        '<p id="figures-status">figures not checked (JavaScript off)</p>',
-        f"<p>Seed {report['seed']}; the whole audit took {report['seconds']:.1f} s.</p>",
+        f"<p class='meta'>Seed {report['seed']}; the whole audit took {report['seconds']:.1f} s.</p>",
         *_profile(report.get("settings") or {}),
     ]
+
+
+def _answer_card(report: dict) -> str:
+    """The first screen: how easily IS is gamed here (the headline's three numbers, a sentence each), which metrics
+    resisted every game in their scope and which did not, and links to the sections."""
+    h, noun = report["headline"], _noun(report)
+    numbers = (h or {}).get("numbers") or {}
+    if h is None:
+        items = ["The attacks were not run (skipped on request): no figure for noise or for the ε-ball; the probes "
+                 "and the matrix without its attack games follow."]
+        replay = report["scores"][1]["is_mean"], report["scores"][0]["is_mean"]
+        numbers = {"training_replay": {"train_is": replay[0], "held_out_is": replay[1],
+                                       "percent_above_held_out": 100 * (replay[0] / replay[1] - 1)}}
+    else:
+        items = []
+    if "noise_to_k" in numbers:
+        k = numbers["noise_to_k"]
+        steps = ("<span class='figure'>not within the step budget</span>" if k["steps"] is None else
+                 f"<span class='figure'>{k['steps']} gradient step{'' if k['steps'] == 1 else 's'}</span>")
+        noise = html.escape(str((report.get("inflate") or {}).get("noise", "")))
+        items.append(f"Noise reaches the maximum: {steps} take {noise} noise from IS {k['from_is']:.2f} to "
+                     f"<b id='inflated-is'>{k['to_is']:.3f}</b> of K = {k['num_classes']} (0.999 K), above the "
+                     f"<b id='real-is'>{h['real_is']:.3f}</b> of real held-out {html.escape(noun)}; the whole "
+                     f"{h['steps']}-step run took {h['seconds']:.2f} s.")
+    if "epsilon_for_5_percent" in numbers:
+        e = numbers["epsilon_for_5_percent"]
+        lift = f"from {e['clean_is']:.3f} to {e['target_is']:.3f}"
+        if e["epsilon"] is None:
+            items.append(f"Real {html.escape(noun)} +5%: <span class='figure'>not within L∞ ε ≤ "
+                         f"{e['largest_epsilon'] * 255:.3g}/255</span> (IS {lift} was not reached).")
+        else:
+            items.append(f"Real {html.escape(noun)} +5%: a change of at most <span class='figure'>L∞ ε = "
+                         f"{e['epsilon'] * 255:.3g}/255</span> per pixel lifts the IS of held-out "
+                         f"{html.escape(noun)} {lift} (bracket {e['bracket'][0] * 255:.3g}–"
+                         f"{e['bracket'][1] * 255:.3g}/255).")
+    r = numbers["training_replay"]
+    items.append(f"Copying pays: replayed training {html.escape(noun)} score <span class='figure'>"
+                 f"{r['percent_above_held_out']:+.1f}%</span> against held-out ones ({r['train_is']:.3f} against "
+                 f"{r['held_out_is']:.3f}).")
+    links = " ".join(f"<a href='#{anchor}'>{html.escape(title)}</a>" for anchor, title in SECTION_LINKS.items()
+                     if anchor not in ("inflate", "bounded", "perturbations") or report.get("inflate") is not None)
+    return ("<section class='card' id='answer'><h2>How easily the Inception Score is gamed here</h2>"
+            f"<ul>{''.join(f'<li>{item}</li>' for item in items)}</ul>{_metrics_verdict(report.get('matrix'))}"
+            f"<nav>Sections: {links}</nav></section>")
+
+
+def _metrics_verdict(matrix: dict | None) -> str:
+    """Which metrics resisted every game in their scope, and which missed some (how many of those in scope)."""
+    if not matrix:
+        return ""
+    unfooled = matrix.get("unfooled_metrics", [])
+    confusion = matrix["confusion"]
+    fooled = [(m, c["missed"], c["missed"] + c["detected"]) for m, c in confusion.items() if c["missed"]]
+    unsure = [m for m in matrix["metrics"] if m not in unfooled and not confusion[m]["missed"]]
+    alarms = [m for m, c in confusion.items() if c["false_alarm"]]
+    parts = [f"<p><b>Resisted every game in their scope:</b> {html.escape(', '.join(unfooled) or 'none')}.</p>",
+             "<p><b>Fooled</b> (games missed of those in scope): "
+             + (", ".join(f"<span class='nowrap'>{html.escape(m)} {missed}/{scope}</span>"
+                          for m, missed, scope in fooled) or "none") + ".</p>"]
+    if unsure:
+        parts.append("<p><b>Missed none, but not tested on every game in their scope:</b> "
+                     f"{html.escape(', '.join(unsure))}.</p>")
+    if alarms:
+        parts.append(f"<p><b>False alarms</b> on real data in another order: {html.escape(', '.join(alarms))}.</p>")
+    return "".join(parts)
 
 
 def _profile(settings: dict) -> list[str]:
@@ -103,18 +199,14 @@ def _profile(settings: dict) -> list[str]:
 
 
 def _headline_sentence(h: dict, noun: str) -> str:
-    from isgame.app.audit import headline_sentence
-
-    numbers = ("" if "numbers" not in h else
-               f'<p class="headline" id="three-numbers"><b>In three numbers:</b> '
-               f"{html.escape(headline_sentence(h['numbers'], noun).replace('->', '→'))}</p>")
-    return numbers + (
+    """The inflate attack in one paragraph (the answer card gives its figure)."""
+    return (
         '<p class="headline" id="headline">'
-        f"<b>Headline.</b> {html.escape(h['method'])} lifted the Inception Score from <b>{h['noise_is']:.3f}</b> "
-        f"to <b id='inflated-is'>{h['inflated_is']:.4f}</b> out of K = {h['num_classes']}, past 0.999 K after "
+        f"{html.escape(h['method'][0].upper() + h['method'][1:])} lifted the Inception Score from "
+        f"<b>{h['noise_is']:.3f}</b> to <b>{h['inflated_is']:.4f}</b> out of K = {h['num_classes']}, past 0.999 K after "
         f"{h['steps_to_999_of_k']} gradient steps ({h['steps']} until every sample was at its target), "
         f"and {h['seconds']:.2f} s ({h['gradient_evaluations_per_sample']:.2f} forward+backward passes per sample). "
-        f"Real held-out {noun} score <b id='real-is'>{h['real_is']:.3f}</b>. Saved as uint8 PNGs the noise still scores "
+        f"Real held-out {noun} score <b>{h['real_is']:.3f}</b>. Saved as uint8 PNGs the noise still scores "
         f"{h['inflated_is_uint8']:.4f}.</p>"
     )
 
@@ -123,27 +215,99 @@ def _matrix_section(report: dict, folder: Path) -> list[str]:
     matrix = report.get("matrix")
     if not matrix:
         return []
-    rows = [[game] + [matrix["cells"][game][m]["value"] for m in matrix["metrics"]] for game in matrix["games"]]
-    classes = [[""] + [str(matrix["cells"][g][m].get("verdict")) for m in matrix["metrics"]] for g in matrix["games"]]
     caveat = matrix["fid_sample_size_caveat"]
     test = matrix.get("test", {})
     unfooled = matrix.get("unfooled_metrics", [])
     return [
-        "<h2>The robustness matrix</h2>",
-        _figure(folder, report["figures"]["matrix_heatmap"],
-                "games × metrics, grouped by family, each cell coloured by its verdict (a one-sided test against "
-                f"held-out real data, Holm within each column, α = {test.get('alpha', 0.05):g})"),
-        _table(["game"] + matrix["metrics"], rows, classes),
+        "<h2 id='matrix'>The robustness matrix</h2>",
+        f"<p>Each game (a row) against each metric (a column), against held-out real data; each cell coloured by its "
+        f"verdict, a one-sided test with Holm's correction within each column, α = {test.get('alpha', 0.05):g}. "
+        "Hover a cell for its p-value and the reference value; ✗ marks a miss, ! a false alarm.</p>",
+        _verdict_legend(),
+        _matrix_table(matrix),
         f"<p><b>Metrics that detect every game in their scope:</b> {html.escape(', '.join(unfooled) or 'none')}.</p>",
-        *(f"<p>{html.escape(text)}</p>" for text in matrix["paragraphs"].values()),
+        "<h3>Per metric</h3>",
+        *(f"<details><summary>{html.escape(_metric_summary(metric, matrix['confusion'][metric]))}</summary>"
+          f"<p>{html.escape(text)}</p></details>" for metric, text in matrix["paragraphs"].items()),
+        _figure(folder, report["figures"]["matrix_heatmap"],
+                "the same matrix as a figure (matrix.png), rows and columns grouped by family"),
         f"<p><b>FID's sample-size caveat.</b> {html.escape(caveat['note'])}.</p>",
         _table(["N real samples"] + [str(n) for n in caveat["sizes"]], [["FID"] + caveat["fid"]]),
     ]
 
 
+def _metric_summary(metric: str, counts: dict) -> str:
+    scope = counts["detected"] + counts["missed"]
+    alarms = f", {counts['false_alarm']} false alarm{'s' if counts['false_alarm'] != 1 else ''}" \
+        if counts["false_alarm"] else ""
+    return f"{metric}: detects {counts['detected']} of {scope} games in its scope{alarms}"
+
+
+def _verdict_legend() -> str:
+    return ("<p class='legend'>" + "".join(f"<span class='{verdict}'>{name}</span>" for verdict, name in
+                                          VERDICT_NAMES.items() if verdict not in ("reference", None))
+            + "<span class='unmeasured'>not measured</span></p>")
+
+
+def _matrix_table(matrix: dict) -> str:
+    """The matrix as an HTML table in its own sideways-scrolling box: a header row of metric families over the
+    metrics, the games' column and the header sticky; each cell's value, its verdict as a class and colour, and
+    the p-value and reference value in its title."""
+    metrics, families = matrix["metrics"], matrix.get("families", {})
+    groups = []  # (family, number of consecutive metrics)
+    for metric in metrics:
+        family = families.get(metric, "")
+        if groups and groups[-1][0] == family:
+            groups[-1][1] += 1
+        else:
+            groups.append([family, 1])
+    firsts = {sum(n for _, n in groups[:i]) for i in range(len(groups))}
+    arrows = {True: "↑", False: "↓", None: "→0"}
+    FIRST = " class='first'"  # the first metric of a family: a heavier line before it
+    better = matrix.get("higher_is_better", {})
+    head = ("<thead><tr><th class='corner' rowspan='2'>game</th>"
+            + "".join(f"<th class='family' colspan='{n}'>{html.escape(family)}</th>" for family, n in groups)
+            + "</tr><tr>" + "".join(f"<th{FIRST if j in firsts else ''}>{html.escape(m)} "
+                                    f"{arrows.get(better.get(m), '')}</th>" for j, m in enumerate(metrics))
+            + "</tr></thead>")
+    rows = []
+    for game in matrix["games"]:
+        family = matrix.get("game_families", {}).get(game, "")
+        cells = []
+        for j, metric in enumerate(metrics):
+            cell = matrix["cells"][game][metric]
+            verdict = cell.get("verdict")
+            css = {None: "unmeasured"}.get(verdict, verdict)
+            css += " first" if j in firsts else ""
+            cells.append(f"<td class='{css}' title='{html.escape(_cell_title(game, metric, cell), quote=True)}'>"
+                         f"{html.escape(_cell_text(cell))}</td>")
+        rows.append(f"<tr><th title='{html.escape(family, quote=True)}'>{html.escape(game)}</th>{''.join(cells)}</tr>")
+    return f"<div class='matrix-box'><table class='matrix'>{head}<tbody>{''.join(rows)}</tbody></table></div>"
+
+
+def _number(value) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and value != value) else f"{value:.3g}"
+
+
+def _cell_text(cell: dict) -> str:
+    marks = {"missed": " ✗", "false_alarm": " !"}
+    return _number(cell.get("value")) + ("" if cell.get("value") is None else marks.get(cell.get("verdict"), ""))
+
+
+def _cell_title(game: str, metric: str, cell: dict) -> str:
+    verdict = VERDICT_NAMES.get(cell.get("verdict"), str(cell.get("verdict")))
+    parts = [f"{game} × {metric}: {verdict}", f"value {_number(cell.get('value'))}",
+             f"reference {_number(cell.get('reference'))}"]
+    if cell.get("p_value") is not None:
+        parts.append(f"p = {_number(cell['p_value'])}")
+    if cell.get("p_adjusted") is not None:
+        parts.append(f"Holm p = {_number(cell['p_adjusted'])}")
+    return "; ".join(parts)
+
+
 def _scores_section(report: dict, folder: Path) -> list[str]:
     return [
-        "<h2>Scores of real data and noise</h2>",
+        "<h2 id='scores'>Scores of real data and noise</h2>",
         _figure(folder, report["figures"]["source_scores"], "IS, exp(I) and entropies per source"),
         _table(["source", "N", "IS", "± std", "exp(I)", "I bits", "H(y|x) bits"],
                [[s["source"], s["n"], s["is_mean"], s["is_std"], s["improved_is"], s["mutual_information_bits"],
@@ -160,7 +324,8 @@ def _inflate_section(report: dict, folder: Path) -> list[str]:
     runs += [[name, r["steps"], r["steps_to_999_of_k"], r["final_is"], r["final_is_uint8"], r["gradient_evaluations_per_sample"]]
              for name, r in inflate["comparison"].items()]
     return [
-        "<h2>Inflating the score from noise</h2>",
+        "<h2 id='inflate'>Inflating the score from noise</h2>",
+        _headline_sentence(report["headline"], _noun(report)),
         _figure(folder, figures["inflate_trace"], "IS and H(y|x) per gradient step"),
         _figure(folder, figures["inflate_noise_grid"], "the starting uniform noise (first 100)"),
         _figure(folder, figures["inflate_grid"], "the same noise after the attack: IS ≈ K, still noise to the eye"),
@@ -188,7 +353,7 @@ def _bounded_section(report: dict, folder: Path) -> list[str]:
     if report["bounded"] is None:
         return []
     figures = report["figures"]
-    parts = [f"<h2>ε-bounded attacks on real {_noun(report)}: the strongest adversary inside each ball</h2>",
+    parts = [f"<h2 id='bounded'>ε-bounded attacks on real {_noun(report)}: the strongest adversary inside each ball</h2>",
              "<p>Each ε starts from the previous ε's best images and keeps, per split, the best iterate; auto takes "
              "per split the best of the strategies (own-class confidence, split-balanced targets, direct ascent of "
              "the IS) and of the own-class PGD a reviewer would write (20 steps of ε/4), so it never falls with ε "
@@ -214,16 +379,27 @@ def _bounded_section(report: dict, folder: Path) -> list[str]:
                               "-" if cyc is None else cyc["inception_score"],
                               e["exp_mutual_information"], f"{100 * e['labels_changed']:.1f}%", e["mean_l2_distance"]]
                              for e, own, cyc in zip(sweep["epsilons"], own_class, cycling)]))
-        key = f"bounded_examples_{sweep['norm']}"
-        if key in figures:
-            parts.append(_figure(folder, figures[key], f"{sweep['norm']}: clean, attacked and the perturbation "
-                                 "magnified, per ε"))
     return parts
+
+
+def _perturbation_section(report: dict, folder: Path) -> list[str]:
+    """The bounded attack's images: clean, attacked and the perturbation magnified, per ε and norm."""
+    if report["bounded"] is None:
+        return []
+    figures = report["figures"]
+    grids = [_figure(folder, figures[f"bounded_examples_{sweep['norm']}"], f"{sweep['norm']}: clean, attacked "
+                     "and the perturbation magnified to the ball (blue negative, red positive), per ε")
+             for sweep in report["bounded"]["sweeps"] if f"bounded_examples_{sweep['norm']}" in figures]
+    if not grids:
+        return []
+    return ["<h2 id='perturbations'>What the bounded attack changes</h2>",
+            f"<p>The first held-out {_noun(report)} before and after the attack at each ε: the score rises while "
+            "the images barely change.</p>", *grids]
 
 
 def _toy_section(report: dict, folder: Path) -> list[str]:
     return [
-        "<h2>The 1-D counter-example</h2>",
+        "<h2 id='toy'>The 1-D counter-example</h2>",
         _figure(folder, report["figures"]["toy_densities"], "data, generators and the Bayes classifier"),
         _figure(folder, report["figures"]["toy_scores"], "IS per generator"),
         _table(["generator", "IS (integrated)", "IS (Monte Carlo)", "± s.e."],
@@ -235,13 +411,13 @@ def _memorization_and_noise_sections(report: dict, folder: Path) -> list[str]:
     probes, figures = report["probes"], report["figures"]
     published = probes["noise"]["published_inception_v3_conditional_entropy_bits"]
     return [
-        "<h2>Memorisation</h2>",
+        "<h2 id='memorisation'>Memorisation</h2>",
         _figure(folder, figures["memorization_plot"], "IS, C_T and authenticity along the KDE bandwidth"),
         _figure(folder, figures["memorization_examples"], "examples: one row per generator"),
         _table(["generator", "IS", "I bits", "C_T", "authenticity", "near-copies"],
                [[g["name"], g["is_mean"], g["mutual_information_bits"], g["ct_statistic"], g["authenticity"],
                  g["near_copy_fraction"]] for g in probes["memorization"]["generators"]]),
-        "<h2>Noise baselines</h2>",
+        "<h2 id='noise'>Noise baselines</h2>",
         _figure(folder, figures["noise_plot"], "E[H(y|x)] and H(y) against log2 K"),
         _table(["input", "E[H(y|x)] bits", "H(y) bits", "mean top-1"],
                [[r["name"], r["conditional_entropy_bits"], r["marginal_entropy_bits"], r["mean_max_probability"]]
@@ -256,14 +432,14 @@ def _sensitivity_and_domain_sections(report: dict, folder: Path) -> list[str]:
     probes, figures = report["probes"], report["figures"]
     sensitivity = probes["sensitivity"]
     return [
-        "<h2>Sensitivity</h2>",
+        "<h2 id='sensitivity'>Sensitivity</h2>",
         _figure(folder, figures["sensitivity_plot"], "splits, sample count, weights and preprocessing"),
         _table(["what", "on", "spread %"],
                [["splits", s["dataset"], s["spread_percent"]] for s in sensitivity["splits"]]
                + [["weights", w["samples"], w["spread_percent"]] for w in sensitivity["weights"]]
                + [["preprocessing", p["samples"], p["spread_percent"]] for p in sensitivity["preprocessing"]]
                + [["JPEG quality", j["samples"], j["spread_percent"]] for j in sensitivity.get("jpeg", [])]),
-        "<h2>Domain mismatch</h2>",
+        "<h2 id='domain-mismatch'>Domain mismatch</h2>",
         _figure(folder, figures["domain_plot"], "the classifier on images outside its domain"),
         _figure(folder, figures["domain_examples"], "photo crops as the classifier sees them"),
         _table(["images", "IS", "mean top-1", "H(y|x) bits"],
@@ -272,7 +448,8 @@ def _sensitivity_and_domain_sections(report: dict, folder: Path) -> list[str]:
     ]
 
 
-AUDIT_SECTIONS = (_matrix_section, _scores_section, _inflate_section, _bounded_section, _toy_section,
+AUDIT_SECTIONS = (_matrix_section, _scores_section, _inflate_section, _bounded_section, _perturbation_section,
+                  _toy_section,
                   _memorization_and_noise_sections, _sensitivity_and_domain_sections)
 
 
@@ -310,8 +487,7 @@ def render_check_html(check: dict, folder: Path) -> str:
              f'<p class="headline" id="verdict"><b>Verdict: {html.escape(check["verdict"])}.</b> '
              f"The claimed protocol ({html.escape(protocol['dialect'])}, {protocol['splits']} splits, "
              f"N = {protocol['n']}) gives {protocol['is_mean']:.4f}; a claim within ± {protocol['tolerance']:.4f} "
-             f"of it is reproduced. Classifier {html.escape(check['classifier'])}, K = {check['num_classes']}.</p>",
-             '<p id="figures-status">figures not checked (JavaScript off)</p>']
+             f"of it is reproduced. Classifier {html.escape(check['classifier'])}, K = {check['num_classes']}.</p>"]
     parts += answer("reproduced", check["reproduced"], check["reproduced_reasons"])
     parts += answer("meaningful", check["meaningful"], check["meaningful_reasons"])
     if check.get("notes"):

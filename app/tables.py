@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 
 if TYPE_CHECKING:  # annotations only: importing the commands would pull scikit-learn and foolbox into `isgame score`
@@ -22,10 +24,82 @@ def make_console(*, stderr: bool) -> Console:
     return Console(stderr=stderr, width=None if probe.is_terminal else 120)
 
 
+#: the longest a path is shown in a table cell; the full path is in the JSON
+PATH_LABEL_WIDTH = 36
+#: the narrowest a label column (the first, which may wrap) is counted as when a table is folded to fit
+LABEL_FLOOR = 16
+
+
+def short_path(text: str, width: int = PATH_LABEL_WIDTH) -> str:
+    """``text`` as at most ``width`` characters: a longer path keeps its tail, from a folder boundary where one
+    falls in the second half, behind "…" (the file name is what tells two runs apart)."""
+    if len(text) <= width:
+        return text
+    tail = text[len(text) - (width - 1):]
+    cut = tail.find("/")
+    if 0 <= cut < len(tail) // 2:
+        tail = tail[cut:]
+    return "…" + tail
+
+
+class FoldingTable(Table):
+    """A rich table that never cuts a number. Rich fits a table too wide for the console by cutting its no_wrap
+    columns with "…"; this one first lets its label column (the first, which wraps) narrow to
+    :data:`LABEL_FLOOR`, and when that is not enough shows its columns as several tables that each fit, the
+    label column repeated in each (the title above the first, the caption below them all)."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        parts = self._column_groups(console, options)
+        if len(parts) == 1:
+            yield from super().__rich_console__(console, options)
+            return
+        for index, columns in enumerate(parts):
+            yield self._part(columns, first=index == 0)
+        if self.caption:  # under the last part, as wide as the console rather than that part
+            yield console.render_str(self.caption, style=self.caption_style or "table.caption") \
+                if isinstance(self.caption, str) else self.caption
+
+    def _column_groups(self, console: Console, options: ConsoleOptions) -> list[list[int]]:
+        """Indices of the columns of each table shown: one group when every column fits whole."""
+        wide = options.update_width(10_000)
+        widths = []
+        for index, column in enumerate(self.columns):
+            natural = max([Measurement.get(console, wide, _renderable(console, cell)).maximum
+                           for cell in [column.header, *column._cells]], default=0)
+            shrinkable = not column.no_wrap and index == 0
+            widths.append(min(natural, LABEL_FLOOR) if shrinkable else natural)
+            widths[-1] += self._get_padding_width(index)
+        edges, divider = (2 if self.box and self.show_edge else 0), (1 if self.box else 0)
+        groups, current = [], [0]
+        for index in range(1, len(self.columns)):
+            candidate = current + [index]
+            if current != [0] and sum(widths[i] for i in candidate) + edges + divider * (len(candidate) - 1) \
+                    > options.max_width:
+                groups.append(current)
+                candidate = [0, index]
+            current = candidate
+        return groups + [current]
+
+    def _part(self, indices: list[int], *, first: bool) -> Table:
+        part = Table(title=self.title if first else None, box=self.box,
+                     show_edge=self.show_edge, padding=self.padding, pad_edge=self.pad_edge,
+                     title_style=self.title_style, caption_style=self.caption_style, header_style=self.header_style)
+        for index in indices:
+            part.columns.append(dataclasses.replace(self.columns[index], _cells=list(self.columns[index]._cells),
+                                                    _index=len(part.columns)))
+        part.rows = list(self.rows)
+        return part
+
+
+def _renderable(console: Console, cell):
+    return console.render_str(cell) if isinstance(cell, str) else cell
+
+
 def score_table(reports: list[ScoreReport], *, title: str = "Inception Score") -> Table:
-    """One row per report: N, K, splits, IS ± std, exp(I), I in bits ± s.e., H(y) and E[H(y|x)] in bits."""
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("source", no_wrap=True)
+    """One row per report: N, K, splits, IS ± std, exp(I), I in bits ± s.e., H(y) and E[H(y|x)] in bits. A long
+    source path is shown by its tail (:func:`short_path`)."""
+    table = FoldingTable(title=title, box=box.SIMPLE_HEAD)
+    table.add_column("source", overflow="fold")
     for column in ("N", "K", "splits", "IS ± std", "exp(I)", "I bits ± s.e.", "H(y) bits", "H(y|x) bits"):
         table.add_column(column, justify="right", no_wrap=True)
     for report in reports:
@@ -33,7 +107,7 @@ def score_table(reports: list[ScoreReport], *, title: str = "Inception Score") -
         stderr = r.mutual_information_stderr_bits
         mi = f"{r.mutual_information_bits:.4f}" + (f" ± {stderr:.4f}" if math.isfinite(stderr) else "")
         table.add_row(
-            report.source, str(r.n), str(r.num_classes), str(r.splits), f"{r.is_mean:.4f} ± {r.is_std:.4f}",
+            short_path(report.source), str(r.n), str(r.num_classes), str(r.splits), f"{r.is_mean:.4f} ± {r.is_std:.4f}",
             f"{r.improved_is:.4f}", mi, f"{r.marginal_entropy_bits:.4f}", f"{r.conditional_entropy_bits:.4f}",
         )
     return table
@@ -53,7 +127,7 @@ def dialect_table_view(table) -> Table:
         scored_by = (f"{classifier['name']} (weights sha256 {str(classifier.get('weights_sha256') or '-')[:12]})"
                      if classifier else "no classifier: logits as given")
         title = f"{title}\n{escape(source)}, N = {table.to_dict().get('n', '?')}, {escape(scored_by)}"
-    view = Table(title=title, box=box.SIMPLE_HEAD)
+    view = FoldingTable(title=title, box=box.SIMPLE_HEAD)
     for column in ("dialect", "IS", "std", "splits", "rows used", "std convention"):
         view.add_column(column, justify="left" if column in ("dialect", "std convention") else "right", no_wrap=True)
     for s in table.scores:
@@ -74,7 +148,7 @@ def dialect_table_view(table) -> Table:
 def inflate_table(report: InflateReport) -> Table:
     """Initial and final IS per run, against K and the real held-out IS."""
     r = report.result
-    table = Table(title=f"inflate: n = {r.n} {report.noise} noise, K = {r.num_classes}, real held-out IS = "
+    table = FoldingTable(title=f"inflate: n = {r.n} {report.noise} noise, K = {r.num_classes}, real held-out IS = "
                   f"{'not measured (no real images)' if report.real_is is None else f'{report.real_is:.4f}'}",
                   box=box.SIMPLE_HEAD)
     for column in ("run", "steps", "to .999K", "seconds", "f+b/n", "start IS", "final IS", "IS / K", "uint8 IS", "H(y|x) bits"):
@@ -93,7 +167,8 @@ def bounded_table(report: BoundedReport) -> Table:
     PGD (foolbox); exp(I), labels changed, mean L2 distance. The thresholds (bracketed by bisection) and the
     ceilings in the caption."""
     first = report.sweeps[0]
-    table = Table(title=f"ε-bounded IS ascent ({first.strategy}) on {report.source}, {first.protocol.describe()}",
+    table = FoldingTable(title=f"ε-bounded IS ascent ({first.strategy}) on {short_path(report.source)}, "
+                         f"{first.protocol.describe()}",
                   box=box.SIMPLE_HEAD)
     for column in ("norm", "ε × 255", "IS", "won by", "own-class PGD", "cycling PGD", "exp(I)", "labels changed",
                    "mean L2"):
@@ -124,7 +199,7 @@ def _fmt_search(search) -> str:
 
 def toy_table(report: ToyReport) -> Table:
     """IS per generator, integrated and Monte Carlo."""
-    table = Table(title=f"1-D counter-example (K = 2), Monte Carlo n = {report.result.n}", box=box.SIMPLE_HEAD)
+    table = FoldingTable(title=f"1-D counter-example (K = 2), Monte Carlo n = {report.result.n}", box=box.SIMPLE_HEAD)
     for column in ("generator", "IS (integrated)", "IS (Monte Carlo)", "± s.e.", "p(y=1)", "E[H(y|x)] nats"):
         table.add_column(column, justify="left" if column == "generator" else "right", no_wrap=True)
     for g in report.result.generators:
@@ -134,9 +209,10 @@ def toy_table(report: ToyReport) -> Table:
 
 
 def _table(title: str, columns: list[str]) -> Table:
-    table = Table(title=title, box=box.SIMPLE_HEAD)
+    table = FoldingTable(title=title, box=box.SIMPLE_HEAD)
     for i, column in enumerate(columns):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+        # the label column wraps (never a number); the numbers never do, and FoldingTable keeps them whole
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=i > 0, overflow="fold")
     return table
 
 
@@ -226,7 +302,7 @@ def matrix_table(report: ProbeReport):
                        f"alarm, · not in the metric's scope; Holm within each column, α = {r.alpha:g})",
                        ["game"] + [short.get(m, m) for m in metrics])
         for game in r.games:
-            table.add_row(game[:26], *[_matrix_value(r.cells[game][m]) for m in metrics])
+            table.add_row(game, *[_matrix_value(r.cells[game][m]) for m in metrics])
         tables.append(table)
     return Group(*tables)
 

@@ -181,7 +181,7 @@ def memorization_probe(domain: Domain | ImageClassifier, *, bandwidths: tuple[fl
 class MemorizationDisplay(Display):
     """Three panels along the KDE bandwidth: IS, C_T, authenticity and near-copies; replay and held-out as lines."""
 
-    figsize = (14, 4)
+    figsize = (12.4, 4)  # no wider than the report's page, which would shrink the text
     panels = 3
 
     def draw(self, axes) -> None:

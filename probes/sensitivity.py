@@ -435,9 +435,11 @@ def sensitivity_probe(domain: Domain | ImageClassifier, *, seed: int = defaults.
 class SensitivityDisplay(Display):
     """Four panels: IS vs splits (two datasets), IS vs N, and the weight / preprocessing spreads."""
 
-    figsize = (21, 4.2)
+    # Two rows of two: one row of four would be 21 in wide, shrunk to the report's page and its text with it.
+    figsize = (12, 8.4)
     panels = 4
-    subplot_options = {"gridspec_kw": {"width_ratios": [1, 1, 1, 1.4]}, "layout": "constrained"}
+    rows = 2
+    subplot_options = {"layout": "constrained"}
 
     def draw(self, axes) -> None:
         for ax, sweep in zip(axes[:2], self.result.splits):

@@ -22,6 +22,8 @@ class Display:
     figsize: tuple[float, float] = (6.5, 4.0)
     #: axes in one row: 1 gives one ``Axes`` (kept as ``ax_``), more an array (kept as ``axes_``)
     panels: int = 1
+    #: rows the panels are laid out in (``panels`` a multiple of it); ``axes_`` is flat either way
+    rows: int = 1
     #: keyword arguments of ``matplotlib.pyplot.subplots`` beyond the size and the panels
     subplot_options: dict = {}
 
@@ -38,7 +40,10 @@ class Display:
         if given is None:
             import matplotlib.pyplot as plt
 
-            _, given = plt.subplots(1, self.panels, figsize=self.figure_size(), **self.subplot_options)
+            _, given = plt.subplots(self.rows, self.panels // self.rows, figsize=self.figure_size(),
+                                    **self.subplot_options)
+            if self.rows > 1:
+                given = given.ravel()
         self.draw(given)
         if self.panels == 1:
             self.ax_, self.figure_ = given, given.figure

@@ -172,7 +172,10 @@ class RobustnessMatrixDisplay(Display):
     alarm, pale grey not applicable) and showing its value, marked ✗ where missed and ! where a false alarm."""
 
     def figure_size(self) -> tuple[float, float]:
-        return max(13, 1.05 * len(self.result.metrics) + 3), max(6.5, 0.55 * len(self.result.games) + 2)
+        # At most 12.4 in wide: the report shows a figure at 96 CSS px an inch and no wider than its 1200 px page,
+        # so nothing is shrunk and 7 pt cell values stay 9 px tall. Narrow columns are fine: values are short.
+        width = min(12.4, 0.5 * len(self.result.metrics) + 3.4)
+        return width, 0.3 * len(self.result.games) + 2.4
 
     def draw(self, ax) -> None:
         from matplotlib.colors import to_rgb
@@ -184,8 +187,8 @@ class RobustnessMatrixDisplay(Display):
         for i, game in enumerate(r.games):
             for j, metric in enumerate(r.metrics):
                 cell = r.cells[game][metric]
-                text = "n/a" if math.isnan(cell.value) else f"{cell.value:.3g}" + VERDICT_MARKS.get(cell.verdict, "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                text = "n/a" if math.isnan(cell.value) else _compact(cell.value) + VERDICT_MARKS.get(cell.verdict, "")
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
                         color="#555555" if cell.verdict in (None, "not_applicable") else "black")
         ax.set_xticks(range(len(r.metrics)), [f"{m} {ARROWS[HIGHER_IS_BETTER[m]]}" for m in r.metrics], fontsize=8,
                       rotation=40, ha="right")
@@ -194,11 +197,22 @@ class RobustnessMatrixDisplay(Display):
             ax.axvline(boundary - 0.5, color="black", linewidth=1.2)
         for boundary in _family_boundaries([GAME_FAMILIES.get(g, "other") for g in r.games]):
             ax.axhline(boundary - 0.5, color="black", linewidth=1.2)
+        # The legend above the cells, not beside them: beside, it would widen the figure past the page.
         ax.legend(handles=[Patch(facecolor=VERDICT_COLOURS[v], edgecolor="#999999", label=v.replace("_", " "))
-                           for v in VERDICTS], loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
-        ax.set_title(f"Robustness matrix: each cell's verdict (a one-sided test against held-out real data, Holm "
-                     f"within each column, α = {r.alpha:g})\n"
-                     f"{r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n}", fontsize=10)
+                           for v in VERDICTS], loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(VERDICTS),
+                  fontsize=8, frameon=False)
+        ax.set_title(f"Robustness matrix: each cell's verdict (one-sided test against held-out real data, Holm "
+                     f"within each column, α = {r.alpha:g}); "
+                     f"{r.domain.get('classifier', {}).get('name', 'classifier')}, n = {r.n}", fontsize=9, pad=22)
+
+
+def _compact(value: float) -> str:
+    """A cell's value in at most about 7 characters (a column is half an inch): 3 significant digits, small
+    magnitudes as 2 digits and a short exponent (-0.000537 -> -5.4e-4)."""
+    if value != 0 and abs(value) < 0.01:
+        mantissa, exponent = f"{value:.1e}".split("e")
+        return f"{mantissa}e{int(exponent)}"
+    return f"{value:.3g}"
 
 
 def _family_boundaries(families: list[str]) -> list[int]:
