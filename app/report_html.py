@@ -49,11 +49,13 @@ details { margin: .3em 0; } summary { cursor: pointer; }
 .missed { background: #fb6a4a; } .detected { background: #9ecae1; } .false_alarm { background: #fdae6b; }
 .no_alarm { background: #c7e9c0; } .not_applicable { background: #f0f0f0; color: #777; }
 .reference { background: #fff; } .unmeasured { background: #d9d9d9; color: #555; }
+.undecided { background: #fff7bc; }
 """
 
 #: each verdict's name in the legend and the cells' titles
 VERDICT_NAMES = {"missed": "missed", "false_alarm": "false alarm", "detected": "detected", "no_alarm": "no alarm",
-                 "not_applicable": "not applicable", "reference": "reference row", None: "not measured"}
+                 "not_applicable": "not applicable", "undecided": "undecided (too few draws)",
+                 "reference": "reference row", None: "not measured"}
 
 
 def _figure(folder: Path, filename: str, caption: str) -> str:

@@ -315,13 +315,13 @@ def _matrix_value(cell) -> str:
 def matrix_confusion_table(result) -> Table:
     """Per metric: what it claims, and how many games it detected, missed and falsely flagged."""
     table = _table("verdicts per metric", ["metric", "claims", "detected", "missed", "false alarms", "no alarm",
-                                           "not in scope"])
+                                           "not in scope", "undecided"])
     from isgame.probes.matrix.measurements import METRIC_SCOPES
 
     for metric, counts in result.confusion().items():
         table.add_row(metric, ", ".join(METRIC_SCOPES[metric]), str(counts["detected"]),
                       str(counts["missed"]), str(counts["false_alarm"]), str(counts["no_alarm"]),
-                      str(counts["not_applicable"]))
+                      str(counts["not_applicable"]), str(counts["undecided"]))
     return table
 
 

@@ -197,7 +197,7 @@ def test_games_made_of_held_out_images_leave_their_fld_cell_empty():
     assert math.isfinite(result.cells[REFERENCE_GAME]["FLD"].value)  # the reference row still has its halves
     assert "class-sorted order" not in result.resisted("FLD") + result.fooled_by("FLD")
     assert "FLD" not in result.unfooled_metrics()  # not fooled there, but not measured either
-    assert "Not measured on: class-sorted order." in result.paragraphs()["FLD"]
+    assert "Not measured or undecided on: class-sorted order." in result.paragraphs()["FLD"]
     assert any(note.startswith("class-sorted order: FLD not measured") for note in result.notes)
     texts = [t.get_text() for t in RobustnessMatrixDisplay(result).plot().ax_.texts]
     assert texts.count("n/a") == 1

@@ -300,3 +300,21 @@ def test_a_draws_fid_through_the_projection_is_the_fid_of_its_rows(reference_row
     expected = np.sum((mean - reference_features.mean(axis=0)) ** 2) + np.trace(covariance) \
         + np.trace(reference_covariance) - 2 * np.trace(root)
     assert value == pytest.approx(expected, rel=1e-7)  # sqrtm of the non-symmetric product: about 1e-8
+
+
+def test_too_few_draws_leave_a_cell_undecided_not_missed():
+    """With 2 draws no p-value can go below 1/3, so no cell can be flagged: the unflagged cells are undecided
+    (a test that cannot flag says nothing), and a note names the draws needed; with the draws Holm needs, uniform
+    noise is detected by FID."""
+    from isgame.probes.matrix import robustness_matrix
+    from isgame.scoring.domains import digits_domain
+
+    games = {name: GAMES[name] for name in (REFERENCE_GAME, "uniform noise", "class-sorted order")}
+    few = robustness_matrix(digits_domain(), n=60, games=games, metrics=["FID"], bootstrap=2)
+    assert few.cells["uniform noise"]["FID"].verdict == "undecided" and not few.cells["uniform noise"]["FID"].fooled
+    assert few.cells["class-sorted order"]["FID"].verdict == "undecided"
+    assert few.confusion()["FID"]["undecided"] == 2 and "FID" not in few.unfooled_metrics()
+    assert any("undecided, not missed" in note for note in few.notes)
+    enough = robustness_matrix(digits_domain(), n=60, games=games, metrics=["FID"])
+    assert enough.cells["uniform noise"]["FID"].verdict == "detected"
+    assert enough.cells["class-sorted order"]["FID"].verdict in ("no_alarm", "false_alarm")

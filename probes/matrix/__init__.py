@@ -328,8 +328,16 @@ def _cells(rows: dict[str, _Row], games: dict[str, Game], columns: list[str], pl
                 relation_=relation(games[name].degrades, METRIC_SCOPES[column]),
                 p_value=math.nan if test is None else test.p_value, p_adjusted=p_adjusted, flagged=flagged,
                 draws=0 if test is None else test.draws, paired=test is not None and test.paired,
-                stderr=row.spreads.get(column, math.nan), reference_stderr=reference.spreads.get(column, math.nan))
+                stderr=row.spreads.get(column, math.nan), reference_stderr=reference.spreads.get(column, math.nan),
+                decidable=_decidable(plan, column))
     return {name: {column: cells[name][column] for column in columns} for name in rows}
+
+
+def _decidable(plan: _Plan, column: str) -> bool:
+    """Whether the column's draws let a p-value reach Holm's smallest level, so that an unflagged cell means
+    the metric did not flag it rather than that the test could not."""
+    family = plan.families[column]
+    return not family or smallest_p(plan.draws[column]) <= plan.alpha / family
 
 
 def _draw_notes(plan: _Plan, columns: list[str]) -> list[str]:
@@ -339,8 +347,8 @@ def _draw_notes(plan: _Plan, columns: list[str]) -> list[str]:
         family, draws = plan.families[column], plan.draws[column]
         if family and smallest_p(draws) > plan.alpha / family:
             notes.append(f"{column}: {draws} draws give p >= {smallest_p(draws):.3g}, above Holm's smallest level "
-                         f"{plan.alpha / family:.3g} for its {family} tests: some of its cells cannot be flagged; "
-                         f"draw at least {needed_draws(family, plan.alpha)}")
+                         f"{plan.alpha / family:.3g} for its {family} tests: its unflagged cells are undecided, "
+                         f"not missed; draw at least {needed_draws(family, plan.alpha)}")
     return notes
 
 

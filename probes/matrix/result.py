@@ -93,7 +93,9 @@ class MatrixResult:
                 if counts["missed"] == 0 and counts["detected"] > 0 and not self._unmeasured_in_scope(metric)]
 
     def _unmeasured_in_scope(self, metric: str) -> list[str]:
-        return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].verdict is None
+        """The games in ``metric``'s scope (or degrading nothing) with no decided verdict: not measured, or
+        undecided for too few draws."""
+        return [g for g in self.games if g != REFERENCE_GAME and self.cells[g][metric].verdict in (None, "undecided")
                 and self.cells[g][metric].relation != "out of scope"]
 
     def paragraphs(self) -> dict[str, str]:
@@ -107,7 +109,7 @@ class MatrixResult:
                     + (f"; misses {', '.join(missed)}" if missed else "; misses none")
                     + (f"; false alarms on {', '.join(alarms)}" if alarms else "") + ".")
             empty = self._unmeasured_in_scope(metric)
-            out[metric] = text + (f" Not measured on: {', '.join(empty)}." if empty else "")
+            out[metric] = text + (f" Not measured or undecided on: {', '.join(empty)}." if empty else "")
         return out
 
     def to_dict(self) -> dict[str, object]:
@@ -154,14 +156,16 @@ class MatrixResult:
                          "false_alarm": "the game degrades nothing (real data in another order), yet the metric "
                                         "flags it",
                          "no_alarm": "the game degrades nothing, and the metric does not flag it",
-                         "not_applicable": "the game degrades only aspects outside the metric's scope (not tested)"},
+                         "not_applicable": "the game degrades only aspects outside the metric's scope (not tested)",
+                         "undecided": "the column had too few draws for any p-value to reach Holm's smallest "
+                                      "level: the test could not flag the game, so it says nothing"},
             "fooled": "kept for scripts: true where the verdict is missed; null for a cell that was not measured",
         }
 
 
 #: the colour of each verdict in the heatmap (and the report's table)
 VERDICT_COLOURS = {"detected": "#9ecae1", "missed": "#fb6a4a", "false_alarm": "#fdae6b", "no_alarm": "#c7e9c0",
-                   "not_applicable": "#f0f0f0", "reference": "#ffffff", None: "#d9d9d9"}
+                   "not_applicable": "#f0f0f0", "undecided": "#fff7bc", "reference": "#ffffff", None: "#d9d9d9"}
 #: the mark a cell's value carries for its verdict
 VERDICT_MARKS = {"missed": " ✗", "false_alarm": " !"}
 

@@ -13,7 +13,13 @@ verdict             the game degrades an aspect in the metric's scope      the m
 ``false_alarm``     no (the game degrades nothing)                          yes
 ``no_alarm``        no (the game degrades nothing)                          no
 ``not_applicable``  the game degrades only aspects outside the scope       (not tested)
+``undecided``       yes, or none                                           no, but it could
+                                                                           not have: too
+                                                                           few draws
 ==================  =====================================================  ================
+
+A cell is ``undecided`` rather than ``missed`` (or ``no_alarm``) when its column was given too few draws for
+its p-value to reach Holm's smallest level (p >= 1 / (B + 1)): a test that cannot flag says nothing.
 
 ``fooled`` is kept for scripts and means ``missed``; a cell that was not measured (NaN) has no verdict and
 ``fooled`` None. The reference row's cells have the verdict ``reference``.
@@ -29,7 +35,7 @@ from isgame.probes.matrix.significance import gain_of
 from isgame.scoring.metrics.copy_detectors import CT_BAND
 from isgame.scoring.results import FieldsAsDict
 
-VERDICTS = ("detected", "missed", "false_alarm", "no_alarm", "not_applicable")
+VERDICTS = ("detected", "missed", "false_alarm", "no_alarm", "not_applicable", "undecided")
 #: how a game stands to a metric before any test: its degraded aspects meet the metric's scope ("in scope"),
 #: it degrades nothing ("none"), or only aspects outside the scope ("out of scope")
 IN_SCOPE, NONE, OUT_OF_SCOPE = "in scope", "none", "out of scope"
@@ -44,10 +50,12 @@ def relation(degrades: tuple[str, ...] | None, scope: tuple[str, ...]) -> str:
     return IN_SCOPE if set(degrades) & set(scope) else OUT_OF_SCOPE
 
 
-def verdict_of(relation_: str, flagged: bool) -> str:
-    """The verdict of a tested cell (see the module's table)."""
+def verdict_of(relation_: str, flagged: bool, *, decidable: bool = True) -> str:
+    """The verdict of a tested cell (see the module's table); ``decidable``: its test could have flagged it."""
     if relation_ == OUT_OF_SCOPE:
         return "not_applicable"
+    if not flagged and not decidable:
+        return "undecided"
     if relation_ == NONE:
         return "false_alarm" if flagged else "no_alarm"
     return "detected" if flagged else "missed"
@@ -92,11 +100,12 @@ def margin_of(value: float, reference: float, higher_is_better: bool | None) -> 
 
 
 def cell(value: float, reference: float, metric: str, *, relation_: str, p_value: float, p_adjusted: float,
-         flagged: bool, draws: int, paired: bool, stderr: float, reference_stderr: float) -> MatrixCell:
+         flagged: bool, draws: int, paired: bool, stderr: float, reference_stderr: float,
+         decidable: bool = True) -> MatrixCell:
     """A tested (or out-of-scope) cell with its verdict; an unmeasured value (NaN) gives an empty cell."""
     if math.isnan(value):
         return MatrixCell(value=value, reference=reference, fooled=None, margin=math.nan, relation=relation_)
-    verdict = verdict_of(relation_, flagged)
+    verdict = verdict_of(relation_, flagged, decidable=decidable)
     test = {} if relation_ == OUT_OF_SCOPE else {"p_value": p_value, "p_adjusted": p_adjusted, "draws": draws,
                                                  "z": z_of(p_value)}
     return MatrixCell(value=value, reference=reference, fooled=verdict == "missed",
