@@ -428,8 +428,9 @@ def audit(
     generated samples per section (noise scored and attacked, probe and matrix samples; default 1000 noise images and
     each probe's own), --steps the gradient steps of every attack (default: each attack's own, inflate 50). --no-attack
     skips the attacks (inflate, bounded, the noise probe's attacked row and the matrix's attack games) on a slow
-    classifier. --fast is the one-minute profile: 200 samples per section (unless --n), 5 bootstrap draws per matrix
-    cell (unless --bootstrap) and the bounded sweep in L∞ only; every section runs, with noisier figures."""
+    classifier. --fast is the one-minute profile: 200 samples per section (unless --n) and the bounded sweep in L∞
+    only; every section runs, with noisier figures. Plug-in metrics and games (--plugin, or installed) join the
+    matrix."""
     from isgame.app.audit import audit as run_audit
     from isgame.app.audit import print_audit_summary
 
@@ -694,8 +695,9 @@ def matrix(
     json_out: JsonOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """The robustness matrix: every game against every metric, against held-out real data of the domain, with a
-    bootstrap standard error per cell and a one-sided test. --real may be a stats file (isgame stats save): the
+    """The robustness matrix: every game against every metric, against held-out real data of the domain: each cell a
+    one-sided sign test over half-samples, Holm-corrected within its column, and a verdict (detected, missed,
+    false alarm, no alarm, not applicable, undecided). --real may be a stats file (isgame stats save): the
     distribution metrics then compare against it.
 
     --n: samples per game (default: the real images held, at most 540). --steps: gradient steps of the attack games
@@ -705,7 +707,8 @@ def matrix(
     cell (default: as many as Holm's correction needs in each column, at level --alpha). --second-classifier
     (FID-b) and --robust-classifier (R-IS, R-FID): a classifier spec, auto (digits: digits-b, digits-robust) or
     none. --seed draws the games' noise and attacks, KID's subsets, the data-copying test's cells and the
-    bootstrap."""
+    half-samples. --plugin loads a module or .py file that registers metrics (with a direction: a column) or
+    games; with one --metric the matrix is that metric's scorecard."""
     from isgame.app.probe_commands import run_matrix
     from isgame.app.tables import matrix_confusion_table, matrix_summary_lines, matrix_table
     from isgame.probes.matrix.games import select_games
