@@ -113,6 +113,7 @@ _API: dict[str, str] = {
     "check_claim": "isgame.probes.claim",
     "CheckResult": "isgame.probes.claim",
     "robustness_matrix": "isgame.probes.matrix",
+    "robustness_leaderboard": "isgame.probes.leaderboard",
     "memorization_probe": "isgame.probes.memorization",
     "noise_baselines": "isgame.probes.noise_baselines",
     "sensitivity_probe": "isgame.probes.sensitivity",
@@ -132,6 +133,7 @@ _API: dict[str, str] = {
     "run_toy": "isgame.app.attack_commands",
     "run_probe": "isgame.app.probe_commands",
     "run_matrix": "isgame.app.probe_commands",
+    "run_robustness": "isgame.app.robustness_command",
     "run_check": "isgame.app.check",
     # provenance, sample order, comparing results, reference statistics
     "Provenance": "isgame.scoring.provenance",
@@ -194,6 +196,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.app.check import run_check
     from isgame.app.metrics_command import MetricInputs, MetricsResult, compute_metrics, register_metric
     from isgame.app.probe_commands import run_matrix, run_probe
+    from isgame.app.robustness_command import run_robustness
     from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
     from isgame.attacks.ball_ascent import maximise_score
     from isgame.attacks.ball_ascent_result import BoundedAttackResult
@@ -206,6 +209,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.probes.claim import CheckResult, check_claim
     from isgame.scoring.metrics.copy_detectors import authenticity, data_copying_test, nearest_training_test
     from isgame.probes.domain import domain_probe
+    from isgame.probes.leaderboard import robustness_leaderboard
     from isgame.probes.matrix import robustness_matrix
     from isgame.probes.memorization import memorization_probe
     from isgame.probes.noise_baselines import noise_baselines

@@ -692,6 +692,50 @@ def matrix(
         console.print(line)
 
 
+class LeaderboardSource(str, Enum):
+    honest_kde = "honest-kde"
+    uniform_noise = "uniform-noise"
+    both = "both"
+
+
+@app.command()
+@domain_options(images=True)
+def robustness(
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
+    n: Annotated[int | None, samples_option("Images per attacked set \\[default: the real images held, at most 200].")] = None,
+    eps: Annotated[str | None, typer.Option("--eps", help=(
+        "Comma-separated L∞ ε grid, e.g. 0,2/255,8/255 \\[0,1,2,4,8,16,32 /255].")) ] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help=(
+        "Only these metrics (repeat the option), e.g. --metric FID --metric KID \\[default: every matrix column "
+        "the domain allows].")) ] = None,
+    source: Annotated[LeaderboardSource, typer.Option("--source", help=(
+        "The degraded images attacked: honest-kde (the matrix's honest KDE samples), uniform-noise, or both."))
+    ] = LeaderboardSource.both,
+    steps: Annotated[int | None, steps_option("PGD steps per ε (each ε starts from the previous ε's best set) "
+                                              "\\[default: 10].")] = None,
+    seed: Annotated[int, seed_option("Seed of the degraded images, the reference's order and the test's draws.")] = 0,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """The leaderboard: attack each metric white-box (PGD on its own differentiable loss, L∞) on degraded images
+    and report the smallest ε at which the robustness matrix's test no longer flags them; metrics without a loss
+    are judged on the FID attack's images (IS∞ on the IS attack's)."""
+    from isgame.app.robustness_command import run_robustness
+    from isgame.app.tables import robustness_table
+    from isgame.attacks.bounded import parse_epsilons
+    from isgame.probes.leaderboard import LEADERBOARD_SOURCES
+
+    sources = list(LEADERBOARD_SOURCES) if source is LeaderboardSource.both else [source.value]
+    domain = domain_options.open(seed=seed)
+    report = run_or_exit(lambda: run_robustness(
+        domain=domain, out_dir=run_folder(out, "robustness"), seed=seed, n=n,
+        epsilons=None if eps is None else parse_epsilons(eps), metrics=metric, sources=sources, steps=steps,
+        progress=not quiet))
+    emit_json(report.to_dict(), json_out)
+    console_for(json_out).print(robustness_table(report))
+
+
 #: ``isgame check``'s exit code for each (reproduced, meaningful) answer; 2 stays a user error, 1 a crash
 EXIT_NOT_REPRODUCED, EXIT_NOT_MEANINGFUL, EXIT_NEITHER = 3, 4, 5
 CHECK_EXIT_CODES = {(True, True): 0, (False, True): EXIT_NOT_REPRODUCED, (True, False): EXIT_NOT_MEANINGFUL,
