@@ -328,8 +328,3 @@ def _entry(metric: str, game: Game, chain: _Chain, grid: list[float], reference:
         else:
             low = middle
     return LeaderboardEntry(status=FOOLED, epsilon_to_fool=high, bisection=tried, **common)
-
-
-def leaderboard_display(result: LeaderboardResult) -> LeaderboardDisplay:
-    """The figure of ``result`` (drawn: call ``.figure_``)."""
-    return LeaderboardDisplay(result).plot()

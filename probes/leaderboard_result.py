@@ -154,7 +154,8 @@ class LeaderboardResult:
 
 class LeaderboardDisplay(Display):
     """Each metric's normalised value (0 unattacked, 1 held-out real) against ε, one panel per source; the grid ε
-    are evenly spaced (0, 1/255, 2/255, ...), a marker where the verdict is missed, dashed lines for transfer."""
+    are evenly spaced (0, 1/255, 2/255, ...), × where the verdict is missed; dashed lines judge another metric's
+    attack's sets (transfer, the FID attack's to FID-b and the wavelet distance among them)."""
 
     def figure_size(self) -> tuple[float, float]:
         return 6.4 * max(1, len(self.result.sources)) + 2.2, 5.2
@@ -171,13 +172,15 @@ class LeaderboardDisplay(Display):
         colours = _colours(r.metrics)
         positions = range(len(r.epsilons))
         for ax, source in zip(panels, r.sources):
-            for entry in [e for e in r.entries if e.source == source and e.status not in (NOT_APPLICABLE, UNDEFINED)]:
+            for entry in [e for e in [*r.entries, *r.transfers]
+                          if e.source == source and e.status not in (NOT_APPLICABLE, UNDEFINED)]:
                 values = entry.normalised
                 if all(math.isnan(v) for v in values):
                     continue
                 style = "-" if entry.attack == WHITE_BOX else "--"
                 ax.plot(positions, values, style, marker="o", markersize=3, linewidth=1.4,
-                        color=colours[entry.metric], label=f"{entry.metric}{'' if entry.attack == WHITE_BOX else ' (transfer)'}")
+                        color=colours[entry.metric],
+                        label=entry.metric if entry.attack == WHITE_BOX else f"{entry.metric} ({entry.attack})")
                 missed = [i for i, g in enumerate(entry.grid) if g.verdict == "missed"]
                 ax.plot(missed, [values[i] for i in missed], linestyle="none", marker="x", markersize=7,
                         color=colours[entry.metric])

@@ -252,7 +252,7 @@ def test_leaderboard_display_draws_one_panel_per_source(small_board):
     display = LeaderboardDisplay(small_board).plot()
     assert display.ax_.get_title().startswith("uniform noise")
     labels = [line.get_label() for line in display.ax_.get_lines() if not line.get_label().startswith("_")]
-    assert "FID" in labels and "precision (transfer)" in labels
+    assert "FID" in labels and "precision (transfer from FID)" in labels
     assert [t.get_text() for t in display.ax_.get_xticklabels()] == ["0", "1/255"]
     assert min(t.get_fontsize() for t in display.ax_.get_xticklabels()) >= 9
 
