@@ -15,7 +15,6 @@ from isgame.app.figures import save_display, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.probes.leaderboard import (
     LEADERBOARD_BISECTION_STEPS,
-    LEADERBOARD_DRAWS,
     LeaderboardDisplay,
     LeaderboardResult,
     robustness_leaderboard,
@@ -47,7 +46,7 @@ def run_robustness(*, domain: Domain | None = None, out_dir: Path | None = None,
                    epsilons: list[float] | None = None, metrics: list[str] | None = None,
                    sources: list[str] | None = None, steps: int | None = None,
                    bisection_steps: int = LEADERBOARD_BISECTION_STEPS, alpha: float = defaults.ALPHA,
-                   most_draws: int = LEADERBOARD_DRAWS, second_classifier=AUTO, robust_classifier=AUTO,
+                   most_draws: int | None = None, second_classifier=AUTO, robust_classifier=AUTO,
                    progress: bool = False) -> RobustnessReport:
     """The leaderboard on ``domain`` (default: ``classifier_name``'s built-in domain), the arguments as
     :func:`~isgame.probes.leaderboard.robustness_leaderboard` takes them; writes ``robustness.json`` and the figure

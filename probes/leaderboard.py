@@ -61,6 +61,7 @@ from isgame.probes.matrix.measurements import (
     SLICED_ORDER,
     MatrixContext,
 )
+from isgame.probes.matrix.significance import check_test_settings
 from isgame.probes.matrix.verdicts import OUT_OF_SCOPE, relation
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.domains import AUTO, Domain, as_domain
@@ -83,9 +84,14 @@ LEADERBOARD_SAMPLES = 200
 #: PGD steps per ε: each ε starts warm from the previous ε's best set, so 10 (not the attack's own 20) keep the
 #: leaderboard within its minute
 LEADERBOARD_STEPS = 10
-#: the most half-sample draws per test: p can reach 1/65, and a set is flagged at alpha = 0.05 when at most 2 of
-#: 64 draws are at least as good as the reference's
-LEADERBOARD_DRAWS = 64
+def tolerant_draws(alpha: float) -> int:
+    """The fewest half-sample draws B at which a set with one draw as good as the reference's is still flagged at
+    ``alpha``: (1 + 1) / (1 + B) <= alpha, so B = ceil(2 / alpha) - 1 (39 at 0.05). The matrix's rule for a family
+    of one, ceil(1 / alpha) = 20, flags only when no draw is: one stray draw of a noisy metric (SWD at n = 200)
+    then decides the verdict."""
+    return math.ceil(2 / alpha - 1e-9) - 1
+
+
 #: the metrics with a differentiable loss (:func:`metric_loss`), attacked white-box
 DIFFERENTIABLE_METRICS = ("IS", "exp(I)", "R-IS", "FID", "FID-b", "R-FID", "KID", "RBF-MMD", "SWD", "wavelet FD",
                           "Vendi")
@@ -197,7 +203,7 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
                            epsilons: list[float] | None = None, metrics: list[str] | None = None,
                            sources: list[str] | None = None, steps: int | None = None,
                            bisection_steps: int = LEADERBOARD_BISECTION_STEPS, alpha: float = defaults.ALPHA,
-                           most_draws: int = LEADERBOARD_DRAWS, second_classifier: ImageClassifier | str | None = AUTO,
+                           most_draws: int | None = None, second_classifier: ImageClassifier | str | None = AUTO,
                            robust_classifier: ImageClassifier | str | None = AUTO,
                            progress: bool = False) -> LeaderboardResult:
     """Attack each metric on each degraded source along the ε grid and find the smallest ε that fools it.
@@ -211,7 +217,8 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
         metrics: matrix columns (any spelling the matrix accepts; default every column the domain allows).
         sources: degraded games among :data:`LEADERBOARD_SOURCES` (default both).
         steps: PGD steps per ε (None: :data:`LEADERBOARD_STEPS`); bisection_steps: midpoints between the last flagged and first missed grid ε.
-        alpha, most_draws: the level of each set's test and its most half-sample draws.
+        alpha, most_draws: the level of each set's test and its most half-sample draws (None:
+            :func:`tolerant_draws`, 39 at 0.05).
         second_classifier, robust_classifier: as :func:`~isgame.probes.matrix.robustness_matrix` takes them.
         progress: a bar over the (source, metric) pairs on stderr.
     """
@@ -225,6 +232,8 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
     attack = MetricAttack(steps=LEADERBOARD_STEPS if steps is None else steps)
     domain = as_domain(domain)
     n = min(0 if domain.real is None else domain.real.shape[0], LEADERBOARD_SAMPLES) if n is None else n
+    check_test_settings(most_draws, alpha)
+    most_draws = tolerant_draws(alpha) if most_draws is None else most_draws
     reference = matrix_reference(domain, n=n, seed=seed, metrics=metrics, alpha=alpha, most_draws=most_draws,
                                  second_classifier=second_classifier, robust_classifier=robust_classifier)
     seconds = {"reference": time.perf_counter() - clock}

@@ -158,7 +158,8 @@ class LeaderboardDisplay(Display):
     attack's sets (transfer, the FID attack's to FID-b and the wavelet distance among them)."""
 
     def figure_size(self) -> tuple[float, float]:
-        return 6.4 * max(1, len(self.result.sources)) + 2.2, 5.2
+        # At most about 11 inches wide: shown 800 px wide, a 9 pt label then stays at least 9 px high.
+        return 4.3 * max(1, len(self.result.sources)) + 2.3, 4.8
 
     @property
     def panels(self) -> int:  # one per source
@@ -186,11 +187,11 @@ class LeaderboardDisplay(Display):
                         color=colours[entry.metric])
             ax.axhline(1.0, color="black", linewidth=0.8, linestyle=":")
             ax.axhline(0.0, color="grey", linewidth=0.6)
-            ax.set_xticks(list(positions), [epsilon_label(e) for e in r.epsilons], fontsize=10)
-            ax.tick_params(axis="y", labelsize=10)
-            ax.set_xlabel("L∞ ε of the attack (grid)", fontsize=11)
-            ax.set_ylabel("normalised value (0 unattacked, 1 held-out real)", fontsize=10)
-            ax.set_title(f"{source}: n = {r.n}, × where the test no longer flags", fontsize=11)
+            ax.set_xticks(list(positions), [epsilon_label(e) for e in r.epsilons], fontsize=9, rotation=30)
+            ax.tick_params(axis="y", labelsize=9)
+            ax.set_xlabel("L∞ ε of the attack", fontsize=10)
+            ax.set_ylabel("normalised value (0 unattacked, 1 real)", fontsize=10)
+            ax.set_title(f"{source} (n = {r.n}); × not flagged", fontsize=10)
             ax.set_ylim(-0.6, 1.6)
         panels[-1].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
 

@@ -254,7 +254,10 @@ def test_leaderboard_display_draws_one_panel_per_source(small_board):
     labels = [line.get_label() for line in display.ax_.get_lines() if not line.get_label().startswith("_")]
     assert "FID" in labels and "precision (transfer from FID)" in labels
     assert [t.get_text() for t in display.ax_.get_xticklabels()] == ["0", "1/255"]
-    assert min(t.get_fontsize() for t in display.ax_.get_xticklabels()) >= 9
+    # readable at 800 px wide: a 9 pt text is 9 * 800 / (72 W) px high on a figure W inches wide
+    texts = [*display.ax_.get_xticklabels(), *display.ax_.get_legend().get_texts(), display.ax_.title]
+    assert min(t.get_fontsize() for t in texts) >= 9
+    assert display.figure_.get_figwidth() <= 800 / 72
 
 
 def test_leaderboard_is_exported():
