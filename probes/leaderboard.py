@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable
 
 import torch
-
 from isgame import defaults
 from isgame.attacks.metric_attack import AttackedSet, MetricAttack, check_grid
 from isgame.attacks.metric_losses import (
@@ -199,6 +198,24 @@ class _Chain:
         return self._measured[key]
 
 
+class _Attacks:
+    """The attacks on one source's clean images (n, C, H, W), one :class:`_Chain` per attacked metric, made on first
+    use; ``seconds`` their time along the grid."""
+
+    def __init__(self, attack: MetricAttack, reference: MatrixReference, clean: torch.Tensor, grid: list[float]):
+        self.attack, self.reference, self.clean, self.grid = attack, reference, clean, grid
+        self.chains: dict[str, _Chain] = {}
+        self.seconds = 0.0
+
+    def chain(self, metric: str) -> _Chain:
+        if metric not in self.chains:
+            start = time.perf_counter()
+            loss = metric_loss(metric, self.reference.context, self.reference.domain.classifier)
+            self.chains[metric] = _Chain(self.attack, loss, self.clean, self.grid, self.reference)
+            self.seconds += time.perf_counter() - start
+        return self.chains[metric]
+
+
 def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = None, seed: int = defaults.SEED,
                            epsilons: list[float] | None = None, metrics: list[str] | None = None,
                            sources: list[str] | None = None, steps: int | None = None,
@@ -238,36 +255,26 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
                                  second_classifier=second_classifier, robust_classifier=robust_classifier)
     seconds = {"reference": time.perf_counter() - clock}
     columns = reference.columns
-    entries, transfers, chain_seconds = [], [], 0.0
+    entries, transfers, chains = [], [], []
     judge_clock = time.perf_counter()
     with progress_bar("leaderboard", total=len(games) * len(columns), batches=len(games) * len(columns),
                       enabled=progress) as advance:
         for game in games:
-            clean = game(reference.domain, reference.n, seed)
-            chains: dict[str, _Chain] = {}
-
-            def chain(metric: str) -> _Chain:
-                nonlocal chain_seconds
-                if metric not in chains:
-                    start = time.perf_counter()
-                    chains[metric] = _Chain(attack, metric_loss(metric, reference.context, reference.domain.classifier),
-                                            clean, grid, reference)
-                    chain_seconds += time.perf_counter() - start
-                return chains[metric]
-
+            attacks = _Attacks(attack, reference, game(reference.domain, reference.n, seed), grid)
+            chains.append(attacks)
             for metric in columns:
                 attacked = metric if metric in DIFFERENTIABLE_METRICS else TRANSFER_SOURCE.get(metric,
                                                                                                DEFAULT_TRANSFER_SOURCE)
                 if relation(game.degrades, METRIC_SCOPES[metric]) == OUT_OF_SCOPE:
                     entries.append(_not_applicable(metric, game.name, attacked, reference))
                 else:
-                    entries.append(_entry(metric, game, chain(attacked), grid, reference, bisection_steps))
+                    entries.append(_entry(metric, game, attacks.chain(attacked), grid, reference, bisection_steps))
                 advance(1)
             if DEFAULT_TRANSFER_SOURCE in columns:
-                for target in FID_TRANSFER_TARGETS:
-                    if target in columns and relation(game.degrades, METRIC_SCOPES[target]) != OUT_OF_SCOPE:
-                        transfers.append(_entry(target, game, chain(DEFAULT_TRANSFER_SOURCE), grid, reference,
-                                                bisection_steps))
+                transfers.extend(_entry(target, game, attacks.chain(DEFAULT_TRANSFER_SOURCE), grid, reference,
+                                        bisection_steps) for target in FID_TRANSFER_TARGETS
+                                 if target in columns and relation(game.degrades, METRIC_SCOPES[target]) != OUT_OF_SCOPE)
+    chain_seconds = sum(attacks.seconds for attacks in chains)
     seconds["attacks_on_grid"] = chain_seconds
     seconds["judging_and_bisection"] = time.perf_counter() - judge_clock - chain_seconds
     seconds["total"] = time.perf_counter() - clock
@@ -317,9 +324,9 @@ def _entry(metric: str, game: Game, chain: _Chain, grid: list[float], reference:
     """``metric`` judged along ``chain``'s grid, and the ε that fools it, bisected."""
     judged = [_judged(metric, game, chain, epsilon, reference) for epsilon in grid]
     kind = _attack_kind(metric, chain.loss.metric)
-    common = dict(metric=metric, source=game.name, attack=kind, reference_value=reference.row[metric].value,
-                  higher_is_better=HIGHER_IS_BETTER[metric], grid=judged,
-                  attack_losses=chain.grid_losses if kind == WHITE_BOX else None)
+    common = {"metric": metric, "source": game.name, "attack": kind, "reference_value": reference.row[metric].value,
+              "higher_is_better": HIGHER_IS_BETTER[metric], "grid": judged,
+              "attack_losses": chain.grid_losses if kind == WHITE_BOX else None}
     if all(j.verdict is None for j in judged):
         return LeaderboardEntry(status=UNDEFINED, epsilon_to_fool=None, **common)
     first = next((i for i, j in enumerate(judged) if j.verdict == "missed"), None)

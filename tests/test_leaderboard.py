@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from helpers import assert_one_line_error
 from isgame.attacks.metric_attack import MetricAttack, check_grid, random_sign_baseline
 from isgame.attacks.metric_losses import (
@@ -72,7 +71,6 @@ def test_gaussian_mmd_loss_is_rbf_mmd(features):
 
 def test_sliced_wasserstein_loss_is_pots_on_the_same_directions(features):
     import ot
-
     from isgame.scoring.metrics.sliced_wasserstein import sliced_wasserstein
 
     reference, samples = features
@@ -292,3 +290,57 @@ def test_cli_robustness_writes_json_and_figure(cli, tmp_path):
 def test_cli_robustness_bad_eps_is_one_line(cli, tmp_path):
     result = cli("robustness", "--eps", "0,-1/255", "--out", tmp_path / "x", "--quiet")
     assert_one_line_error(result, "--eps")
+
+
+class _FakeChain:
+    """A chain whose set at ε measures ε itself (a metric that falls as the attack grows, lower is better)."""
+
+    def __init__(self):
+        from isgame.attacks.metric_losses import MetricLoss
+
+        self.loss, self.grid_losses, self.asked = MetricLoss(metric="FID", loss=lambda images: images.sum()), [], []
+
+    def at(self, epsilon, below):
+        assert below < epsilon
+        self.asked.append(epsilon)
+
+    def measured(self, epsilon, metric):
+        from isgame.probes.matrix.measurements import Measurement
+
+        return Measurement(epsilon)
+
+
+class _FakeReference:
+    """Flags (detected) a set while its value is below ``threshold`` ε, misses it from there on."""
+
+    def __init__(self, threshold):
+        from isgame.probes.matrix.measurements import Measurement
+
+        self.threshold, self.row = threshold, {"FID": Measurement(1.0)}
+
+    def judge(self, measured, column, game, *, name=None):
+        from isgame.probes.matrix.verdicts import MatrixCell
+
+        missed = measured.value >= self.threshold
+        return MatrixCell(value=measured.value, reference=1.0, fooled=missed, margin=0.0, p_value=0.5 if missed else 0.01,
+                          verdict="missed" if missed else "detected", draws=39)
+
+
+@pytest.mark.parametrize("threshold", [3 / 255, 5 / 255, 0.5 / 255, 0.0])
+def test_bisection_brackets_the_epsilon_that_fools(threshold):
+    """The ε to fool is the upper end of a bracket around the threshold, within 2^(1/8) of it after 3 geometric
+    steps (the first bracket from 0 is halved); a threshold on the grid is found exactly."""
+    from isgame.probes.leaderboard import _entry
+    from isgame.probes.matrix.games import GAMES
+
+    grid = [e / 255 for e in (0, 1, 2, 4, 8)]
+    chain = _FakeChain()
+    entry = _entry("FID", GAMES["honest KDE"], chain, grid, _FakeReference(threshold), 3)
+    assert entry.status == "fooled" and entry.epsilon_to_fool >= threshold
+    if threshold == 0.0:
+        assert entry.epsilon_to_fool == 0.0 and entry.bisection == []
+    elif threshold < 1 / 255:  # bracket (0, 1/255]: halving
+        assert entry.epsilon_to_fool - threshold <= (1 / 255) / 8
+    else:
+        assert entry.epsilon_to_fool / threshold <= 2 ** (1 / 8) + 1e-12
+    assert [b.epsilon for b in entry.bisection] == chain.asked
