@@ -83,7 +83,7 @@ class LeaderboardEntry:
         span = self.reference_value - self.clean_value
         if not math.isfinite(span) or abs(span) <= 1e-12 * max(abs(self.reference_value), 1.0):
             return [math.nan for _ in self.grid]
-        return [(g.value - self.clean_value) / span for g in self.grid]
+        return [(g.value - self.clean_value) / span + 0.0 for g in self.grid]  # + 0.0: no -0.0 in the JSON
 
     def epsilon_label(self) -> str:
         """"4/255", "> 32/255" (none within the grid), or "not applicable"."""

@@ -184,6 +184,15 @@ def test_attack_beats_a_random_sign_perturbation(fid_attack, kde_images):
     assert float((baseline.images - kde_images).abs().max()) <= 8 / 255 + 1e-6
 
 
+@pytest.mark.parametrize("metric", ["IS", "KID", "wavelet FD"])
+def test_attack_on_other_metrics_beats_a_random_sign_perturbation(metric, reference, kde_images):
+    from isgame.probes.leaderboard import metric_loss
+
+    loss = metric_loss(metric, reference.context, reference.domain.classifier)
+    result = MetricAttack(steps=4)(loss, kde_images, epsilons=[8 / 255])
+    assert result.losses[-1] < random_sign_baseline(loss, kde_images, 8 / 255, seed=0).loss < float("inf")
+
+
 def test_attack_keeps_the_start_when_no_step_helps(kde_images):
     """A loss that every move raises: the best set at each ε is the clean one, loss unchanged."""
     clean = kde_images.clone()
