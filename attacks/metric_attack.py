@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 
 import torch
+
 from isgame.attacks.ball_ascent import SINGLE_THREAD_VALUES
 from isgame.attacks.metric_losses import MetricLoss
 from isgame.scoring.errors import InvalidInputError, parameter

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from isgame.scoring.classifiers.base import ImageClassifier
 from isgame.scoring.metrics.fid import clip_round_off
 from isgame.scoring.metrics.sliced_wasserstein import quantile_grid

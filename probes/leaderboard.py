@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 
 import torch
+
 from isgame import defaults
 from isgame.attacks.metric_attack import AttackedSet, MetricAttack, check_grid
 from isgame.attacks.metric_losses import (
@@ -83,6 +84,8 @@ LEADERBOARD_SAMPLES = 200
 #: PGD steps per ε: each ε starts warm from the previous ε's best set, so 10 (not the attack's own 20) keep the
 #: leaderboard within its minute
 LEADERBOARD_STEPS = 10
+
+
 def tolerant_draws(alpha: float) -> int:
     """The fewest half-sample draws B at which a set with one draw as good as the reference's is still flagged at
     ``alpha``: (1 + 1) / (1 + B) <= alpha, so B = ceil(2 / alpha) - 1 (39 at 0.05). The matrix's rule for a family

@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+
 from helpers import assert_one_line_error
 from isgame.attacks.metric_attack import MetricAttack, check_grid, random_sign_baseline
 from isgame.attacks.metric_losses import (
