@@ -113,6 +113,7 @@ _API: dict[str, str] = {
     "check_claim": "isgame.probes.claim",
     "CheckResult": "isgame.probes.claim",
     "robustness_matrix": "isgame.probes.matrix",
+    "robustness_leaderboard": "isgame.probes.leaderboard",
     "memorization_probe": "isgame.probes.memorization",
     "noise_baselines": "isgame.probes.noise_baselines",
     "sensitivity_probe": "isgame.probes.sensitivity",
@@ -135,6 +136,7 @@ _API: dict[str, str] = {
     "run_toy": "isgame.app.attack_commands",
     "run_probe": "isgame.app.probe_commands",
     "run_matrix": "isgame.app.probe_commands",
+    "run_robustness": "isgame.app.robustness_command",
     "run_check": "isgame.app.check",
     # provenance, sample order, comparing results, reference statistics
     "Provenance": "isgame.scoring.provenance",
@@ -200,6 +202,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.scoring.metrics.registry import MetricInputs, register_metric, unregister_metric
     from isgame.scoring.runtime.plugins import load_plugin
     from isgame.app.probe_commands import run_matrix, run_probe
+    from isgame.app.robustness_command import run_robustness
     from isgame.app.scoring_commands import fid_between, score_in_dialects, score_source
     from isgame.attacks.ball_ascent import maximise_score
     from isgame.attacks.ball_ascent_result import BoundedAttackResult
@@ -212,6 +215,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real objects
     from isgame.probes.claim import CheckResult, check_claim
     from isgame.scoring.metrics.copy_detectors import authenticity, data_copying_test, nearest_training_test
     from isgame.probes.domain import domain_probe
+    from isgame.probes.leaderboard import robustness_leaderboard
     from isgame.probes.matrix import robustness_matrix
     from isgame.probes.memorization import memorization_probe
     from isgame.probes.noise_baselines import noise_baselines

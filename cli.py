@@ -730,6 +730,54 @@ def matrix(
         console.print(line)
 
 
+class LeaderboardSource(str, Enum):
+    honest_kde = "honest-kde"
+    uniform_noise = "uniform-noise"
+    both = "both"
+
+
+@app.command()
+@domain_options(images=True)
+def robustness(
+    domain_options: DomainOptions = None,  # the domain options, filled in by @domain_options
+    n: Annotated[int | None, samples_option("Images per attacked set \\[default: 200 at most].")] = None,
+    eps: Annotated[str | None, typer.Option("--eps", help="L∞ ε grid, e.g. 0,2/255,8/255.")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Only this metric (repeatable).")] = None,
+    source: Annotated[LeaderboardSource, typer.Option("--source", metavar=CHOICE, help=(
+        "honest-kde, uniform-noise or both."))] = LeaderboardSource.both,
+    steps: Annotated[int | None, steps_option("PGD steps per ε \\[default: 10].")] = None,
+    seed: Annotated[int, seed_option("Seed of images, order and draws.")] = 0,
+    plugin: PluginOption = None,
+    out: OutOption = None,
+    json_out: JsonOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """The leaderboard: the L∞ ε at which each metric stops flagging degraded images under attack.
+
+    Each differentiable metric is attacked white-box (PGD on its own loss, each ε starting from the previous ε's
+    best set) on degraded images (--source: the matrix's honest KDE samples, uniform noise, or both); at each ε
+    the robustness matrix's one-sided test judges the attacked set against held-out real data, and the ε to fool
+    is the first grid ε whose verdict is missed, refined by bisection ("> ε_max" when none is: not robust, only
+    not fooled within the grid). Metrics without a loss are judged on the FID attack's images (IS∞ on the IS
+    attack's), labelled transfer; the FID attack is also judged on FID-b and the wavelet distance. --eps is a
+    comma-separated grid (default 0,1,2,4,8,16,32 /255); --metric repeats (default: every column the domain
+    allows); plug-in metrics (--plugin) that declare differentiable=True are attacked white-box too."""
+    from isgame.app.robustness_command import run_robustness
+    from isgame.app.tables import robustness_table
+    from isgame.attacks.bounded import parse_epsilons
+    from isgame.probes.leaderboard import LEADERBOARD_SOURCES
+
+    use_plugins(plugin)
+    sources = list(LEADERBOARD_SOURCES) if source is LeaderboardSource.both else [source.value]
+    domain = domain_options.open(seed=seed)
+    report = run_or_exit(lambda: run_robustness(
+        domain=domain, out_dir=run_folder(out, "robustness"), seed=seed, n=n,
+        epsilons=None if eps is None else parse_epsilons(eps), metrics=metric, sources=sources, steps=steps,
+        progress=not quiet))
+    emit_json(report.to_dict(), json_out)
+    console_for(json_out).print(robustness_table(report))
+
+
 #: ``isgame check``'s exit code for each (reproduced, meaningful) answer; 2 stays a user error, 1 a crash
 EXIT_NOT_REPRODUCED, EXIT_NOT_MEANINGFUL, EXIT_NEITHER = 3, 4, 5
 CHECK_EXIT_CODES = {(True, True): 0, (False, True): EXIT_NOT_REPRODUCED, (True, False): EXIT_NOT_MEANINGFUL,

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # annotations only: importing the commands would pull scikit-
     from isgame.app.attack_commands import BoundedReport, InflateReport, ToyReport
     from isgame.app.metrics_command import MetricsResult
     from isgame.app.probe_commands import ProbeReport
+    from isgame.app.robustness_command import RobustnessReport
     from isgame.scoring.pipeline import ScoreReport
 
 
@@ -423,3 +424,32 @@ def compare_table(comparison) -> Table:
         f"{comparison.standard_error:.4f}" + ("" if comparison.z is None else f" (z = {comparison.z:+.2f})")
         + f"\n{comparison.verdict}")
     return table
+
+
+def robustness_table(report: RobustnessReport) -> Table:
+    """The leaderboard: per metric and source, the ε that fools it (in 1/255 steps; "> ε_max" when none of the
+    grid's does), how the sets were attacked (white-box through its own loss, or transfer), and its value at ε = 0,
+    at the largest ε and on held-out real data; the FID attack's transfer to FID-b and the wavelet distance below."""
+    r = report.result
+    table = _table(f"leaderboard: the L∞ ε that fools each metric (n = {r.n}, {r.steps} PGD steps per ε, one-sided "
+                   f"test at α = {r.alpha:g})",
+                   ["metric", "source", "ε to fool", "attack", "at ε = 0", f"at {_epsilon_255(max(r.epsilons))}",
+                    "held-out real"])
+    for entry in [*r.entries, *r.transfers]:
+        applicable = bool(entry.grid)
+        table.add_row(entry.metric, entry.source, entry.epsilon_label(), entry.attack,
+                      _value(entry.clean_value) if applicable else "-",
+                      _value(entry.grid[-1].value) if applicable else "-", _value(entry.reference_value))
+    table.caption = ("ε to fool: the smallest ε whose attacked set the matrix's test no longer flags (grid, then "
+                     f"{r.bisection_steps} bisection steps); transfer rows judge another metric's attack's sets")
+    return table
+
+
+def _value(value: float) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
+
+
+def _epsilon_255(epsilon: float) -> str:
+    from isgame.probes.leaderboard_result import epsilon_label
+
+    return epsilon_label(epsilon)

@@ -103,7 +103,8 @@ CT_NULL_DRAWS = 200
 __all__ = ["robustness_matrix", "MatrixResult", "MatrixCell", "RobustnessMatrixDisplay", "GAMES", "REFERENCE_GAME",
            "METRICS", "HIGHER_IS_BETTER", "METRIC_FAMILIES", "FOOLED_RULES", "ALL_METRICS", "MATRIX_SAMPLES",
            "available_metrics", "auxiliary_scorers", "check_matrix_sizes", "held_out_halves", "game_outputs",
-           "matrix_context", "measure_game", "reference_from_halves", "caveat_sizes", "Game"]
+           "matrix_context", "measure_game", "reference_from_halves", "caveat_sizes", "Game", "MatrixReference",
+           "matrix_reference"]
 
 
 @dataclass
@@ -398,3 +399,100 @@ def caveat_sizes(real: int) -> list[int]:
     """:data:`FID_CAVEAT_SIZES` up to the ``real`` images there are, and ``real`` itself (the digits: 25..540)."""
     sizes = [size for size in FID_CAVEAT_SIZES if size <= real]
     return sizes if real in sizes else [*sizes, real]
+
+
+@dataclass
+class MatrixReference:
+    """The matrix's reference, built once, to test any image set against it as the matrix tests a game's cell.
+
+    ``domain`` is the domain in the matrix's seeded order (its first ``n`` real images are the reference game's);
+    ``context`` what every set is measured against; ``row`` the reference game's measurements (with C_T and FLD
+    from the held-out halves); ``draws`` its half-sample draws, shared by every test (each draw's value is computed
+    once); ``alpha`` the level of each test and ``most_draws`` the most draws a test takes.
+    """
+
+    domain: Domain
+    context: MatrixContext
+    columns: list[str]
+    n: int
+    seed: int
+    alpha: float
+    most_draws: int
+    row: dict[str, Measurement]
+    draws: ReferenceDraws
+    _ct_null: np.ndarray | None = field(default=None, repr=False)
+
+    def outputs(self, images, columns: list[str] | None = None):
+        """The classifiers' outputs of (n, C, H, W) ``images`` (:class:`~isgame.probes.matrix.samples.GameOutputs`):
+        every classifier's, or only those ``columns`` read (the domain's own, and the auxiliary ones they name)."""
+        if columns is None:
+            return game_outputs(self.domain, images, self.context.auxiliary)
+        needs = {metric.needs for metric in ALL_METRICS if metric.name in columns}
+        return game_outputs(self.domain, images, {role: scorer for role, scorer in self.context.auxiliary.items()
+                                                  if role in needs})
+
+    def measure(self, outputs, columns: list[str]) -> dict[str, Measurement]:
+        """The measurements of ``columns`` on a set's outputs, exactly as the matrix measures a game."""
+        with single_threaded():
+            return measure_game(self.context, outputs, columns)
+
+    def ct_null(self) -> np.ndarray:
+        """C_T's null distribution on the domain, drawn once (as the matrix's, at least :data:`CT_NULL_DRAWS`)."""
+        if self._ct_null is None:
+            with single_threaded():
+                self._ct_null = _ct_null(self.domain, self.context, max(CT_NULL_DRAWS, self.most_draws),
+                                         seed=self.seed)
+        return self._ct_null
+
+    def judge(self, measured: Measurement, column: str, game: Game, *, name: str | None = None) -> MatrixCell:
+        """The cell of a set measured ``measured`` in ``column``, played as ``game`` (its declaration decides the
+        relation to the column's scope): the matrix's one-sided test against the reference's draws as a family of
+        one (p compared with ``alpha``), and the matrix's verdict. ``name`` seeds the set's draws (default the
+        game's name: sets of one game then share their half-samples)."""
+        reference_value = self.row[column].value
+        relation_ = relation(game.degrades, METRIC_SCOPES[column])
+        empty = dict(p_value=math.nan, p_adjusted=math.nan, flagged=False, draws=0, paired=False, stderr=math.nan,
+                     reference_stderr=math.nan)
+        if math.isnan(measured.value) or relation_ == OUT_OF_SCOPE:
+            return cell(measured.value, reference_value, column, relation_=relation_, **empty)
+        if column == "C_T":
+            null = self.ct_null()
+            p_value = rank_p_value(measured.value, null)
+            return cell(measured.value, reference_value, column, relation_=relation_, p_value=p_value,
+                        p_adjusted=p_value, flagged=p_value <= self.alpha, draws=int(null.size), paired=False,
+                        stderr=1.0, reference_stderr=1.0)
+        if measured.draw is None or not self.draws.has(column):
+            return cell(measured.value, reference_value, column, relation_=relation_, **empty)
+        with single_threaded():
+            test, spread = test_cell(measured.draw, self.draws, column, HIGHER_IS_BETTER[column],
+                                     value=measured.value, reference_value=reference_value, rows=self.n,
+                                     most=self.most_draws, alpha=self.alpha,
+                                     seed=draw_seed(self.seed, name or game.name))
+        return cell(measured.value, reference_value, column, relation_=relation_, p_value=test.p_value,
+                    p_adjusted=test.p_value, flagged=test.p_value <= self.alpha, draws=test.draws, paired=False,
+                    stderr=spread, reference_stderr=math.nan)
+
+
+def matrix_reference(domain: Domain | ImageClassifier, *, n: int | None = None, seed: int = defaults.SEED,
+                     metrics: list[str] | None = None, alpha: float = defaults.ALPHA, most_draws: int | None = None,
+                     second_classifier: ImageClassifier | str | None = AUTO,
+                     robust_classifier: ImageClassifier | str | None = AUTO) -> MatrixReference:
+    """The reference of :func:`robustness_matrix` on ``domain`` with ``n`` samples (default as there), built once:
+    the domain in its seeded order, the context, the reference game (held-out real) measured on ``metrics`` (None:
+    every column the domain allows) and its draws. ``most_draws``: the most draws per test (None: the fewest that let
+    p reach ``alpha`` in a family of one, :func:`needed_draws`)."""
+    domain = as_domain(domain)
+    n = min(domain.real.shape[0], MATRIX_SAMPLES) if n is None else n
+    check_matrix_sizes(domain, n)
+    check_test_settings(most_draws, alpha)
+    domain = domain.in_seeded_order(seed, first=n)
+    auxiliary = auxiliary_scorers(domain, second=second_classifier, robust=robust_classifier)
+    columns = available_metrics(auxiliary, metrics)
+    context = matrix_context(domain, n=n, seed=seed, auxiliary=auxiliary)
+    seconds = {"metrics": 0.0}
+    row = _measured_row(domain, context, REFERENCE_GAME, GAMES[REFERENCE_GAME](domain, n, seed), columns,
+                        seconds=seconds)
+    draws = _reference_draws(domain, context, row, columns, n=n, seed=seed, seconds=seconds)
+    return MatrixReference(domain=domain, context=context, columns=columns, n=n, seed=seed, alpha=alpha,
+                           most_draws=needed_draws(1, alpha) if most_draws is None else most_draws,
+                           row=row.measured, draws=draws)

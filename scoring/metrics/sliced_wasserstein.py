@@ -73,6 +73,13 @@ def uniform_wasserstein_1d(sorted_a: np.ndarray, sorted_b: np.ndarray, p: int) -
     return widths @ np.abs(sorted_a[a_index] - sorted_b[b_index]) ** p
 
 
+def quantile_grid(m: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The exact 1-D quantile grid of :func:`uniform_wasserstein_1d` for sides of ``m`` and ``n`` points: the order
+    statistic (k,) of each side on each interval between breakpoints, and the widths (k,) (a differentiable
+    version indexes sorted projections with it)."""
+    return _quantile_grid(m, n)
+
+
 @functools.lru_cache(maxsize=16)
 def _quantile_grid(m: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The intervals between the breakpoints {i/m} ∪ {j/n} of (0, 1], exactly (integers over lcm(m, n)): the order
