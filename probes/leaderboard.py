@@ -56,7 +56,6 @@ from isgame.probes.matrix import MatrixReference, matrix_reference
 from isgame.probes.matrix.games import GAMES, Game
 from isgame.probes.matrix.measurements import (
     HIGHER_IS_BETTER,
-    MATRIX_METRICS,
     METRIC_SCOPES,
     SLICED_ORDER,
     MatrixContext,
@@ -64,6 +63,7 @@ from isgame.probes.matrix.measurements import (
 from isgame.probes.matrix.significance import check_test_settings
 from isgame.probes.matrix.verdicts import OUT_OF_SCOPE, relation
 from isgame.scoring.classifiers.base import ImageClassifier
+from isgame.scoring.metrics.registry import ColumnView
 from isgame.scoring.domains import AUTO, Domain, as_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 
@@ -104,8 +104,8 @@ DEFAULT_TRANSFER_SOURCE = "FID"
 FID_TRANSFER_TARGETS = ("FID-b", "wavelet FD")
 
 
-#: the auxiliary classifier each column reads (None: the domain's own)
-METRIC_NEEDS = {metric.name: metric.needs for metric in MATRIX_METRICS}
+#: the auxiliary classifier each column reads (None: the domain's own; a live view: plug-in columns join it)
+METRIC_NEEDS = ColumnView("needs")
 
 
 def default_grid() -> list[float]:
@@ -147,10 +147,49 @@ def metric_loss(metric: str, context: MatrixContext, classifier: ImageClassifier
     elif metric == "wavelet FD":
         loss = _wavelet_loss(context)
         network = None
+    elif metric in white_box_metrics():
+        loss = plugin_loss(metric, context, network)
     else:
         raise InvalidInputError(f"{parameter('metric')}: {metric} has no differentiable loss; choose from "
-                                f"{', '.join(DIFFERENTIABLE_METRICS)}")
+                                f"{', '.join(white_box_metrics())}")
     return MetricLoss(metric=metric, loss=loss, classifier=network)
+
+
+def white_box_metrics() -> tuple[str, ...]:
+    """:data:`DIFFERENTIABLE_METRICS` and every plug-in column registered with ``differentiable=True``."""
+    from isgame.scoring.metrics.registry import COLUMNS, plugin_columns
+
+    return (*DIFFERENTIABLE_METRICS, *(name for name in plugin_columns() if COLUMNS[name].differentiable))
+
+
+def plugin_loss(metric: str, context: MatrixContext, classifier: ImageClassifier):
+    """A differentiable plug-in column's loss: its own registered function called on torch float64 tensors (FAKE the
+    classifier's features of the attacked images, with gradients; REAL, TRAIN and the logits as the matrix gives
+    them, :func:`~isgame.probes.matrix.measurements.measure_plugin`), its value negated where higher is better."""
+    from isgame.scoring.metrics.registry import COLUMN_SOURCES, COLUMNS, METRICS, MetricInputs
+
+    spec, key = METRICS[COLUMN_SOURCES[metric]], COLUMNS[metric].value_key
+    real = torch.from_numpy(context.fld_test if spec.needs_train else context.reference_features)
+    train = torch.from_numpy(context.fld_train) if spec.needs_train else None
+    sign = -1.0 if HIGHER_IS_BETTER[metric] else 1.0
+
+    def loss(images: torch.Tensor) -> torch.Tensor:
+        logits, features = classifier.logits_and_features(images)
+        inputs = MetricInputs(real=real, fake=features.double(), train=train,
+                              real_statistics=context.reference_statistics, seed=context.seed,
+                              fake_logits=logits.double() if spec.needs_logits else None,
+                              real_images=context.train_images if spec.needs_images else None,
+                              fake_images=images if spec.needs_images else None)
+        result = spec.compute(inputs)
+        value = result[key] if key is not None else next(iter(result.values()))
+        if not isinstance(value, torch.Tensor) or (torch.is_grad_enabled() and not value.requires_grad):
+            raise InvalidInputError(f"plug-in metric {metric!r} is registered differentiable=True, but on torch "
+                                    f"inputs its value is {type(value).__name__} without a gradient; compute it "
+                                    "with torch operations (or register it without differentiable=True: it is then "
+                                    "judged by transfer)")
+        return sign * value.reshape(())
+
+    return loss
 
 
 def _wavelet_loss(context: MatrixContext):
@@ -257,7 +296,7 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
     reference = matrix_reference(domain, n=n, seed=seed, metrics=metrics, alpha=alpha, most_draws=most_draws,
                                  second_classifier=second_classifier, robust_classifier=robust_classifier)
     seconds = {"reference": time.perf_counter() - clock}
-    columns = reference.columns
+    columns, white_box = reference.columns, white_box_metrics()
     entries, transfers, chains = [], [], []
     judge_clock = time.perf_counter()
     with progress_bar("leaderboard", total=len(games) * len(columns), batches=len(games) * len(columns),
@@ -266,8 +305,7 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
             attacks = _Attacks(attack, reference, game(reference.domain, reference.n, seed), grid)
             chains.append(attacks)
             for metric in columns:
-                attacked = metric if metric in DIFFERENTIABLE_METRICS else TRANSFER_SOURCE.get(metric,
-                                                                                               DEFAULT_TRANSFER_SOURCE)
+                attacked = metric if metric in white_box else TRANSFER_SOURCE.get(metric, DEFAULT_TRANSFER_SOURCE)
                 if relation(game.degrades, METRIC_SCOPES[metric]) == OUT_OF_SCOPE:
                     entries.append(_not_applicable(metric, game.name, attacked, reference))
                 else:

@@ -164,3 +164,34 @@ def test_a_plugin_metric_without_a_direction_stays_out_of_the_matrix(forget_plug
         return {"rows": np.int64(len(inputs.fake))}
 
     assert "size-only" in registry.METRICS and "size-only" not in registry.COLUMNS
+
+
+def test_a_differentiable_plugin_is_attacked_white_box_on_the_leaderboard(forget_plugins):
+    """A plug-in that computes in torch is attacked through its own function: its loss at ε = 0 is its matrix
+    value, and the attack lowers it; one that is not differentiable is judged by transfer from the FID attack."""
+    import torch
+
+    from isgame.probes.leaderboard import robustness_leaderboard
+    from isgame.scoring.domains import digits_domain
+
+    @isgame.register_metric("mean-gap", higher_is_better=False, scope=("fidelity",), headline=("value",),
+                            differentiable=True)
+    def mean_gap(inputs):
+        gap = inputs.fake.mean(0) - inputs.real.mean(0)
+        return {"value": (gap * gap).sum()}
+
+    @isgame.register_metric("max-gap", higher_is_better=False, scope=("fidelity",), headline=("value",))
+    def max_gap(inputs):
+        return {"value": float(np.abs(np.asarray(inputs.fake).mean(0) - inputs.real.mean(0)).max())}
+
+    result = robustness_leaderboard(digits_domain(), n=60, metrics=["mean-gap", "max-gap", "FID"],
+                                    sources=["honest KDE"], epsilons=[0, 4 / 255, 16 / 255], steps=3,
+                                    bisection_steps=0)
+    entries = {entry.metric: entry for entry in result.entries}
+    assert entries["mean-gap"].attack == "white-box" and entries["max-gap"].attack == "transfer from FID"
+    losses = entries["mean-gap"].attack_losses
+    assert losses[0] == pytest.approx(entries["mean-gap"].grid[0].value, rel=1e-6) and losses[-1] < losses[0]
+    assert all(later <= earlier for earlier, later in zip(losses, losses[1:]))
+    assert torch.is_tensor(mean_gap(registry.MetricInputs(real=torch.zeros(2, 3, dtype=torch.float64),
+                                                          fake=torch.ones(2, 3, dtype=torch.float64), train=None,
+                                                          real_statistics=None))["value"])
