@@ -24,6 +24,7 @@ from isgame.app.figures import figure_layout, save_display, use_file_backend
 from isgame.app.outputs import prepare_out_dir
 from isgame.app.probe_commands import PROBE_NAMES, ProbeReport, run_matrix, run_probe
 from isgame.app.report_html import render_report_html
+from isgame.app.robustness_command import RobustnessReport, run_robustness
 from isgame.scoring.domains import AUTO, Domain, load_domain
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.notes import Note
@@ -50,6 +51,10 @@ AUDIT_FAST_SAMPLES = 200
 AUDIT_FAST_BOOTSTRAP = defaults.AUDIT_FAST_DRAWS
 #: the fast profile's bounded sweep: L∞ only, the norm the literature reports (the full audit adds L2)
 AUDIT_FAST_NORMS = ("linf",)
+#: the leaderboard's reduced size in the audit: images per set, PGD steps per ε, its L∞ grid (/255), bisection steps
+#: (``isgame robustness`` itself: 200 images, 10 steps, 0..32/255 in 7 points, 3 bisection steps)
+AUDIT_LEADERBOARD_SAMPLES, AUDIT_LEADERBOARD_STEPS = 100, 5
+AUDIT_LEADERBOARD_GRID_255, AUDIT_LEADERBOARD_BISECTION = (0, 2, 8, 32), 1
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class AuditReport:
     seconds: float
     section_seconds: dict[str, float]
     figures: dict[str, str] = field(default_factory=dict)
+    #: the leaderboard at the audit's reduced size (None when the attacks were skipped)
+    robustness: RobustnessReport | None = None
     #: per figure, its smallest text in CSS px at the width report.html shows it (None: no text, an image grid)
     figures_min_text_px: dict[str, float | None] = field(default_factory=dict)
     domain: dict[str, object] = field(default_factory=dict)
@@ -127,6 +134,7 @@ class AuditReport:
             "toy": self.toy.to_dict(),
             "probes": {name: probe.to_dict() for name, probe in self.probes.items()},
             "matrix": self.matrix.to_dict(),
+            "robustness": None if self.robustness is None else self.robustness.to_dict(),
             "figures": self.figures,
             "figures_min_text_px": self.figures_min_text_px,
             "domain": self.domain,
@@ -261,7 +269,7 @@ def audit(*, out: Path | None = None, outputs_root: Path = Path("outputs"), clas
     report = AuditReport(
         out_dir=folder, classifier=domain.classifier.describe(), seed=seed, scores=results["scores"],
         inflate=results.get("inflate"), bounded=results.get("bounded"), toy=results["toy"], probes=probes,
-        matrix=results["matrix"],
+        matrix=results["matrix"], robustness=results.get("robustness"),
         seconds=time.perf_counter() - started, section_seconds=timings, figures=figures,
         figures_min_text_px={key: figure_layout(folder / name)["min_text_px"] for key, name in figures.items()},
         domain=domain.describe(), settings={"n": n, "steps": steps, "attack": attack, "fast": fast,
@@ -330,6 +338,15 @@ def _sections(domain: Domain, folder: Path, *, seed: int, n: int | None, steps: 
     matrix_n = None if n is None else min(n, domain.real.shape[0], domain.train.shape[0])
     sections["matrix"] = lambda results: run_matrix(domain=domain, out_dir=folder, seed=seed, n=matrix_n, steps=steps,
                                                     games=games, **matrix_options)
+    if attack:
+        auxiliary = {role: matrix_options[role] for role in ("second_classifier", "robust_classifier")
+                     if role in matrix_options}
+        sections["robustness"] = lambda results: run_robustness(
+            domain=domain, out_dir=folder, seed=seed, progress=False,
+            n=min(AUDIT_LEADERBOARD_SAMPLES, domain.real.shape[0], n or AUDIT_LEADERBOARD_SAMPLES),
+            steps=AUDIT_LEADERBOARD_STEPS if steps is None else min(steps, AUDIT_LEADERBOARD_STEPS),
+            epsilons=[e / 255 for e in AUDIT_LEADERBOARD_GRID_255], bisection_steps=AUDIT_LEADERBOARD_BISECTION,
+            alpha=matrix_options.get("alpha", defaults.ALPHA), **auxiliary)
     return sections
 
 
@@ -340,6 +357,8 @@ def _figures(results: dict, probes: dict[str, ProbeReport]) -> dict[str, str]:
         figures.update({f"bounded_{k}": v for k, v in results["bounded"].files.items()})
     figures.update({f"toy_{k}": v for k, v in results["toy"].files.items()})
     figures.update({f"matrix_{k}": v for k, v in results["matrix"].files.items()})
+    if "robustness" in results:
+        figures["robustness_figure"] = results["robustness"].files["figure"]
     for name, probe in probes.items():
         figures.update({f"{name}_{k}": v for k, v in probe.files.items()})
     return figures

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import math
 from pathlib import Path
 
 STYLE = """
@@ -96,7 +97,7 @@ def _noun(report: dict) -> str:
 
 
 #: the report's sections, in order: the id each is linked by from the answer card, and its title there
-SECTION_LINKS = {"matrix": "robustness matrix", "scores": "scores", "inflate": "inflating noise",
+SECTION_LINKS = {"matrix": "robustness matrix", "leaderboard": "ε to fool each metric", "scores": "scores", "inflate": "inflating noise",
                  "bounded": "ε-bounded attacks", "perturbations": "what the attack changes", "toy": "1-D example",
                  "memorisation": "memorisation", "noise": "noise baselines", "sensitivity": "sensitivity",
                  "domain-mismatch": "domain mismatch"}
@@ -164,10 +165,54 @@ def _answer_card(report: dict) -> str:
                  f"{r['percent_above_held_out']:+.1f}%</span> against held-out ones ({r['train_is']:.3f} against "
                  f"{r['held_out_is']:.3f}).")
     links = " ".join(f"<a href='#{anchor}'>{html.escape(title)}</a>" for anchor, title in SECTION_LINKS.items()
-                     if anchor not in ("inflate", "bounded", "perturbations") or report.get("inflate") is not None)
+                     if anchor not in ("inflate", "bounded", "perturbations", "leaderboard")
+                     or report.get("inflate") is not None)
     return ("<section class='card' id='answer'><h2>How easily the Inception Score is gamed here</h2>"
             f"<ul>{''.join(f'<li>{item}</li>' for item in items)}</ul>{_metrics_verdict(report.get('matrix'))}"
+            f"{_leaderboard_line(report.get('robustness'))}"
             f"<nav>Sections: {links}</nav></section>")
+
+
+def _leaderboard_line(board: dict | None) -> str:
+    """The leaderboard in one line: per metric attacked white-box, the ε that fools it on honest KDE samples."""
+    if not board:
+        return ""
+    source = board["sources"][0]
+    entries = [e for e in board["entries"] if e["source"] == source and e["attack"] == "white-box"
+               and e["status"] != "not applicable"]
+    ranked = sorted(entries, key=lambda e: math.inf if e["epsilon_to_fool"] is None else e["epsilon_to_fool"])
+    return (f"<p><b>ε that fools each metric</b> (white-box attack on {html.escape(source)} samples, "
+            f"<a href='#leaderboard'>leaderboard</a>): "
+            + ", ".join(f"<span class='nowrap'>{html.escape(e['metric'])} {html.escape(e['epsilon_to_fool_label'])}"
+                        "</span>" for e in ranked) + ".</p>")
+
+
+def _leaderboard_section(report: dict, folder: Path) -> list[str]:
+    board = report.get("robustness")
+    if not board:
+        return []
+    grid = ", ".join(f"{e:.3g}" for e in board["epsilons_255"])
+    rows = [[e["metric"], e["source"], e["epsilon_to_fool_label"], e["attack"],
+             _number(e["value_clean"]), _number(e["value_at_max_epsilon"]), _number(e["held_out_real"])]
+            for e in [*board["entries"], *board["transfer"]] if e["status"] != "not applicable"]
+    return [
+        "<h2 id='leaderboard'>The ε that fools each metric</h2>",
+        f"<p>Each metric with a differentiable form is attacked white-box: L∞ PGD on its own loss ({board['n']} "
+        f"images per set, {board['steps_per_epsilon']} steps per ε, grid {html.escape(grid)} /255, each ε starting "
+        "from the previous ε's best set), on degraded images (honest KDE samples, uniform noise). At each ε the "
+        "matrix's one-sided test judges the attacked set against held-out real data; the ε to fool is the first "
+        f"whose set it no longer flags, refined by {board['bisection_steps']} bisection step(s). '&gt; ε_max' means "
+        "not fooled within the grid, not robust. The metrics without a loss are judged on the FID attack's images "
+        "(transfer); the FID attack is also judged on FID-b and the wavelet distance. A reduced run: "
+        "<code>isgame robustness</code> gives the full one.</p>",
+        _figure(folder, report["figures"]["robustness_figure"],
+                "each metric's value against ε, 0 = the unattacked degraded set, 1 = held-out real data"),
+        _table(["metric", "source", "ε to fool", "attack", "at ε = 0", "at ε max", "held-out real"], rows),
+    ]
+
+
+def _number(value) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.4g}"
 
 
 def _metrics_verdict(matrix: dict | None) -> str:
@@ -450,7 +495,7 @@ def _sensitivity_and_domain_sections(report: dict, folder: Path) -> list[str]:
     ]
 
 
-AUDIT_SECTIONS = (_matrix_section, _scores_section, _inflate_section, _bounded_section, _perturbation_section,
+AUDIT_SECTIONS = (_matrix_section, _leaderboard_section, _scores_section, _inflate_section, _bounded_section, _perturbation_section,
                   _toy_section,
                   _memorization_and_noise_sections, _sensitivity_and_domain_sections)
 

@@ -181,6 +181,16 @@ def test_audit_sections_tell_the_story(audit_run):
     # of classifying them in other batches.
     assert noise_rows["inflated noise"]["conditional_entropy_bits"] == approx_float32(
         report["inflate"]["final_conditional_entropy_bits"])
+    # The leaderboard at the audit's reduced size: every metric on both degraded sources, its figure and section.
+    from isgame.app.audit import AUDIT_LEADERBOARD_GRID_255, AUDIT_LEADERBOARD_SAMPLES
+
+    board = report["robustness"]
+    assert board["n"] == AUDIT_LEADERBOARD_SAMPLES and board["epsilons_255"] == pytest.approx(AUDIT_LEADERBOARD_GRID_255)
+    assert {(e["metric"], e["source"]) for e in board["entries"]} == {
+        (m, s) for m in board["metrics"] for s in ("honest KDE", "uniform noise")}
+    assert (out / report["figures"]["robustness_figure"]).stat().st_size > 0
+    page = (out / "report.html").read_text()
+    assert "id='leaderboard'" in page and "ε that fools each metric" in page
 
 
 def test_source_scores_display_draws_the_numbers():

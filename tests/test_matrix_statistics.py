@@ -318,3 +318,22 @@ def test_too_few_draws_leave_a_cell_undecided_not_missed():
     enough = robustness_matrix(digits_domain(), n=60, games=games, metrics=["FID"])
     assert enough.cells["uniform noise"]["FID"].verdict == "detected"
     assert enough.cells["class-sorted order"]["FID"].verdict in ("no_alarm", "false_alarm")
+
+
+def test_a_wavelet_draw_is_the_mean_packet_frechet_distance_of_its_rows():
+    """The wavelet column's draw (every packet in one stacked eigendecomposition) against the mean of
+    statistics_to_fid over the packets of the same rows, one packet at a time."""
+    from isgame.probes.matrix.measurements import measure_wavelet
+    from isgame.scoring.domains import digits_domain
+    from isgame.scoring.metrics.fid import features_to_statistics, statistics_to_fid
+    from isgame.scoring.metrics.wavelet_fd import packet_features
+
+    domain = digits_domain()
+    context = matrix_context(domain, n=120, seed=0, auxiliary={})
+    outputs = game_outputs(domain, domain.real[:120], {})
+    draw = measure_wavelet(context, outputs)["wavelet FD"].draw
+    rows = np.sort(np.random.default_rng(2).choice(120, 60, replace=False))
+    packets = packet_features(context.wavelet_images(domain.real[:120][torch.from_numpy(rows)]))
+    expected = np.mean([statistics_to_fid(context.wavelet_reference[p], features_to_statistics(packets[:, p]))
+                        for p in range(packets.shape[1])])
+    assert draw(rows) == pytest.approx(expected, rel=1e-9)
