@@ -715,19 +715,31 @@ def matrix(
 
     use_plugins(plugin)
     domain = domain_options.open(seed=seed, allow_stats=True)
+    folder = run_folder(out, "matrix")
     report = run_or_exit(lambda: run_matrix(
-        domain=domain, out_dir=run_folder(out, "matrix"), seed=seed, n=n, steps=steps, progress=not quiet,
+        domain=domain, out_dir=folder, seed=seed, n=n, steps=steps, progress=not quiet,
         games=None if not game else run_or_exit(lambda: select_games(game)),
         bootstrap=defaults.MATRIX_DRAWS if bootstrap is None else bootstrap, alpha=alpha, metrics=metric,
         second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
     # what the run itself decided about the domain (a clustered stored order, scored in a seeded order)
     print_notes([note for note in report.result.domain.get("notes", []) if note not in map(str, domain.notes)])
-    emit_json(report.to_dict(), json_out)
+    card = None
+    if len(report.result.metrics) == 1:  # one metric: its scorecard, with the ε that fools it
+        from isgame.app.scorecard import metric_scorecard
+
+        card = run_or_exit(lambda: metric_scorecard(
+            report, domain, out_dir=folder, seed=seed,
+            second_classifier=auxiliary_choice(second_classifier), robust_classifier=auxiliary_choice(robust_classifier)))
+    emit_json({**report.to_dict(), **({} if card is None else {"scorecard": card.to_dict()})}, json_out)
     console = console_for(json_out)
     console.print(matrix_table(report))
     console.print(matrix_confusion_table(report.result))
     for line in matrix_summary_lines(report.result):
         console.print(line)
+    if card is not None:
+        console.print(f"scorecard of {card.metric}: ε to fool " + ", ".join(
+            f"{source} {label}" for source, label in card.epsilon_to_fool().items())
+            + (f"; {card.files['page']} written" if card.files else ""))
 
 
 class LeaderboardSource(str, Enum):

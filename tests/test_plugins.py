@@ -195,3 +195,25 @@ def test_a_differentiable_plugin_is_attacked_white_box_on_the_leaderboard(forget
     assert torch.is_tensor(mean_gap(registry.MetricInputs(real=torch.zeros(2, 3, dtype=torch.float64),
                                                           fake=torch.ones(2, 3, dtype=torch.float64), train=None,
                                                           real_statistics=None))["value"])
+
+
+def test_one_metric_in_the_matrix_is_its_scorecard(forget_plugins, tmp_path, cli):
+    """isgame matrix --plugin FILE --metric NAME: the plug-in's column of verdicts, its ε to fool on each degraded
+    source, and scorecard.html; the JSON's scorecard matches the matrix's own cells."""
+    module = tmp_path / "my_metric.py"
+    module.write_text(PLUGIN_SOURCE)
+    result = cli("matrix", "--plugin", module, "--metric", "mean-shift", "--n", "80", "--game", "uniform noise",
+                 "--game", "class-sorted order", "--out", tmp_path / "m", "--json", "-", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)
+    card = payload["scorecard"]
+    assert card["metric"] == "mean-shift" and card["declaration"]["scope"] == ["fidelity"]
+    assert card["declaration"]["origin"] == "isgame_plugin_my_metric"
+    for game, verdict in card["verdicts"].items():
+        assert verdict["verdict"] == payload["cells"][game]["mean-shift"]["verdict"]
+    assert card["verdicts"]["uniform noise"]["verdict"] == "detected"
+    assert set(card["epsilon_to_fool"]) == {"honest KDE", "uniform noise"}
+    assert all(entry["attack"] == "transfer from FID" for entry in card["leaderboard"]["entries"])
+    page = (tmp_path / "m" / "scorecard.html").read_text()
+    assert "Scorecard: mean-shift" in page and "ε that fools it" in page
+    assert (tmp_path / "m" / card["files"]["leaderboard"]).stat().st_size > 0
