@@ -275,14 +275,13 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
         epsilons: the L∞ grid in [0, 1] pixel units (default {0, 1, 2, 4, 8, 16, 32}/255; 0 is always added).
         metrics: matrix columns (any spelling the matrix accepts; default every column the domain allows).
         sources: degraded games among :data:`LEADERBOARD_SOURCES` (default both).
-        steps: PGD steps per ε (None: :data:`LEADERBOARD_STEPS`); bisection_steps: midpoints between the last flagged and first missed grid ε.
+        steps: PGD steps per ε (None: :data:`LEADERBOARD_STEPS`).
+        bisection_steps: midpoints between the last flagged and the first missed grid ε.
         alpha, most_draws: the level of each set's test and its most half-sample draws (None:
             :func:`tolerant_draws`, 39 at 0.05).
         second_classifier, robust_classifier: as :func:`~isgame.probes.matrix.robustness_matrix` takes them.
         progress: a bar over the (source, metric) pairs on stderr.
     """
-    from isgame.scoring.runtime.progress import progress_bar
-
     clock = time.perf_counter()
     grid = check_grid(default_grid() if epsilons is None else list(epsilons))
     games = _sources(sources)
@@ -296,9 +295,29 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
     reference = matrix_reference(domain, n=n, seed=seed, metrics=metrics, alpha=alpha, most_draws=most_draws,
                                  second_classifier=second_classifier, robust_classifier=robust_classifier)
     seconds = {"reference": time.perf_counter() - clock}
+    columns = reference.columns
+    judge_clock = time.perf_counter()
+    entries, transfers, chains = _attack_and_judge(reference, games, grid, attack, seed=seed,
+                                                   bisection_steps=bisection_steps, progress=progress)
+    chain_seconds = sum(attacks.seconds for attacks in chains)
+    seconds["attacks_on_grid"] = chain_seconds
+    seconds["judging_and_bisection"] = time.perf_counter() - judge_clock - chain_seconds
+    seconds["total"] = time.perf_counter() - clock
+    return LeaderboardResult(entries=entries, transfers=transfers, epsilons=grid, sources=[g.name for g in games],
+                             metrics=columns, n=reference.n, seed=seed, steps=attack.steps, bisection_steps=bisection_steps,
+                             alpha=alpha, most_draws=reference.most_draws, domain=reference.domain.describe(),
+                             auxiliary={r: a.label for r, a in reference.context.auxiliary.items()},
+                             notes=list(reference.context.notes), seconds={k: round(v, 3) for k, v in seconds.items()})
+
+
+def _attack_and_judge(reference: MatrixReference, games: list[Game], grid: list[float], attack: MetricAttack, *,
+                      seed: int, bisection_steps: int, progress: bool) -> tuple[list, list, list]:
+    """Per source and metric, its entry (white-box, transfer or not applicable); the FID attack's transfers to
+    :data:`FID_TRANSFER_TARGETS`; and the attacks run, per source."""
+    from isgame.scoring.runtime.progress import progress_bar
+
     columns, white_box = reference.columns, white_box_metrics()
     entries, transfers, chains = [], [], []
-    judge_clock = time.perf_counter()
     with progress_bar("leaderboard", total=len(games) * len(columns), batches=len(games) * len(columns),
                       enabled=progress) as advance:
         for game in games:
@@ -315,15 +334,7 @@ def robustness_leaderboard(domain: Domain | ImageClassifier, *, n: int | None = 
                 transfers.extend(_entry(target, game, attacks.chain(DEFAULT_TRANSFER_SOURCE), grid, reference,
                                         bisection_steps) for target in FID_TRANSFER_TARGETS
                                  if target in columns and relation(game.degrades, METRIC_SCOPES[target]) != OUT_OF_SCOPE)
-    chain_seconds = sum(attacks.seconds for attacks in chains)
-    seconds["attacks_on_grid"] = chain_seconds
-    seconds["judging_and_bisection"] = time.perf_counter() - judge_clock - chain_seconds
-    seconds["total"] = time.perf_counter() - clock
-    return LeaderboardResult(entries=entries, transfers=transfers, epsilons=grid, sources=[g.name for g in games],
-                             metrics=columns, n=reference.n, seed=seed, steps=attack.steps, bisection_steps=bisection_steps,
-                             alpha=alpha, most_draws=reference.most_draws, domain=reference.domain.describe(),
-                             auxiliary={r: a.label for r, a in reference.context.auxiliary.items()},
-                             notes=list(reference.context.notes), seconds={k: round(v, 3) for k, v in seconds.items()})
+    return entries, transfers, chains
 
 
 def _key(name: str) -> str:

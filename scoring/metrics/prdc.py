@@ -8,7 +8,9 @@ its k-th nearest neighbour within its own set (itself excluded).
 * density: (1 / (k M)) sum over fake points of the number of real balls containing them (k = 5);
 * coverage: fraction of real points whose ball contains at least one fake point (k = 5).
 
-Inside means strictly closer than the radius (<), as in the ``prdc`` package of Naeem et al.
+Inside means strictly closer than the radius (<), as in the ``prdc`` package of Naeem et al. The two
+k are the papers' own: k = 3 is Kynkäänniemi et al.'s for precision and recall, k = 5 Naeem et al.'s for
+density and coverage; the ``prdc`` package computes all four with one ``nearest_k`` (5 in its README).
 """
 
 from __future__ import annotations
