@@ -203,6 +203,7 @@ def run_bounded(
     strategy: str = AUTO,
     baseline_steps: int | None = None,
     dialect: str = "openai",
+    cycling_norms: tuple[str, ...] | None = None,
 ) -> BoundedReport:
     """Raise the IS of real images inside each ε-ball, per norm (:func:`~isgame.attacks.ball_ascent.maximise_score`,
     ``strategy`` auto by default; the IS of ``dialect`` with ``splits`` splits, :class:`~isgame.attacks.score_protocol.
@@ -210,7 +211,8 @@ def run_bounded(
 
     The images are ``source``'s (first ``n``), else the domain's real images (first ``n``), else the held-out
     digits for a digits classifier. ``steps`` sets the strategies' steps per ε (default 10) and
-    ``baseline_steps`` the own-class baseline's and the cycling PGD's (default 20). ``out_dir`` None writes nothing.
+    ``baseline_steps`` the own-class baseline's and the cycling PGD's (default 20). The older cycling-target PGD is
+    run beside it for the norms of ``cycling_norms`` (None: every norm). ``out_dir`` None writes nothing.
     """
     if domain is not None and source is None:
         classifier, source = domain.classifier, domain.real_source
@@ -231,7 +233,8 @@ def run_bounded(
         budget["baseline_steps"] = baseline_steps
     protocol = ScoreProtocol(dialect, splits)
     sweeps = [maximise_score(classifier, images, norm=norm, epsilons=epsilons, strategy=strategy, protocol=protocol,
-                             seed=seed, **budget) for norm in norms]
+                             seed=seed, compare_cycling=cycling_norms is None or norm in cycling_norms, **budget)
+              for norm in norms]
     files = {}
     if out_dir is not None:
         folder = prepare_out_dir(out_dir)

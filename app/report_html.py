@@ -404,7 +404,7 @@ def _bounded_section(report: dict, folder: Path) -> list[str]:
              "<p>Each ε starts from the previous ε's best images and keeps, per split, the best iterate; auto takes "
              "per split the best of the strategies (own-class confidence, split-balanced targets, direct ascent of "
              "the IS) and of the own-class PGD a reviewer would write (20 steps of ε/4), so it never falls with ε "
-             "and never loses to that PGD. The older attack, PGD toward cycling targets i mod K, is shown beside it: "
+             "and never loses to that PGD. The older attack, PGD toward cycling targets i mod K, is shown beside it (L∞): "
              "half-moved images lose confidence and its IS falls.</p>",
              _figure(folder, figures["bounded_plot"],
                      "IS against ε per strategy, own-class and cycling PGD, ceilings")]
