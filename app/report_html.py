@@ -415,8 +415,10 @@ def _bounded_section(report: dict, folder: Path) -> list[str]:
                                f"{t['bracket'][1] * 255:.3g})") for name, t in sweep["thresholds"].items())
         ceiling = sweep["ceiling"]
         parts.append(f"<p><b>{sweep['norm']}</b>: clean IS {sweep['clean_score']:.4f}; {html.escape(thresholds)}. "
-                     f"Ceilings (exact): {ceiling['labels_kept']:.4f} with no label changing class, "
-                     f"{ceiling['labels_changed']:.4f} with labels changing.</p>")
+                     f"Closed forms: {ceiling['labels_kept']:.4f} with every image certain of its current class (the "
+                     "own-class push's limit, not a bound: predictions that keep their class but share mass can "
+                     f"score a little above it); {ceiling['labels_changed']:.4f}, the most any predictions can "
+                     "score, with labels changing.</p>")
         cycling = sweep.get("foolbox_cycling") or [None] * len(sweep["epsilons"])
         own_class = sweep.get("own_class_baseline") or [None] * len(sweep["epsilons"])
         parts.append(_table(["ε × 255", "IS", "won by", "own-class PGD", "cycling PGD", "exp(I)", "labels changed",

@@ -183,9 +183,9 @@ def bounded_table(report: BoundedReport) -> Table:
                           "-" if cyc is None else f"{cyc.is_mean:.4f}", f"{s.improved_is:.4f}",
                           f"{100 * s.labels_changed:.1f}%", f"{s.mean_l2_distance:.4f}")
         thresholds = "; ".join(f"+{name}% {_fmt_search(search)}" for name, search in sweep.thresholds.items())
-        captions.append(f"{sweep.norm}: clean IS {sweep.clean_score:.4f}; {thresholds}; ceiling "
-                        f"{sweep.ceiling.labels_kept:.4f} with no label changing class, "
-                        f"{sweep.ceiling.labels_changed:.4f} with labels changing")
+        captions.append(f"{sweep.norm}: clean IS {sweep.clean_score:.4f}; {thresholds}; "
+                        f"{sweep.ceiling.labels_kept:.4f} with every image certain of its current class, "
+                        f"{sweep.ceiling.labels_changed:.4f} at most with labels changing")
     table.caption = "\n".join(captions)
     return table
 
