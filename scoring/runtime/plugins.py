@@ -19,6 +19,7 @@ command); a module named on the command line that fails is an error.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -46,7 +47,9 @@ def load_plugin(spec: str) -> ModuleType:
             if not path.is_file():
                 raise InvalidInputError(f"{parameter('plugin')} {spec}: no such file; pass a .py file or a module "
                                         "name importable from the working folder")
-            name = f"isgame_plugin_{path.stem}"
+            # One module per file: two plug-ins both called metrics.py in other folders must not share a name.
+            digest = hashlib.sha1(str(path.resolve()).encode("utf-8")).hexdigest()[:8]
+            name = f"isgame_plugin_{path.stem}_{digest}"
             if name in sys.modules:
                 return sys.modules[name]
             module_spec = importlib.util.spec_from_file_location(name, path)
