@@ -10,8 +10,7 @@ game with the p-value and the reference, and its ε to fool on each degraded sou
 from __future__ import annotations
 
 import html
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from isgame import defaults
@@ -78,14 +77,14 @@ def metric_scorecard(matrix: ProbeReport, domain: Domain, *, out_dir: Path | Non
     use_file_backend()
     files = {"leaderboard": save_display(LeaderboardDisplay(board).plot(), folder / "scorecard_leaderboard.png"),
              "page": "scorecard.html"}
-    card = Scorecard(**{**vars(card), "files": files})
+    card = replace(card, files=files)
     write_text_atomic(folder / "scorecard.html", render_scorecard_html(card, folder))
     return card
 
 
 def render_scorecard_html(card: Scorecard, folder: Path) -> str:
     """The scorecard's page: the metric's claim, its verdict per game, its ε to fool, the leaderboard figure."""
-    from isgame.app.report_html import VERDICT_NAMES, _figure, _page, _table
+    from isgame.app.report_html import VERDICT_NAMES, _figure, _number, _page, _table
 
     d = card.declaration
     counts = card.confusion
@@ -112,6 +111,3 @@ def render_scorecard_html(card: Scorecard, folder: Path) -> str:
     ]
     return _page(f"isgame scorecard: {card.metric}", parts)
 
-
-def _number(value) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:.4g}"

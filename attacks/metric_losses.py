@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from isgame.scoring.classifiers.base import ImageClassifier
-from isgame.scoring.metrics.fid import clip_round_off
+from isgame.scoring.metrics.fid import symmetric_root
 from isgame.scoring.metrics.sliced_wasserstein import quantile_grid
 
 #: images -> scalar tensor to lower
@@ -47,8 +47,7 @@ def _round_off_root(eigenvalues: torch.Tensor) -> torch.Tensor:
 
 def _symmetric_root(covariance: np.ndarray) -> torch.Tensor:
     """C^{1/2} (D, D) float64 of a PSD covariance, its round-off eigenvalues set to 0 (as the metric's route)."""
-    values, vectors = np.linalg.eigh(covariance)
-    return torch.from_numpy((vectors * np.sqrt(clip_round_off(values, values.shape[0]))) @ vectors.T)
+    return torch.from_numpy(symmetric_root(covariance))
 
 
 def frechet_loss(features_of: Callable[[torch.Tensor], torch.Tensor], mean: np.ndarray,

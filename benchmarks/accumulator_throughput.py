@@ -10,7 +10,7 @@ across N shows that memory does not grow with N.
 
     python benchmarks/accumulator_throughput.py [--quick] [--sizes 10000 100000 1000000] [--dir DIR]
 
-Targets (issue 16): >= 150,000 rows/s without the standard error, >= 60,000 with it.
+Targets: >= 150,000 rows/s without the standard error, >= 60,000 with it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ autocast emulates it and runs about 5x slower than fp32, the slowest children of
 
     python benchmarks/image_scoring_throughput.py [--quick] [--n 128] [--size 256]
 
-Targets (issue 16): isgame fp32 >= 1.4x the images/s of torch-fidelity and of torchmetrics, peak RSS no
+Targets: isgame fp32 >= 1.4x the images/s of torch-fidelity and of torchmetrics, peak RSS no
 higher than either; bf16 >= 2.5x the fp32 reference's images/s.
 """
 

@@ -30,7 +30,7 @@ __all__ = ["DIGITS_FID_TERMS", "FLOAT32_SCORE_REL", "approx_float32", "assert_on
 #: at the top class, 21 at most), so ~6e-7 absolute at worst, of varying sign from row to row. log-softmax passes a
 #: logit's absolute error on to log p unamplified; the entropies (dH = -sum dp log p) then move by about as much
 #: relative, and log IS, their difference (a few nats) averaged over the rows, by about as much absolute: ~1e-6
-#: relative on IS. Measured on this machine's AVX-512: 1e-10 to 2e-7. A wrong merge moves a score by ~1/N: leaving out
+#: relative on IS. A wrong merge moves a score by ~1/N: leaving out
 #: one of the 540 held-out digits moves IS by 1e-4 (one split) to 1e-3 (five splits) in the median row, 5e-6 at least;
 #: double counting a shard moves it by far more.
 FLOAT32_SCORE_REL = 1e-6

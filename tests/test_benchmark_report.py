@@ -1,4 +1,4 @@
-"""The benchmark section of docs/benchmarks.md is generated from run_all's JSON, never typed by hand (issue 16).
+"""The benchmark section of docs/benchmarks.md is generated from run_all's JSON, never typed by hand.
 
 ``benchmarks/readme_results.json`` is the saved output of the ``run_all --quick`` run the page quotes; the
 section between the markers must be exactly what ``run_all.benchmark_section`` makes of it, so a hand edit of either

@@ -13,7 +13,7 @@ compared with.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -453,7 +453,22 @@ GAME_REGISTRY: dict[str, Game] = {game.name: game for game in (
 )}
 #: a game by name, callable as ``GAMES[name](domain, n, seed, steps=...)``
 GAMES: dict[str, Game] = dict(GAME_REGISTRY)
-GAME_FAMILIES: dict[str, str] = {name: game.family for name, game in GAME_REGISTRY.items()}
+
+
+class _GameFamilies(Mapping):
+    """Each registered game's family, read from :data:`GAMES` (a plug-in game joins it when it registers)."""
+
+    def __getitem__(self, name: str) -> str:
+        return GAMES[name].family
+
+    def __iter__(self):
+        return iter(list(GAMES))
+
+    def __len__(self) -> int:
+        return len(GAMES)
+
+
+GAME_FAMILIES: Mapping[str, str] = _GameFamilies()
 REFERENCE_GAME = "held-out real"
 #: the games whose samples are held-out real images, or images made one by one from them: they contain the held-out
 #: half that FLD scores on, so their FLD is not measured (the matrix says so in a note)
@@ -486,7 +501,6 @@ def register_game(name: str, play: Callable[..., torch.Tensor] | None = None, *,
         game = Game(name=name, play=function, family=family, degrades=tuple(degrades), held_out=held_out,
                     attack=attack, description=description or f"plug-in game from {function.__module__}")
         GAMES[name] = game
-        GAME_FAMILIES[name] = family
         return function
 
     return add if play is None else add(play)

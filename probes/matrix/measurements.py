@@ -55,6 +55,7 @@ from isgame.scoring.metrics.fid import (
     clipped_eigenvalues,
     features_to_statistics,
     statistics_to_fid,
+    symmetric_root,
 )
 from isgame.scoring.metrics.fld import (
     FldNormalisation,
@@ -204,12 +205,9 @@ class MatrixContext:
         """The packets' reference means (P, F), covariance traces (P,) and symmetric covariance roots (P, F, F),
         for the wavelet distance's draws."""
         statistics = self.wavelet_reference
-        roots = []
-        for packet in statistics:
-            values, vectors = np.linalg.eigh(packet.covariance)
-            roots.append((vectors * np.sqrt(clip_round_off(values, values.shape[0]))) @ vectors.T)
         return (np.stack([packet.mean for packet in statistics]),
-                np.array([np.trace(packet.covariance) for packet in statistics]), np.stack(roots))
+                np.array([np.trace(packet.covariance) for packet in statistics]),
+                np.stack([symmetric_root(packet.covariance) for packet in statistics]))
 
     @staticmethod
     def wavelet_images(images: torch.Tensor) -> np.ndarray:

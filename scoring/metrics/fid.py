@@ -103,10 +103,16 @@ def clipped_eigenvalues(matrix: np.ndarray) -> np.ndarray:
     return clip_round_off(np.linalg.eigvalsh((matrix + matrix.T) / 2), matrix.shape[0])
 
 
+def symmetric_root(covariance: np.ndarray) -> np.ndarray:
+    """S^{1/2} (D, D) of a symmetric PSD ``covariance`` by eigh, its round-off eigenvalues set to 0
+    (:func:`clip_round_off`)."""
+    values, vectors = np.linalg.eigh(covariance)
+    return (vectors * np.sqrt(clip_round_off(values, values.shape[0]))) @ vectors.T
+
+
 def trace_sqrt_product(covariance_1: np.ndarray, covariance_2: np.ndarray) -> float:
     """tr((S_1 S_2)^{1/2}) for PSD S_1, S_2 (D, D), by the symmetric eigenvalue route."""
-    values, vectors = np.linalg.eigh(covariance_1)
-    root = (vectors * np.sqrt(clip_round_off(values, values.shape[0]))) @ vectors.T
+    root = symmetric_root(covariance_1)
     middle = root @ covariance_2 @ root
     return float(np.sqrt(clipped_eigenvalues(middle)).sum())
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from isgame.scoring.errors import InvalidInputError, parameter
 from isgame.scoring.metrics.feature_arrays import as_feature_array, check_same_width
-from isgame.scoring.metrics.fid import FeatureStatistics, clip_round_off, features_to_statistics, statistics_to_fid
+from isgame.scoring.metrics.fid import FeatureStatistics, features_to_statistics, statistics_to_fid, symmetric_root
 from isgame.scoring.results import FieldsAsDict
 
 POINTS = 15
@@ -89,8 +89,7 @@ def with_covariance_root(reference: FeatureStatistics) -> FeatureStatistics:
     has them: every FID at every point then takes the exact root-rows route without another D x D eigh."""
     if reference.root_rows is not None:
         return reference
-    eigenvalues, vectors = np.linalg.eigh(reference.covariance)
-    return replace(reference, root_rows=(vectors * np.sqrt(clip_round_off(eigenvalues, eigenvalues.shape[0]))) @ vectors.T)
+    return replace(reference, root_rows=symmetric_root(reference.covariance))
 
 
 def fid_infinity(real: object, fake: object, *, sizes: tuple[int, ...] | None = None,
